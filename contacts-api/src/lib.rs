@@ -1,0 +1,372 @@
+//! The one table of HighLevel Contacts API (v2, `Version: 2021-07-28`) operations.
+//!
+//! Everything that needs to know an operation's method, path, scope or success status reads it
+//! from [`OPERATIONS`]: the plugin's client builds requests from it, the mock routes requests
+//! through [`match_path`] over it, and the catalog lists it. A test checks it one for one
+//! against the official spec (`../shared/reference/ghl/contacts.openapi.json`).
+
+/// The `Version` header every Contacts operation requires.
+pub const API_VERSION_HEADER: &str = "2021-07-28";
+/// HighLevel's production API origin.
+pub const DEFAULT_API_BASE: &str = "https://services.leadconnectorhq.com";
+
+/// OAuth scopes of the Contacts API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    ContactsReadonly,
+    ContactsWrite,
+}
+
+impl Scope {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Scope::ContactsReadonly => "contacts.readonly",
+            Scope::ContactsWrite => "contacts.write",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "contacts.readonly" => Some(Scope::ContactsReadonly),
+            "contacts.write" => Some(Scope::ContactsWrite),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Method {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Method> {
+        match s.to_ascii_uppercase().as_str() {
+            "GET" => Some(Method::Get),
+            "POST" => Some(Method::Post),
+            "PUT" => Some(Method::Put),
+            "DELETE" => Some(Method::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// One operation of the Contacts API, as the official spec declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operation {
+    /// The spec's `operationId`.
+    pub id: &'static str,
+    pub method: Method,
+    /// Path template with `{param}` segments, exactly as in the spec.
+    pub path: &'static str,
+    /// The scope the spec's `security` block names. The two bulk operations declare none in
+    /// the spec; they write, so the plugin asks for `contacts.write` (see `scope_declared_in_spec`).
+    pub scope: Scope,
+    /// False for the two bulk operations whose spec entry has no `security` block.
+    pub scope_declared_in_spec: bool,
+    /// The success status the spec declares.
+    pub success_status: u16,
+    /// Whether the spec declares a JSON request body (DELETE included: tags, followers, workflow).
+    pub has_body: bool,
+    pub summary: &'static str,
+    pub deprecated: bool,
+}
+
+macro_rules! op {
+    ($id:literal, $m:ident, $path:literal, $scope:ident, $ok:literal, $body:literal, $summary:literal) => {
+        Operation {
+            id: $id,
+            method: Method::$m,
+            path: $path,
+            scope: Scope::$scope,
+            scope_declared_in_spec: true,
+            success_status: $ok,
+            has_body: $body,
+            summary: $summary,
+            deprecated: false,
+        }
+    };
+}
+
+/// All 32 operations of the spec.
+pub const OPERATIONS: &[Operation] = &[
+    op!("search-contacts-advanced", Post, "/contacts/search", ContactsReadonly, 200, true, "Search Contacts"),
+    op!("get-duplicate-contact", Get, "/contacts/search/duplicate", ContactsReadonly, 200, false, "Get Duplicate Contact"),
+    op!("get-all-tasks", Get, "/contacts/{contactId}/tasks", ContactsReadonly, 200, false, "Get all Tasks"),
+    op!("create-task", Post, "/contacts/{contactId}/tasks", ContactsWrite, 201, true, "Create Task"),
+    op!("get-task", Get, "/contacts/{contactId}/tasks/{taskId}", ContactsReadonly, 200, false, "Get Task"),
+    op!("update-task", Put, "/contacts/{contactId}/tasks/{taskId}", ContactsWrite, 200, true, "Update Task"),
+    op!("delete-task", Delete, "/contacts/{contactId}/tasks/{taskId}", ContactsWrite, 200, false, "Delete Task"),
+    op!("update-task-completed", Put, "/contacts/{contactId}/tasks/{taskId}/completed", ContactsWrite, 200, true, "Update Task Completed"),
+    op!("get-appointments-for-contact", Get, "/contacts/{contactId}/appointments", ContactsReadonly, 200, false, "Get Appointments for Contact"),
+    op!("add-tags", Post, "/contacts/{contactId}/tags", ContactsWrite, 201, true, "Add Tags"),
+    op!("remove-tags", Delete, "/contacts/{contactId}/tags", ContactsWrite, 200, true, "Remove Tags"),
+    op!("get-all-notes", Get, "/contacts/{contactId}/notes", ContactsReadonly, 200, false, "Get All Notes"),
+    op!("create-note", Post, "/contacts/{contactId}/notes", ContactsWrite, 201, true, "Create Note"),
+    op!("get-note", Get, "/contacts/{contactId}/notes/{id}", ContactsReadonly, 200, false, "Get Note"),
+    op!("update-note", Put, "/contacts/{contactId}/notes/{id}", ContactsWrite, 200, true, "Update Note"),
+    op!("delete-note", Delete, "/contacts/{contactId}/notes/{id}", ContactsWrite, 200, false, "Delete Note"),
+    Operation {
+        scope_declared_in_spec: false,
+        ..op!("create-association", Post, "/contacts/bulk/tags/update/{type}", ContactsWrite, 201, true, "Update Contacts Tags")
+    },
+    Operation {
+        scope_declared_in_spec: false,
+        ..op!("add-remove-contact-from-business", Post, "/contacts/bulk/business", ContactsWrite, 200, true, "Add/Remove Contacts From Business")
+    },
+    op!("get-contact", Get, "/contacts/{contactId}", ContactsReadonly, 200, false, "Get Contact"),
+    op!("update-contact", Put, "/contacts/{contactId}", ContactsWrite, 200, true, "Update Contact"),
+    op!("delete-contact", Delete, "/contacts/{contactId}", ContactsWrite, 200, false, "Delete Contact"),
+    op!("upsert-contact", Post, "/contacts/upsert", ContactsWrite, 200, true, "Upsert Contact"),
+    op!("get-contacts-by-businessId", Get, "/contacts/business/{businessId}", ContactsReadonly, 200, false, "Get Contacts By BusinessId"),
+    op!("add-followers-contact", Post, "/contacts/{contactId}/followers", ContactsWrite, 201, true, "Add Followers"),
+    op!("remove-followers-contact", Delete, "/contacts/{contactId}/followers", ContactsWrite, 200, true, "Remove Followers"),
+    op!("add-contact-to-campaign", Post, "/contacts/{contactId}/campaigns/{campaignId}", ContactsWrite, 201, true, "Add Contact to Campaign"),
+    op!("remove-contact-from-campaign", Delete, "/contacts/{contactId}/campaigns/{campaignId}", ContactsWrite, 200, false, "Remove Contact From Campaign"),
+    op!("remove-contact-from-every-campaign", Delete, "/contacts/{contactId}/campaigns/removeAll", ContactsWrite, 200, false, "Remove Contact From Every Campaign"),
+    op!("add-contact-to-workflow", Post, "/contacts/{contactId}/workflow/{workflowId}", ContactsWrite, 200, true, "Add Contact to Workflow"),
+    op!("delete-contact-from-workflow", Delete, "/contacts/{contactId}/workflow/{workflowId}", ContactsWrite, 200, true, "Delete Contact from Workflow"),
+    op!("create-contact", Post, "/contacts/", ContactsWrite, 201, true, "Create Contact"),
+    Operation {
+        deprecated: true,
+        ..op!("get-contacts", Get, "/contacts/", ContactsReadonly, 200, false, "Get Contacts")
+    },
+];
+
+/// Looks an operation up by its `operationId`.
+pub fn operation(id: &str) -> Option<&'static Operation> {
+    OPERATIONS.iter().find(|op| op.id == id)
+}
+
+/// Like [`operation`], for ids the caller writes as literals: a typo is a bug, not input.
+pub fn op(id: &str) -> &'static Operation {
+    operation(id).unwrap_or_else(|| panic!("no Contacts operation with id {id:?}"))
+}
+
+impl Operation {
+    /// Names of the `{param}` segments of the path, in order.
+    pub fn path_params(&self) -> impl Iterator<Item = &'static str> {
+        self.path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+    }
+
+    /// Fills the path template. `value` is asked for each `{param}`; the values are
+    /// percent-encoded as path segments. Returns the name of the first missing parameter.
+    pub fn render_path<'a>(&self, mut value: impl FnMut(&str) -> Option<&'a str>) -> Result<String, &'static str> {
+        let mut out = String::with_capacity(self.path.len() + 24);
+        for (i, seg) in self.path.split('/').enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => {
+                    let name: &'static str = self.path_params().find(|p| *p == name).unwrap_or("?");
+                    let v = value(name).filter(|v| !v.is_empty()).ok_or(name)?;
+                    out.push_str(&percent_encode(v));
+                }
+                None => out.push_str(seg),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The result of routing a request path through the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched {
+    pub operation: &'static Operation,
+    /// `(param, value)` pairs, percent-decoded.
+    pub params: Vec<(&'static str, String)>,
+}
+
+/// Routes `method path` (path without query) to an operation of the table. Literal segments
+/// win over `{param}` segments, so `/contacts/search/duplicate` is never read as a contact id.
+/// A trailing slash is not significant (`/contacts` and `/contacts/` are the same operation).
+pub fn match_path(method: Method, path: &str) -> Option<Matched> {
+    let want: Vec<&str> = trim_slash(path).split('/').collect();
+    let mut best: Option<(usize, Matched)> = None;
+    for op in OPERATIONS.iter().filter(|op| op.method == method) {
+        let tmpl: Vec<&str> = trim_slash(op.path).split('/').collect();
+        if tmpl.len() != want.len() {
+            continue;
+        }
+        let mut literals = 0;
+        let mut params = Vec::new();
+        let fits = tmpl.iter().zip(&want).all(|(t, w)| {
+            match t.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) if !w.is_empty() => {
+                    let name: &'static str = op.path_params().find(|p| *p == name).unwrap_or("?");
+                    params.push((name, percent_decode(w)));
+                    true
+                }
+                Some(_) => false,
+                None => {
+                    literals += 1;
+                    t == w
+                }
+            }
+        });
+        if fits && best.as_ref().is_none_or(|(score, _)| literals > *score) {
+            best = Some((literals, Matched { operation: op, params }));
+        }
+    }
+    best.map(|(_, m)| m)
+}
+
+fn trim_slash(path: &str) -> &str {
+    let p = path.strip_suffix('/').unwrap_or(path);
+    if p.is_empty() {
+        "/"
+    } else {
+        p
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters. Used for path segments and
+/// query values alike, so `+` in a phone number always travels as `%2B` (HighLevel reads a
+/// literal `+` in a query string as a space).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` escapes; `+` is kept as is (it is a plus in a path, see [`decode_query_value`]).
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Decodes one query-string value the way HighLevel's server does: `+` means space.
+pub fn decode_query_value(s: &str) -> String {
+    percent_decode(&s.replace('+', " "))
+}
+
+/// Builds `?k=v&…` with every value percent-encoded; empty when there are no pairs.
+pub fn query_string<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::new();
+    for (k, v) in pairs {
+        out.push(if out.is_empty() { '?' } else { '&' });
+        out.push_str(&percent_encode(k));
+        out.push('=');
+        out.push_str(&percent_encode(v));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_segments_win_over_params() {
+        let m = match_path(Method::Get, "/contacts/search/duplicate").unwrap();
+        assert_eq!(m.operation.id, "get-duplicate-contact");
+        let m = match_path(Method::Delete, "/contacts/abc/campaigns/removeAll").unwrap();
+        assert_eq!(m.operation.id, "remove-contact-from-every-campaign");
+        let m = match_path(Method::Delete, "/contacts/abc/campaigns/c1").unwrap();
+        assert_eq!(m.operation.id, "remove-contact-from-campaign");
+        assert_eq!(m.params, vec![("contactId", "abc".to_string()), ("campaignId", "c1".to_string())]);
+    }
+
+    #[test]
+    fn trailing_slash_is_not_significant() {
+        assert_eq!(match_path(Method::Post, "/contacts").unwrap().operation.id, "create-contact");
+        assert_eq!(match_path(Method::Post, "/contacts/").unwrap().operation.id, "create-contact");
+        assert_eq!(match_path(Method::Get, "/contacts/x1/").unwrap().operation.id, "get-contact");
+        assert!(match_path(Method::Put, "/contacts/").is_none());
+    }
+
+    #[test]
+    fn render_path_encodes_and_reports_missing_params() {
+        let op = op("update-note");
+        let p = op.render_path(|n| match n {
+            "contactId" => Some("c 1"),
+            "id" => Some("n/2"),
+            _ => None,
+        });
+        assert_eq!(p.unwrap(), "/contacts/c%201/notes/n%2F2");
+        assert_eq!(op.render_path(|_| None), Err("contactId"));
+    }
+
+    #[test]
+    fn plus_travels_as_percent_2b() {
+        assert_eq!(query_string([("number", "+13125550187")]), "?number=%2B13125550187");
+        assert_eq!(decode_query_value("%2B1312"), "+1312");
+        assert_eq!(decode_query_value("+1312"), " 1312");
+    }
+
+    /// The table and the official spec agree one for one: ids, methods, paths, scopes, success
+    /// statuses and whether a body is declared.
+    #[test]
+    fn table_matches_the_official_spec() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/ghl/contacts.openapi.json");
+        let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("../shared beside the clone")).unwrap();
+        let mut from_spec = Vec::new();
+        for (p, ops) in spec["paths"].as_object().unwrap() {
+            for (m, o) in ops.as_object().unwrap() {
+                let scope = o["security"][0]["bearer"][0].as_str().map(str::to_string);
+                let ok: Vec<u16> = o["responses"].as_object().unwrap().keys().filter(|c| c.starts_with('2')).map(|c| c.parse().unwrap()).collect();
+                from_spec.push((
+                    o["operationId"].as_str().unwrap().to_string(),
+                    m.to_uppercase(),
+                    p.clone(),
+                    scope,
+                    ok[0],
+                    o.get("requestBody").is_some(),
+                    o["deprecated"].as_bool().unwrap_or(false),
+                ));
+            }
+        }
+        from_spec.sort();
+        let mut ours: Vec<_> = OPERATIONS
+            .iter()
+            .map(|o| {
+                (
+                    o.id.to_string(),
+                    o.method.as_str().to_string(),
+                    o.path.to_string(),
+                    o.scope_declared_in_spec.then(|| o.scope.as_str().to_string()),
+                    o.success_status,
+                    o.has_body,
+                    o.deprecated,
+                )
+            })
+            .collect();
+        ours.sort();
+        assert_eq!(ours, from_spec);
+        assert_eq!(OPERATIONS.len(), 32);
+    }
+}

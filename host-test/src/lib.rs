@@ -1,0 +1,24 @@
+//! The reference host of the Dialpad ⇄ HighLevel sync plugin: the wasmtime engine, outbound
+//! policy, key-value store, settings, the mock Contacts API and the CLI's building blocks.
+//! The host never interprets Dialpad or HighLevel payloads; the plugin does.
+
+pub mod bindings {
+    //! Host-side bindings of the plugin's world (`wit/sync.wit`, world `plugin-core`).
+    //! `wasi:config` is served by `wasmtime-wasi-config`; `wasi:keyvalue` by [`crate::keyvalue`].
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "plugin-core",
+        imports: { default: trappable },
+        with: { "wasi:keyvalue/store.bucket": crate::keyvalue::BucketHandle },
+    });
+}
+
+pub mod engine;
+pub mod keyvalue;
+pub mod mock;
+pub mod outbound;
+pub mod report;
+pub mod settings;
+
+/// Path of the plugin component that `build.rs` built from `plugin/`.
+pub const PLUGIN_WASM: &str = env!("PLUGIN_WASM");

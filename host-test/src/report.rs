@@ -1,0 +1,118 @@
+//! What the CLI prints: one JSON line per event for machines, a readable summary for people.
+//! Both come from the plugin's typed results; the host adds only the event's source name.
+
+use crate::bindings::dialpad_ghl::sync::types as wit;
+use serde_json::{json, Value};
+
+pub fn kind_name(kind: wit::EventKind) -> &'static str {
+    match kind {
+        wit::EventKind::Call => "call",
+        wit::EventKind::Contact => "contact",
+        wit::EventKind::Sms => "sms",
+        wit::EventKind::AgentStatus => "agent-status",
+    }
+}
+
+/// `("synced" | "unchanged" | "skipped", reason)`.
+pub fn outcome_name(outcome: &wit::Outcome) -> (&'static str, Option<&str>) {
+    match outcome {
+        wit::Outcome::Synced => ("synced", None),
+        wit::Outcome::Unchanged => ("unchanged", None),
+        wit::Outcome::Skipped(reason) => ("skipped", Some(reason)),
+    }
+}
+
+/// The error as `{type, message, …}`.
+pub fn error_json(error: &wit::SyncError) -> Value {
+    match error {
+        wit::SyncError::InvalidSignature(m) => json!({"type": "invalid-signature", "message": m}),
+        wit::SyncError::MalformedEvent(m) => json!({"type": "malformed-event", "message": m}),
+        wit::SyncError::BadConfig(problems) => json!({
+            "type": "bad-config",
+            "message": problems.iter().map(|p| format!("{}: {}", if p.path.is_empty() { "/" } else { &p.path }, p.message)).collect::<Vec<_>>().join("; "),
+            "problems": problems.iter().map(|p| json!({"path": p.path, "message": p.message})).collect::<Vec<_>>(),
+        }),
+        wit::SyncError::MissingScope(scopes) => json!({"type": "missing-scope", "message": format!("missing scope: {}", scopes.join(", ")), "scopes": scopes}),
+        wit::SyncError::RateLimited(r) => json!({"type": "rate-limited", "message": format!("rate limited on {}", r.operation_id), "operation_id": r.operation_id, "retry_after_ms": r.retry_after_ms}),
+        wit::SyncError::Upstream(u) => json!({
+            "type": "upstream",
+            "message": format!("{} {} {} answered {}: {}", u.operation_id, u.method, u.path, u.status, u.message),
+            "operation_id": u.operation_id, "method": u.method, "path": u.path, "status": u.status, "body": u.body,
+        }),
+        wit::SyncError::Transport(m) => json!({"type": "transport", "message": m}),
+        wit::SyncError::Storage(m) => json!({"type": "storage", "message": m}),
+    }
+}
+
+pub fn error_message(error: &wit::SyncError) -> String {
+    error_json(error)["message"].as_str().unwrap_or_default().to_string()
+}
+
+/// One JSON line for a handled event.
+pub fn report_line(source: &str, result: &Result<wit::Report, wit::SyncError>) -> Value {
+    match result {
+        Ok(r) => {
+            let (outcome, reason) = outcome_name(&r.outcome);
+            json!({
+                "event": source,
+                "kind": kind_name(r.kind),
+                "event_key": r.event_key,
+                "outcome": outcome,
+                "reason": reason,
+                "summary": r.summary,
+                "contact_id": r.contact_id,
+                "note_id": r.note_id,
+                "operations": r.operations.iter().map(|o| json!({
+                    "operation_id": o.operation_id, "method": o.method, "path": o.path, "status": o.status, "attempts": o.attempts,
+                })).collect::<Vec<_>>(),
+            })
+        }
+        Err(e) => json!({"event": source, "outcome": "failed", "error": error_json(e)}),
+    }
+}
+
+/// One JSON line for a dry run.
+pub fn plan_line(source: &str, result: &Result<wit::EventPlan, wit::SyncError>) -> Value {
+    match result {
+        Ok(p) => {
+            let (outcome, reason) = outcome_name(&p.outcome);
+            json!({
+                "event": source,
+                "dry_run": true,
+                "kind": kind_name(p.kind),
+                "event_key": p.event_key,
+                "outcome": outcome,
+                "reason": reason,
+                "summary": p.summary,
+                "plan": p.operations.iter().map(|o| json!({
+                    "operation_id": o.operation_id, "method": o.method, "path": o.path,
+                    "body": o.body.as_deref().and_then(|b| serde_json::from_str::<Value>(b).ok()),
+                    "condition": o.condition,
+                })).collect::<Vec<_>>(),
+            })
+        }
+        Err(e) => json!({"event": source, "dry_run": true, "outcome": "failed", "error": error_json(e)}),
+    }
+}
+
+/// A line a person reads: `✓ call_inbound_hangup… synced: inbound call from … (3 requests)`.
+pub fn human_line(source: &str, result: &Result<wit::Report, wit::SyncError>) -> String {
+    match result {
+        Ok(r) => {
+            let (outcome, reason) = outcome_name(&r.outcome);
+            let requests: Vec<String> = r
+                .operations
+                .iter()
+                .map(|o| format!("{} {}", o.operation_id, o.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into())))
+                .collect();
+            let detail = reason.map(str::to_string).unwrap_or_else(|| r.summary.clone());
+            let mark = if outcome == "skipped" { "·" } else { "✓" };
+            if requests.is_empty() {
+                format!("{mark} {source}: {outcome}: {detail}")
+            } else {
+                format!("{mark} {source}: {outcome}: {detail} [{}]", requests.join(", "))
+            }
+        }
+        Err(e) => format!("✗ {source}: failed: {}", error_message(e)),
+    }
+}

@@ -1,0 +1,189 @@
+//! The WIT edge: adapts the exported interfaces to the plain-Rust core, and the core's store
+//! and transport to `wasi:keyvalue` and `wasi:http` (through waki). Nothing else here.
+
+wit_bindgen::generate!({
+    world: "plugin-core",
+    path: "../wit",
+    generate_all,
+});
+
+use crate::config::{Config, CONFIG_KEY};
+use crate::error as core;
+use crate::execute::{HttpRequest, HttpResponse, Transport};
+use crate::sync::{self, Store};
+use dialpad_ghl::sync::types as wit;
+use exports::dialpad_ghl::sync::{meta, triggers};
+use std::time::Duration;
+use wasi::keyvalue::store as kv;
+
+struct Component;
+
+impl meta::Guest for Component {
+    fn plugin_version() -> String {
+        crate::PLUGIN_VERSION.to_string()
+    }
+
+    fn api_version() -> String {
+        crate::API_VERSION.to_string()
+    }
+
+    fn config_schema() -> String {
+        crate::config::json_schema().to_string()
+    }
+}
+
+impl triggers::Guest for Component {
+    fn handle(body: Vec<u8>) -> Result<wit::Report, wit::SyncError> {
+        let config = load_config()?;
+        let mut store = Bucket::open()?;
+        sync::handle_body(&body, &config, &mut store, &mut WakiTransport).map(report).map_err(error)
+    }
+
+    fn plan(body: Vec<u8>) -> Result<wit::EventPlan, wit::SyncError> {
+        let config = load_config()?;
+        let mut store = Bucket::open()?;
+        sync::plan_body(&body, &config, &mut store).map(plan).map_err(error)
+    }
+}
+
+export!(Component);
+
+fn load_config() -> Result<Config, wit::SyncError> {
+    let bad = |message: String| wit::SyncError::BadConfig(vec![wit::ConfigProblem { path: String::new(), message }]);
+    match wasi::config::store::get(CONFIG_KEY) {
+        Ok(Some(text)) => Config::from_json(&text).map_err(error),
+        Ok(None) => Err(bad(format!("wasi:config has no {CONFIG_KEY:?} key: the configuration JSON goes there"))),
+        Err(wasi::config::store::Error::Upstream(m) | wasi::config::store::Error::Io(m)) => Err(bad(format!("wasi:config failed: {m}"))),
+    }
+}
+
+/// The key-value bucket `""`, the only identifier every host accepts.
+struct Bucket(kv::Bucket);
+
+impl Bucket {
+    fn open() -> Result<Bucket, wit::SyncError> {
+        kv::open("").map(Bucket).map_err(|e| wit::SyncError::Storage(kv_error(e)))
+    }
+}
+
+fn kv_error(e: kv::Error) -> String {
+    match e {
+        kv::Error::NoSuchStore => "no such store".into(),
+        kv::Error::AccessDenied => "access denied".into(),
+        kv::Error::Other(m) => m,
+    }
+}
+
+impl Store for Bucket {
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.0.get(key).map_err(kv_error)
+    }
+
+    fn set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
+        self.0.set(key, value).map_err(kv_error)
+    }
+}
+
+struct WakiTransport;
+
+impl Transport for WakiTransport {
+    fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, String> {
+        let method = match request.method {
+            contacts_api::Method::Get => waki::Method::Get,
+            contacts_api::Method::Post => waki::Method::Post,
+            contacts_api::Method::Put => waki::Method::Put,
+            contacts_api::Method::Delete => waki::Method::Delete,
+        };
+        let mut builder = waki::Client::new()
+            .request(method, &request.url)
+            .headers(request.headers.iter().map(|(k, v)| (*k, v.as_str())))
+            .connect_timeout(Duration::from_secs(10));
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
+        }
+        let response = builder.send().map_err(|e| e.to_string())?;
+        let status = response.status_code();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+            .collect();
+        let body = response.body().map_err(|e| e.to_string())?;
+        Ok(HttpResponse { status, headers, body })
+    }
+
+    fn sleep_ms(&mut self, ms: u64) {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+}
+
+fn kind(k: core::EventKind) -> wit::EventKind {
+    match k {
+        core::EventKind::Call => wit::EventKind::Call,
+        core::EventKind::Contact => wit::EventKind::Contact,
+        core::EventKind::Sms => wit::EventKind::Sms,
+        core::EventKind::AgentStatus => wit::EventKind::AgentStatus,
+    }
+}
+
+fn outcome(o: core::Outcome) -> wit::Outcome {
+    match o {
+        core::Outcome::Synced => wit::Outcome::Synced,
+        core::Outcome::Unchanged => wit::Outcome::Unchanged,
+        core::Outcome::Skipped(reason) => wit::Outcome::Skipped(reason),
+    }
+}
+
+fn report(r: core::Report) -> wit::Report {
+    wit::Report {
+        kind: kind(r.kind),
+        event_key: r.event_key,
+        outcome: outcome(r.outcome),
+        summary: r.summary,
+        contact_id: r.contact_id,
+        note_id: r.note_id,
+        operations: r
+            .operations
+            .into_iter()
+            .map(|o| wit::ExecutedOperation { operation_id: o.operation_id, method: o.method, path: o.path, status: o.status, attempts: o.attempts })
+            .collect(),
+    }
+}
+
+fn plan(p: core::PlanView) -> wit::EventPlan {
+    wit::EventPlan {
+        kind: kind(p.kind),
+        event_key: p.event_key,
+        outcome: outcome(p.outcome),
+        summary: p.summary,
+        operations: p
+            .operations
+            .into_iter()
+            .map(|o| wit::PlannedOperation { operation_id: o.operation_id, method: o.method, path: o.path, body: o.body, condition: o.condition })
+            .collect(),
+    }
+}
+
+fn error(e: core::SyncError) -> wit::SyncError {
+    match e {
+        core::SyncError::InvalidSignature(m) => wit::SyncError::InvalidSignature(m),
+        core::SyncError::MalformedEvent(m) => wit::SyncError::MalformedEvent(m),
+        core::SyncError::BadConfig(problems) => wit::SyncError::BadConfig(
+            problems.into_iter().map(|p| wit::ConfigProblem { path: p.path, message: p.message }).collect(),
+        ),
+        core::SyncError::MissingScope(s) => wit::SyncError::MissingScope(s),
+        core::SyncError::RateLimited { operation_id, retry_after_ms } => {
+            wit::SyncError::RateLimited(wit::RateLimited { operation_id, retry_after_ms })
+        }
+        core::SyncError::Upstream(u) => wit::SyncError::Upstream(wit::UpstreamFailure {
+            operation_id: u.operation_id,
+            method: u.method,
+            path: u.path,
+            status: u.status,
+            message: u.message,
+            body: u.body,
+        }),
+        core::SyncError::Transport(m) => wit::SyncError::Transport(m),
+        core::SyncError::Storage(m) => wit::SyncError::Storage(m),
+    }
+}

@@ -1,0 +1,121 @@
+//! The plugin's typed errors and report, mirrored one to one by the WIT `types` interface.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigProblem {
+    /// JSON pointer to the offending value, e.g. `/scopes/1`.
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UpstreamFailure {
+    pub operation_id: String,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub message: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "error", content = "detail", rename_all = "kebab-case")]
+pub enum SyncError {
+    InvalidSignature(String),
+    MalformedEvent(String),
+    BadConfig(Vec<ConfigProblem>),
+    MissingScope(Vec<String>),
+    RateLimited { operation_id: String, retry_after_ms: Option<u64> },
+    Upstream(UpstreamFailure),
+    Transport(String),
+    Storage(String),
+}
+
+impl SyncError {
+    pub fn malformed(msg: impl Into<String>) -> Self {
+        SyncError::MalformedEvent(msg.into())
+    }
+}
+
+impl std::fmt::Display for SyncError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncError::InvalidSignature(m) => write!(f, "invalid signature: {m}"),
+            SyncError::MalformedEvent(m) => write!(f, "malformed event: {m}"),
+            SyncError::BadConfig(problems) => {
+                write!(f, "bad config:")?;
+                for p in problems {
+                    write!(f, " {}: {};", p.path, p.message)?;
+                }
+                Ok(())
+            }
+            SyncError::MissingScope(s) => write!(f, "missing scope: {}", s.join(", ")),
+            SyncError::RateLimited { operation_id, retry_after_ms } => {
+                write!(f, "rate limited on {operation_id}")?;
+                if let Some(ms) = retry_after_ms {
+                    write!(f, " (retry after {ms} ms)")?;
+                }
+                Ok(())
+            }
+            SyncError::Upstream(u) => write!(f, "{} {} {} → {}: {}", u.operation_id, u.method, u.path, u.status, u.message),
+            SyncError::Transport(m) => write!(f, "transport: {m}"),
+            SyncError::Storage(m) => write!(f, "storage: {m}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    Call,
+    Contact,
+    Sms,
+    AgentStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", content = "reason", rename_all = "kebab-case")]
+pub enum Outcome {
+    Synced,
+    Unchanged,
+    Skipped(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedOperation {
+    pub operation_id: String,
+    pub method: String,
+    pub path: String,
+    pub body: Option<String>,
+    pub condition: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanView {
+    pub kind: EventKind,
+    pub event_key: String,
+    pub outcome: Outcome,
+    pub summary: String,
+    pub operations: Vec<PlannedOperation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExecutedOperation {
+    pub operation_id: String,
+    pub method: String,
+    pub path: String,
+    pub status: Option<u16>,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub kind: EventKind,
+    pub event_key: String,
+    pub outcome: Outcome,
+    pub summary: String,
+    pub contact_id: Option<String>,
+    pub note_id: Option<String>,
+    pub operations: Vec<ExecutedOperation>,
+}

@@ -1,0 +1,279 @@
+//! The executor: runs a plan's steps over HTTP. The only place that talks to the API.
+//!
+//! Every request carries `Version: 2021-07-28` and JSON; `Authorization: Bearer` only when the
+//! configuration holds a token (otherwise the host injects it). 429 is retried with backoff
+//! that honours `Retry-After` and the `X-RateLimit-*` window; 5xx and "no answer" are retried
+//! for idempotent methods only, since a retried POST whose first attempt did land would write
+//! twice. Other 4xx are reported with the API's message and not retried.
+
+use crate::config::Config;
+use crate::error::{ExecutedOperation, SyncError, UpstreamFailure};
+use crate::plan::{Capture, Plan, Ref, Step, When};
+use contacts_api::Method;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Outbound HTTP as the executor needs it. In the component this is `wasi:http` through waki;
+/// in unit tests, a scripted fake.
+pub trait Transport {
+    /// Sends one request. `Err` means no answer came (refused, timed out, reset).
+    fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, String>;
+    /// Waits before a retry.
+    fn sleep_ms(&mut self, ms: u64);
+}
+
+/// What running a plan found and did, also when it stopped on an error, so the caller can
+/// record what was learned (a contact created before a failure must not be created again).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Execution {
+    pub operations: Vec<ExecutedOperation>,
+    pub contact_id: Option<String>,
+    pub note_id: Option<String>,
+    pub error: Option<SyncError>,
+}
+
+const BACKOFF_BASE_MS: u64 = 250;
+const BACKOFF_CAP_MS: u64 = 8_000;
+const UPSTREAM_BODY_LIMIT: usize = 2048;
+
+/// Runs the plan's steps in order, resolving ids as it goes.
+pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> Execution {
+    let mut run = Execution::default();
+    // Whether the contact existed before this event (for `When::ContactExisted`).
+    let mut contact_existed = false;
+    for step in &plan.steps {
+        if let Some(Ref::Known(id)) = &step.contact {
+            run.contact_id.get_or_insert_with(|| id.clone());
+            contact_existed = true;
+        }
+        let runs = match step.when {
+            When::Always => true,
+            When::NoContactFound => run.contact_id.is_none(),
+            When::ContactExisted => contact_existed,
+            When::NoNoteFound => run.note_id.is_none(),
+            When::NoteFound => run.note_id.is_some(),
+        };
+        if !runs {
+            continue;
+        }
+        let path = match render(step, &run) {
+            Ok(p) => p,
+            Err(param) => {
+                run.error = Some(SyncError::malformed(format!("{} needs {{{param}}}, which no earlier step resolved", step.operation.id)));
+                return run;
+            }
+        };
+        match send_with_retries(step, &path, config, transport) {
+            Ok((response, attempts)) => {
+                run.operations.push(executed(step, &path, Some(response.status), attempts));
+                let json: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+                match &step.capture {
+                    Capture::Nothing => {}
+                    Capture::Contact => {
+                        run.contact_id = str_at(&json, &["contact", "id"]);
+                        contact_existed = run.contact_id.is_some();
+                    }
+                    Capture::CreatedContact => {
+                        run.contact_id = str_at(&json, &["contact", "id"]).or_else(|| str_at(&json, &["meta", "contactId"]));
+                        contact_existed = response.status == 400;
+                    }
+                    Capture::Note => run.note_id = str_at(&json, &["note", "id"]).or(run.note_id.take()),
+                    Capture::NoteWithMarker(marker) => {
+                        run.note_id = json["notes"].as_array().and_then(|notes| {
+                            notes
+                                .iter()
+                                .find(|n| n["body"].as_str().is_some_and(|b| b.lines().any(|l| l.trim() == marker)))
+                                .and_then(|n| n["id"].as_str().map(str::to_string))
+                        })
+                    }
+                }
+                let id_missing = match step.capture {
+                    Capture::CreatedContact => run.contact_id.is_none(),
+                    Capture::Note => run.note_id.is_none(),
+                    _ => false,
+                };
+                if id_missing {
+                    run.error = Some(SyncError::Upstream(failure(step, &path, &response, "response carries no id")));
+                    return run;
+                }
+            }
+            Err((error, status, attempts)) => {
+                run.operations.push(executed(step, &path, status, attempts));
+                run.error = Some(error);
+                return run;
+            }
+        }
+    }
+    run
+}
+
+fn render(step: &Step, run: &Execution) -> Result<String, &'static str> {
+    let resolve = |r: &Option<Ref>, resolved: &Option<String>| -> Option<String> {
+        match r {
+            Some(Ref::Known(id)) => Some(id.clone()),
+            Some(Ref::Resolved) => resolved.clone(),
+            None => None,
+        }
+    };
+    let contact = resolve(&step.contact, &run.contact_id);
+    let note = resolve(&step.note, &run.note_id);
+    let mut path = step.operation.render_path(|name| match name {
+        "contactId" => contact.as_deref(),
+        "id" => note.as_deref(),
+        _ => None,
+    })?;
+    path.push_str(&contacts_api::query_string(step.query.iter().map(|(k, v)| (*k, v.as_str()))));
+    Ok(path)
+}
+
+fn executed(step: &Step, path: &str, status: Option<u16>, attempts: u32) -> ExecutedOperation {
+    ExecutedOperation {
+        operation_id: step.operation.id.to_string(),
+        method: step.operation.method.as_str().to_string(),
+        path: path.to_string(),
+        status,
+        attempts,
+    }
+}
+
+/// Sends one step, retrying what may be retried. `Ok` carries a success status, or the
+/// duplicate refusal that `create-contact` turns into the existing contact's id.
+fn send_with_retries(
+    step: &Step,
+    path: &str,
+    config: &Config,
+    transport: &mut dyn Transport,
+) -> Result<(HttpResponse, u32), (SyncError, Option<u16>, u32)> {
+    let request = build_request(step, path, config);
+    let idempotent = step.operation.method != Method::Post;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let last = attempt >= config.max_attempts;
+        match transport.send(&request) {
+            Err(reason) => {
+                if last || !idempotent {
+                    return Err((SyncError::Transport(format!("{} {path}: {reason}", step.operation.id)), None, attempt));
+                }
+                transport.sleep_ms(backoff_ms(attempt, None));
+            }
+            Ok(response) if (200..300).contains(&response.status) => return Ok((response, attempt)),
+            Ok(response) if response.status == 400 && step.capture == Capture::CreatedContact && duplicate_of(&response).is_some() => {
+                return Ok((response, attempt))
+            }
+            Ok(response) if response.status == 429 => {
+                let wait = retry_after_ms(&response);
+                if last {
+                    return Err((
+                        SyncError::RateLimited { operation_id: step.operation.id.to_string(), retry_after_ms: wait },
+                        Some(429),
+                        attempt,
+                    ));
+                }
+                transport.sleep_ms(backoff_ms(attempt, wait));
+            }
+            Ok(response) if response.status >= 500 && idempotent && !last => {
+                transport.sleep_ms(backoff_ms(attempt, retry_after_ms(&response)));
+            }
+            Ok(response) => {
+                let status = response.status;
+                return Err((SyncError::Upstream(failure(step, path, &response, "")), Some(status), attempt));
+            }
+        }
+    }
+}
+
+fn build_request(step: &Step, path: &str, config: &Config) -> HttpRequest {
+    let mut headers = vec![
+        ("Accept", "application/json".to_string()),
+        ("Version", contacts_api::API_VERSION_HEADER.to_string()),
+    ];
+    if let Some(token) = &config.token {
+        headers.push(("Authorization", format!("Bearer {token}")));
+    }
+    let body = step.body.as_ref().map(|b| {
+        headers.push(("Content-Type", "application/json".to_string()));
+        b.to_string().into_bytes()
+    });
+    HttpRequest { method: step.operation.method, url: format!("{}{path}", config.api_base), headers, body }
+}
+
+/// The existing contact's id in a "does not allow duplicated contacts" refusal.
+fn duplicate_of(response: &HttpResponse) -> Option<String> {
+    let json: Value = serde_json::from_slice(&response.body).ok()?;
+    str_at(&json, &["meta", "contactId"])
+}
+
+/// How long the API asked us to wait: `Retry-After` (seconds), else the rest of the
+/// `X-RateLimit-Interval-Milliseconds` window when `X-RateLimit-Remaining` is 0.
+fn retry_after_ms(response: &HttpResponse) -> Option<u64> {
+    if let Some(secs) = response.header("retry-after").and_then(|v| v.trim().parse::<f64>().ok()) {
+        return Some((secs.max(0.0) * 1000.0) as u64);
+    }
+    let remaining = response.header("x-ratelimit-remaining").and_then(|v| v.trim().parse::<u64>().ok());
+    let interval = response.header("x-ratelimit-interval-milliseconds").and_then(|v| v.trim().parse::<u64>().ok());
+    match (remaining, interval) {
+        (Some(0), Some(ms)) => Some(ms),
+        _ => None,
+    }
+}
+
+/// Exponential from 250 ms, capped at 8 s; what the API asked for wins (capped at a minute).
+fn backoff_ms(attempt: u32, asked: Option<u64>) -> u64 {
+    let exponential = BACKOFF_BASE_MS.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(BACKOFF_CAP_MS);
+    asked.map(|ms| ms.min(60_000)).unwrap_or(exponential)
+}
+
+fn failure(step: &Step, path: &str, response: &HttpResponse, note: &str) -> UpstreamFailure {
+    let json: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+    // HighLevel's `message` is a string on 400/401 and a list of strings on 422.
+    let mut message = match &json["message"] {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; "),
+        _ => String::new(),
+    };
+    if !note.is_empty() {
+        message = if message.is_empty() { note.to_string() } else { format!("{message} ({note})") };
+    }
+    let text = String::from_utf8_lossy(&response.body);
+    let mut cut = text.len().min(UPSTREAM_BODY_LIMIT);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    UpstreamFailure {
+        operation_id: step.operation.id.to_string(),
+        method: step.operation.method.as_str().to_string(),
+        path: path.to_string(),
+        status: response.status,
+        message,
+        body: text[..cut].to_string(),
+    }
+}
+
+fn str_at(json: &Value, path: &[&str]) -> Option<String> {
+    let mut v = json;
+    for key in path {
+        v = v.get(key)?;
+    }
+    v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+}
