@@ -9,6 +9,7 @@ pub mod bindings {
         path: "../wit",
         world: "plugin-core",
         imports: { default: trappable },
+        additional_derives: [PartialEq],
         with: { "wasi:keyvalue/store.bucket": crate::keyvalue::BucketHandle },
     });
 }

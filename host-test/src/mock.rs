@@ -20,7 +20,7 @@ use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use axum::extract::{Request, State};
@@ -992,35 +992,9 @@ fn body_rules(doc: &Value, reference: &str) -> BodyRules {
 // Time
 // ------------------------------------------------------------------------------------------------
 
-fn now_iso8601() -> String {
-    iso8601(SystemTime::now())
-}
-
 /// `2026-03-10T15:04:05.123Z`, the format of the real API's `dateAdded`/`dateUpdated`.
-/// Hand-written so the mock needs no date crate.
-fn iso8601(time: SystemTime) -> String {
-    let millis: i64 = match time.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_millis().try_into().unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
-    };
-    let (days, ms) = (millis.div_euclid(86_400_000), millis.rem_euclid(86_400_000));
-    let (year, month, day) = civil_from_days(days);
-    let (hour, minute, second, milli) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z")
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard Hinnant's algorithm.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+fn now_iso8601() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1494,21 +1468,5 @@ mod tests {
         assert!(spec().rules(contacts_api::op("get-contact")).body.is_none());
         assert_eq!(spec().rules(contacts_api::op("get-duplicate-contact")).required_query, ["locationId"]);
         assert_eq!(spec().unauthorized().body["message"], "Invalid token: access token is invalid");
-    }
-
-    #[test]
-    fn iso8601_formats_civil_dates() {
-        let at = |ms: i64| {
-            let t = if ms >= 0 {
-                UNIX_EPOCH + Duration::from_millis(ms as u64)
-            } else {
-                UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
-            };
-            iso8601(t)
-        };
-        assert_eq!(at(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(at(1_773_155_045_123), "2026-03-10T15:04:05.123Z");
-        assert_eq!(at(951_868_799_999), "2000-02-29T23:59:59.999Z");
-        assert_eq!(at(-1000), "1969-12-31T23:59:59.000Z");
     }
 }

@@ -152,6 +152,80 @@ impl CallActivity {
     }
 }
 
+impl CallActivity {
+    /// Reads back a note that [`CallActivity::note_body`] wrote, so that a host without the
+    /// plugin's records (a stateless store) can still merge a late event into the note without
+    /// losing what earlier events put there. `None` when the text is not such a note.
+    pub fn from_note_body(body: &str) -> Option<CallActivity> {
+        let (rest, marker) = body.rsplit_once('\n')?;
+        let call_id = marker.strip_prefix("Dialpad call ID: ")?.trim().to_string();
+        let rest = rest.strip_suffix('\n').unwrap_or(rest);
+        let (header, sections) = match rest.split_once("\n\n") {
+            Some((h, s)) => (h, s),
+            None => (rest, ""),
+        };
+        let mut lines = header.lines();
+        let (direction, result) = lines.next()?.strip_prefix("Dialpad call: ")?.split_once(", ")?;
+        let mut a = CallActivity {
+            call_id,
+            direction: match direction {
+                "inbound" => Some(Direction::Inbound),
+                "outbound" => Some(Direction::Outbound),
+                _ => None,
+            },
+            result: match result {
+                "completed" => CallResult::Completed,
+                "missed" => CallResult::Missed,
+                "voicemail" => CallResult::Voicemail,
+                _ => CallResult::Ended,
+            },
+            ..CallActivity::default()
+        };
+        for line in lines {
+            let (key, value) = line.split_once(": ")?;
+            match key {
+                "From" | "To" => a.external_phone = value.to_string(),
+                "When" => a.started_ms = time::parse_utc_minutes(value),
+                "Duration" => a.talk_ms = time::parse_duration(value),
+                "Agent" => match value.strip_suffix('>').and_then(|v| v.rsplit_once(" <")) {
+                    Some((name, email)) => (a.agent_name, a.agent_email) = (Some(name.into()), Some(email.into())),
+                    None if value.contains('@') && !value.contains(' ') => a.agent_email = Some(value.into()),
+                    None => a.agent_name = Some(value.into()),
+                },
+                "Labels" => a.labels = value.split(", ").map(str::to_string).collect(),
+                "Recording" => a.recording_urls.push(value.to_string()),
+                "Voicemail" => a.voicemail_link = Some(value.to_string()),
+                "Call review" => a.review_link = Some(value.to_string()),
+                _ => return None,
+            }
+        }
+        let (transcript, recap) = match sections.rsplit_once("Dialpad Ai recap:\n") {
+            Some((before, recap)) if before.is_empty() || before.ends_with("\n\n") => (before.strip_suffix("\n\n").unwrap_or(before), Some(recap)),
+            _ => (sections, None),
+        };
+        if let Some(t) = transcript.strip_prefix("Transcript:\n") {
+            a.transcript = Some(t.to_string());
+        } else if !transcript.is_empty() {
+            return None;
+        }
+        if let Some(recap) = recap {
+            let mut recap_lines: Vec<&str> = recap.lines().collect();
+            while let Some(item) = recap_lines.last().and_then(|l| l.strip_prefix("- ")) {
+                a.recap_action_items.insert(0, item.to_string());
+                recap_lines.pop();
+            }
+            if let Some(outcome) = recap_lines.last().and_then(|l| l.strip_prefix("Outcome: ")) {
+                a.recap_outcome = Some(outcome.to_string());
+                recap_lines.pop();
+            }
+            if !recap_lines.is_empty() {
+                a.recap_summary = Some(recap_lines.join("\n"));
+            }
+        }
+        Some(a)
+    }
+}
+
 /// The line that identifies a call's note.
 pub fn note_marker(call_id: &str) -> String {
     format!("Dialpad call ID: {call_id}")
@@ -185,5 +259,63 @@ impl CallResult {
         } else {
             self
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialpad::{self, Event};
+    use crate::phone;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/dialpad/");
+
+    fn merged(names: &[&str]) -> CallActivity {
+        let mut a = CallActivity::default();
+        for name in names {
+            let body = std::fs::read(format!("{FIXTURES}{name}")).unwrap();
+            let Event::Call(call) = dialpad::parse(&body, phone::region("US").unwrap()).unwrap() else { panic!() };
+            a.merge(&call);
+        }
+        a
+    }
+
+    #[test]
+    fn a_note_reads_back_as_the_activity_it_shows() {
+        for names in [
+            &["call_inbound_hangup_completed.json", "call_recap_summary.json"][..],
+            &["call_outbound_hangup_recorded.json"],
+            &["call_inbound_missed.json"],
+            &["call_voicemail_uploaded.json", "call_voicemail_transcription.json"],
+        ] {
+            let activity = merged(names);
+            let parsed = CallActivity::from_note_body(&activity.note_body()).expect("reads back");
+            assert_eq!(parsed.note_body(), activity.note_body(), "{names:?}");
+            // Times read back at the precision the note shows them: minutes, and seconds.
+            let shown = CallActivity {
+                last_event_ms: None,
+                started_ms: activity.started_ms.map(|ms| ms - ms.rem_euclid(60_000)),
+                talk_ms: activity.talk_ms.map(|ms| (ms + 500) / 1000 * 1000),
+                ..activity
+            };
+            assert_eq!(shown, parsed, "{names:?}");
+        }
+        let mut tricky = merged(&["call_inbound_hangup_completed.json"]);
+        tricky.transcript = Some("line one\n\nline three after a blank".into());
+        tricky.agent_name = None;
+        assert_eq!(CallActivity::from_note_body(&tricky.note_body()).unwrap().note_body(), tricky.note_body());
+        assert_eq!(CallActivity::from_note_body("a note a person wrote"), None);
+    }
+
+    #[test]
+    fn a_late_stale_event_only_fills_gaps() {
+        let mut a = merged(&["call_inbound_hangup_completed.json", "call_recap_summary.json"]);
+        let body = std::fs::read(format!("{FIXTURES}call_inbound_connected.json")).unwrap();
+        let Event::Call(connected) = dialpad::parse(&body, phone::region("US").unwrap()).unwrap() else { panic!() };
+        let before = a.clone();
+        a.merge(&connected);
+        assert_eq!(a.result, CallResult::Completed);
+        assert_eq!(a.talk_ms, before.talk_ms);
+        assert_eq!(a.recap_summary, before.recap_summary);
     }
 }

@@ -9,7 +9,7 @@ wit_bindgen::generate!({
 
 use crate::config::{Config, CONFIG_KEY};
 use crate::error as core;
-use crate::execute::{HttpRequest, HttpResponse, Transport};
+use crate::execute::{HttpRequest, HttpResponse, NoAnswer, Transport};
 use crate::sync::{self, Store};
 use dialpad_ghl::sync::types as wit;
 use exports::dialpad_ghl::sync::{meta, triggers};
@@ -87,7 +87,7 @@ impl Store for Bucket {
 struct WakiTransport;
 
 impl Transport for WakiTransport {
-    fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, String> {
+    fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, NoAnswer> {
         let method = match request.method {
             contacts_api::Method::Get => waki::Method::Get,
             contacts_api::Method::Post => waki::Method::Post,
@@ -101,14 +101,23 @@ impl Transport for WakiTransport {
         if let Some(body) = &request.body {
             builder = builder.body(body.clone());
         }
-        let response = builder.send().map_err(|e| e.to_string())?;
+        // waki reports the host's error code only as text (and hides it entirely for requests
+        // with a body, see ../shared/reference/notes/wasm-hosts.md §4).
+        let response = builder.send().map_err(|e| {
+            let text = e.to_string();
+            if text.contains("HttpRequestDenied") {
+                NoAnswer::Denied
+            } else {
+                NoAnswer::Failed(text)
+            }
+        })?;
         let status = response.status_code();
         let headers = response
             .headers()
             .iter()
             .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
             .collect();
-        let body = response.body().map_err(|e| e.to_string())?;
+        let body = response.body().map_err(|e| NoAnswer::Failed(e.to_string()))?;
         Ok(HttpResponse { status, headers, body })
     }
 

@@ -6,6 +6,7 @@
 //! for idempotent methods only, since a retried POST whose first attempt did land would write
 //! twice. Other 4xx are reported with the API's message and not retried.
 
+use crate::activity::CallActivity;
 use crate::config::Config;
 use crate::error::{ExecutedOperation, SyncError, UpstreamFailure};
 use crate::plan::{Capture, Plan, Ref, Step, When};
@@ -33,11 +34,20 @@ impl HttpResponse {
     }
 }
 
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// The host's outbound policy refused it: retrying cannot help.
+    Denied,
+    /// Refused connection, reset, timeout: a retry may get through.
+    Failed(String),
+}
+
 /// Outbound HTTP as the executor needs it. In the component this is `wasi:http` through waki;
 /// in unit tests, a scripted fake.
 pub trait Transport {
-    /// Sends one request. `Err` means no answer came (refused, timed out, reset).
-    fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, String>;
+    /// Sends one request. `Err` means no answer came.
+    fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, NoAnswer>;
     /// Waits before a retry.
     fn sleep_ms(&mut self, ms: u64);
 }
@@ -50,6 +60,10 @@ pub struct Execution {
     pub contact_id: Option<String>,
     pub note_id: Option<String>,
     pub error: Option<SyncError>,
+    /// The call's activity as written, when it was merged into a note found by its marker.
+    pub merged_activity: Option<CallActivity>,
+    /// Body of the call's note found by a marker search.
+    found_note_body: Option<String>,
 }
 
 const BACKOFF_BASE_MS: u64 = 250;
@@ -66,16 +80,17 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
             run.contact_id.get_or_insert_with(|| id.clone());
             contact_existed = true;
         }
-        let runs = match step.when {
-            When::Always => true,
-            When::NoContactFound => run.contact_id.is_none(),
-            When::ContactExisted => contact_existed,
-            When::NoNoteFound => run.note_id.is_none(),
-            When::NoteFound => run.note_id.is_some(),
+        let body = match step.when {
+            When::Always => step.body.clone(),
+            When::NoContactFound if run.contact_id.is_none() => step.body.clone(),
+            When::ContactExisted if contact_existed => step.body.clone(),
+            When::NoNoteFound if run.note_id.is_none() => step.body.clone(),
+            When::NoteDiffers if run.note_id.is_some() => match merge_into_found_note(step, &mut run) {
+                Some(body) => Some(body),
+                None => continue,
+            },
+            _ => continue,
         };
-        if !runs {
-            continue;
-        }
         let path = match render(step, &run) {
             Ok(p) => p,
             Err(param) => {
@@ -83,7 +98,7 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
                 return run;
             }
         };
-        match send_with_retries(step, &path, config, transport) {
+        match send_with_retries(step, &path, body.as_ref(), config, transport) {
             Ok((response, attempts)) => {
                 run.operations.push(executed(step, &path, Some(response.status), attempts));
                 let json: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
@@ -99,12 +114,11 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
                     }
                     Capture::Note => run.note_id = str_at(&json, &["note", "id"]).or(run.note_id.take()),
                     Capture::NoteWithMarker(marker) => {
-                        run.note_id = json["notes"].as_array().and_then(|notes| {
-                            notes
-                                .iter()
-                                .find(|n| n["body"].as_str().is_some_and(|b| b.lines().any(|l| l.trim() == marker)))
-                                .and_then(|n| n["id"].as_str().map(str::to_string))
-                        })
+                        let found = json["notes"].as_array().and_then(|notes| {
+                            notes.iter().find(|n| n["body"].as_str().is_some_and(|b| b.lines().any(|l| l.trim() == marker)))
+                        });
+                        run.note_id = found.and_then(|n| n["id"].as_str().map(str::to_string));
+                        run.found_note_body = found.and_then(|n| n["body"].as_str().map(str::to_string));
                     }
                 }
                 let id_missing = match step.capture {
@@ -125,6 +139,22 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
         }
     }
     run
+}
+
+/// The body for an `update-note` after a marker search: the found note read back as an
+/// activity, with this event merged in. `None` when there is nothing to write: the merge
+/// changes nothing, or the note no longer reads back (a person edited it; it is left alone
+/// rather than overwritten).
+fn merge_into_found_note(step: &Step, run: &mut Execution) -> Option<Value> {
+    let found = run.found_note_body.as_deref()?;
+    let mut activity = CallActivity::from_note_body(found)?;
+    activity.merge(step.merge_into_found_note.as_deref()?);
+    let body = activity.note_body();
+    if body == found {
+        return None;
+    }
+    run.merged_activity = Some(activity);
+    Some(serde_json::json!({ "body": body }))
 }
 
 fn render(step: &Step, run: &Execution) -> Result<String, &'static str> {
@@ -161,17 +191,22 @@ fn executed(step: &Step, path: &str, status: Option<u16>, attempts: u32) -> Exec
 fn send_with_retries(
     step: &Step,
     path: &str,
+    body: Option<&Value>,
     config: &Config,
     transport: &mut dyn Transport,
 ) -> Result<(HttpResponse, u32), (SyncError, Option<u16>, u32)> {
-    let request = build_request(step, path, config);
+    let request = build_request(step, path, body, config);
     let idempotent = step.operation.method != Method::Post;
     let mut attempt = 0;
     loop {
         attempt += 1;
         let last = attempt >= config.max_attempts;
         match transport.send(&request) {
-            Err(reason) => {
+            Err(NoAnswer::Denied) => {
+                let reason = format!("{} {path}: refused by the host's outbound policy (is api_base allowed?)", step.operation.id);
+                return Err((SyncError::Transport(reason), None, attempt));
+            }
+            Err(NoAnswer::Failed(reason)) => {
                 if last || !idempotent {
                     return Err((SyncError::Transport(format!("{} {path}: {reason}", step.operation.id)), None, attempt));
                 }
@@ -203,7 +238,7 @@ fn send_with_retries(
     }
 }
 
-fn build_request(step: &Step, path: &str, config: &Config) -> HttpRequest {
+fn build_request(step: &Step, path: &str, body: Option<&Value>, config: &Config) -> HttpRequest {
     let mut headers = vec![
         ("Accept", "application/json".to_string()),
         ("Version", contacts_api::API_VERSION_HEADER.to_string()),
@@ -211,7 +246,7 @@ fn build_request(step: &Step, path: &str, config: &Config) -> HttpRequest {
     if let Some(token) = &config.token {
         headers.push(("Authorization", format!("Bearer {token}")));
     }
-    let body = step.body.as_ref().map(|b| {
+    let body = body.map(|b| {
         headers.push(("Content-Type", "application/json".to_string()));
         b.to_string().into_bytes()
     });

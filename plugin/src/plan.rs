@@ -66,8 +66,8 @@ pub enum When {
     ContactExisted,
     /// No note of this call was found.
     NoNoteFound,
-    /// A note of this call was found.
-    NoteFound,
+    /// A note of this call was found and says something else than the new body.
+    NoteDiffers,
 }
 
 impl When {
@@ -77,7 +77,7 @@ impl When {
             When::NoContactFound => Some("if the duplicate search finds no contact"),
             When::ContactExisted => Some("if the contact existed before this event"),
             When::NoNoteFound => Some("unless this call's note already exists"),
-            When::NoteFound => Some("if this call's note already exists"),
+            When::NoteDiffers => Some("if this call's note exists and this event adds to it (the body is then the note merged with this event)"),
         }
     }
 }
@@ -107,6 +107,9 @@ pub struct Step {
     pub body: Option<Value>,
     pub when: When,
     pub capture: Capture,
+    /// Set on the `update-note` that follows a marker search: the body sent is then the found
+    /// note read back as an activity with this event merged in, so nothing it said is lost.
+    pub merge_into_found_note: Option<Box<CallEvent>>,
 }
 
 impl Step {
@@ -119,6 +122,7 @@ impl Step {
             body: None,
             when: When::Always,
             capture: Capture::Nothing,
+            merge_into_found_note: None,
         }
     }
 
@@ -287,8 +291,9 @@ fn plan_call(call: &CallEvent, config: &Config, known: &KnownState) -> Result<Pl
                 contact: Some(contact.clone()),
                 note: Some(Ref::Resolved),
                 body: Some(note_body.clone()),
-                when: When::NoteFound,
+                when: When::NoteDiffers,
                 capture: Capture::Note,
+                merge_into_found_note: Some(Box::new(call.clone())),
                 ..Step::new("update-note")
             });
             When::NoNoteFound

@@ -80,7 +80,8 @@ fn record(event: &Event, plan: &Plan, run: &crate::execute::Execution, config: &
     if let (Some(phone), Some(contact)) = (&call.external_phone, &run.contact_id) {
         store.set(&phone_key(&config.location_id, phone.as_str()), contact.as_bytes()).map_err(storage)?;
     }
-    if let (true, Some(contact), Some(note), Some(activity)) = (complete, &run.contact_id, &run.note_id, &plan.activity) {
+    let activity = run.merged_activity.as_ref().or(plan.activity.as_ref());
+    if let (true, Some(contact), Some(note), Some(activity)) = (complete, &run.contact_id, &run.note_id, activity) {
         let record = CallRecord { contact_id: contact.clone(), note_id: note.clone(), written_body: activity.note_body(), activity: activity.clone() };
         let bytes = serde_json::to_vec(&record).expect("a record always serializes");
         store.set(&call_key(&config.location_id, &call.call_id), &bytes).map_err(storage)?;
@@ -95,7 +96,7 @@ fn read_text(store: &mut dyn Store, key: &str) -> Result<Option<String>, SyncErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::execute::{HttpRequest, HttpResponse};
+    use crate::execute::{HttpRequest, HttpResponse, NoAnswer};
     use serde_json::json;
     use std::collections::{HashMap, VecDeque};
 
@@ -116,7 +117,7 @@ mod tests {
     /// Answers from a script, records every request and every sleep.
     #[derive(Default)]
     struct Scripted {
-        answers: VecDeque<Result<HttpResponse, String>>,
+        answers: VecDeque<Result<HttpResponse, NoAnswer>>,
         sent: Vec<(String, String)>,
         slept: Vec<u64>,
     }
@@ -132,7 +133,7 @@ mod tests {
         }
     }
     impl Transport for Scripted {
-        fn send(&mut self, r: &HttpRequest) -> Result<HttpResponse, String> {
+        fn send(&mut self, r: &HttpRequest) -> Result<HttpResponse, NoAnswer> {
             self.sent.push((r.method.as_str().to_string(), r.url.clone()));
             self.answers.pop_front().expect("unexpected request")
         }
@@ -213,7 +214,7 @@ mod tests {
         let mut store = MemStore::default();
         store.set(&phone_key("L", "+12065550174"), b"c").unwrap();
         let mut api = Scripted::default();
-        api.answers.push_back(Err("connection reset".into()));
+        api.answers.push_back(Err(NoAnswer::Failed("connection reset".into())));
         let err = handle_body(&body("call_inbound_missed.json"), &config(), &mut store, &mut api).unwrap_err();
         assert!(matches!(err, SyncError::Transport(_)));
         assert_eq!(api.sent.len(), 1);

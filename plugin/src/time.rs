@@ -25,6 +25,46 @@ pub fn duration(ms: i64) -> String {
     }
 }
 
+/// Reads back what [`utc_minutes`] wrote.
+pub fn parse_utc_minutes(text: &str) -> Option<i64> {
+    let rest = text.trim().strip_suffix(" UTC")?;
+    let (date, clock) = rest.split_once(' ')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (h, min) = clock.split_once(':')?;
+    let (h, min) = (h.parse::<i64>().ok()?, min.parse::<i64>().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || !(0..24).contains(&h) || !(0..60).contains(&min) {
+        return None;
+    }
+    Some((days_from_civil(y, m, day) * 86_400 + h * 3600 + min * 60) * 1000)
+}
+
+/// Reads back what [`duration`] wrote, in milliseconds.
+pub fn parse_duration(text: &str) -> Option<i64> {
+    let mut secs = 0i64;
+    for part in text.split_whitespace() {
+        let (n, unit) = part.split_at(part.find(|c: char| !c.is_ascii_digit())?);
+        let n: i64 = n.parse().ok()?;
+        secs += n * match unit {
+            "h" => 3600,
+            "m" => 60,
+            "s" => 1,
+            _ => return None,
+        };
+    }
+    Some(secs * 1000)
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
@@ -51,5 +91,17 @@ mod tests {
         assert_eq!(duration(38_000), "38s");
         assert_eq!(duration(3_723_400), "1h 02m 03s");
         assert_eq!(duration(-5), "0s");
+    }
+
+    #[test]
+    fn what_is_written_reads_back() {
+        for ms in [0, 1_773_155_040_000, 951_782_400_000, 4_102_444_800_000] {
+            assert_eq!(parse_utc_minutes(&utc_minutes(ms)), Some(ms), "{ms}");
+        }
+        for ms in [0, 38_000, 247_000, 3_723_000] {
+            assert_eq!(parse_duration(&duration(ms)), Some(ms));
+        }
+        assert_eq!(parse_utc_minutes("yesterday"), None);
+        assert_eq!(parse_duration("4 minutes"), None);
     }
 }

@@ -1,1 +1,105 @@
+//! Shared harness of the end-to-end tests: the real plugin component (built from source by
+//! host-test's build.rs), compiled once per test process, run by the real host against the
+//! real mock Contacts API on loopback.
 
+use host_test::bindings::dialpad_ghl::sync::types as wit;
+use host_test::engine::{CompiledPlugin, Runtime, RuntimeOptions};
+use host_test::keyvalue::KeyValueStore;
+use host_test::mock::{MockOptions, MockServer};
+use host_test::outbound::Secret;
+use host_test::settings::Settings;
+use std::sync::OnceLock;
+
+pub use host_test::report;
+pub use wit::{Outcome, Report, SyncError};
+
+/// Dialpad's webhook fixtures, read where CI lays `../shared` beside the clone.
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/dialpad/");
+pub const FIXTURE_SECRET: &str = "dialpad-fixture-secret-not-for-production";
+pub const TOKEN: &str = "pit-e2e-token-6b1f0c";
+pub const LOCATION: &str = "loc-e2e";
+
+/// The fixtures in the order a day of calls delivers them.
+pub const DAY_OF_EVENTS: &[&str] = &[
+    "call_inbound_ringing_unknown_number.json",
+    "call_inbound_connected.json",
+    "call_inbound_hangup_completed.json",
+    "call_recap_summary.json",
+    "call_outbound_hangup_recorded.json",
+    "call_inbound_missed.json",
+    "call_voicemail_uploaded.json",
+    "call_voicemail_transcription.json",
+    "sms_inbound.json",
+    "contact_created_shared.json",
+    "contact_updated_new_email.json",
+    "contact_deleted.json",
+    "agent_status_on_duty.json",
+];
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{FIXTURES}{name}")).unwrap_or_else(|e| panic!("fixture {name}: {e} (is ../shared beside the clone?)"))
+}
+
+/// The component, compiled once per process (a debug wasmtime takes ~2 s per compile).
+pub fn plugin() -> &'static CompiledPlugin {
+    static PLUGIN: OnceLock<CompiledPlugin> = OnceLock::new();
+    PLUGIN.get_or_init(|| CompiledPlugin::from_file(std::path::Path::new(host_test::PLUGIN_WASM)).expect("compiling the plugin"))
+}
+
+/// A mock API, and a host runtime targeting it.
+pub struct Harness {
+    pub mock: MockServer,
+    pub settings: Settings,
+    pub kv: KeyValueStore,
+    pub runtime: Runtime,
+}
+
+impl Harness {
+    /// Mock requiring [`TOKEN`]; host injecting it; durable key-value store.
+    pub fn new() -> Harness {
+        Harness::with(MockOptions { token: Some(TOKEN.into()), ..MockOptions::default() }, |_| {})
+    }
+
+    /// Like [`Harness::new`], with the mock's options and the settings adjusted.
+    pub fn with(mock_options: MockOptions, adjust: impl FnOnce(&mut Settings)) -> Harness {
+        let mock = MockServer::start(mock_options).expect("starting the mock");
+        let mut settings = Settings::default();
+        settings.set("api_base", mock.base_url());
+        settings.set("location_id", LOCATION);
+        settings.token = Some(Secret::new(TOKEN));
+        adjust(&mut settings);
+        let kv = KeyValueStore::new();
+        let runtime = Runtime::new(plugin(), settings.runtime_options(true).unwrap(), kv.clone()).unwrap();
+        Harness { mock, settings, kv, runtime }
+    }
+
+    /// A second runtime on the same mock and store with other options (a restarted host, a
+    /// stateless host, …).
+    pub fn runtime_with(&self, options: RuntimeOptions, kv: KeyValueStore) -> Runtime {
+        Runtime::new(plugin(), options, kv).unwrap()
+    }
+
+    pub fn handle(&self, body: &[u8]) -> Result<Report, SyncError> {
+        self.runtime.handle(body).expect("the plugin must not trap")
+    }
+
+    pub fn handle_fixture(&self, name: &str) -> Result<Report, SyncError> {
+        self.handle(&fixture(name))
+    }
+
+    /// `METHOD path?query → status` of every request the mock received.
+    pub fn requests(&self) -> Vec<String> {
+        self.mock.requests().iter().map(|r| format!("{} {} → {}", r.method, r.path_and_query, r.status)).collect()
+    }
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Harness::new()
+    }
+}
+
+/// Operation ids and statuses of a report.
+pub fn operations(report: &Report) -> Vec<(String, Option<u16>)> {
+    report.operations.iter().map(|o| (o.operation_id.clone(), o.status)).collect()
+}

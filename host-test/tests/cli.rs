@@ -1,0 +1,158 @@
+//! The CLI as a user runs it: `demo`, `replay` (JSON lines, dry run) and `mock`, as separate
+//! processes talking over loopback.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_host-test");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/dialpad/");
+const TOKEN: &str = "cli-test-token-93c1";
+
+fn fixture(name: &str) -> String {
+    format!("{FIXTURES}{name}")
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = Command::new(BIN).args(args).env_remove("GHL_TOKEN").env_remove("DIALPAD_WEBHOOK_SECRET").output().unwrap();
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// A `host-test mock` process, killed on drop.
+struct MockProcess {
+    child: Child,
+    base: String,
+}
+
+impl MockProcess {
+    fn start() -> MockProcess {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = Command::new(BIN)
+            .args(["mock", "--listen", &format!("127.0.0.1:{port}"), "--token", TOKEN])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        assert!(first.starts_with("mock Contacts API on http://127.0.0.1:"), "{first}");
+        MockProcess { child, base: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// GETs one of the mock's debug routes.
+    fn debug(&self, path: &str) -> Value {
+        let addr = self.base.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (_, body) = response.split_once("\r\n\r\n").unwrap();
+        serde_json::from_str(body).unwrap()
+    }
+}
+
+impl Drop for MockProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn replay_against_a_mock_process_prints_one_json_line_per_event() {
+    let mock = MockProcess::start();
+    let files = ["call_inbound_ringing_unknown_number.json", "call_inbound_hangup_completed.json", "call_recap_summary.json", "sms_inbound.json"];
+    let mut args = vec!["-v", "replay", "--api-base", &mock.base, "--token", TOKEN, "--location-id", "loc-cli"];
+    let paths: Vec<String> = files.iter().map(|f| fixture(f)).collect();
+    args.extend(paths.iter().map(String::as_str));
+    let out = run(&args);
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 4);
+    let outcomes: Vec<&str> = lines.iter().map(|l| l["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, vec!["skipped", "synced", "synced", "skipped"]);
+    // Against an API this process does not own, the plugin may not trust its store's memory:
+    // it looks for the call's note before writing (get-all-notes), and so writes exactly one.
+    let ops = |i: usize| -> Vec<String> {
+        lines[i]["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| format!("{} {} {} → {} ×{}", o["operation_id"].as_str().unwrap(), o["method"].as_str().unwrap(), o["path"].as_str().unwrap(), o["status"], o["attempts"]))
+            .collect()
+    };
+    assert_eq!(
+        ops(1),
+        vec![
+            "get-duplicate-contact GET /contacts/search/duplicate?locationId=loc-cli&number=%2B13125550187 → 200 ×1",
+            "create-contact POST /contacts/ → 201 ×1",
+            "create-note POST /contacts/contact0000000000001/notes → 201 ×1",
+        ]
+    );
+    assert_eq!(
+        ops(2),
+        vec![
+            "update-note PUT /contacts/contact0000000000001/notes/note0000000000000001 → 200 ×1",
+        ]
+    );
+    assert_eq!(lines[3]["reason"], "SMS events are not synced yet");
+
+    let state = mock.debug("/__mock/state");
+    assert_eq!(state["contacts"].as_array().unwrap().len(), 1);
+    assert_eq!(state["notes"].as_array().unwrap().len(), 1);
+    // The outbound log (stderr, -v) shows every request, and never the token.
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.matches(" → 20").count(), 4, "{stderr}");
+    assert!(!stderr.contains(TOKEN) && !String::from_utf8_lossy(&out.stdout).contains(TOKEN));
+
+    // A second replay of the same events, in a new process, writes nothing new.
+    let again = json_lines(&run(&args));
+    assert_eq!(again[1]["outcome"], "unchanged");
+    let state = mock.debug("/__mock/state");
+    assert_eq!(state["notes"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_sends_nothing() {
+    let mock = MockProcess::start();
+    let out = run(&["replay", "--dry-run", "--api-base", &mock.base, "--location-id", "L", &fixture("call_inbound_missed.json")]);
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["dry_run"], true);
+    let plan: Vec<&str> = lines[0]["plan"].as_array().unwrap().iter().map(|o| o["operation_id"].as_str().unwrap()).collect();
+    assert_eq!(plan, vec!["get-duplicate-contact", "create-contact", "get-all-notes", "update-note", "create-note"]);
+    assert_eq!(lines[0]["plan"][1]["body"]["firstName"], "Dana");
+    assert!(mock.debug("/__mock/requests").as_array().unwrap().is_empty());
+}
+
+#[test]
+fn replay_with_the_embedded_mock_and_a_bad_event() {
+    let dir = std::env::temp_dir().join(format!("cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"call_id": 7, "state": "hangup", "external_number": "not a number"}"#).unwrap();
+    let out = run(&["replay", "--mock", &fixture("call_inbound_hangup_completed.json"), bad.to_str().unwrap()]);
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["outcome"], "synced");
+    assert_eq!(lines[1]["outcome"], "failed");
+    assert_eq!(lines[1]["error"]["type"], "malformed-event");
+    assert!(lines[1]["error"]["message"].as_str().unwrap().starts_with("no usable phone number"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 of 2 events failed"));
+}
+
+#[test]
+fn demo_syncs_the_bundled_day_of_calls() {
+    let out = run(&["demo"]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("17 events: 6 synced, 2 unchanged, 7 skipped, 2 failed"), "{stdout}");
+    assert!(stdout.contains("13 API requests; 4 contacts, 4 notes; token in host logs: never"), "{stdout}");
+}
+
+#[test]
+fn config_schema_is_printed() {
+    let schema: Value = serde_json::from_slice(&run(&["config-schema"]).stdout).unwrap();
+    assert_eq!(schema["title"], "Dialpad ⇄ HighLevel sync configuration");
+}
