@@ -104,6 +104,26 @@ fn requests_outside_the_allowlist_are_refused_and_logged() {
     assert_eq!(log.len(), 1, "a denial is final: no retry");
     assert_eq!(log[0].outcome, "denied: origin not in the allowlist");
     assert!(log[0].url.starts_with(&h.mock.base_url()));
+
+    // A write is refused the same way, and the refusal is known as one (not retried, not
+    // mistaken for a dropped connection) although the request had a body.
+    h.handle_fixture("call_inbound_hangup_completed.json").unwrap();
+    let known_caller_new_call = {
+        let mut v: Value = serde_json::from_slice(&fixture("call_inbound_hangup_completed.json")).unwrap();
+        v["call_id"] = 6011482093420545u64.into();
+        serde_json::to_vec(&v).unwrap()
+    };
+    let before = h.mock.requests().len();
+    let mut options = h.settings.runtime_options(true).unwrap();
+    options.policy.allowed = vec![Origin::parse("https://services.leadconnectorhq.com").unwrap()];
+    let fenced = h.runtime_with(options, h.kv.clone());
+    let err = fenced.handle(&known_caller_new_call).unwrap().unwrap_err();
+    match err {
+        SyncError::Transport(m) => assert!(m.starts_with("create-note /contacts/contact0000000000001/notes") && m.contains("refused by the host's outbound policy"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fenced.http_log().entries().len(), 1);
+    assert_eq!(h.mock.requests().len(), before);
 }
 
 #[test]

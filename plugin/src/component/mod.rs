@@ -1,5 +1,7 @@
 //! The WIT edge: adapts the exported interfaces to the plain-Rust core, and the core's store
-//! and transport to `wasi:keyvalue` and `wasi:http` (through waki). Nothing else here.
+//! and transport to `wasi:keyvalue` and `wasi:http` (through waki's bindings). Nothing else here.
+
+mod http;
 
 wit_bindgen::generate!({
     world: "plugin-core",
@@ -36,7 +38,7 @@ impl triggers::Guest for Component {
     fn handle(body: Vec<u8>) -> Result<wit::Report, wit::SyncError> {
         let config = load_config()?;
         let mut store = Bucket::open()?;
-        sync::handle_body(&body, &config, &mut store, &mut WakiTransport).map(report).map_err(error)
+        sync::handle_body(&body, &config, &mut store, &mut WasiHttp).map(report).map_err(error)
     }
 
     fn plan(body: Vec<u8>) -> Result<wit::EventPlan, wit::SyncError> {
@@ -84,41 +86,12 @@ impl Store for Bucket {
     }
 }
 
-struct WakiTransport;
+/// `wasi:http` through the host, one request at a time.
+struct WasiHttp;
 
-impl Transport for WakiTransport {
+impl Transport for WasiHttp {
     fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, NoAnswer> {
-        let method = match request.method {
-            contacts_api::Method::Get => waki::Method::Get,
-            contacts_api::Method::Post => waki::Method::Post,
-            contacts_api::Method::Put => waki::Method::Put,
-            contacts_api::Method::Delete => waki::Method::Delete,
-        };
-        let mut builder = waki::Client::new()
-            .request(method, &request.url)
-            .headers(request.headers.iter().map(|(k, v)| (*k, v.as_str())))
-            .connect_timeout(Duration::from_secs(10));
-        if let Some(body) = &request.body {
-            builder = builder.body(body.clone());
-        }
-        // waki reports the host's error code only as text (and hides it entirely for requests
-        // with a body, see ../shared/reference/notes/wasm-hosts.md §4).
-        let response = builder.send().map_err(|e| {
-            let text = e.to_string();
-            if text.contains("HttpRequestDenied") {
-                NoAnswer::Denied
-            } else {
-                NoAnswer::Failed(text)
-            }
-        })?;
-        let status = response.status_code();
-        let headers = response
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
-            .collect();
-        let body = response.body().map_err(|e| NoAnswer::Failed(e.to_string()))?;
-        Ok(HttpResponse { status, headers, body })
+        http::send(request)
     }
 
     fn sleep_ms(&mut self, ms: u64) {
