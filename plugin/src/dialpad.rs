@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 /// One classified, normalized Dialpad event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    Call(CallEvent),
+    Call(Box<CallEvent>),
     /// Contact created / updated / deleted in Dialpad (not synced by this slice).
     Contact { action: String, contact_id: Option<String> },
     /// SMS in or out (not synced by this slice).
@@ -132,7 +132,7 @@ pub fn parse(json: &[u8], default_region: &Region) -> Result<Event, SyncError> {
     };
     let f = Fields(&obj);
     if obj.contains_key("call_id") && obj.contains_key("state") {
-        return parse_call(&f, default_region).map(Event::Call);
+        return parse_call(&f, default_region).map(|c| Event::Call(Box::new(c)));
     }
     if obj.contains_key("event") && obj.contains_key("contact") {
         let contact = f.object("contact")?;
@@ -362,7 +362,7 @@ mod tests {
 
     fn call(name: &str) -> CallEvent {
         match fixture(name) {
-            Event::Call(c) => c,
+            Event::Call(c) => *c,
             other => panic!("{name} is not a call: {other:?}"),
         }
     }

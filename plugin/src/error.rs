@@ -27,7 +27,7 @@ pub enum SyncError {
     BadConfig(Vec<ConfigProblem>),
     MissingScope(Vec<String>),
     RateLimited { operation_id: String, retry_after_ms: Option<u64> },
-    Upstream(UpstreamFailure),
+    Upstream(Box<UpstreamFailure>),
     Transport(String),
     Storage(String),
 }

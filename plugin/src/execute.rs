@@ -127,7 +127,7 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
                     _ => false,
                 };
                 if id_missing {
-                    run.error = Some(SyncError::Upstream(failure(step, &path, &response, "response carries no id")));
+                    run.error = Some(SyncError::Upstream(Box::new(failure(step, &path, &response, "response carries no id"))));
                     return run;
                 }
             }
@@ -232,7 +232,7 @@ fn send_with_retries(
             }
             Ok(response) => {
                 let status = response.status;
-                return Err((SyncError::Upstream(failure(step, path, &response, "")), Some(status), attempt));
+                return Err((SyncError::Upstream(Box::new(failure(step, path, &response, ""))), Some(status), attempt));
             }
         }
     }

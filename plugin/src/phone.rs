@@ -83,7 +83,7 @@ pub fn to_e164(raw: &str, default_region: &Region) -> Result<E164, PhoneError> {
     let number_part = trimmed[..cut].trim_end();
     let mut digits = String::with_capacity(16);
     let mut plus = false;
-    for (i, c) in number_part.chars().enumerate() {
+    for (i, c) in number_part.char_indices() {
         match c {
             '0'..='9' => digits.push(c),
             '+' if i == 0 || number_part[..i].trim().is_empty() => plus = true,
@@ -167,6 +167,9 @@ mod tests {
         assert_eq!(us("+1234"), Err(PhoneError::UnknownFormat));
         assert_eq!(us("+1234567890123456"), Err(PhoneError::UnknownFormat));
         assert_eq!(us("anonymous"), Err(PhoneError::NotAPhoneNumber));
+        // Multi-byte characters before a `+` must not split a character.
+        assert_eq!(us("\u{a0}\u{a0}+1 415 555 0100").as_deref(), Ok("+14155550100"));
+        assert_eq!(us("☎ +1 415 555 0100"), Err(PhoneError::NotAPhoneNumber));
     }
 
     #[test]
