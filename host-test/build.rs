@@ -1,6 +1,10 @@
-//! Builds the plugin component for `wasm32-wasip2` and hands its path to the host as the
-//! `PLUGIN_WASM` constant, the way wasmtime's `test-programs` artifacts crate builds its
-//! guests: `cargo build` / `cargo test` alone always load a component built from this source.
+//! Builds the guest components for `wasm32-wasip2` and hands their paths to the host as
+//! constants, the way wasmtime's `test-programs` artifacts crate builds its guests: `cargo
+//! build` / `cargo test` alone always load components built from this source.
+//!
+//! - `PLUGIN_WASM`: the plugin (`plugin/`);
+//! - `HOSTILE_PLUGIN_WASM`: a deliberately hostile component for the sandbox tests
+//!   (`tests/hostile-plugin/`, a few seconds to build).
 //!
 //! The nested cargo gets its own target directory: the outer cargo holds the lock on its own.
 
@@ -11,7 +15,7 @@ use std::process::Command;
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest_dir.parent().unwrap().to_path_buf();
-    for watched in ["plugin/src", "plugin/Cargo.toml", "wit", "contacts-api/src", "contacts-api/Cargo.toml", "Cargo.toml", "Cargo.lock"] {
+    for watched in ["plugin/src", "plugin/Cargo.toml", "tests/hostile-plugin", "wit", "contacts-api/src", "contacts-api/Cargo.toml", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
     }
     // OUT_DIR is <target>/<profile>/build/host-test-<hash>/out: put the guest's target next to it.
@@ -21,7 +25,7 @@ fn main() {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&workspace)
-        .args(["build", "--package", "dialpad-ghl-plugin", "--target", "wasm32-wasip2", "--profile", "wasm-release"])
+        .args(["build", "--package", "dialpad-ghl-plugin", "--package", "hostile-plugin", "--target", "wasm32-wasip2", "--profile", "wasm-release"])
         .env("CARGO_TARGET_DIR", &guest_target);
     for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_PROFILE_RELEASE_DEBUG", "CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"] {
         cmd.env_remove(var);
@@ -29,10 +33,12 @@ fn main() {
     let status = cmd.status().expect("could not run cargo to build the plugin");
     if !status.success() {
         panic!(
-            "building the plugin for wasm32-wasip2 failed (see above). If the target is missing, run: rustup target add wasm32-wasip2"
+            "building the guests for wasm32-wasip2 failed (see above). If the target is missing, run: rustup target add wasm32-wasip2"
         );
     }
-    let wasm = guest_target.join("wasm32-wasip2/wasm-release/dialpad_ghl_plugin.wasm");
-    assert!(wasm.exists(), "plugin build produced no {}", wasm.display());
-    println!("cargo:rustc-env=PLUGIN_WASM={}", wasm.display());
+    for (constant, file) in [("PLUGIN_WASM", "dialpad_ghl_plugin.wasm"), ("HOSTILE_PLUGIN_WASM", "hostile_plugin.wasm")] {
+        let wasm = guest_target.join("wasm32-wasip2/wasm-release").join(file);
+        assert!(wasm.exists(), "the guest build produced no {}", wasm.display());
+        println!("cargo:rustc-env={constant}={}", wasm.display());
+    }
 }

@@ -23,3 +23,6 @@ pub mod settings;
 
 /// Path of the plugin component that `build.rs` built from `plugin/`.
 pub const PLUGIN_WASM: &str = env!("PLUGIN_WASM");
+
+/// Path of the deliberately hostile component (`tests/hostile-plugin/`) the sandbox tests load.
+pub const HOSTILE_PLUGIN_WASM: &str = env!("HOSTILE_PLUGIN_WASM");

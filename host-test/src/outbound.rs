@@ -176,7 +176,11 @@ impl WasiHttpHooks for OutboundHooks {
                     Err(HttpError::HttpResponseTimeout)
                 }
                 Ok(Err(e)) => {
-                    exchange.outcome = format!("error: {e}");
+                    let timed_out = matches!(
+                        e,
+                        HttpError::ConnectionTimeout | HttpError::ConnectionReadTimeout | HttpError::ConnectionWriteTimeout | HttpError::HttpResponseTimeout
+                    );
+                    exchange.outcome = if timed_out { format!("timeout after {} ms", policy.timeout.as_millis()) } else { format!("error: {e}") };
                     log.push(exchange);
                     Err(e)
                 }

