@@ -63,6 +63,11 @@ impl Method {
     }
 }
 
+/// The official spec, verbatim (`spec/SOURCE.txt` says where it comes from).
+pub const SPEC_JSON: &str = include_str!("../spec/apps/contacts.json");
+/// The error schemas the spec refers to as `../common/common-schemas.json`.
+pub const COMMON_SCHEMAS_JSON: &str = include_str!("../spec/common/common-schemas.json");
+
 /// One operation of the Contacts API, as the official spec declares it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Operation {
@@ -78,72 +83,72 @@ pub struct Operation {
     pub scope_declared_in_spec: bool,
     /// The success status the spec declares.
     pub success_status: u16,
-    /// Whether the spec declares a JSON request body (DELETE included: tags, followers, workflow).
-    pub has_body: bool,
     pub summary: &'static str,
     pub deprecated: bool,
+    /// Query parameters (the `Version` header is common to all operations).
+    pub query: &'static [Param],
+    /// The JSON request body, if the spec declares one (DELETE included: tags, followers, workflow).
+    pub body: Option<&'static Body>,
 }
 
-macro_rules! op {
-    ($id:literal, $m:ident, $path:literal, $scope:ident, $ok:literal, $body:literal, $summary:literal) => {
-        Operation {
-            id: $id,
-            method: Method::$m,
-            path: $path,
-            scope: Scope::$scope,
-            scope_declared_in_spec: true,
-            success_status: $ok,
-            has_body: $body,
-            summary: $summary,
-            deprecated: false,
+/// The JSON type a value must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    String,
+    Number,
+    Boolean,
+    Array,
+    Object,
+}
+
+impl ValueKind {
+    pub const fn json_schema_type(self) -> &'static str {
+        match self {
+            ValueKind::String => "string",
+            ValueKind::Number => "number",
+            ValueKind::Boolean => "boolean",
+            ValueKind::Array => "array",
+            ValueKind::Object => "object",
         }
-    };
+    }
 }
 
-/// All 32 operations of the spec.
-pub const OPERATIONS: &[Operation] = &[
-    op!("search-contacts-advanced", Post, "/contacts/search", ContactsReadonly, 200, true, "Search Contacts"),
-    op!("get-duplicate-contact", Get, "/contacts/search/duplicate", ContactsReadonly, 200, false, "Get Duplicate Contact"),
-    op!("get-all-tasks", Get, "/contacts/{contactId}/tasks", ContactsReadonly, 200, false, "Get all Tasks"),
-    op!("create-task", Post, "/contacts/{contactId}/tasks", ContactsWrite, 201, true, "Create Task"),
-    op!("get-task", Get, "/contacts/{contactId}/tasks/{taskId}", ContactsReadonly, 200, false, "Get Task"),
-    op!("update-task", Put, "/contacts/{contactId}/tasks/{taskId}", ContactsWrite, 200, true, "Update Task"),
-    op!("delete-task", Delete, "/contacts/{contactId}/tasks/{taskId}", ContactsWrite, 200, false, "Delete Task"),
-    op!("update-task-completed", Put, "/contacts/{contactId}/tasks/{taskId}/completed", ContactsWrite, 200, true, "Update Task Completed"),
-    op!("get-appointments-for-contact", Get, "/contacts/{contactId}/appointments", ContactsReadonly, 200, false, "Get Appointments for Contact"),
-    op!("add-tags", Post, "/contacts/{contactId}/tags", ContactsWrite, 201, true, "Add Tags"),
-    op!("remove-tags", Delete, "/contacts/{contactId}/tags", ContactsWrite, 200, true, "Remove Tags"),
-    op!("get-all-notes", Get, "/contacts/{contactId}/notes", ContactsReadonly, 200, false, "Get All Notes"),
-    op!("create-note", Post, "/contacts/{contactId}/notes", ContactsWrite, 201, true, "Create Note"),
-    op!("get-note", Get, "/contacts/{contactId}/notes/{id}", ContactsReadonly, 200, false, "Get Note"),
-    op!("update-note", Put, "/contacts/{contactId}/notes/{id}", ContactsWrite, 200, true, "Update Note"),
-    op!("delete-note", Delete, "/contacts/{contactId}/notes/{id}", ContactsWrite, 200, false, "Delete Note"),
-    Operation {
-        scope_declared_in_spec: false,
-        ..op!("create-association", Post, "/contacts/bulk/tags/update/{type}", ContactsWrite, 201, true, "Update Contacts Tags")
-    },
-    Operation {
-        scope_declared_in_spec: false,
-        ..op!("add-remove-contact-from-business", Post, "/contacts/bulk/business", ContactsWrite, 200, true, "Add/Remove Contacts From Business")
-    },
-    op!("get-contact", Get, "/contacts/{contactId}", ContactsReadonly, 200, false, "Get Contact"),
-    op!("update-contact", Put, "/contacts/{contactId}", ContactsWrite, 200, true, "Update Contact"),
-    op!("delete-contact", Delete, "/contacts/{contactId}", ContactsWrite, 200, false, "Delete Contact"),
-    op!("upsert-contact", Post, "/contacts/upsert", ContactsWrite, 200, true, "Upsert Contact"),
-    op!("get-contacts-by-businessId", Get, "/contacts/business/{businessId}", ContactsReadonly, 200, false, "Get Contacts By BusinessId"),
-    op!("add-followers-contact", Post, "/contacts/{contactId}/followers", ContactsWrite, 201, true, "Add Followers"),
-    op!("remove-followers-contact", Delete, "/contacts/{contactId}/followers", ContactsWrite, 200, true, "Remove Followers"),
-    op!("add-contact-to-campaign", Post, "/contacts/{contactId}/campaigns/{campaignId}", ContactsWrite, 201, true, "Add Contact to Campaign"),
-    op!("remove-contact-from-campaign", Delete, "/contacts/{contactId}/campaigns/{campaignId}", ContactsWrite, 200, false, "Remove Contact From Campaign"),
-    op!("remove-contact-from-every-campaign", Delete, "/contacts/{contactId}/campaigns/removeAll", ContactsWrite, 200, false, "Remove Contact From Every Campaign"),
-    op!("add-contact-to-workflow", Post, "/contacts/{contactId}/workflow/{workflowId}", ContactsWrite, 200, true, "Add Contact to Workflow"),
-    op!("delete-contact-from-workflow", Delete, "/contacts/{contactId}/workflow/{workflowId}", ContactsWrite, 200, true, "Delete Contact from Workflow"),
-    op!("create-contact", Post, "/contacts/", ContactsWrite, 201, true, "Create Contact"),
-    Operation {
-        deprecated: true,
-        ..op!("get-contacts", Get, "/contacts/", ContactsReadonly, 200, false, "Get Contacts")
-    },
-];
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Param {
+    pub name: &'static str,
+    pub required: bool,
+    pub kind: ValueKind,
+}
+
+/// A request body schema: its top-level properties, as the server's whitelist checks them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Body {
+    /// The schema's name in the spec (e.g. `CreateContactDto`).
+    pub schema: &'static str,
+    pub required: bool,
+    /// True when the spec lists no properties (search, campaign): anything is passed through.
+    pub open: bool,
+    pub properties: &'static [Property],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Property {
+    pub name: &'static str,
+    pub kind: ValueKind,
+    /// A second accepted type: the one of the spec's example when it differs from the
+    /// declared type (`dateOfBirth` is declared an object, and sent as a string).
+    pub also: Option<ValueKind>,
+    pub nullable: bool,
+    pub required: bool,
+}
+
+impl Property {
+    pub fn accepts(&self, value: &ValueKind) -> bool {
+        self.kind == *value || self.also == Some(*value)
+    }
+}
+
+include!(concat!(env!("OUT_DIR"), "/operations.rs"));
 
 /// Looks an operation up by its `operationId`.
 pub fn operation(id: &str) -> Option<&'static Operation> {
@@ -156,6 +161,10 @@ pub fn op(id: &str) -> &'static Operation {
 }
 
 impl Operation {
+    pub fn has_body(&self) -> bool {
+        self.body.is_some()
+    }
+
     /// Names of the `{param}` segments of the path, in order.
     pub fn path_params(&self) -> impl Iterator<Item = &'static str> {
         self.path
@@ -360,7 +369,7 @@ mod tests {
                     o.path.to_string(),
                     o.scope_declared_in_spec.then(|| o.scope.as_str().to_string()),
                     o.success_status,
-                    o.has_body,
+                    o.has_body(),
                     o.deprecated,
                 )
             })

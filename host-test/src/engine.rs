@@ -186,6 +186,18 @@ impl Runtime {
         Ok(plugin.dialpad_ghl_sync_triggers().call_plan(&mut store, body)?)
     }
 
+    /// The plugin's operations catalog.
+    pub fn catalog(&self) -> HostResult<Vec<wit::OperationInfo>> {
+        let (mut store, plugin) = self.instantiate()?;
+        Ok(plugin.dialpad_ghl_sync_actions().call_catalog(&mut store)?)
+    }
+
+    /// Runs one Contacts API operation through the plugin; returns the API's JSON response.
+    pub fn invoke(&self, operation_id: &str, input: &str) -> HostResult<Result<String, wit::SyncError>> {
+        let (mut store, plugin) = self.instantiate()?;
+        Ok(plugin.dialpad_ghl_sync_actions().call_invoke(&mut store, operation_id, input)?)
+    }
+
     pub fn meta(&self) -> HostResult<PluginMeta> {
         let (mut store, plugin) = self.instantiate()?;
         let meta = plugin.dialpad_ghl_sync_meta();

@@ -3,6 +3,8 @@
 //! - `demo`: the embedded mock Contacts API, the bundled Dialpad events, a readable summary.
 //! - `replay <files…>`: one JSON line per event (outcome, and each HTTP operation).
 //! - `mock`: serve the mock Contacts API alone on a loopback port.
+//! - `catalog`: every Contacts API operation the plugin offers as an action (`--json`).
+//! - `invoke <operationId> --input '<json>'`: run one of them.
 //! - `config-schema`: print the plugin's configuration JSON Schema.
 
 use anyhow::{bail, Context as _};
@@ -54,6 +56,24 @@ enum Command {
         #[arg(long)]
         allow_duplicates: bool,
     },
+    /// List every Contacts API operation the plugin offers as an action.
+    Catalog {
+        /// Print JSON (with each operation's input schema) instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = host_test::PLUGIN_WASM)]
+        plugin: PathBuf,
+    },
+    /// Run one Contacts API operation through the plugin; prints the API's JSON response.
+    Invoke {
+        /// The operation's id, as `catalog` lists it (e.g. get-contact).
+        operation_id: String,
+        /// JSON object: path and query parameters by name, the request body under `body`.
+        #[arg(long, default_value = "{}")]
+        input: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
     /// Print the plugin's configuration JSON Schema.
     ConfigSchema {
         #[arg(long, default_value = host_test::PLUGIN_WASM)]
@@ -97,6 +117,8 @@ fn main() {
         Command::Demo => demo(),
         Command::Replay { files, dry_run, target } => replay(&files, dry_run, target),
         Command::Mock { listen, token, allow_duplicates } => serve_mock(listen, token, allow_duplicates),
+        Command::Catalog { json, plugin } => catalog(&plugin, json),
+        Command::Invoke { operation_id, input, target } => invoke(&operation_id, &input, target),
         Command::ConfigSchema { plugin } => config_schema(&plugin),
     };
     if let Err(e) = result {
@@ -105,7 +127,8 @@ fn main() {
     }
 }
 
-fn replay(files: &[PathBuf], dry_run: bool, target: TargetArgs) -> anyhow::Result<()> {
+/// The runtime that `replay` and `invoke` use, and the embedded mock when `--mock` asked for it.
+fn target_runtime(target: TargetArgs) -> anyhow::Result<(Runtime, Option<MockServer>)> {
     let mut settings = match &target.config {
         Some(path) => Settings::from_file(path)?,
         None => Settings::default(),
@@ -129,14 +152,19 @@ fn replay(files: &[PathBuf], dry_run: bool, target: TargetArgs) -> anyhow::Resul
     } else if let Some(base) = target.api_base {
         settings.set("api_base", base);
     }
-    let bodies = files
-        .iter()
-        .map(|f| std::fs::read(f).with_context(|| format!("reading {}", f.display())).map(|b| (f.display().to_string(), b)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let plugin = CompiledPlugin::from_file(&target.plugin)?;
     // Only the embedded mock lives exactly as long as this process's key-value store; against
     // any other API the plugin must not trust the store's memory of past events.
     let runtime = Runtime::new(&plugin, settings.runtime_options(mock.is_some())?, KeyValueStore::new())?;
+    Ok((runtime, mock))
+}
+
+fn replay(files: &[PathBuf], dry_run: bool, target: TargetArgs) -> anyhow::Result<()> {
+    let bodies = files
+        .iter()
+        .map(|f| std::fs::read(f).with_context(|| format!("reading {}", f.display())).map(|b| (f.display().to_string(), b)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (runtime, _mock) = target_runtime(target)?;
     let mut stdout = std::io::stdout().lock();
     let mut failed = 0;
     for (name, body) in &bodies {
@@ -157,6 +185,56 @@ fn replay(files: &[PathBuf], dry_run: bool, target: TargetArgs) -> anyhow::Resul
     Ok(())
 }
 
+fn invoke(operation_id: &str, input: &str, target: TargetArgs) -> anyhow::Result<()> {
+    let (runtime, _mock) = target_runtime(target)?;
+    match runtime.invoke(operation_id, input)? {
+        Ok(response) => {
+            let json: serde_json::Value = serde_json::from_str(&response).unwrap_or(serde_json::Value::String(response));
+            println!("{}", serde_json::to_string_pretty(&json)?);
+            Ok(())
+        }
+        Err(e) => {
+            println!("{}", report::error_json(&e));
+            bail!("{operation_id} failed: {}", report::error_message(&e))
+        }
+    }
+}
+
+/// A runtime good for what needs no API: the catalog and the schema.
+fn offline_runtime(plugin: &std::path::Path) -> anyhow::Result<Runtime> {
+    let plugin = CompiledPlugin::from_file(plugin)?;
+    let mut settings = Settings::default();
+    settings.set("location_id", "-");
+    Runtime::new(&plugin, settings.runtime_options(false)?, KeyValueStore::new())
+}
+
+fn catalog(plugin: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
+    let operations = offline_runtime(plugin)?.catalog()?;
+    if as_json {
+        let list: Vec<serde_json::Value> = operations
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "id": o.id, "method": o.method, "path": o.path, "scope": o.scope, "summary": o.summary,
+                    "deprecated": o.deprecated,
+                    "input_schema": serde_json::from_str::<serde_json::Value>(&o.input_schema).unwrap_or_default(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    let width = operations.iter().map(|o| o.id.len()).max().unwrap_or(0);
+    let path_width = operations.iter().map(|o| o.path.len()).max().unwrap_or(0);
+    println!("{:<width$}  {:<6}  {:<path_width$}  {:<17}  SUMMARY", "OPERATION", "METHOD", "PATH", "SCOPE");
+    for o in &operations {
+        let summary = if o.deprecated { format!("{} (deprecated)", o.summary) } else { o.summary.clone() };
+        println!("{:<width$}  {:<6}  {:<path_width$}  {:<17}  {summary}", o.id, o.method, o.path, o.scope);
+    }
+    println!("{} operations", operations.len());
+    Ok(())
+}
+
 fn serve_mock(listen: SocketAddr, token: Option<String>, allow_duplicates: bool) -> anyhow::Result<()> {
     if !listen.ip().is_loopback() {
         bail!("the mock serves on loopback only; {listen} is not a loopback address");
@@ -169,11 +247,7 @@ fn serve_mock(listen: SocketAddr, token: Option<String>, allow_duplicates: bool)
 }
 
 fn config_schema(plugin: &std::path::Path) -> anyhow::Result<()> {
-    let plugin = CompiledPlugin::from_file(plugin)?;
-    let mut settings = Settings::default();
-    settings.set("location_id", "-");
-    let runtime = Runtime::new(&plugin, settings.runtime_options(false)?, KeyValueStore::new())?;
-    let meta = runtime.meta()?;
+    let meta = offline_runtime(plugin)?.meta()?;
     let schema: serde_json::Value = serde_json::from_str(&meta.config_schema)?;
     println!("{}", serde_json::to_string_pretty(&schema)?);
     Ok(())

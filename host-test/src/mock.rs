@@ -5,16 +5,19 @@
 //! than convenient: a request the real server would reject must be rejected here too, or the
 //! tests would pass against the mock and fail in production.
 //!
-//! Two sources keep it honest instead of a second hand-written description of the API:
-//! * routing, scopes and success statuses come from [`contacts_api::OPERATIONS`] through
-//!   [`contacts_api::match_path`];
-//! * request validation (allowed body properties, their types, required properties, required query
-//!   parameters) is derived at startup from the embedded official OpenAPI spec, so a property the
-//!   spec does not whitelist gets the same 422 the real NestJS server answers.
+//! One table keeps it honest instead of a second hand-written description of the API:
+//! [`contacts_api::OPERATIONS`], generated from the official spec, gives routing (through
+//! [`contacts_api::match_path`]), scopes, success statuses and request validation (required query
+//! parameters, the body whitelist, required body properties and their JSON types), so a property
+//! the spec does not whitelist gets the same 422 the real NestJS server answers. The only spec
+//! text the mock reads itself is the common error schemas, for the 401/422 texts.
 //!
-//! Behaviour the spec does not describe (error texts for 400/403/404, the duplicate-contact 400)
-//! follows what the real server is reported to answer; see `shared/reference/notes/ghl-contacts-api.md`.
+//! All 32 operations are implemented, with the response shapes the spec declares. Behaviour the
+//! spec does not describe (error texts for 400/403/404, the duplicate-contact 400, the search body,
+//! the deprecated list's paging) follows what the real server is reported to do; see
+//! `shared/reference/notes/ghl-contacts-api.md`.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -28,14 +31,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use contacts_api::{Method, Operation, Scope, API_VERSION_HEADER};
+use contacts_api::{Body, Method, Operation, Scope, ValueKind, API_VERSION_HEADER};
 use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 
-/// The official Contacts spec, verbatim (see `spec/SOURCE.txt`).
-const CONTACTS_SPEC: &str = include_str!("../spec/apps/contacts.json");
 /// The error DTOs the Contacts spec references as `../common/common-schemas.json`.
-const COMMON_SCHEMAS: &str = include_str!("../spec/common/common-schemas.json");
+const COMMON_SCHEMAS: &str = contacts_api::COMMON_SCHEMAS_JSON;
 
 /// Largest request body the mock reads; far above anything the Contacts API accepts.
 const BODY_LIMIT: usize = 16 << 20;
@@ -46,6 +47,7 @@ const MSG_VERSION: &str = "version header must be 2021-07-28";
 const MSG_FORBIDDEN: &str = "The token is not authorized for this scope.";
 const MSG_NOT_JSON: &str = "Unexpected token in JSON body";
 const MSG_DUPLICATE: &str = "This location does not allow duplicated contacts.";
+const MSG_NUMBER: &str = "must be a number conforming to the specified constraints";
 
 // ------------------------------------------------------------------------------------------------
 // Public API
@@ -111,8 +113,8 @@ impl MockServer {
     /// Starts a mock on `addr`. The socket is bound before this returns, so the mock accepts
     /// connections as soon as the caller has the [`MockServer`] in hand.
     pub fn start_on(addr: SocketAddr, options: MockOptions) -> anyhow::Result<MockServer> {
-        // Parse the embedded spec up front so a broken embed fails here, not in a request.
-        spec();
+        // Parse the embedded error schemas up front so a broken embed fails here, not in a request.
+        error_texts();
         let std_listener =
             std::net::TcpListener::bind(addr).with_context(|| format!("binding the mock Contacts API to {addr}"))?;
         std_listener.set_nonblocking(true).context("making the mock's listener non-blocking")?;
@@ -164,9 +166,24 @@ impl MockServer {
         self.state.notes()
     }
 
+    /// All tasks of all contacts, in creation order, each with its `contactId`.
+    pub fn tasks(&self) -> Vec<Value> {
+        self.state.tasks()
+    }
+
+    /// All appointments, in seeding order, each with its `contactId`.
+    pub fn appointments(&self) -> Vec<Value> {
+        self.state.appointments()
+    }
+
     /// Seeds a contact directly (no request logged); returns its id.
     pub fn seed_contact(&self, contact: Value) -> String {
         self.state.seed_contact(contact)
+    }
+
+    /// Seeds an appointment of `contact_id` (the API cannot create one); returns its id.
+    pub fn seed_appointment(&self, contact_id: &str, event: Value) -> String {
+        self.state.seed_appointment(contact_id, event)
     }
 
     /// Blocks the calling thread until the server stops (for the `mock` CLI command). The server
@@ -233,7 +250,7 @@ pub fn router(state: Arc<MockState>) -> Router {
 }
 
 async fn debug_state(State(state): State<Arc<MockState>>) -> Json<Value> {
-    Json(json!({ "contacts": state.contacts(), "notes": state.notes() }))
+    Json(state.snapshot())
 }
 
 async fn debug_requests(State(state): State<Arc<MockState>>) -> Json<Vec<RecordedRequest>> {
@@ -280,10 +297,55 @@ impl MockState {
         self.lock().notes.iter().cloned().map(Value::Object).collect()
     }
 
+    /// All tasks, in creation order, each with its `contactId` (`TaskSchema` shape).
+    pub fn tasks(&self) -> Vec<Value> {
+        self.lock().tasks.iter().cloned().map(Value::Object).collect()
+    }
+
+    /// All appointments (seeded with [`MockState::seed_appointment`]), in seeding order.
+    pub fn appointments(&self) -> Vec<Value> {
+        self.lock().appointments.iter().cloned().map(Value::Object).collect()
+    }
+
+    /// Everything the mock holds, as `GET /__mock/state` shows it: `contacts`, `notes`, `tasks`,
+    /// `appointments`, plus `followers`, `campaigns` and `workflows`, each an object keyed by
+    /// contact id (contacts without any are left out).
+    pub fn snapshot(&self) -> Value {
+        let data = self.lock();
+        let objects = |list: &[Map<String, Value>]| Value::Array(list.iter().cloned().map(Value::Object).collect());
+        let mut followers = Map::new();
+        for contact in &data.contacts {
+            if let (Some(id), Some(Value::Array(list))) = (str_field(contact, "id"), contact.get("followers")) {
+                if !list.is_empty() {
+                    followers.insert(id.to_owned(), Value::Array(list.clone()));
+                }
+            }
+        }
+        let mut campaigns = Map::new();
+        for (contact_id, campaign_id) in &data.campaigns {
+            push_to(&mut campaigns, contact_id, Value::String(campaign_id.clone()));
+        }
+        let mut workflows = Map::new();
+        for (contact_id, enrolment) in &data.workflows {
+            push_to(&mut workflows, contact_id, Value::Object(enrolment.clone()));
+        }
+        json!({
+            "contacts": objects(&data.contacts),
+            "notes": objects(&data.notes),
+            "tasks": objects(&data.tasks),
+            "appointments": objects(&data.appointments),
+            "followers": followers,
+            "campaigns": campaigns,
+            "workflows": workflows,
+        })
+    }
+
     /// Stores a contact as if it had been created earlier; returns its id. An `id` in `contact`
     /// is kept, otherwise the next deterministic id is used. Missing `dateAdded`/`dateUpdated`
-    /// are set to now, `tags` defaults to `[]`, and the derived fields (`name`, `*LowerCase`) are
-    /// filled in like for a created contact. Nothing is logged.
+    /// are set to now, `tags` and `customFields` default to `[]`, and the derived fields (`name`,
+    /// `*LowerCase`) are filled in like for a created contact. `customFields` may be given in
+    /// either the write shape (`{id|key, field_value}`) or the read shape (`{id, value}`).
+    /// Nothing is logged.
     ///
     /// Panics if `contact` is not a JSON object: seeding is test setup, so that is a bug.
     pub fn seed_contact(&self, contact: Value) -> String {
@@ -294,10 +356,46 @@ impl MockState {
             Some(Value::String(id)) => Some(id),
             _ => None,
         };
+        if let Some(Value::Array(entries)) = fields.get_mut("customFields") {
+            for entry in entries.iter_mut().filter_map(Value::as_object_mut) {
+                if !entry.contains_key("field_value") {
+                    if let Some(value) = entry.remove("value") {
+                        entry.insert("field_value".into(), value);
+                    }
+                }
+            }
+        }
         let now = now_iso8601();
         let mut data = self.lock();
         let index = data.insert_contact(id, fields, &now);
         data.contacts[index]["id"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Stores an appointment of `contact_id` (the API has no way to create one); returns its id.
+    /// `event` is kept as given (`GetEventSchema` fields), plus `id` (the next `event…` id unless
+    /// one is given) and `contactId`; `locationId` is copied from the contact when missing. The
+    /// contact does not have to exist. Nothing is logged.
+    ///
+    /// Panics if `event` is not a JSON object: seeding is test setup, so that is a bug.
+    pub fn seed_appointment(&self, contact_id: &str, event: Value) -> String {
+        let Value::Object(mut event) = event else {
+            panic!("seed_appointment takes a JSON object, got {event}");
+        };
+        let mut data = self.lock();
+        let id = match event.remove("id") {
+            Some(Value::String(id)) => id,
+            _ => data.next_event_id(),
+        };
+        event.insert("id".into(), Value::String(id.clone()));
+        event.insert("contactId".into(), Value::String(contact_id.to_owned()));
+        if !event.contains_key("locationId") {
+            let location = data.contact_index(contact_id).and_then(|i| data.contacts[i].get("locationId").cloned());
+            if let Some(location) = location {
+                event.insert("locationId".into(), location);
+            }
+        }
+        data.appointments.push(event);
+        id
     }
 
     /// Answers one API request and records it in the request log. This is the whole mock minus
@@ -340,7 +438,7 @@ impl MockState {
         raw_body: &[u8],
     ) -> Reply {
         if !self.authorized(headers) {
-            return spec().unauthorized();
+            return unauthorized();
         }
         if headers.get("version").and_then(|v| v.to_str().ok()) != Some(API_VERSION_HEADER) {
             return Reply::error(400, MSG_VERSION);
@@ -354,31 +452,27 @@ impl MockState {
             return Reply::new(403, json!({ "statusCode": 403, "message": MSG_FORBIDDEN, "error": "Forbidden" }));
         }
 
-        let rules = spec().rules(op);
         let query = parse_query(query);
         // The body is parsed before it is validated, like Express's body parser runs before
         // Nest's ValidationPipe: malformed JSON is a 400, never a 422.
-        let body = match &rules.body {
+        let body = match op.body {
             Some(_) => match parse_body(raw_body) {
                 Ok(body) => body,
                 Err(reply) => return reply,
             },
             None => Map::new(),
         };
-        let mut problems: Vec<String> = rules
-            .required_query
-            .iter()
-            .filter(|name| query_value(&query, name).is_none_or(|v| v.trim().is_empty()))
-            .map(|name| format!("{name} should not be empty"))
-            .collect();
-        if let Some(body_rules) = &rules.body {
-            problems.extend(body_rules.check(&body));
+        let mut problems = check_query(op, &query);
+        problems.extend(check_path(op, &matched.params));
+        if let Some(rules) = op.body {
+            problems.extend(check_body(rules, &body));
         }
         if !problems.is_empty() {
-            return spec().unprocessable(problems);
+            return unprocessable(problems);
         }
 
-        self.dispatch(op, &matched.params, &query, body)
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        self.dispatch(op, &matched.params, &query, body, &format!("http://{host}"))
     }
 
     /// `Authorization: Bearer <token>` with a non-empty token, equal to the configured one if any.
@@ -395,28 +489,64 @@ impl MockState {
             && self.options.token.as_deref().is_none_or(|expected| expected == token)
     }
 
+    /// `origin` is `http://<Host header>`, for the absolute `nextPageUrl` of the deprecated list.
     fn dispatch(
         &self,
         op: &'static Operation,
         params: &[(&'static str, String)],
         query: &[(String, String)],
         body: Map<String, Value>,
+        origin: &str,
     ) -> Reply {
         let param = |name: &str| params.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v.as_str());
+        let contact = param("contactId");
         let ok = op.success_status;
         let now = now_iso8601();
         let mut data = self.lock();
         match op.id {
+            // Contacts
             "create-contact" => data.create_contact(body, self.options.allow_duplicates, ok, &now),
             "upsert-contact" => data.upsert_contact(body, self.options.allow_duplicates, ok, &now),
-            "get-contact" => data.get_contact(param("contactId"), ok),
-            "update-contact" => data.update_contact(param("contactId"), body, ok, &now),
+            "get-contact" => data.get_contact(contact, ok),
+            "update-contact" => data.update_contact(contact, body, ok, &now),
+            "delete-contact" => data.delete_contact(contact, ok),
+            // Search and lists
             "get-duplicate-contact" => data.duplicate_contact(query, ok),
-            "create-note" => data.create_note(param("contactId"), body, ok, &now),
-            "get-all-notes" => data.all_notes(param("contactId"), ok),
-            "get-note" => data.get_note(param("contactId"), param("id"), ok),
-            "update-note" => data.update_note(param("contactId"), param("id"), body, ok),
-            "add-tags" => data.add_tags(param("contactId"), &body, ok, &now),
+            "search-contacts-advanced" => data.search(&body, ok),
+            "get-contacts" => data.list_contacts(query, origin, ok),
+            "get-contacts-by-businessId" => data.business_contacts(param("businessId"), query, ok),
+            // Bulk
+            "add-remove-contact-from-business" => data.bulk_business(&body, ok, &now),
+            "create-association" => data.bulk_tags(param("type"), &body, ok, &now),
+            // Tags
+            "add-tags" => data.add_tags(contact, &body, ok, &now),
+            "remove-tags" => data.remove_tags(contact, &body, ok, &now),
+            // Notes
+            "create-note" => data.create_note(contact, body, ok, &now),
+            "get-all-notes" => data.all_notes(contact, ok),
+            "get-note" => data.get_note(contact, param("id"), ok),
+            "update-note" => data.update_note(contact, param("id"), body, ok),
+            "delete-note" => data.delete_note(contact, param("id"), ok),
+            // Tasks
+            "get-all-tasks" => data.all_tasks(contact, ok),
+            "create-task" => data.create_task(contact, body, ok),
+            "get-task" => data.get_task(contact, param("taskId"), ok),
+            "update-task" => data.update_task(contact, param("taskId"), body, ok),
+            "update-task-completed" => data.update_task(contact, param("taskId"), body, ok),
+            "delete-task" => data.delete_task(contact, param("taskId"), ok),
+            // Appointments
+            "get-appointments-for-contact" => data.appointments_of(contact, ok),
+            // Followers
+            "add-followers-contact" => data.add_followers(contact, &body, ok, &now),
+            "remove-followers-contact" => data.remove_followers(contact, &body, ok, &now),
+            // Campaigns
+            "add-contact-to-campaign" => data.add_to_campaign(contact, param("campaignId"), ok),
+            "remove-contact-from-campaign" => data.remove_from_campaigns(contact, Some(param("campaignId")), ok),
+            "remove-contact-from-every-campaign" => data.remove_from_campaigns(contact, None, ok),
+            // Workflows
+            "add-contact-to-workflow" => data.add_to_workflow(contact, param("workflowId"), &body, ok),
+            "delete-contact-from-workflow" => data.remove_from_workflow(contact, param("workflowId"), ok),
+            // Only reachable if the spec (and so the table) grows an operation the mock lacks.
             other => Reply::error(501, format!("mock: {other} is not implemented yet")),
         }
     }
@@ -456,21 +586,79 @@ impl Reply {
     fn note_not_found(id: &str) -> Reply {
         Reply::error(400, format!("Note with id {id} not found"))
     }
+
+    fn task_not_found(id: &str) -> Reply {
+        Reply::error(400, format!("Task with id {id} not found"))
+    }
+
+    /// `{"succeded": true}` (sic), the body of every delete and of the campaign/workflow operations.
+    fn succeded(status: u16) -> Reply {
+        Reply::new(status, json!({ "succeded": true }))
+    }
+}
+
+/// The error texts the common schemas fix, read from their examples.
+struct ErrorTexts {
+    unauthorized: Value,
+    unprocessable_error: String,
+}
+
+/// Parsed once, on first use; the embedded file is a constant, so this cannot fail at runtime
+/// unless the embed itself is broken, which the tests catch.
+fn error_texts() -> &'static ErrorTexts {
+    static TEXTS: OnceLock<ErrorTexts> = OnceLock::new();
+    TEXTS.get_or_init(|| {
+        let common: Value = serde_json::from_str(COMMON_SCHEMAS).expect("the embedded common-schemas.json is JSON");
+        let dto = |name: &str| &common["components"]["schemas"][name]["properties"];
+        ErrorTexts {
+            unauthorized: json!({
+                "statusCode": 401,
+                "message": dto("UnauthorizedDTO")["message"]["example"],
+                "error": dto("UnauthorizedDTO")["error"]["example"],
+            }),
+            unprocessable_error: dto("UnprocessableDTO")["error"]["example"]
+                .as_str()
+                .unwrap_or("Unprocessable Entity")
+                .to_owned(),
+        }
+    })
+}
+
+/// `UnauthorizedDTO`, with the texts of the common schema's examples.
+fn unauthorized() -> Reply {
+    Reply::new(401, error_texts().unauthorized.clone())
+}
+
+/// `UnprocessableDTO`: unlike every other error, `message` is an array.
+fn unprocessable(problems: Vec<String>) -> Reply {
+    Reply::new(422, json!({ "statusCode": 422, "message": problems, "error": error_texts().unprocessable_error }))
 }
 
 // ------------------------------------------------------------------------------------------------
 // Data and operations
 // ------------------------------------------------------------------------------------------------
 
-/// Everything behind the mutex. Contacts and notes are kept as JSON objects so that any field
-/// the spec allows is stored and echoed back exactly as sent, without a struct to keep in sync.
+/// Everything behind the mutex. Contacts, notes, tasks and appointments are kept as JSON objects
+/// so that any field the spec allows is stored and echoed back exactly as sent, without a struct
+/// to keep in sync. Followers live on the contact (`followers`, as `ContactsSearchSchema` lists
+/// them); campaign and workflow memberships are kept beside it.
 #[derive(Default)]
 struct Data {
     contacts: Vec<Map<String, Value>>,
     notes: Vec<Map<String, Value>>,
+    tasks: Vec<Map<String, Value>>,
+    appointments: Vec<Map<String, Value>>,
+    /// `(contactId, campaignId)`, in enrolment order.
+    campaigns: Vec<(String, String)>,
+    /// `(contactId, {workflowId, eventStartTime?})`, in enrolment order.
+    workflows: Vec<(String, Map<String, Value>)>,
+    /// Custom-field ids by `(locationId, key)`: a field written by `key` keeps one id.
+    custom_field_ids: HashMap<(String, String), String>,
     requests: Vec<RecordedRequest>,
     contact_counter: u64,
     note_counter: u64,
+    task_counter: u64,
+    event_counter: u64,
     trace_counter: u64,
 }
 
@@ -492,6 +680,21 @@ impl Data {
         format!("note{:016}", self.note_counter)
     }
 
+    fn next_task_id(&mut self) -> String {
+        self.task_counter += 1;
+        format!("task{:016}", self.task_counter)
+    }
+
+    fn next_event_id(&mut self) -> String {
+        loop {
+            self.event_counter += 1;
+            let id = format!("event{:015}", self.event_counter);
+            if !self.appointments.iter().any(|e| str_field(e, "id") == Some(&id)) {
+                return id;
+            }
+        }
+    }
+
     /// Upsert's `traceId`: UUID-shaped like the real one, but deterministic.
     fn next_trace_id(&mut self) -> String {
         self.trace_counter += 1;
@@ -499,7 +702,12 @@ impl Data {
     }
 
     fn contact_index(&self, id: &str) -> Option<usize> {
-        self.contacts.iter().position(|c| c.get("id").and_then(Value::as_str) == Some(id))
+        self.contacts.iter().position(|c| str_field(c, "id") == Some(id))
+    }
+
+    /// The contact's index, or the 400 every operation on an unknown contact answers.
+    fn existing(&self, id: &str) -> Result<usize, Reply> {
+        self.contact_index(id).ok_or_else(|| Reply::contact_not_found(id))
     }
 
     /// Stores a new contact built from `fields`; returns its index.
@@ -508,11 +716,64 @@ impl Data {
         let mut contact = Map::new();
         contact.insert("id".into(), Value::String(id));
         contact.insert("tags".into(), json!([]));
+        contact.insert("customFields".into(), json!([]));
         contact.insert("dateAdded".into(), Value::String(now.to_owned()));
         contact.insert("dateUpdated".into(), Value::String(now.to_owned()));
-        apply_fields(&mut contact, fields);
         self.contacts.push(contact);
-        self.contacts.len() - 1
+        let index = self.contacts.len() - 1;
+        self.apply_contact_fields(index, fields);
+        index
+    }
+
+    /// Writes request fields onto a stored contact: [`merge`] for plain fields, the custom-field
+    /// conversion for `customFields`, then the derived fields.
+    ///
+    /// Custom fields are written as `{id, key?, field_value}` and read as `{id, value}`. Each
+    /// written entry updates the stored entry with the same id (others are kept); an entry with
+    /// only a `key` gets the id that key already has in the location, or `cf_<key>`. A `null` or
+    /// `""` `field_value` clears the field; an entry without `field_value`, or with neither id
+    /// nor key, changes nothing.
+    fn apply_contact_fields(&mut self, index: usize, mut fields: Map<String, Value>) {
+        let written = fields.remove("customFields");
+        let contact = &mut self.contacts[index];
+        merge(contact, fields);
+        if let Some(Value::Array(entries)) = written {
+            let location = str_field(contact, "locationId").unwrap_or_default().to_owned();
+            let mut stored = match contact.remove("customFields") {
+                Some(Value::Array(stored)) => stored,
+                _ => Vec::new(),
+            };
+            for entry in entries.iter().filter_map(Value::as_object) {
+                let key = str_field(entry, "key").filter(|k| !k.is_empty());
+                let id = match (str_field(entry, "id").filter(|id| !id.is_empty()), key) {
+                    (Some(id), Some(key)) => {
+                        self.custom_field_ids.insert((location.clone(), key.to_owned()), id.to_owned());
+                        id.to_owned()
+                    }
+                    (Some(id), None) => id.to_owned(),
+                    (None, Some(key)) => self
+                        .custom_field_ids
+                        .entry((location.clone(), key.to_owned()))
+                        .or_insert_with(|| format!("cf_{key}"))
+                        .clone(),
+                    (None, None) => continue,
+                };
+                let Some(value) = entry.get("field_value") else {
+                    continue;
+                };
+                let position = stored.iter().position(|s| s["id"].as_str() == Some(id.as_str()));
+                match (position, value.is_null() || value == "") {
+                    (Some(at), true) => {
+                        stored.remove(at);
+                    }
+                    (None, true) => {}
+                    (Some(at), false) => stored[at]["value"] = value.clone(),
+                    (None, false) => stored.push(json!({ "id": id, "value": value })),
+                }
+            }
+            contact.insert("customFields".into(), Value::Array(stored));
+        }
+        refresh_derived(contact);
     }
 
     /// The location's duplicate rule: email first (case-insensitive), then phone (exact after
@@ -528,7 +789,7 @@ impl Data {
             self.contacts
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| c.get("locationId").and_then(Value::as_str) == Some(location))
+                .filter(|(_, c)| str_field(c, "locationId") == Some(location))
                 .map(|(index, c)| (index, |name: &str| str_field(c, name).map(str::trim)))
         };
         if let Some(email) = email.map(str::trim).filter(|e| !e.is_empty()).map(str::to_lowercase) {
@@ -588,9 +849,8 @@ impl Data {
         let (new, index) = match existing {
             Some((index, _)) => {
                 body.remove("locationId");
-                let contact = &mut self.contacts[index];
-                apply_fields(contact, body);
-                contact.insert("dateUpdated".into(), Value::String(now.to_owned()));
+                self.apply_contact_fields(index, body);
+                self.touch(index, now);
                 (false, index)
             }
             None => (true, self.insert_contact(None, body, now)),
@@ -598,21 +858,41 @@ impl Data {
         Reply::new(ok, json!({ "new": new, "contact": self.contacts[index], "traceId": trace_id }))
     }
 
+    fn touch(&mut self, index: usize, now: &str) {
+        self.contacts[index].insert("dateUpdated".into(), Value::String(now.to_owned()));
+    }
+
     fn get_contact(&self, id: &str, ok: u16) -> Reply {
-        match self.contact_index(id) {
-            Some(index) => Reply::new(ok, json!({ "contact": self.contacts[index] })),
-            None => Reply::contact_not_found(id),
+        match self.existing(id) {
+            Ok(index) => Reply::new(ok, json!({ "contact": self.contacts[index] })),
+            Err(reply) => reply,
         }
     }
 
     fn update_contact(&mut self, id: &str, body: Map<String, Value>, ok: u16, now: &str) -> Reply {
-        let Some(index) = self.contact_index(id) else {
-            return Reply::contact_not_found(id);
+        let index = match self.existing(id) {
+            Ok(index) => index,
+            Err(reply) => return reply,
         };
-        let contact = &mut self.contacts[index];
-        apply_fields(contact, body);
-        contact.insert("dateUpdated".into(), Value::String(now.to_owned()));
-        Reply::new(ok, json!({ "succeded": true, "contact": contact }))
+        self.apply_contact_fields(index, body);
+        self.touch(index, now);
+        Reply::new(ok, json!({ "succeded": true, "contact": self.contacts[index] }))
+    }
+
+    /// Deletes the contact with everything hanging off it: notes, tasks, appointments and
+    /// campaign/workflow memberships.
+    fn delete_contact(&mut self, id: &str, ok: u16) -> Reply {
+        let index = match self.existing(id) {
+            Ok(index) => index,
+            Err(reply) => return reply,
+        };
+        self.contacts.remove(index);
+        self.notes.retain(|n| !belongs_to(n, id));
+        self.tasks.retain(|t| !belongs_to(t, id));
+        self.appointments.retain(|e| !belongs_to(e, id));
+        self.campaigns.retain(|(contact, _)| contact != id);
+        self.workflows.retain(|(contact, _)| contact != id);
+        Reply::succeded(ok)
     }
 
     fn duplicate_contact(&self, query: &[(String, String)], ok: u16) -> Reply {
@@ -622,9 +902,272 @@ impl Data {
         Reply::new(ok, json!({ "contact": contact }))
     }
 
+    /// Contacts of `location` matching the free-text `query`, in creation order.
+    fn in_location<'a>(
+        &'a self,
+        location: &'a str,
+        text: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Map<String, Value>> {
+        self.contacts
+            .iter()
+            .filter(move |c| str_field(c, "locationId") == Some(location))
+            .filter(move |c| text.is_none_or(|q| matches_text(c, q)))
+    }
+
+    /// `POST /contacts/search`. The spec leaves `SearchBodyV2DTO` empty; the fields below follow
+    /// the published search documentation: `locationId` and `pageLimit` (≤ 500) required, `page`
+    /// 1-based, `query` free text over name/email/phone, `filters` (`{field, operator, value}` or
+    /// `{group: AND|OR, filters}`, all ANDed), `sort` (`[{field, direction}]`, creation order
+    /// otherwise), `searchAfter` (the cursor each returned contact carries). Unknown fields are
+    /// ignored, like the open schema says.
+    fn search(&self, body: &Map<String, Value>, ok: u16) -> Reply {
+        let problems = check_search(body);
+        if !problems.is_empty() {
+            return unprocessable(problems);
+        }
+        let location = str_field(body, "locationId").unwrap_or_default();
+        let text = str_field(body, "query");
+        let filters = body.get("filters").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+        let mut found: Vec<&Map<String, Value>> =
+            self.in_location(location, text).filter(|c| filters.iter().all(|f| filter_matches(c, f))).collect();
+        for rule in body.get("sort").and_then(Value::as_array).into_iter().flatten().rev() {
+            let field = rule["field"].as_str().unwrap_or_default();
+            let descending = rule["direction"].as_str() == Some("desc");
+            // Stable sorts, last rule first, give the lexicographic order of all rules.
+            found.sort_by(|a, b| {
+                let order = compare_sort_keys(lookup(a, field), lookup(b, field));
+                if descending {
+                    order.reverse()
+                } else {
+                    order
+                }
+            });
+        }
+        let total = found.len();
+        let limit = body["pageLimit"].as_f64().unwrap_or(0.0) as usize;
+        let start = match body.get("searchAfter").and_then(Value::as_array) {
+            Some(cursor) => {
+                let after_id = cursor.iter().rev().find_map(Value::as_str).unwrap_or_default();
+                found.iter().position(|c| str_field(c, "id") == Some(after_id)).map_or(total, |at| at + 1)
+            }
+            None => (body.get("page").and_then(Value::as_f64).unwrap_or(1.0) as usize)
+                .saturating_sub(1)
+                .saturating_mul(limit),
+        };
+        let contacts: Vec<Value> = found
+            .into_iter()
+            .skip(start)
+            .take(limit)
+            .map(|c| {
+                let mut c = c.clone();
+                let cursor = json!([date_added_ms(&c), c["id"]]);
+                c.insert("searchAfter".into(), cursor);
+                Value::Object(c)
+            })
+            .collect();
+        Reply::new(ok, json!({ "contacts": contacts, "total": total }))
+    }
+
+    /// `GET /contacts/` (deprecated): cursor paging over creation order. `startAfterId` (the last
+    /// id of the previous page) wins; otherwise `startAfter` (epoch ms) starts at the first
+    /// contact added after it. `count` and `meta.total` are the number of matching contacts.
+    fn list_contacts(&self, query: &[(String, String)], origin: &str, ok: u16) -> Reply {
+        let limit = match query_value(query, "limit").map(str::trim) {
+            None | Some("") => 20,
+            Some(limit) => match limit.parse::<f64>() {
+                Ok(n) if n > 100.0 => return unprocessable(vec!["limit must not be greater than 100".into()]),
+                Ok(n) if n < 1.0 => return unprocessable(vec!["limit must not be less than 1".into()]),
+                Ok(n) => n as usize,
+                Err(_) => return unprocessable(vec![format!("limit {MSG_NUMBER}")]),
+            },
+        };
+        let location = query_value(query, "locationId").unwrap_or_default();
+        let text = query_value(query, "query").filter(|q| !q.trim().is_empty());
+        let all: Vec<&Map<String, Value>> = self.in_location(location, text).collect();
+        let after_id = query_value(query, "startAfterId").filter(|id| !id.is_empty());
+        let after_ms = query_value(query, "startAfter").and_then(|ms| ms.trim().parse::<f64>().ok());
+        let start = match (after_id.and_then(|id| all.iter().position(|c| str_field(c, "id") == Some(id))), after_ms) {
+            (Some(at), _) => at + 1,
+            (None, Some(ms)) => all.iter().position(|c| date_added_ms(c) as f64 > ms).unwrap_or(all.len()),
+            (None, None) => 0,
+        };
+        let page: Vec<&Map<String, Value>> = all.iter().skip(start).take(limit).copied().collect();
+        let current = start / limit + 1;
+        let more = start + page.len() < all.len();
+        let last = page.last();
+        let next_url = match last {
+            Some(last) if more => {
+                let ms = date_added_ms(last).to_string();
+                let mut pairs = vec![("locationId", location), ("startAfter", ms.as_str())];
+                pairs.push(("startAfterId", str_field(last, "id").unwrap_or_default()));
+                let limit_given = query_value(query, "limit");
+                pairs.extend(limit_given.map(|l| ("limit", l)));
+                pairs.extend(text.map(|q| ("query", q)));
+                let pairs: Vec<(&str, String)> = pairs.into_iter().map(|(k, v)| (k, v.to_owned())).collect();
+                Value::String(format!(
+                    "{origin}/contacts/{}",
+                    contacts_api::query_string(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+                ))
+            }
+            _ => Value::Null,
+        };
+        Reply::new(
+            ok,
+            json!({
+                "contacts": page,
+                "count": all.len(),
+                "meta": {
+                    "total": all.len(),
+                    "nextPageUrl": next_url,
+                    "startAfterId": last.map_or(Value::Null, |c| c["id"].clone()),
+                    "startAfter": last.map_or(Value::Null, |c| json!(date_added_ms(c))),
+                    "currentPage": current,
+                    "nextPage": if more { json!(current + 1) } else { Value::Null },
+                    "prevPage": if current > 1 { json!(current - 1) } else { Value::Null },
+                }
+            }),
+        )
+    }
+
+    /// `GET /contacts/business/{businessId}`: `skip`/`limit` paging (number strings, defaults
+    /// "0"/"25") over the location's contacts with that `businessId`; `count` is all matches.
+    fn business_contacts(&self, business: &str, query: &[(String, String)], ok: u16) -> Reply {
+        let number = |name: &str, default: usize| match query_value(query, name).map(str::trim) {
+            None | Some("") => Ok(default),
+            Some(v) => v.parse::<usize>().map_err(|_| format!("{name} must be a number string")),
+        };
+        let (limit, skip) = match (number("limit", 25), number("skip", 0)) {
+            (Ok(limit), Ok(skip)) => (limit, skip),
+            (limit, skip) => return unprocessable(limit.err().into_iter().chain(skip.err()).collect()),
+        };
+        let location = query_value(query, "locationId").unwrap_or_default();
+        let text = query_value(query, "query").filter(|q| !q.trim().is_empty());
+        let all: Vec<&Map<String, Value>> =
+            self.in_location(location, text).filter(|c| str_field(c, "businessId") == Some(business)).collect();
+        let page: Vec<&Map<String, Value>> = all.iter().skip(skip).take(limit).copied().collect();
+        Reply::new(ok, json!({ "contacts": page, "count": all.len() }))
+    }
+
+    /// Sets (or, with `null`, clears) `businessId` on each listed contact of the location.
+    /// Ids that are unknown or in another location are skipped and left out of `ids`.
+    fn bulk_business(&mut self, body: &Map<String, Value>, ok: u16, now: &str) -> Reply {
+        let location = str_field(body, "locationId").unwrap_or_default();
+        let business = body.get("businessId").cloned().unwrap_or(Value::Null);
+        let mut updated = Vec::new();
+        for id in body["ids"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            let Some(index) = self.contact_index(id) else { continue };
+            if str_field(&self.contacts[index], "locationId") != Some(location) {
+                continue;
+            }
+            let mut fields = Map::new();
+            fields.insert("businessId".into(), business.clone());
+            merge(&mut self.contacts[index], fields);
+            self.touch(index, now);
+            if !updated.iter().any(|u| u == id) {
+                updated.push(id.to_owned());
+            }
+        }
+        Reply::new(ok, json!({ "success": true, "ids": updated }))
+    }
+
+    /// `POST /contacts/bulk/tags/update/{add|remove}`: one `responses` item per listed contact
+    /// (duplicates included). Unknown contacts and contacts of another location are per-item
+    /// errors counted in `errorCount`; the request itself succeeds.
+    fn bulk_tags(&mut self, kind: &str, body: &Map<String, Value>, ok: u16, now: &str) -> Reply {
+        let remove_all = matches!(body.get("removeAllTags"), Some(Value::Bool(true)))
+            || str_field(body, "removeAllTags") == Some("true");
+        if remove_all && kind != "remove" {
+            return unprocessable(vec!["removeAllTags can only be used with remove type".into()]);
+        }
+        let location = str_field(body, "locationId").unwrap_or_default();
+        let tags: Vec<Value> = string_items(body, "tags");
+        let mut responses = Vec::new();
+        let mut errors = 0;
+        for id in body["contacts"].as_array().into_iter().flatten() {
+            let id = id.as_str().unwrap_or_default();
+            let index = match self.contact_index(id) {
+                Some(index) if str_field(&self.contacts[index], "locationId") == Some(location) => index,
+                found => {
+                    errors += 1;
+                    let message = if found.is_some() {
+                        "contact does not belong to location".to_owned()
+                    } else {
+                        format!("Contact with id {id} not found")
+                    };
+                    responses.push(json!({ "contactId": id, "message": message, "type": "error" }));
+                    continue;
+                }
+            };
+            let old = contact_list(&self.contacts[index], "tags");
+            let (new, added, removed) = if kind == "add" {
+                let (new, added) = union(&old, &tags);
+                (new, added, Vec::new())
+            } else if remove_all {
+                (Vec::new(), Vec::new(), old.clone())
+            } else {
+                let (new, removed) = difference(&old, &tags);
+                (new, Vec::new(), removed)
+            };
+            self.contacts[index].insert("tags".into(), Value::Array(new));
+            self.touch(index, now);
+            responses.push(json!({
+                "contactId": id,
+                "message": "Tags updated",
+                "type": "success",
+                "oldTags": old,
+                "tagsAdded": added,
+                "tagsRemoved": removed,
+            }));
+        }
+        Reply::new(ok, json!({ "succeded": true, "errorCount": errors, "responses": responses }))
+    }
+
+    /// Adds tags to a contact (keeping the existing ones, no duplicates) and answers with all of them.
+    fn add_tags(&mut self, contact_id: &str, body: &Map<String, Value>, ok: u16, now: &str) -> Reply {
+        self.edit_list(contact_id, "tags", body, true, now)
+            .map_or_else(|e| e, |(all, _)| Reply::new(ok, json!({ "tags": all })))
+    }
+
+    /// Removes tags from a contact and answers with the remaining ones.
+    fn remove_tags(&mut self, contact_id: &str, body: &Map<String, Value>, ok: u16, now: &str) -> Reply {
+        self.edit_list(contact_id, "tags", body, false, now)
+            .map_or_else(|e| e, |(all, _)| Reply::new(ok, json!({ "tags": all })))
+    }
+
+    fn add_followers(&mut self, contact_id: &str, body: &Map<String, Value>, ok: u16, now: &str) -> Reply {
+        self.edit_list(contact_id, "followers", body, true, now)
+            .map_or_else(|e| e, |(all, added)| Reply::new(ok, json!({ "followers": all, "followersAdded": added })))
+    }
+
+    fn remove_followers(&mut self, contact_id: &str, body: &Map<String, Value>, ok: u16, now: &str) -> Reply {
+        self.edit_list(contact_id, "followers", body, false, now).map_or_else(
+            |e| e,
+            |(all, removed)| Reply::new(ok, json!({ "followers": all, "followersRemoved": removed })),
+        )
+    }
+
+    /// Adds (`add`) or removes the body's `field` strings to/from the contact's `field` list.
+    /// Returns the new list and the values actually added or removed.
+    fn edit_list(
+        &mut self,
+        contact_id: &str,
+        field: &str,
+        body: &Map<String, Value>,
+        add: bool,
+        now: &str,
+    ) -> Result<(Vec<Value>, Vec<Value>), Reply> {
+        let index = self.existing(contact_id)?;
+        let old = contact_list(&self.contacts[index], field);
+        let given = string_items(body, field);
+        let (new, changed) = if add { union(&old, &given) } else { difference(&old, &given) };
+        self.contacts[index].insert(field.to_owned(), Value::Array(new.clone()));
+        self.touch(index, now);
+        Ok((new, changed))
+    }
+
     fn create_note(&mut self, contact_id: &str, body: Map<String, Value>, ok: u16, now: &str) -> Reply {
-        if self.contact_index(contact_id).is_none() {
-            return Reply::contact_not_found(contact_id);
+        if let Err(reply) = self.existing(contact_id) {
+            return reply;
         }
         let mut note = Map::new();
         note.insert("id".into(), Value::String(self.next_note_id()));
@@ -636,21 +1179,19 @@ impl Data {
     }
 
     fn all_notes(&self, contact_id: &str, ok: u16) -> Reply {
-        if self.contact_index(contact_id).is_none() {
-            return Reply::contact_not_found(contact_id);
+        if let Err(reply) = self.existing(contact_id) {
+            return reply;
         }
-        let notes: Vec<&Map<String, Value>> = self.notes.iter().filter(|n| note_of(n, contact_id)).collect();
+        let notes: Vec<&Map<String, Value>> = self.notes.iter().filter(|n| belongs_to(n, contact_id)).collect();
         Reply::new(ok, json!({ "notes": notes }))
     }
 
     /// The note `id` of contact `contact_id`: the contact must exist, and the note must belong to it.
     fn note_index(&self, contact_id: &str, id: &str) -> Result<usize, Reply> {
-        if self.contact_index(contact_id).is_none() {
-            return Err(Reply::contact_not_found(contact_id));
-        }
+        self.existing(contact_id)?;
         self.notes
             .iter()
-            .position(|n| note_of(n, contact_id) && n.get("id").and_then(Value::as_str) == Some(id))
+            .position(|n| belongs_to(n, contact_id) && str_field(n, "id") == Some(id))
             .ok_or_else(|| Reply::note_not_found(id))
     }
 
@@ -671,33 +1212,178 @@ impl Data {
         }
     }
 
-    /// Adds tags to a contact (keeping the existing ones, no duplicates) and answers with all of them.
-    fn add_tags(&mut self, contact_id: &str, body: &Map<String, Value>, ok: u16, now: &str) -> Reply {
-        let Some(index) = self.contact_index(contact_id) else {
-            return Reply::contact_not_found(contact_id);
-        };
-        let contact = &mut self.contacts[index];
-        let mut tags = match contact.get("tags") {
-            Some(Value::Array(tags)) => tags.clone(),
-            _ => Vec::new(),
-        };
-        for tag in body.get("tags").and_then(Value::as_array).into_iter().flatten() {
-            if !tags.contains(tag) {
-                tags.push(tag.clone());
+    fn delete_note(&mut self, contact_id: &str, id: &str, ok: u16) -> Reply {
+        match self.note_index(contact_id, id) {
+            Ok(index) => {
+                self.notes.remove(index);
+                Reply::succeded(ok)
             }
+            Err(reply) => reply,
         }
-        contact.insert("tags".into(), Value::Array(tags.clone()));
-        contact.insert("dateUpdated".into(), Value::String(now.to_owned()));
-        Reply::new(ok, json!({ "tags": tags }))
+    }
+
+    fn all_tasks(&self, contact_id: &str, ok: u16) -> Reply {
+        if let Err(reply) = self.existing(contact_id) {
+            return reply;
+        }
+        let tasks: Vec<&Map<String, Value>> = self.tasks.iter().filter(|t| belongs_to(t, contact_id)).collect();
+        Reply::new(ok, json!({ "tasks": tasks }))
+    }
+
+    /// A task is `TaskSchema`: `{id, title, body?, assignedTo?, dueDate, completed, contactId}`.
+    fn create_task(&mut self, contact_id: &str, body: Map<String, Value>, ok: u16) -> Reply {
+        if let Err(reply) = self.existing(contact_id) {
+            return reply;
+        }
+        let mut task = Map::new();
+        task.insert("id".into(), Value::String(self.next_task_id()));
+        task.insert("contactId".into(), Value::String(contact_id.to_owned()));
+        merge(&mut task, body);
+        self.tasks.push(task.clone());
+        Reply::new(ok, json!({ "task": task }))
+    }
+
+    /// The task `id` of contact `contact_id`: the contact must exist, and the task must belong to it.
+    fn task_index(&self, contact_id: &str, id: &str) -> Result<usize, Reply> {
+        self.existing(contact_id)?;
+        self.tasks
+            .iter()
+            .position(|t| belongs_to(t, contact_id) && str_field(t, "id") == Some(id))
+            .ok_or_else(|| Reply::task_not_found(id))
+    }
+
+    fn get_task(&self, contact_id: &str, id: &str, ok: u16) -> Reply {
+        match self.task_index(contact_id, id) {
+            Ok(index) => Reply::new(ok, json!({ "task": self.tasks[index] })),
+            Err(reply) => reply,
+        }
+    }
+
+    /// Both `update-task` (any of the five fields) and `update-task-completed` (`{completed}`).
+    fn update_task(&mut self, contact_id: &str, id: &str, body: Map<String, Value>, ok: u16) -> Reply {
+        match self.task_index(contact_id, id) {
+            Ok(index) => {
+                merge(&mut self.tasks[index], body);
+                Reply::new(ok, json!({ "task": self.tasks[index] }))
+            }
+            Err(reply) => reply,
+        }
+    }
+
+    fn delete_task(&mut self, contact_id: &str, id: &str, ok: u16) -> Reply {
+        match self.task_index(contact_id, id) {
+            Ok(index) => {
+                self.tasks.remove(index);
+                Reply::succeded(ok)
+            }
+            Err(reply) => reply,
+        }
+    }
+
+    fn appointments_of(&self, contact_id: &str, ok: u16) -> Reply {
+        if let Err(reply) = self.existing(contact_id) {
+            return reply;
+        }
+        let events: Vec<&Map<String, Value>> = self.appointments.iter().filter(|e| belongs_to(e, contact_id)).collect();
+        Reply::new(ok, json!({ "events": events }))
+    }
+
+    /// Enrolling twice is harmless: the membership is kept once.
+    fn add_to_campaign(&mut self, contact_id: &str, campaign_id: &str, ok: u16) -> Reply {
+        if let Err(reply) = self.existing(contact_id) {
+            return reply;
+        }
+        if !self.campaigns.iter().any(|(c, k)| c == contact_id && k == campaign_id) {
+            self.campaigns.push((contact_id.to_owned(), campaign_id.to_owned()));
+        }
+        Reply::succeded(ok)
+    }
+
+    /// One campaign, or (`None`) all of them. Removing a membership that does not exist succeeds.
+    fn remove_from_campaigns(&mut self, contact_id: &str, campaign_id: Option<&str>, ok: u16) -> Reply {
+        if let Err(reply) = self.existing(contact_id) {
+            return reply;
+        }
+        self.campaigns.retain(|(c, k)| !(c == contact_id && campaign_id.is_none_or(|id| id == k)));
+        Reply::succeded(ok)
+    }
+
+    /// Enrolling again replaces the stored `eventStartTime`.
+    fn add_to_workflow(&mut self, contact_id: &str, workflow_id: &str, body: &Map<String, Value>, ok: u16) -> Reply {
+        if let Err(reply) = self.existing(contact_id) {
+            return reply;
+        }
+        let mut enrolment = Map::new();
+        enrolment.insert("workflowId".into(), Value::String(workflow_id.to_owned()));
+        if let Some(start) = body.get("eventStartTime").filter(|v| !v.is_null()) {
+            enrolment.insert("eventStartTime".into(), start.clone());
+        }
+        match self
+            .workflows
+            .iter_mut()
+            .find(|(c, e)| c == contact_id && str_field(e, "workflowId") == Some(workflow_id))
+        {
+            Some((_, existing)) => *existing = enrolment,
+            None => self.workflows.push((contact_id.to_owned(), enrolment)),
+        }
+        Reply::succeded(ok)
+    }
+
+    /// Removing a membership that does not exist succeeds.
+    fn remove_from_workflow(&mut self, contact_id: &str, workflow_id: &str, ok: u16) -> Reply {
+        if let Err(reply) = self.existing(contact_id) {
+            return reply;
+        }
+        self.workflows.retain(|(c, e)| !(c == contact_id && str_field(e, "workflowId") == Some(workflow_id)));
+        Reply::succeded(ok)
     }
 }
 
-fn note_of(note: &Map<String, Value>, contact_id: &str) -> bool {
-    note.get("contactId").and_then(Value::as_str) == Some(contact_id)
+fn belongs_to(item: &Map<String, Value>, contact_id: &str) -> bool {
+    str_field(item, "contactId") == Some(contact_id)
 }
 
 fn str_field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
     object.get(name).and_then(Value::as_str)
+}
+
+/// The string items of an array property of a request body (validation has checked it is one).
+fn string_items(body: &Map<String, Value>, name: &str) -> Vec<Value> {
+    body.get(name).and_then(Value::as_array).into_iter().flatten().filter(|v| v.is_string()).cloned().collect()
+}
+
+/// A stored list field of a contact (`tags`, `followers`), empty when absent.
+fn contact_list(contact: &Map<String, Value>, name: &str) -> Vec<Value> {
+    match contact.get(name) {
+        Some(Value::Array(list)) => list.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// `old` plus the values of `given` it lacks (each once); returns the union and what was added.
+fn union(old: &[Value], given: &[Value]) -> (Vec<Value>, Vec<Value>) {
+    let mut all = old.to_vec();
+    let mut added = Vec::new();
+    for value in given {
+        if !all.contains(value) {
+            all.push(value.clone());
+            added.push(value.clone());
+        }
+    }
+    (all, added)
+}
+
+/// `old` without the values of `given`; returns what is left and what was removed.
+fn difference(old: &[Value], given: &[Value]) -> (Vec<Value>, Vec<Value>) {
+    let (removed, kept): (Vec<Value>, Vec<Value>) = old.iter().cloned().partition(|v| given.contains(v));
+    (kept, removed)
+}
+
+/// Appends `value` to the array at `map[key]`, creating it.
+fn push_to(map: &mut Map<String, Value>, key: &str, value: Value) {
+    if let Value::Array(list) = map.entry(key.to_owned()).or_insert_with(|| json!([])) {
+        list.push(value);
+    }
 }
 
 /// Copies `fields` over `target`. A `null` removes the field: the mock never emits nulls, and
@@ -710,12 +1396,6 @@ fn merge(target: &mut Map<String, Value>, fields: Map<String, Value>) {
             target.insert(key, value);
         }
     }
-}
-
-/// [`merge`] for contacts, then recomputes the fields HighLevel derives from the sent ones.
-fn apply_fields(contact: &mut Map<String, Value>, fields: Map<String, Value>) {
-    merge(contact, fields);
-    refresh_derived(contact);
 }
 
 /// `name` is first + " " + last (whichever are present; an explicitly sent `name` survives only
@@ -749,8 +1429,247 @@ fn refresh_derived(contact: &mut Map<String, Value>) {
     };
 }
 
+/// `dateAdded` in epoch milliseconds (0 when missing or unparsable), the deprecated list's
+/// `startAfter` and the first element of a search cursor.
+fn date_added_ms(contact: &Map<String, Value>) -> u64 {
+    str_field(contact, "dateAdded")
+        .and_then(|d| humantime::parse_rfc3339_weak(d).ok())
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 // ------------------------------------------------------------------------------------------------
-// Request parsing
+// Search
+// ------------------------------------------------------------------------------------------------
+
+const OPERATORS: &[&str] = &["eq", "not_eq", "contains", "not_contains", "exists", "not_exists", "range"];
+const MAX_PAGE_LIMIT: u64 = 500;
+
+/// Free text: a case-insensitive substring of the name, first/last name or email, or (when the
+/// text has digits and no letters) a digit substring of the phone, so `312 555` finds `+1312555…`.
+fn matches_text(contact: &Map<String, Value>, text: &str) -> bool {
+    let text = text.trim().to_lowercase();
+    if text.is_empty() {
+        return true;
+    }
+    let in_fields = ["name", "firstName", "lastName", "email", "phone"]
+        .iter()
+        .filter_map(|f| str_field(contact, f))
+        .any(|v| v.to_lowercase().contains(&text));
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    let phone_digits =
+        || -> String { str_field(contact, "phone").unwrap_or_default().chars().filter(char::is_ascii_digit).collect() };
+    in_fields || (!digits.is_empty() && !text.chars().any(char::is_alphabetic) && phone_digits().contains(&digits))
+}
+
+/// A contact's value for a filter/sort field: a top-level property, `customFields.<id>` (the
+/// custom field's value), or a dotted path into nested objects.
+fn lookup<'a>(contact: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+    if let Some(value) = contact.get(field) {
+        return Some(value);
+    }
+    if let Some(id) = field.strip_prefix("customFields.").or_else(|| field.strip_prefix("customField.")) {
+        return contact.get("customFields")?.as_array()?.iter().find(|f| f["id"] == id)?.get("value");
+    }
+    let mut segments = field.split('.');
+    let mut current = contact.get(segments.next()?)?;
+    for segment in segments {
+        current = current.get(segment)?;
+    }
+    Some(current)
+}
+
+/// Strings compare case-insensitively; numbers and booleans by their JSON text.
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.to_lowercase()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn is_present(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(_) => true,
+    }
+}
+
+/// Every scalar the field holds: the value itself, or each item of an array (`tags`).
+fn scalars(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::Array(items)) => items.iter().filter_map(scalar_text).collect(),
+        Some(value) => scalar_text(value).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+fn filter_matches(contact: &Map<String, Value>, filter: &Value) -> bool {
+    if let Some(group) = filter.get("group").and_then(Value::as_str) {
+        let mut inner = filter["filters"].as_array().into_iter().flatten();
+        return if group.eq_ignore_ascii_case("or") {
+            inner.any(|f| filter_matches(contact, f))
+        } else {
+            inner.all(|f| filter_matches(contact, f))
+        };
+    }
+    let field = lookup(contact, filter["field"].as_str().unwrap_or_default());
+    let have = scalars(field);
+    // A list value (`"value": ["a", "b"]`) matches any of its items.
+    let wanted = scalars(filter.get("value"));
+    let eq = || have.iter().any(|h| wanted.contains(h));
+    let contains = || have.iter().any(|h| wanted.iter().any(|w| h.contains(w.as_str())));
+    match filter["operator"].as_str().unwrap_or_default() {
+        "eq" => eq(),
+        "not_eq" => !eq(),
+        "contains" => contains(),
+        "not_contains" => !contains(),
+        "exists" => is_present(field),
+        "not_exists" => !is_present(field),
+        "range" => in_range(field, &filter["value"]),
+        _ => false,
+    }
+}
+
+/// `range` takes `{gt|gte|lt|lte: bound}`; numbers compare as numbers, anything else as text
+/// (so ISO dates compare chronologically).
+fn in_range(field: Option<&Value>, bounds: &Value) -> bool {
+    let Some(field) = field.filter(|f| !f.is_null()) else {
+        return false;
+    };
+    [
+        ("gt", &[Ordering::Greater][..]),
+        ("gte", &[Ordering::Greater, Ordering::Equal]),
+        ("lt", &[Ordering::Less]),
+        ("lte", &[Ordering::Less, Ordering::Equal]),
+    ]
+    .iter()
+    .all(|(name, allowed)| {
+        bounds.get(*name).is_none_or(|bound| allowed.contains(&compare_sort_keys(Some(field), Some(bound))))
+    })
+}
+
+/// Sort order of two field values: numbers numerically, everything else as lowercase text,
+/// numbers before text, missing values last.
+fn compare_sort_keys(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+    let a = a.filter(|v| !v.is_null());
+    let b = b.filter(|v| !v.is_null());
+    match (a, b) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(a), Some(b)) => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => {
+                let text = |v: &Value| scalar_text(v).unwrap_or_else(|| v.to_string());
+                text(a).cmp(&text(b))
+            }
+        },
+    }
+}
+
+/// The search body's rules, in class-validator's wording.
+fn check_search(body: &Map<String, Value>) -> Vec<String> {
+    let mut problems = Vec::new();
+    match body.get("locationId") {
+        None | Some(Value::Null) => problems.push("locationId should not be empty".to_owned()),
+        Some(Value::String(s)) if s.is_empty() => problems.push("locationId should not be empty".to_owned()),
+        Some(Value::String(_)) => {}
+        Some(_) => problems.push("locationId must be a string".to_owned()),
+    }
+    match body.get("pageLimit") {
+        None | Some(Value::Null) => problems.push("pageLimit should not be empty".to_owned()),
+        Some(value) => problems.extend(check_integer("pageLimit", value, Some(MAX_PAGE_LIMIT))),
+    }
+    if let Some(page) = body.get("page").filter(|v| !v.is_null()) {
+        problems.extend(check_integer("page", page, None));
+    }
+    match body.get("query") {
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(_) => problems.push("query must be a string".to_owned()),
+    }
+    match body.get("filters") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(filters)) => {
+            for filter in filters {
+                check_filter(filter, &mut problems);
+            }
+        }
+        Some(_) => problems.push("filters must be an array".to_owned()),
+    }
+    match body.get("sort") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(rules)) => {
+            for rule in rules {
+                if rule["field"].as_str().is_none_or(str::is_empty) {
+                    problems.push("sort.field should not be empty".to_owned());
+                }
+                if !matches!(rule["direction"].as_str(), Some("asc" | "desc")) {
+                    problems.push("sort.direction must be one of the following values: asc, desc".to_owned());
+                }
+            }
+        }
+        Some(_) => problems.push("sort must be an array".to_owned()),
+    }
+    match body.get("searchAfter") {
+        None | Some(Value::Null) | Some(Value::Array(_)) => {}
+        Some(_) => problems.push("searchAfter must be an array".to_owned()),
+    }
+    problems
+}
+
+/// A positive integer, at most `max`.
+fn check_integer(name: &str, value: &Value, max: Option<u64>) -> Vec<String> {
+    match value.as_f64() {
+        None => vec![format!("{name} {MSG_NUMBER}")],
+        Some(n) if n.fract() != 0.0 => vec![format!("{name} must be an integer number")],
+        Some(n) if n < 1.0 => vec![format!("{name} must not be less than 1")],
+        Some(n) if max.is_some_and(|max| n > max as f64) => {
+            vec![format!("{name} must not be greater than {}", max.unwrap_or_default())]
+        }
+        Some(_) => Vec::new(),
+    }
+}
+
+fn check_filter(filter: &Value, problems: &mut Vec<String>) {
+    let Some(filter) = filter.as_object() else {
+        problems.push("each value in filters must be an object".to_owned());
+        return;
+    };
+    if let Some(group) = filter.get("group") {
+        if !matches!(group.as_str(), Some("AND" | "OR")) {
+            problems.push("filters.group must be one of the following values: AND, OR".to_owned());
+        }
+        match filter.get("filters") {
+            Some(Value::Array(inner)) => inner.iter().for_each(|f| check_filter(f, problems)),
+            _ => problems.push("filters.filters must be an array".to_owned()),
+        }
+        return;
+    }
+    if str_field(filter, "field").is_none_or(str::is_empty) {
+        problems.push("filters.field should not be empty".to_owned());
+    }
+    match str_field(filter, "operator") {
+        Some(op) if OPERATORS.contains(&op) => {
+            let needs_value = !matches!(op, "exists" | "not_exists");
+            if needs_value && filter.get("value").is_none_or(Value::is_null) {
+                problems.push("filters.value should not be empty".to_owned());
+            }
+            if op == "range" && !filter.get("value").is_some_and(Value::is_object) {
+                problems.push("filters.value must be an object".to_owned());
+            }
+        }
+        _ => problems.push(format!("filters.operator must be one of the following values: {}", OPERATORS.join(", "))),
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Request parsing and validation (rules from `contacts_api::OPERATIONS`)
 // ------------------------------------------------------------------------------------------------
 
 /// Splits a raw query string into decoded pairs, decoding values like HighLevel does (`+` is a
@@ -778,214 +1697,95 @@ fn parse_body(raw: &[u8]) -> Result<Map<String, Value>, Reply> {
     }
     match serde_json::from_slice::<Value>(raw) {
         Ok(Value::Object(body)) => Ok(body),
-        Ok(_) => Err(spec().unprocessable(vec!["request body must be a JSON object".to_owned()])),
+        Ok(_) => Err(unprocessable(vec!["request body must be a JSON object".to_owned()])),
         Err(_) => Err(Reply::error(400, MSG_NOT_JSON)),
     }
 }
 
-// ------------------------------------------------------------------------------------------------
-// Validation rules derived from the spec
-// ------------------------------------------------------------------------------------------------
-
-/// The JSON types the spec's top-level property `type`s name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum JsonType {
-    String,
-    Boolean,
-    Number,
-    Array,
-    Object,
-}
-
-impl JsonType {
-    fn from_spec(name: &str) -> Option<JsonType> {
-        match name {
-            "string" => Some(JsonType::String),
-            "boolean" => Some(JsonType::Boolean),
-            "number" | "integer" => Some(JsonType::Number),
-            "array" => Some(JsonType::Array),
-            "object" => Some(JsonType::Object),
-            _ => None,
-        }
-    }
-
-    fn of(value: &Value) -> Option<JsonType> {
-        match value {
-            Value::Null => None,
-            Value::Bool(_) => Some(JsonType::Boolean),
-            Value::Number(_) => Some(JsonType::Number),
-            Value::String(_) => Some(JsonType::String),
-            Value::Array(_) => Some(JsonType::Array),
-            Value::Object(_) => Some(JsonType::Object),
-        }
-    }
-
-    /// class-validator's wording, which HighLevel's NestJS server returns verbatim.
-    fn violation(self, property: &str) -> String {
-        match self {
-            JsonType::String => format!("{property} must be a string"),
-            JsonType::Boolean => format!("{property} must be a boolean value"),
-            JsonType::Number => format!("{property} must be a number conforming to the specified constraints"),
-            JsonType::Array => format!("{property} must be an array"),
-            JsonType::Object => format!("{property} must be an object"),
-        }
+/// The JSON type of a value, as the table names types; `None` for `null`.
+fn kind_of(value: &Value) -> Option<ValueKind> {
+    match value {
+        Value::Null => None,
+        Value::Bool(_) => Some(ValueKind::Boolean),
+        Value::Number(_) => Some(ValueKind::Number),
+        Value::String(_) => Some(ValueKind::String),
+        Value::Array(_) => Some(ValueKind::Array),
+        Value::Object(_) => Some(ValueKind::Object),
     }
 }
 
-/// One top-level property of a request-body schema.
-#[derive(Debug)]
-struct PropertyRule {
-    name: String,
-    /// Accepted JSON types; empty means the spec gives no checkable type (e.g. `anyOf`).
-    /// The first one is the declared type. The type of the spec's own `example` is accepted
-    /// too: `dateOfBirth` is declared `object` but documented and exemplified as a string, and
-    /// the real server takes the string.
-    accepts: Vec<JsonType>,
+/// class-validator's wording, which HighLevel's NestJS server returns verbatim.
+fn violation(kind: ValueKind, property: &str) -> String {
+    match kind {
+        ValueKind::String => format!("{property} must be a string"),
+        ValueKind::Boolean => format!("{property} must be a boolean value"),
+        ValueKind::Number => format!("{property} {MSG_NUMBER}"),
+        ValueKind::Array => format!("{property} must be an array"),
+        ValueKind::Object => format!("{property} must be an object"),
+    }
 }
 
-/// The whitelist of one request-body schema.
-#[derive(Debug)]
-struct BodyRules {
-    /// Empty when the spec declares no properties (`SearchBodyV2DTO`, `AddContactToCampaignDto`):
-    /// that means "undocumented", not "accepts nothing", so such bodies are not checked.
-    properties: Vec<PropertyRule>,
-    required: Vec<String>,
-}
-
-impl BodyRules {
-    /// Every problem with `body`, one message each, in HighLevel's wording.
-    fn check(&self, body: &Map<String, Value>) -> Vec<String> {
-        if self.properties.is_empty() {
-            return Vec::new();
-        }
-        let mut problems: Vec<String> = body
-            .keys()
-            .filter(|key| !self.properties.iter().any(|p| &p.name == *key))
-            .map(|key| format!("property {key} should not exist"))
-            .collect();
-        for property in &self.properties {
-            let required = self.required.contains(&property.name);
-            match body.get(&property.name) {
-                None | Some(Value::Null) if required => problems.push(format!("{} should not be empty", property.name)),
-                Some(Value::String(s)) if required && s.is_empty() => {
-                    problems.push(format!("{} should not be empty", property.name))
-                }
-                // Optional properties accept null (class-validator's @IsOptional): it clears them.
-                None | Some(Value::Null) => {}
-                Some(value) => {
-                    let fits = property.accepts.is_empty()
-                        || JsonType::of(value).is_some_and(|t| property.accepts.contains(&t));
-                    if !fits {
-                        problems.push(property.accepts[0].violation(&property.name));
-                    }
+/// Required query parameters must be non-blank; numeric and boolean ones must parse.
+fn check_query(op: &Operation, query: &[(String, String)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for param in op.query {
+        match query_value(query, param.name).map(str::trim) {
+            None | Some("") if param.required => problems.push(format!("{} should not be empty", param.name)),
+            None | Some("") => {}
+            Some(value) => {
+                let fits = match param.kind {
+                    ValueKind::Number => value.parse::<f64>().is_ok_and(f64::is_finite),
+                    ValueKind::Boolean => matches!(value, "true" | "false"),
+                    _ => true,
+                };
+                if !fits {
+                    problems.push(violation(param.kind, param.name));
                 }
             }
         }
-        problems
+    }
+    problems
+}
+
+/// Path parameters the spec leaves undeclared: `{type}` of the bulk-tags operation is `add` or
+/// `remove` (its description and `removeAllTags` say so).
+fn check_path(op: &Operation, params: &[(&'static str, String)]) -> Vec<String> {
+    let bulk_type = params.iter().find(|(name, _)| *name == "type").map(|(_, v)| v.as_str());
+    match (op.id, bulk_type) {
+        ("create-association", Some("add" | "remove")) => Vec::new(),
+        ("create-association", _) => vec!["type must be one of the following values: add, remove".to_owned()],
+        _ => Vec::new(),
     }
 }
 
-/// What the spec says one operation's request must look like.
-#[derive(Debug)]
-struct OperationRules {
-    /// `None` when the operation declares no request body (its body, if any, is ignored).
-    body: Option<BodyRules>,
-    required_query: Vec<String>,
-}
-
-/// The parsed spec: validation rules per operation and the error bodies the common schemas fix.
-struct Spec {
-    rules: HashMap<&'static str, OperationRules>,
-    unauthorized: Value,
-    unprocessable_error: String,
-}
-
-/// Parsed once, on first use; the embedded files are constants, so this cannot fail at runtime
-/// unless the embed itself is broken, which the tests catch.
-fn spec() -> &'static Spec {
-    static SPEC: OnceLock<Spec> = OnceLock::new();
-    SPEC.get_or_init(|| Spec::parse(CONTACTS_SPEC, COMMON_SCHEMAS))
-}
-
-impl Spec {
-    fn parse(contacts: &str, common: &str) -> Spec {
-        let doc: Value = serde_json::from_str(contacts).expect("the embedded contacts.json is JSON");
-        let common: Value = serde_json::from_str(common).expect("the embedded common-schemas.json is JSON");
-        let mut rules = HashMap::new();
-        for op in contacts_api::OPERATIONS {
-            let entry = &doc["paths"][op.path][op.method.as_str().to_ascii_lowercase()];
-            assert_eq!(
-                entry["operationId"],
-                op.id,
-                "contacts_api::OPERATIONS disagrees with the embedded spec on {} {}",
-                op.method.as_str(),
-                op.path
-            );
-            let body = entry["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-                .as_str()
-                .map(|reference| body_rules(&doc, reference));
-            let required_query = entry["parameters"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|p| p["in"] == "query" && p["required"] == true)
-                .filter_map(|p| p["name"].as_str().map(str::to_owned))
-                .collect();
-            rules.insert(op.id, OperationRules { body, required_query });
-        }
-        let dto = |name: &str| &common["components"]["schemas"][name]["properties"];
-        let unauthorized = json!({
-            "statusCode": 401,
-            "message": dto("UnauthorizedDTO")["message"]["example"],
-            "error": dto("UnauthorizedDTO")["error"]["example"],
-        });
-        let unprocessable_error =
-            dto("UnprocessableDTO")["error"]["example"].as_str().unwrap_or("Unprocessable Entity").to_owned();
-        Spec { rules, unauthorized, unprocessable_error }
+/// Every problem with `body`, one message each, in HighLevel's wording: properties the schema
+/// does not list (the server's whitelist), required ones missing or empty, wrong JSON types.
+/// An open schema (the spec lists no properties) passes anything.
+fn check_body(rules: &Body, body: &Map<String, Value>) -> Vec<String> {
+    if rules.open {
+        return Vec::new();
     }
-
-    fn rules(&self, op: &Operation) -> &OperationRules {
-        &self.rules[op.id]
-    }
-
-    /// `UnauthorizedDTO`, with the texts of the common schema's examples.
-    fn unauthorized(&self) -> Reply {
-        Reply::new(401, self.unauthorized.clone())
-    }
-
-    /// `UnprocessableDTO`: unlike every other error, `message` is an array.
-    fn unprocessable(&self, problems: Vec<String>) -> Reply {
-        Reply::new(422, json!({ "statusCode": 422, "message": problems, "error": self.unprocessable_error }))
-    }
-}
-
-/// Resolves a local `#/components/...` reference.
-fn resolve<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
-    doc.pointer(reference.strip_prefix('#')?)
-}
-
-fn body_rules(doc: &Value, reference: &str) -> BodyRules {
-    let schema = resolve(doc, reference).unwrap_or_else(|| panic!("the embedded spec has no {reference}"));
-    let properties = schema["properties"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(name, property)| {
-            // A `$ref`'d property takes the referenced schema's type (e.g. `DndSettingsSchema`).
-            let declared = property["$ref"].as_str().and_then(|r| resolve(doc, r)).unwrap_or(property);
-            let mut accepts: Vec<JsonType> =
-                declared["type"].as_str().and_then(JsonType::from_spec).into_iter().collect();
-            if let Some(example) = property.get("example").and_then(JsonType::of) {
-                if !accepts.is_empty() && !accepts.contains(&example) {
-                    accepts.push(example);
-                }
-            }
-            PropertyRule { name: name.clone(), accepts }
-        })
+    let mut problems: Vec<String> = body
+        .keys()
+        .filter(|key| !rules.properties.iter().any(|p| p.name == key.as_str()))
+        .map(|key| format!("property {key} should not exist"))
         .collect();
-    let required =
-        schema["required"].as_array().into_iter().flatten().filter_map(|r| r.as_str().map(str::to_owned)).collect();
-    BodyRules { properties, required }
+    for property in rules.properties {
+        let empty = format!("{} should not be empty", property.name);
+        match body.get(property.name) {
+            None if property.required => problems.push(empty),
+            Some(Value::Null) if property.required && !property.nullable => problems.push(empty),
+            Some(Value::String(s)) if property.required && s.is_empty() => problems.push(empty),
+            // Optional properties accept null (class-validator's @IsOptional): it clears them.
+            None | Some(Value::Null) => {}
+            Some(value) => {
+                if !kind_of(value).is_some_and(|kind| property.accepts(&kind)) {
+                    problems.push(violation(property.kind, property.name));
+                }
+            }
+        }
+    }
+    problems
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1369,17 +2169,14 @@ mod tests {
     }
 
     #[test]
-    fn unknown_paths_and_methods_are_404_and_unimplemented_is_501() {
+    fn unknown_paths_and_methods_are_404() {
         let server = start();
         let r = call(&server, "GET", "/contacts/a/b/c/d/e?x=1", None);
         assert_eq!((r.status, r.body), (404, json!({"statusCode":404,"message":"Cannot GET /contacts/a/b/c/d/e"})));
         assert_eq!(call(&server, "PATCH", "/contacts/x", None).status, 404);
         assert_eq!(call(&server, "GET", "/nothing", None).status, 404);
-        let r = call(&server, "DELETE", "/contacts/x", None);
-        assert_eq!(
-            (r.status, r.body),
-            (501, json!({"statusCode":501,"message":"mock: delete-contact is not implemented yet"}))
-        );
+        assert_eq!(call(&server, "POST", "/contacts/x/tasks/t/completed", Some(json!({}))).status, 404);
+        assert_eq!(call(&server, "GET", "/contacts/x/campaigns/c1", None).status, 404);
     }
 
     #[test]
@@ -1446,27 +2243,899 @@ mod tests {
         assert!(TcpStream::connect(addr).is_err());
     }
 
-    #[test]
-    fn rules_come_from_the_spec() {
-        let names = |id: &str| -> Vec<String> {
-            let body = spec().rules(contacts_api::op(id)).body.as_ref().unwrap();
-            body.properties.iter().map(|p| p.name.clone()).collect()
+    // --------------------------------------------------------------------------------------------
+    // Helpers for the operations added with the table
+    // --------------------------------------------------------------------------------------------
+
+    fn contact_id(server: &MockServer, fields: Value) -> String {
+        let r = create(server, fields);
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["contact"]["id"].as_str().unwrap().to_owned()
+    }
+
+    fn state(server: &MockServer) -> Value {
+        raw(server, "GET", "/__mock/state", &[], None, false).body
+    }
+
+    /// A value of `kind` that passes validation.
+    fn minimal(kind: ValueKind) -> Value {
+        match kind {
+            ValueKind::String => json!("x"),
+            ValueKind::Number => json!(1),
+            ValueKind::Boolean => json!(true),
+            ValueKind::Array => json!(["x"]),
+            ValueKind::Object => json!({}),
+        }
+    }
+
+    /// The smallest body the table accepts for `op`: its required properties, or `{}`.
+    fn valid_body(op: &Operation) -> Option<Value> {
+        let rules = op.body?;
+        let required = rules.properties.iter().filter(|p| p.required);
+        Some(Value::Object(required.map(|p| (p.name.to_owned(), minimal(p.kind))).collect()))
+    }
+
+    /// `op`'s path with `contact` as `{contactId}`, `add` as the bulk `{type}`, `x` for the rest.
+    fn path_of(op: &Operation, contact: &str) -> String {
+        op.render_path(|name| {
+            Some(match name {
+                "contactId" => contact,
+                "type" => "add",
+                _ => "x",
+            })
+        })
+        .unwrap()
+    }
+
+    fn messages(r: &Resp) -> Vec<String> {
+        serde_json::from_value(r.body["message"].clone()).unwrap_or_default()
+    }
+
+    fn spec_doc() -> &'static Value {
+        static DOC: OnceLock<Value> = OnceLock::new();
+        DOC.get_or_init(|| serde_json::from_str(contacts_api::SPEC_JSON).unwrap())
+    }
+
+    /// Asserts that `body` fits the success response schema the official spec declares for
+    /// `op_id`: types, required properties, nullability, `$ref`s, items. As for request bodies,
+    /// a value of the type of the spec's own example is accepted where it contradicts the
+    /// declared type (the bulk-tags `responses` items are declared strings, exemplified objects).
+    /// Operations whose response has no schema (search, duplicate) pass.
+    fn conforms(op_id: &str, body: &Value) {
+        let op = contacts_api::op(op_id);
+        let doc = spec_doc();
+        let method = op.method.as_str().to_ascii_lowercase();
+        let response = &doc["paths"][op.path][method]["responses"][op.success_status.to_string()];
+        let schema = &response["content"]["application/json"]["schema"];
+        if schema.is_null() {
+            return;
+        }
+        let mut errors = Vec::new();
+        fit(doc, schema, body, "$", None, &mut errors);
+        assert!(errors.is_empty(), "{op_id} does not fit its response schema: {errors:?}\n{body:#}");
+    }
+
+    fn json_type(value: &Value) -> &'static str {
+        match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        }
+    }
+
+    fn fit(doc: &Value, schema: &Value, value: &Value, at: &str, example: Option<&Value>, errors: &mut Vec<String>) {
+        let schema = match schema["$ref"].as_str() {
+            Some(reference) => match reference.strip_prefix('#') {
+                Some(pointer) => doc.pointer(pointer).unwrap_or_else(|| panic!("no {reference} in the spec")),
+                None => return,
+            },
+            None => schema,
         };
-        assert!(names("create-contact").contains(&"gender".to_owned()));
-        assert!(!names("update-contact").iter().any(|n| n == "locationId" || n == "companyName" || n == "gender"));
-        let create = spec().rules(contacts_api::op("create-contact")).body.as_ref().unwrap();
-        assert_eq!(create.required, ["locationId"]);
-        let dnd = create.properties.iter().find(|p| p.name == "dndSettings").unwrap();
-        assert_eq!(dnd.accepts, [JsonType::Object]);
-        assert!(spec()
-            .rules(contacts_api::op("search-contacts-advanced"))
-            .body
-            .as_ref()
+        if value.is_null() {
+            if schema["nullable"] != true {
+                errors.push(format!("{at} is null"));
+            }
+            return;
+        }
+        for part in schema["allOf"].as_array().into_iter().flatten() {
+            fit(doc, part, value, at, None, errors);
+        }
+        if let Some(options) = schema["anyOf"].as_array().or(schema["oneOf"].as_array()) {
+            let fits_one = options.iter().any(|option| {
+                let mut inner = Vec::new();
+                fit(doc, option, value, at, None, &mut inner);
+                inner.is_empty()
+            });
+            if !fits_one {
+                errors.push(format!("{at} fits none of its anyOf/oneOf"));
+            }
+            return;
+        }
+        let declared = schema["type"].as_str().or_else(|| schema.get("properties").map(|_| "object"));
+        let example = schema.get("example").or(example);
+        if let Some(declared) = declared {
+            let actual = json_type(value);
+            if actual != declared && !(declared == "integer" && actual == "number") {
+                if example.is_none_or(|e| json_type(e) != actual) {
+                    errors.push(format!("{at} is {actual}, the schema says {declared}"));
+                }
+                return;
+            }
+        }
+        match value {
+            Value::Object(object) => {
+                for required in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                    if !object.contains_key(required) {
+                        errors.push(format!("{at}.{required} is missing"));
+                    }
+                }
+                for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+                    if let Some(v) = object.get(name) {
+                        fit(doc, property, v, &format!("{at}.{name}"), None, errors);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                let hint = schema["example"].as_array().and_then(|e| e.first());
+                for (i, item) in items.iter().enumerate() {
+                    fit(doc, &schema["items"], item, &format!("{at}[{i}]"), hint, errors);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_conformance_checker_catches_wrong_shapes() {
+        let panics = |op: &str, body: Value| {
+            let op = op.to_owned();
+            std::panic::catch_unwind(move || conforms(&op, &body)).is_err()
+        };
+        assert!(!panics("get-task", json!({ "task": { "id": "t", "completed": true } })));
+        assert!(panics("get-task", json!({ "task": { "id": "t", "completed": "yes" } })));
+        assert!(panics("get-all-tasks", json!({ "tasks": {} })));
+        assert!(panics("add-remove-contact-from-business", json!({ "success": true })));
+        assert!(panics("get-contact", json!({ "contact": { "customFields": [{ "id": "a", "value": 1 }] } })));
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Validation and routing over the whole table
+    // --------------------------------------------------------------------------------------------
+
+    /// Every rule of every operation comes from the table: required query parameters, required
+    /// body properties, the whitelist and each property's type.
+    #[test]
+    fn validation_follows_the_operations_table() {
+        let server = start();
+        let contact = contact_id(&server, json!({}));
+        let mut checked = 0;
+        for op in contacts_api::OPERATIONS {
+            let path = path_of(op, &contact);
+            let method = op.method.as_str();
+            let required_query: Vec<String> =
+                op.query.iter().filter(|p| p.required).map(|p| format!("{} should not be empty", p.name)).collect();
+            if !required_query.is_empty() {
+                let r = call(&server, method, &path, None);
+                assert_eq!((r.status, messages(&r)), (422, required_query), "{}", op.id);
+                checked += 1;
+            }
+            let Some(rules) = op.body.filter(|rules| !rules.open) else {
+                continue;
+            };
+            let required: Vec<String> = rules
+                .properties
+                .iter()
+                .filter(|p| p.required)
+                .map(|p| format!("{} should not be empty", p.name))
+                .collect();
+            if !required.is_empty() {
+                let r = call(&server, method, &path, Some(json!({})));
+                assert_eq!((r.status, messages(&r)), (422, required), "{}", op.id);
+            }
+            let mut body = valid_body(op).unwrap();
+            body["__unlisted"] = json!(1);
+            let r = call(&server, method, &path, Some(body));
+            assert_eq!(
+                (r.status, messages(&r)),
+                (422, vec!["property __unlisted should not exist".to_owned()]),
+                "{}",
+                op.id
+            );
+            for property in rules.properties {
+                let wrong = [json!(12345), json!("s"), json!(true), json!([]), json!({})]
+                    .into_iter()
+                    .find(|v| !property.accepts(&kind_of(v).unwrap()))
+                    .unwrap();
+                let mut body = valid_body(op).unwrap();
+                body[property.name] = wrong;
+                let r = call(&server, method, &path, Some(body));
+                assert_eq!(
+                    (r.status, messages(&r)),
+                    (422, vec![violation(property.kind, property.name)]),
+                    "{} {}",
+                    op.id,
+                    property.name
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 80, "only {checked} rules checked");
+        assert_eq!(unauthorized().body["message"], "Invalid token: access token is invalid");
+        // A non-object JSON body is a 422, not a parse error.
+        let r = call(&server, "POST", &format!("/contacts/{contact}/tags"), Some(json!(["a"])));
+        assert_eq!((r.status, messages(&r)), (422, vec!["request body must be a JSON object".to_owned()]));
+    }
+
+    #[test]
+    fn every_operation_on_an_unknown_contact_is_400() {
+        let server = start();
+        server.seed_contact(json!({ "id": "real", "locationId": LOC }));
+        let mut seen = 0;
+        for op in contacts_api::OPERATIONS.iter().filter(|op| op.path_params().any(|p| p == "contactId")) {
+            let r = call(&server, op.method.as_str(), &path_of(op, "ghost"), valid_body(op));
+            assert_eq!(
+                (r.status, r.body),
+                (400, json!({"statusCode":400,"message":"Contact with id ghost not found"})),
+                "{}",
+                op.id
+            );
+            seen += 1;
+        }
+        assert_eq!(seen, 24);
+        // Nothing was created or changed for the unknown contact.
+        let s = state(&server);
+        assert_eq!(s["notes"], json!([]));
+        assert_eq!(s["tasks"], json!([]));
+        assert_eq!((&s["campaigns"], &s["workflows"], &s["followers"]), (&json!({}), &json!({}), &json!({})));
+    }
+
+    #[test]
+    fn write_operations_need_the_write_scope() {
+        let server =
+            MockServer::start(MockOptions { scopes: vec![Scope::ContactsReadonly], ..MockOptions::default() }).unwrap();
+        let id = server.seed_contact(json!({ "locationId": LOC, "tags": ["a"] }));
+        let forbidden =
+            json!({"statusCode":403,"message":"The token is not authorized for this scope.","error":"Forbidden"});
+        for op in contacts_api::OPERATIONS {
+            let r = call(&server, op.method.as_str(), &path_of(op, &id), valid_body(op));
+            if op.scope == Scope::ContactsWrite {
+                assert_eq!((r.status, &r.body), (403, &forbidden), "{}", op.id);
+            } else {
+                assert_ne!(r.status, 403, "{}", op.id);
+            }
+        }
+        // The two bulk operations declare no scope in the spec; they write, so they need write.
+        let r = call(
+            &server,
+            "POST",
+            "/contacts/bulk/tags/update/remove",
+            Some(json!({ "contacts": [id], "tags": ["a"], "locationId": LOC })),
+        );
+        assert_eq!(r.status, 403);
+        assert_eq!(server.contacts()[0]["tags"], json!(["a"]), "nothing was written");
+        let r = call(&server, "POST", "/contacts/search", Some(json!({ "locationId": LOC, "pageLimit": 10 })));
+        assert_eq!((r.status, &r.body["total"]), (200, &json!(1)), "search is a read");
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Contacts
+    // --------------------------------------------------------------------------------------------
+
+    #[test]
+    fn delete_contact_removes_it_and_everything_of_it() {
+        let server = start();
+        let id = contact_id(&server, json!({ "firstName": "Ada" }));
+        let other = contact_id(&server, json!({ "email": "o@x.com" }));
+        let base = format!("/contacts/{id}");
+        assert_eq!(call(&server, "POST", &format!("{base}/notes"), Some(json!({ "body": "n" }))).status, 201);
+        let task = json!({ "title": "t", "dueDate": "2020-10-25T11:00:00Z", "completed": false });
+        assert_eq!(call(&server, "POST", &format!("{base}/tasks"), Some(task)).status, 201);
+        assert_eq!(call(&server, "POST", &format!("{base}/campaigns/c1"), Some(json!({}))).status, 201);
+        assert_eq!(call(&server, "POST", &format!("{base}/workflow/w1"), Some(json!({}))).status, 200);
+        assert_eq!(
+            call(&server, "POST", &format!("{base}/followers"), Some(json!({ "followers": ["u1"] }))).status,
+            201
+        );
+        server.seed_appointment(&id, json!({ "title": "Call" }));
+        assert_eq!(
+            call(&server, "POST", &format!("/contacts/{other}/notes"), Some(json!({ "body": "kept" }))).status,
+            201
+        );
+
+        let r = call(&server, "DELETE", &base, None);
+        assert_eq!((r.status, &r.body), (200, &json!({ "succeded": true })));
+        conforms("delete-contact", &r.body);
+        let r = call(&server, "GET", &base, None);
+        assert_eq!((r.status, &r.body["message"]), (400, &json!(format!("Contact with id {id} not found"))));
+        assert_eq!(call(&server, "DELETE", &base, None).status, 400);
+        assert_eq!(server.contacts().len(), 1);
+        assert_eq!(server.notes().iter().map(|n| n["body"].clone()).collect::<Vec<_>>(), [json!("kept")]);
+        assert!(server.tasks().is_empty() && server.appointments().is_empty());
+        let s = state(&server);
+        assert_eq!((&s["campaigns"], &s["workflows"], &s["followers"]), (&json!({}), &json!({}), &json!({})));
+    }
+
+    #[test]
+    fn custom_fields_are_written_as_field_value_and_read_as_value() {
+        let server = start();
+        let r = create(
+            &server,
+            json!({ "email": "ada@x.com", "customFields": [
+                { "id": "abc", "field_value": "x" },
+                { "key": "fav_color", "field_value": "blue" },
+                { "id": "num", "key": "age", "field_value": "42" },
+                { "field_value": "no id, no key: ignored" },
+            ]}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        conforms("create-contact", &r.body);
+        assert_eq!(
+            r.body["contact"]["customFields"],
+            json!([{ "id": "abc", "value": "x" }, { "id": "cf_fav_color", "value": "blue" }, { "id": "num", "value": "42" }])
+        );
+        let id = r.body["contact"]["id"].as_str().unwrap().to_owned();
+
+        // A key maps to the id it already has; "" clears; fields not mentioned are kept.
+        let r = call(
+            &server,
+            "PUT",
+            &format!("/contacts/{id}"),
+            Some(json!({ "customFields": [
+                { "key": "fav_color", "field_value": "red" },
+                { "key": "age", "field_value": "43" },
+                { "id": "abc", "field_value": "" },
+            ]})),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        conforms("update-contact", &r.body);
+        let expected = json!([{ "id": "cf_fav_color", "value": "red" }, { "id": "num", "value": "43" }]);
+        assert_eq!(r.body["contact"]["customFields"], expected);
+        let got = call(&server, "GET", &format!("/contacts/{id}"), None);
+        conforms("get-contact", &got.body);
+        assert_eq!(got.body["contact"]["customFields"], expected);
+        assert!(!got.body.to_string().contains("field_value"));
+
+        let r = call(
+            &server,
+            "POST",
+            "/contacts/upsert",
+            Some(
+                json!({ "locationId": LOC, "email": "ada@x.com", "customFields": [{ "id": "num", "field_value": null }, { "id": "new", "field_value": "v" }] }),
+            ),
+        );
+        conforms("upsert-contact", &r.body);
+        assert_eq!(
+            (&r.body["new"], &r.body["contact"]["customFields"]),
+            (&json!(false), &json!([{ "id": "cf_fav_color", "value": "red" }, { "id": "new", "value": "v" }]))
+        );
+        // Seeds take the read shape too; a new contact starts with none.
+        let seeded = server.seed_contact(json!({ "locationId": LOC, "customFields": [{ "id": "s", "value": "1" }] }));
+        let got = call(&server, "GET", &format!("/contacts/{seeded}"), None);
+        assert_eq!(got.body["contact"]["customFields"], json!([{ "id": "s", "value": "1" }]));
+        assert_eq!(create(&server, json!({})).body["contact"]["customFields"], json!([]));
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Search and lists
+    // --------------------------------------------------------------------------------------------
+
+    fn search(server: &MockServer, body: Value) -> Resp {
+        call(server, "POST", "/contacts/search", Some(body))
+    }
+
+    fn first_names(r: &Resp) -> Vec<String> {
+        r.body["contacts"]
+            .as_array()
             .unwrap()
-            .properties
-            .is_empty());
-        assert!(spec().rules(contacts_api::op("get-contact")).body.is_none());
-        assert_eq!(spec().rules(contacts_api::op("get-duplicate-contact")).required_query, ["locationId"]);
-        assert_eq!(spec().unauthorized().body["message"], "Invalid token: access token is invalid");
+            .iter()
+            .map(|c| c["firstName"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    /// Ada, Bob and Cy in [`LOC`], another Ada elsewhere.
+    fn search_fixture() -> MockServer {
+        let server = start();
+        create(
+            &server,
+            json!({ "firstName": "Ada", "lastName": "Lovelace", "email": "ada@x.com", "phone": "+13125550101",
+                    "tags": ["vip", "lead"], "customFields": [{ "id": "cf1", "field_value": "gold" }] }),
+        );
+        create(&server, json!({ "firstName": "Bob", "email": "bob@y.com", "phone": "+13125550102", "tags": ["lead"] }));
+        create(&server, json!({ "firstName": "Cy", "tags": [] }));
+        call(&server, "POST", "/contacts/", Some(json!({ "locationId": "elsewhere", "firstName": "Ada" })));
+        server
+    }
+
+    #[test]
+    fn search_filters_and_query() {
+        let server = search_fixture();
+        let find = |filters: Value| {
+            let r = search(&server, json!({ "locationId": LOC, "pageLimit": 100, "filters": filters }));
+            assert_eq!(r.status, 200, "{}", r.body);
+            first_names(&r)
+        };
+        let leaf =
+            |field: &str, operator: &str, value: Value| json!({ "field": field, "operator": operator, "value": value });
+        assert_eq!(find(json!([leaf("firstName", "eq", json!("ADA"))])), ["Ada"]);
+        assert_eq!(find(json!([leaf("tags", "eq", json!("vip"))])), ["Ada"]);
+        assert_eq!(find(json!([leaf("tags", "eq", json!(["vip", "lead"]))])), ["Ada", "Bob"]);
+        assert_eq!(find(json!([leaf("firstName", "not_eq", json!("ada"))])), ["Bob", "Cy"]);
+        assert_eq!(find(json!([leaf("email", "contains", json!("@x."))])), ["Ada"]);
+        assert_eq!(find(json!([leaf("email", "not_contains", json!("@x."))])), ["Bob", "Cy"]);
+        assert_eq!(find(json!([{ "field": "email", "operator": "exists" }])), ["Ada", "Bob"]);
+        assert_eq!(find(json!([{ "field": "email", "operator": "not_exists" }])), ["Cy"]);
+        assert_eq!(find(json!([{ "field": "tags", "operator": "exists" }])), ["Ada", "Bob"], "[] does not exist");
+        assert_eq!(find(json!([leaf("customFields.cf1", "eq", json!("gold"))])), ["Ada"]);
+        assert_eq!(find(json!([leaf("phone", "range", json!({ "gte": "+13125550102" }))])), ["Bob"]);
+        // Top-level filters are ANDed; groups are AND or OR and nest.
+        assert_eq!(
+            find(json!([leaf("tags", "eq", json!("lead")), leaf("email", "contains", json!("y.com"))])),
+            ["Bob"]
+        );
+        assert_eq!(
+            find(
+                json!([{ "group": "OR", "filters": [leaf("firstName", "eq", json!("bob")), leaf("tags", "eq", json!("vip"))] }])
+            ),
+            ["Ada", "Bob"]
+        );
+        assert_eq!(
+            find(json!([{ "group": "AND", "filters": [
+                leaf("tags", "eq", json!("lead")),
+                { "group": "OR", "filters": [leaf("firstName", "eq", json!("cy")), leaf("email", "contains", json!("bob"))] },
+            ]}])),
+            ["Bob"]
+        );
+        assert_eq!(find(json!([])), ["Ada", "Bob", "Cy"]);
+
+        let q =
+            |query: &str| first_names(&search(&server, json!({ "locationId": LOC, "pageLimit": 10, "query": query })));
+        assert_eq!(q("lovelace"), ["Ada"]);
+        assert_eq!(q("BOB@"), ["Bob"]);
+        assert_eq!(q("555 0102"), ["Bob"]);
+        assert_eq!(q("3125550"), ["Ada", "Bob"]);
+        let r = search(&server, json!({ "locationId": "elsewhere", "pageLimit": 10 }));
+        assert_eq!((first_names(&r), &r.body["total"]), (vec!["Ada".to_owned()], &json!(1)));
+    }
+
+    #[test]
+    fn search_sorts_and_pages() {
+        let server = search_fixture();
+        let r = search(
+            &server,
+            json!({ "locationId": LOC, "pageLimit": 10, "sort": [{ "field": "firstName", "direction": "desc" }] }),
+        );
+        assert_eq!(first_names(&r), ["Cy", "Bob", "Ada"]);
+        let r = search(
+            &server,
+            json!({ "locationId": LOC, "pageLimit": 10, "sort": [{ "field": "email", "direction": "asc" }] }),
+        );
+        assert_eq!(first_names(&r), ["Ada", "Bob", "Cy"], "missing values sort last");
+
+        let page = |n: u64| search(&server, json!({ "locationId": LOC, "page": n, "pageLimit": 2 }));
+        let first = page(1);
+        assert_eq!(
+            (first.status, first_names(&first), &first.body["total"]),
+            (200, vec!["Ada".to_owned(), "Bob".into()], &json!(3))
+        );
+        let keys: Vec<&String> = first.body.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["contacts", "total"]);
+        assert_eq!(first_names(&page(2)), ["Cy"]);
+        assert_eq!((first_names(&page(3)).len(), &page(3).body["total"]), (0, &json!(3)));
+        // Each contact carries its cursor; `searchAfter` continues after it.
+        let cursor = first.body["contacts"][1]["searchAfter"].clone();
+        assert_eq!(cursor[1], first.body["contacts"][1]["id"]);
+        assert!(cursor[0].as_u64().unwrap() > 1_600_000_000_000);
+        let r = search(&server, json!({ "locationId": LOC, "pageLimit": 2, "searchAfter": cursor }));
+        assert_eq!(first_names(&r), ["Cy"]);
+        assert_eq!(search(&server, json!({ "locationId": LOC, "pageLimit": 500 })).status, 200);
+    }
+
+    #[test]
+    fn search_validation_is_422() {
+        let server = search_fixture();
+        let problems = |body: Value| {
+            let r = search(&server, body);
+            assert_eq!((r.status, &r.body["error"]), (422, &json!("Unprocessable Entity")), "{}", r.body);
+            messages(&r)
+        };
+        assert_eq!(
+            problems(json!({ "locationId": LOC, "pageLimit": 501 })),
+            ["pageLimit must not be greater than 500"]
+        );
+        assert_eq!(problems(json!({})), ["locationId should not be empty", "pageLimit should not be empty"]);
+        assert_eq!(
+            problems(json!({ "locationId": LOC, "pageLimit": "10", "page": 0 })),
+            ["pageLimit must be a number conforming to the specified constraints", "page must not be less than 1"]
+        );
+        assert_eq!(
+            problems(json!({ "locationId": LOC, "pageLimit": 10, "filters": [{ "field": "email", "operator": "like", "value": "a" }] })),
+            ["filters.operator must be one of the following values: eq, not_eq, contains, not_contains, exists, not_exists, range"]
+        );
+        assert_eq!(
+            problems(
+                json!({ "locationId": LOC, "pageLimit": 10, "filters": [{ "group": "XOR", "filters": [{ "field": "email", "operator": "eq" }] }] })
+            ),
+            ["filters.group must be one of the following values: AND, OR", "filters.value should not be empty"]
+        );
+        assert_eq!(
+            problems(json!({ "locationId": LOC, "pageLimit": 10, "sort": [{ "field": "email", "direction": "up" }] })),
+            ["sort.direction must be one of the following values: asc, desc"]
+        );
+    }
+
+    #[test]
+    fn deprecated_list_pages_by_creation_order() {
+        let server = start();
+        let ids: Vec<String> = (1..=5)
+            .map(|i| {
+                server.seed_contact(json!({ "locationId": LOC, "firstName": format!("C{i}"), "dateAdded": format!("2024-01-01T00:00:0{i}.000Z") }))
+            })
+            .collect();
+        server.seed_contact(json!({ "locationId": "elsewhere", "firstName": "Other" }));
+        let ms = |i: usize| 1_704_067_200_000u64 + 1000 * i as u64;
+        let list = |query: &str| {
+            let r = call(&server, "GET", &format!("/contacts/?locationId={LOC}{query}"), None);
+            assert_eq!(r.status, 200, "{}", r.body);
+            conforms("get-contacts", &r.body);
+            r
+        };
+
+        let first = list("&limit=2");
+        assert_eq!(first_names(&first), ["C1", "C2"]);
+        assert_eq!(first.body["count"], 5);
+        let next_url = format!(
+            "{}/contacts/?locationId={LOC}&startAfter={}&startAfterId={}&limit=2",
+            server.base_url(),
+            ms(2),
+            ids[1]
+        );
+        assert_eq!(
+            first.body["meta"],
+            json!({ "total": 5, "nextPageUrl": next_url, "startAfterId": ids[1], "startAfter": ms(2),
+                    "currentPage": 1, "nextPage": 2, "prevPage": null })
+        );
+        // Page 2 from the previous page's startAfterId + startAfter, and again from nextPageUrl.
+        let second = list(&format!("&limit=2&startAfterId={}&startAfter={}", ids[1], ms(2)));
+        assert_eq!(first_names(&second), ["C3", "C4"]);
+        assert_eq!(
+            (&second.body["meta"]["currentPage"], &second.body["meta"]["prevPage"], &second.body["meta"]["nextPage"]),
+            (&json!(2), &json!(1), &json!(3))
+        );
+        let followed = call(&server, "GET", next_url.strip_prefix(&server.base_url()).unwrap(), None);
+        assert_eq!(followed.body, second.body);
+        let third = list(&format!("&limit=2&startAfterId={}&startAfter={}", ids[3], ms(4)));
+        assert_eq!(first_names(&third), ["C5"]);
+        assert_eq!((&third.body["meta"]["nextPage"], &third.body["meta"]["nextPageUrl"]), (&Value::Null, &Value::Null));
+        // startAfter alone: contacts added after that instant.
+        assert_eq!(first_names(&list(&format!("&startAfter={}", ms(3)))), ["C4", "C5"]);
+        // Default limit 20; free-text query.
+        assert_eq!(first_names(&list("")).len(), 5);
+        let r = list("&query=c3");
+        assert_eq!((first_names(&r), &r.body["count"]), (vec!["C3".to_owned()], &json!(1)));
+
+        let problems = |target: &str| {
+            let r = call(&server, "GET", target, None);
+            assert_eq!(r.status, 422);
+            messages(&r)
+        };
+        assert_eq!(problems(&format!("/contacts/?locationId={LOC}&limit=101")), ["limit must not be greater than 100"]);
+        assert_eq!(
+            problems(&format!("/contacts/?locationId={LOC}&limit=ten")),
+            ["limit must be a number conforming to the specified constraints"]
+        );
+        assert_eq!(problems("/contacts/?limit=5"), ["locationId should not be empty"]);
+    }
+
+    #[test]
+    fn bulk_business_sets_and_clears_and_lists() {
+        let server = start();
+        let a = contact_id(&server, json!({ "firstName": "A" }));
+        let b = contact_id(&server, json!({ "firstName": "B" }));
+        contact_id(&server, json!({ "firstName": "C" }));
+        let elsewhere = server.seed_contact(json!({ "locationId": "elsewhere" }));
+        let r = call(
+            &server,
+            "POST",
+            "/contacts/bulk/business",
+            Some(json!({ "locationId": LOC, "ids": [a, b, "ghost", elsewhere], "businessId": "biz1" })),
+        );
+        assert_eq!((r.status, &r.body), (200, &json!({ "success": true, "ids": [a, b] })));
+        conforms("add-remove-contact-from-business", &r.body);
+        assert_eq!(call(&server, "GET", &format!("/contacts/{a}"), None).body["contact"]["businessId"], "biz1");
+
+        let list = |query: &str| {
+            let r = call(&server, "GET", &format!("/contacts/business/biz1?locationId={LOC}{query}"), None);
+            assert_eq!(r.status, 200, "{}", r.body);
+            conforms("get-contacts-by-businessId", &r.body);
+            r
+        };
+        let r = list("");
+        assert_eq!((first_names(&r), &r.body["count"]), (vec!["A".to_owned(), "B".into()], &json!(2)));
+        let r = list("&limit=1&skip=1");
+        assert_eq!((first_names(&r), &r.body["count"]), (vec!["B".to_owned()], &json!(2)));
+        assert_eq!(first_names(&list("&query=a")), ["A"]);
+        let r = call(&server, "GET", &format!("/contacts/business/biz1?locationId={LOC}&limit=x"), None);
+        assert_eq!((r.status, messages(&r)), (422, vec!["limit must be a number string".to_owned()]));
+        let r = call(&server, "GET", "/contacts/business/biz1", None);
+        assert_eq!((r.status, messages(&r)), (422, vec!["locationId should not be empty".to_owned()]));
+
+        // null clears.
+        let r = call(
+            &server,
+            "POST",
+            "/contacts/bulk/business",
+            Some(json!({ "locationId": LOC, "ids": [a], "businessId": null })),
+        );
+        assert_eq!((r.status, &r.body), (200, &json!({ "success": true, "ids": [a] })));
+        assert!(call(&server, "GET", &format!("/contacts/{a}"), None).body["contact"].get("businessId").is_none());
+        assert_eq!(first_names(&list("")), ["B"]);
+        let r = call(&server, "POST", "/contacts/bulk/business", Some(json!({ "locationId": LOC, "ids": [a] })));
+        assert_eq!((r.status, messages(&r)), (422, vec!["businessId should not be empty".to_owned()]));
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Tags, notes, tasks, appointments, followers, campaigns, workflows
+    // --------------------------------------------------------------------------------------------
+
+    #[test]
+    fn bulk_tags_add_and_remove_with_per_item_errors() {
+        let server = start();
+        let a = contact_id(&server, json!({ "tags": ["t1"] }));
+        let b = contact_id(&server, json!({ "email": "b@x.com" }));
+        let elsewhere = server.seed_contact(json!({ "locationId": "elsewhere" }));
+        let r = call(
+            &server,
+            "POST",
+            "/contacts/bulk/tags/update/add",
+            Some(json!({ "contacts": [a, "ghost", b, elsewhere], "tags": ["t2", "t1"], "locationId": LOC })),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        conforms("create-association", &r.body);
+        assert_eq!(
+            r.body,
+            json!({ "succeded": true, "errorCount": 2, "responses": [
+                { "contactId": a, "message": "Tags updated", "type": "success", "oldTags": ["t1"], "tagsAdded": ["t2"], "tagsRemoved": [] },
+                { "contactId": "ghost", "message": "Contact with id ghost not found", "type": "error" },
+                { "contactId": b, "message": "Tags updated", "type": "success", "oldTags": [], "tagsAdded": ["t2", "t1"], "tagsRemoved": [] },
+                { "contactId": elsewhere, "message": "contact does not belong to location", "type": "error" },
+            ]})
+        );
+        let tags = |id: &str| call(&server, "GET", &format!("/contacts/{id}"), None).body["contact"]["tags"].clone();
+        assert_eq!((tags(&a), tags(&b)), (json!(["t1", "t2"]), json!(["t2", "t1"])));
+
+        let r = call(
+            &server,
+            "POST",
+            "/contacts/bulk/tags/update/remove",
+            Some(json!({ "contacts": [a], "tags": ["t1", "zz"], "locationId": LOC })),
+        );
+        assert_eq!((r.status, &r.body["errorCount"]), (201, &json!(0)));
+        assert_eq!(
+            (&r.body["responses"][0]["tagsRemoved"], &r.body["responses"][0]["oldTags"]),
+            (&json!(["t1"]), &json!(["t1", "t2"]))
+        );
+        assert_eq!(tags(&a), json!(["t2"]));
+        let r = call(
+            &server,
+            "POST",
+            "/contacts/bulk/tags/update/remove",
+            Some(json!({ "contacts": [b], "tags": [], "locationId": LOC, "removeAllTags": true })),
+        );
+        assert_eq!((r.status, &r.body["responses"][0]["tagsRemoved"]), (201, &json!(["t2", "t1"])));
+        assert_eq!(tags(&b), json!([]));
+
+        let r = call(
+            &server,
+            "POST",
+            "/contacts/bulk/tags/update/add",
+            Some(json!({ "contacts": [a], "tags": ["x"], "locationId": LOC, "removeAllTags": true })),
+        );
+        assert_eq!((r.status, messages(&r)), (422, vec!["removeAllTags can only be used with remove type".to_owned()]));
+        let r = call(
+            &server,
+            "POST",
+            "/contacts/bulk/tags/update/toggle",
+            Some(json!({ "contacts": [a], "tags": ["x"], "locationId": LOC })),
+        );
+        assert_eq!(
+            (r.status, messages(&r)),
+            (422, vec!["type must be one of the following values: add, remove".to_owned()])
+        );
+        assert_eq!(tags(&a), json!(["t2"]));
+    }
+
+    #[test]
+    fn remove_tags_answers_what_is_left() {
+        let server = start();
+        let id = contact_id(&server, json!({ "tags": ["a", "b", "c"] }));
+        let r = call(&server, "DELETE", &format!("/contacts/{id}/tags"), Some(json!({ "tags": ["b", "zz"] })));
+        assert_eq!((r.status, &r.body), (200, &json!({ "tags": ["a", "c"] })));
+        conforms("remove-tags", &r.body);
+        assert_eq!(server.contacts()[0]["tags"], json!(["a", "c"]));
+        let r = call(&server, "DELETE", &format!("/contacts/{id}/tags"), None);
+        assert_eq!((r.status, messages(&r)), (422, vec!["tags should not be empty".to_owned()]));
+        let r = call(&server, "POST", &format!("/contacts/{id}/tags"), Some(json!({ "tags": ["d"] })));
+        conforms("add-tags", &r.body);
+    }
+
+    #[test]
+    fn delete_note() {
+        let server = start();
+        let id = contact_id(&server, json!({}));
+        let other = contact_id(&server, json!({ "email": "o@x.com" }));
+        let note = call(&server, "POST", &format!("/contacts/{id}/notes"), Some(json!({ "body": "n" })));
+        conforms("create-note", &note.body);
+        let note = note.body["note"]["id"].as_str().unwrap().to_owned();
+        let r = call(&server, "DELETE", &format!("/contacts/{other}/notes/{note}"), None);
+        assert_eq!((r.status, &r.body["message"]), (400, &json!(format!("Note with id {note} not found"))));
+        let r = call(&server, "DELETE", &format!("/contacts/{id}/notes/{note}"), None);
+        assert_eq!((r.status, &r.body), (200, &json!({ "succeded": true })));
+        conforms("delete-note", &r.body);
+        assert!(server.notes().is_empty());
+        assert_eq!(call(&server, "GET", &format!("/contacts/{id}/notes/{note}"), None).status, 400);
+        let r = call(&server, "GET", &format!("/contacts/{id}/notes"), None);
+        assert_eq!((r.status, &r.body), (200, &json!({ "notes": [] })));
+        conforms("get-all-notes", &r.body);
+    }
+
+    #[test]
+    fn tasks_lifecycle() {
+        let server = start();
+        let id = contact_id(&server, json!({}));
+        let other = contact_id(&server, json!({ "email": "o@x.com" }));
+        let tasks = format!("/contacts/{id}/tasks");
+        let r = call(
+            &server,
+            "POST",
+            &tasks,
+            Some(
+                json!({ "title": "Call back", "body": "re: quote", "dueDate": "2020-10-25T11:00:00Z", "completed": false, "assignedTo": "u1" }),
+            ),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        conforms("create-task", &r.body);
+        let task = json!({ "id": "task0000000000000001", "title": "Call back", "body": "re: quote", "assignedTo": "u1",
+                           "dueDate": "2020-10-25T11:00:00Z", "completed": false, "contactId": id });
+        assert_eq!(r.body, json!({ "task": task }));
+        let r = call(&server, "POST", &tasks, Some(json!({ "title": "t" })));
+        assert_eq!(
+            (r.status, messages(&r)),
+            (422, vec!["completed should not be empty".to_owned(), "dueDate should not be empty".into()])
+        );
+        call(
+            &server,
+            "POST",
+            &tasks,
+            Some(json!({ "title": "Second", "dueDate": "2020-10-26T11:00:00Z", "completed": true })),
+        );
+
+        let r = call(&server, "GET", &tasks, None);
+        assert_eq!((r.status, r.body["tasks"].as_array().unwrap().len()), (200, 2));
+        conforms("get-all-tasks", &r.body);
+        let one = format!("{tasks}/task0000000000000001");
+        let r = call(&server, "GET", &one, None);
+        assert_eq!((r.status, &r.body["task"]), (200, &task));
+        conforms("get-task", &r.body);
+        let r = call(&server, "PUT", &one, Some(json!({ "title": "Call back today", "body": null })));
+        assert_eq!(r.status, 200);
+        conforms("update-task", &r.body);
+        assert_eq!((&r.body["task"]["title"], r.body["task"].get("body")), (&json!("Call back today"), None));
+        let r = call(&server, "PUT", &format!("{one}/completed"), Some(json!({ "completed": true })));
+        assert_eq!(
+            (r.status, &r.body["task"]["completed"], &r.body["task"]["title"]),
+            (200, &json!(true), &json!("Call back today"))
+        );
+        conforms("update-task-completed", &r.body);
+        let r = call(&server, "PUT", &format!("{one}/completed"), Some(json!({})));
+        assert_eq!((r.status, messages(&r)), (422, vec!["completed should not be empty".to_owned()]));
+
+        // Another contact's task is not found through this contact, and vice versa.
+        let r = call(&server, "GET", &format!("/contacts/{other}/tasks/task0000000000000001"), None);
+        assert_eq!(
+            (r.status, r.body),
+            (400, json!({"statusCode":400,"message":"Task with id task0000000000000001 not found"}))
+        );
+        assert_eq!(call(&server, "GET", &format!("/contacts/{other}/tasks"), None).body, json!({ "tasks": [] }));
+        let r = call(&server, "DELETE", &one, None);
+        assert_eq!((r.status, &r.body), (200, &json!({ "succeded": true })));
+        conforms("delete-task", &r.body);
+        assert_eq!(call(&server, "DELETE", &one, None).status, 400);
+        assert_eq!(server.tasks().iter().map(|t| t["title"].clone()).collect::<Vec<_>>(), [json!("Second")]);
+        assert_eq!(state(&server)["tasks"][0]["id"], "task0000000000000002");
+    }
+
+    #[test]
+    fn appointments_are_seeded_and_listed() {
+        let server = start();
+        let id = contact_id(&server, json!({}));
+        let other = contact_id(&server, json!({ "email": "o@x.com" }));
+        let event = json!({ "calendarId": "cal1", "title": "Demo", "status": "booked", "appointmentStatus": "confirmed",
+                            "startTime": "2021-07-16 11:00:00", "endTime": "2021-07-16 11:30:00", "users": ["u1"] });
+        let first = server.seed_appointment(&id, event.clone());
+        assert_eq!(first, "event000000000000001");
+        server.seed_appointment(&other, json!({ "title": "Other" }));
+        assert_eq!(server.seed_appointment(&id, json!({ "id": "mine", "title": "Later" })), "mine");
+        let r = call(&server, "GET", &format!("/contacts/{id}/appointments"), None);
+        assert_eq!(r.status, 200);
+        conforms("get-appointments-for-contact", &r.body);
+        let events = r.body["events"].as_array().unwrap();
+        assert_eq!(events.iter().map(|e| e["title"].clone()).collect::<Vec<_>>(), [json!("Demo"), json!("Later")]);
+        let mut expected = event;
+        expected["id"] = json!(first);
+        expected["contactId"] = json!(id);
+        expected["locationId"] = json!(LOC);
+        assert_eq!(events[0], expected);
+        assert_eq!(server.appointments().len(), 3);
+        assert_eq!(state(&server)["appointments"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn followers_add_and_remove() {
+        let server = start();
+        let id = contact_id(&server, json!({}));
+        let followers = format!("/contacts/{id}/followers");
+        let r = call(&server, "POST", &followers, Some(json!({ "followers": ["u1", "u2"] })));
+        assert_eq!((r.status, &r.body), (201, &json!({ "followers": ["u1", "u2"], "followersAdded": ["u1", "u2"] })));
+        conforms("add-followers-contact", &r.body);
+        let r = call(&server, "POST", &followers, Some(json!({ "followers": ["u2", "u3", "u3"] })));
+        assert_eq!(r.body, json!({ "followers": ["u1", "u2", "u3"], "followersAdded": ["u3"] }));
+        let r = call(&server, "DELETE", &followers, Some(json!({ "followers": ["u1", "u9"] })));
+        assert_eq!((r.status, &r.body), (200, &json!({ "followers": ["u2", "u3"], "followersRemoved": ["u1"] })));
+        conforms("remove-followers-contact", &r.body);
+        assert_eq!(state(&server)["followers"], json!({ id.clone(): ["u2", "u3"] }));
+        let r = call(&server, "DELETE", &followers, Some(json!({})));
+        assert_eq!((r.status, messages(&r)), (422, vec!["followers should not be empty".to_owned()]));
+    }
+
+    #[test]
+    fn campaigns_and_workflows_are_tracked() {
+        let server = start();
+        let id = contact_id(&server, json!({}));
+        let campaigns = format!("/contacts/{id}/campaigns");
+        // The body is an empty (open) object; a missing one is fine too.
+        let r = call(&server, "POST", &format!("{campaigns}/c1"), Some(json!({})));
+        assert_eq!((r.status, &r.body), (201, &json!({ "succeded": true })));
+        conforms("add-contact-to-campaign", &r.body);
+        assert_eq!(call(&server, "POST", &format!("{campaigns}/c2"), None).status, 201);
+        assert_eq!(call(&server, "POST", &format!("{campaigns}/c3"), None).status, 201);
+        assert_eq!(call(&server, "POST", &format!("{campaigns}/c1"), None).status, 201, "enrolling twice is harmless");
+        assert_eq!(state(&server)["campaigns"], json!({ id.clone(): ["c1", "c2", "c3"] }));
+        let r = call(&server, "DELETE", &format!("{campaigns}/c2"), None);
+        assert_eq!((r.status, &r.body), (200, &json!({ "succeded": true })));
+        conforms("remove-contact-from-campaign", &r.body);
+        assert_eq!(state(&server)["campaigns"], json!({ id.clone(): ["c1", "c3"] }));
+        let r = call(&server, "DELETE", &format!("{campaigns}/removeAll"), None);
+        assert_eq!((r.status, &r.body), (200, &json!({ "succeded": true })));
+        conforms("remove-contact-from-every-campaign", &r.body);
+        assert_eq!(state(&server)["campaigns"], json!({}));
+
+        let workflow = format!("/contacts/{id}/workflow");
+        let r = call(
+            &server,
+            "POST",
+            &format!("{workflow}/w1"),
+            Some(json!({ "eventStartTime": "2021-06-23T03:30:00+01:00" })),
+        );
+        assert_eq!((r.status, &r.body), (200, &json!({ "succeded": true })));
+        conforms("add-contact-to-workflow", &r.body);
+        call(&server, "POST", &format!("{workflow}/w2"), None);
+        assert_eq!(
+            state(&server)["workflows"],
+            json!({ id.clone(): [{ "workflowId": "w1", "eventStartTime": "2021-06-23T03:30:00+01:00" }, { "workflowId": "w2" }] })
+        );
+        let r = call(
+            &server,
+            "DELETE",
+            &format!("{workflow}/w1"),
+            Some(json!({ "eventStartTime": "2021-06-23T03:30:00+01:00" })),
+        );
+        assert_eq!((r.status, &r.body), (200, &json!({ "succeded": true })));
+        conforms("delete-contact-from-workflow", &r.body);
+        assert_eq!(state(&server)["workflows"], json!({ id.clone(): [{ "workflowId": "w2" }] }));
+        let r = call(&server, "POST", &format!("{workflow}/w3"), Some(json!({ "eventStartTime": 5 })));
+        assert_eq!((r.status, messages(&r)), (422, vec!["eventStartTime must be a string".to_owned()]));
     }
 }

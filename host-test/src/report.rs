@@ -29,9 +29,15 @@ pub fn error_json(error: &wit::SyncError) -> Value {
         wit::SyncError::MalformedEvent(m) => json!({"type": "malformed-event", "message": m}),
         wit::SyncError::BadConfig(problems) => json!({
             "type": "bad-config",
-            "message": problems.iter().map(|p| format!("{}: {}", if p.path.is_empty() { "/" } else { &p.path }, p.message)).collect::<Vec<_>>().join("; "),
+            "message": problem_text(problems),
             "problems": problems.iter().map(|p| json!({"path": p.path, "message": p.message})).collect::<Vec<_>>(),
         }),
+        wit::SyncError::InvalidInput(problems) => json!({
+            "type": "invalid-input",
+            "message": problem_text(problems),
+            "problems": problems.iter().map(|p| json!({"path": p.path, "message": p.message})).collect::<Vec<_>>(),
+        }),
+        wit::SyncError::UnknownOperation(id) => json!({"type": "unknown-operation", "message": format!("no Contacts API operation is called \"{id}\" (see `catalog`)")}),
         wit::SyncError::MissingScope(scopes) => json!({"type": "missing-scope", "message": format!("missing scope: {}", scopes.join(", ")), "scopes": scopes}),
         wit::SyncError::RateLimited(r) => json!({"type": "rate-limited", "message": format!("rate limited on {}", r.operation_id), "operation_id": r.operation_id, "retry_after_ms": r.retry_after_ms}),
         wit::SyncError::Upstream(u) => json!({
@@ -42,6 +48,10 @@ pub fn error_json(error: &wit::SyncError) -> Value {
         wit::SyncError::Transport(m) => json!({"type": "transport", "message": m}),
         wit::SyncError::Storage(m) => json!({"type": "storage", "message": m}),
     }
+}
+
+fn problem_text(problems: &[wit::Problem]) -> String {
+    problems.iter().map(|p| format!("{}: {}", if p.path.is_empty() { "/" } else { &p.path }, p.message)).collect::<Vec<_>>().join("; ")
 }
 
 pub fn error_message(error: &wit::SyncError) -> String {

@@ -5,10 +5,8 @@
 
 use crate::dialpad::{CallEvent, Direction};
 use crate::time;
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CallResult {
     #[default]
     Ended,
@@ -17,7 +15,7 @@ pub enum CallResult {
     Voicemail,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CallActivity {
     pub call_id: String,
     pub direction: Option<Direction>,
@@ -92,13 +90,7 @@ impl CallActivity {
     pub fn note_body(&self) -> String {
         let mut lines = Vec::new();
         let direction = self.direction.map(Direction::as_str).unwrap_or("unknown-direction");
-        let result = match self.result {
-            CallResult::Completed => "completed",
-            CallResult::Missed => "missed",
-            CallResult::Voicemail => "voicemail",
-            CallResult::Ended => "ended",
-        };
-        lines.push(format!("Dialpad call: {direction}, {result}"));
+        lines.push(format!("Dialpad call: {direction}, {}", self.result.as_str()));
         let counterpart = match self.direction {
             Some(Direction::Outbound) => "To",
             _ => "From",
@@ -243,6 +235,15 @@ fn result_of(e: &CallEvent) -> CallResult {
 }
 
 impl CallResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallResult::Completed => "completed",
+            CallResult::Missed => "missed",
+            CallResult::Voicemail => "voicemail",
+            CallResult::Ended => "ended",
+        }
+    }
+
     /// Results only become more specific: a voicemail stays a voicemail when its hangup
     /// arrives late, and a completed call is not turned into a missed one.
     fn max_with(self, other: CallResult) -> CallResult {

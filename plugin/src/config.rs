@@ -2,7 +2,7 @@
 //! `config`, validated with every problem reported at its JSON path. Its JSON Schema is
 //! published through `meta.config-schema` so an automation platform can render it as a form.
 
-use crate::error::{ConfigProblem, SyncError};
+use crate::error::{Problem, SyncError};
 use crate::phone::{self, Region};
 use contacts_api::Scope;
 use serde_json::{json, Map, Value};
@@ -79,7 +79,7 @@ impl Config {
         let default_region = phone::region(&region_code);
         if default_region.is_none() {
             let known: Vec<&str> = phone::REGIONS.iter().map(|r| r.code).collect();
-            problems.push(problem("/default_region", format!("unknown region {region_code:?} (known: {})", known.join(", "))));
+            problems.push(problem("/default_region", format!("unknown region \"{region_code}\" (known: {})", known.join(", "))));
         }
         let scopes = parse_scopes(&obj, &mut problems);
         let max_attempts = match obj.get("max_attempts") {
@@ -127,7 +127,7 @@ impl Config {
     }
 }
 
-fn parse_scopes(obj: &Map<String, Value>, problems: &mut Vec<ConfigProblem>) -> BTreeSet<Scope> {
+fn parse_scopes(obj: &Map<String, Value>, problems: &mut Vec<Problem>) -> BTreeSet<Scope> {
     match obj.get("scopes") {
         None | Some(Value::Null) => [Scope::ContactsReadonly, Scope::ContactsWrite].into(),
         Some(Value::Array(items)) => {
@@ -149,8 +149,8 @@ fn parse_scopes(obj: &Map<String, Value>, problems: &mut Vec<ConfigProblem>) -> 
     }
 }
 
-fn problem(path: &str, message: impl Into<String>) -> ConfigProblem {
-    ConfigProblem { path: path.to_string(), message: message.into() }
+fn problem(path: &str, message: impl Into<String>) -> Problem {
+    Problem { path: path.to_string(), message: message.into() }
 }
 
 /// The configuration's JSON Schema (draft 2020-12).

@@ -31,8 +31,7 @@ impl Event {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     Inbound,
     Outbound,
@@ -290,7 +289,7 @@ impl<'a> Fields<'a> {
                 .ok()
                 .filter(|f| f.is_finite())
                 .map(|f| Some(f as i64))
-                .ok_or_else(|| SyncError::malformed(format!("`{key}` must be a number of milliseconds, got {s:?}"))),
+                .ok_or_else(|| SyncError::malformed(format!("`{key}` must be a number of milliseconds, got \"{s}\""))),
             Some(other) => Err(Self::wrong(key, "a number", other)),
         }
     }

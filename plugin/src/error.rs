@@ -1,15 +1,13 @@
 //! The plugin's typed errors and report, mirrored one to one by the WIT `types` interface.
 
-use serde::Serialize;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ConfigProblem {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
     /// JSON pointer to the offending value, e.g. `/scopes/1`.
     pub path: String,
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamFailure {
     pub operation_id: String,
     pub method: String,
@@ -19,12 +17,13 @@ pub struct UpstreamFailure {
     pub body: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "error", content = "detail", rename_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncError {
     InvalidSignature(String),
     MalformedEvent(String),
-    BadConfig(Vec<ConfigProblem>),
+    BadConfig(Vec<Problem>),
+    InvalidInput(Vec<Problem>),
+    UnknownOperation(String),
     MissingScope(Vec<String>),
     RateLimited { operation_id: String, retry_after_ms: Option<u64> },
     Upstream(Box<UpstreamFailure>),
@@ -50,6 +49,14 @@ impl std::fmt::Display for SyncError {
                 }
                 Ok(())
             }
+            SyncError::InvalidInput(problems) => {
+                write!(f, "invalid input:")?;
+                for p in problems {
+                    write!(f, " {}: {};", p.path, p.message)?;
+                }
+                Ok(())
+            }
+            SyncError::UnknownOperation(id) => write!(f, "no Contacts API operation is called \"{id}\""),
             SyncError::MissingScope(s) => write!(f, "missing scope: {}", s.join(", ")),
             SyncError::RateLimited { operation_id, retry_after_ms } => {
                 write!(f, "rate limited on {operation_id}")?;
@@ -65,8 +72,7 @@ impl std::fmt::Display for SyncError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     Call,
     Contact,
@@ -74,15 +80,14 @@ pub enum EventKind {
     AgentStatus,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", content = "reason", rename_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Synced,
     Unchanged,
     Skipped(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedOperation {
     pub operation_id: String,
     pub method: String,
@@ -91,7 +96,7 @@ pub struct PlannedOperation {
     pub condition: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanView {
     pub kind: EventKind,
     pub event_key: String,
@@ -100,7 +105,7 @@ pub struct PlanView {
     pub operations: Vec<PlannedOperation>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecutedOperation {
     pub operation_id: String,
     pub method: String,
@@ -109,7 +114,7 @@ pub struct ExecutedOperation {
     pub attempts: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     pub kind: EventKind,
     pub event_key: String,

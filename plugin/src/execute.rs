@@ -60,6 +60,8 @@ pub struct Execution {
     pub contact_id: Option<String>,
     pub note_id: Option<String>,
     pub error: Option<SyncError>,
+    /// The response body of a `Capture::Response` step.
+    pub response: Option<Value>,
     /// The call's activity as written, when it was merged into a note found by its marker.
     pub merged_activity: Option<CallActivity>,
     /// Body of the call's note found by a marker search.
@@ -113,6 +115,7 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
                         contact_existed = response.status == 400;
                     }
                     Capture::Note => run.note_id = str_at(&json, &["note", "id"]).or(run.note_id.take()),
+                    Capture::Response => run.response = Some(json),
                     Capture::NoteWithMarker(marker) => {
                         let found = json["notes"].as_array().and_then(|notes| {
                             notes.iter().find(|n| n["body"].as_str().is_some_and(|b| b.lines().any(|l| l.trim() == marker)))
@@ -170,7 +173,7 @@ fn render(step: &Step, run: &Execution) -> Result<String, &'static str> {
     let mut path = step.operation.render_path(|name| match name {
         "contactId" => contact.as_deref(),
         "id" => note.as_deref(),
-        _ => None,
+        other => step.other_params.iter().find(|(n, _)| *n == other).map(|(_, v)| v.as_str()),
     })?;
     path.push_str(&contacts_api::query_string(step.query.iter().map(|(k, v)| (*k, v.as_str()))));
     Ok(path)

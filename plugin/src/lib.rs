@@ -10,6 +10,7 @@
 //! Everything but [`component`] is plain Rust with no wasm in it, so the parsers, the planner
 //! and the executor (over a fake transport) are unit-tested natively with `cargo test`.
 
+pub mod actions;
 pub mod activity;
 pub mod config;
 pub mod dialpad;
@@ -27,4 +28,4 @@ mod component;
 /// The plugin's own version, stamped from its crate version.
 pub const PLUGIN_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The version of the WIT package (`wit/sync.wit`) this plugin implements.
-pub const API_VERSION: &str = "0.1.0";
+pub const API_VERSION: &str = "0.2.0";

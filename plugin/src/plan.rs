@@ -23,7 +23,6 @@ use crate::dialpad::{state_role, CallEvent, Event, StateRole};
 use crate::error::{EventKind, Outcome, PlanView, PlannedOperation, SyncError};
 use crate::time;
 use contacts_api::{op, Operation, Scope};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// Scopes call sync needs: it searches (read) and creates contacts and notes (write).
@@ -39,13 +38,38 @@ pub struct KnownState {
 }
 
 /// The key-value record of one call: where its note is and what it says.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallRecord {
     pub contact_id: String,
     pub note_id: String,
     pub activity: CallActivity,
     /// The note body last written, so an event that changes nothing writes nothing.
     pub written_body: String,
+}
+
+impl CallRecord {
+    /// `contact id`, `note id`, newest event timestamp, then the note as written, one per line.
+    /// The activity is not stored twice: it is the note read back (`from_note_body`), which
+    /// keeps serde's derive code out of the component.
+    pub fn encode(&self) -> Vec<u8> {
+        let last = self.activity.last_event_ms.map(|ms| ms.to_string()).unwrap_or_default();
+        format!("{}\n{}\n{last}\n{}", self.contact_id, self.note_id, self.written_body).into_bytes()
+    }
+
+    /// `None` when the bytes are not a record. A note that does not read back (it cannot
+    /// happen with notes this version wrote) leaves only the ids: the call's note is then
+    /// updated from this event alone rather than written twice.
+    pub fn decode(bytes: &[u8]) -> Option<CallRecord> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut parts = text.splitn(4, '\n');
+        let (contact_id, note_id, last, written_body) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if contact_id.is_empty() || note_id.is_empty() {
+            return None;
+        }
+        let mut activity = CallActivity::from_note_body(written_body).unwrap_or_default();
+        activity.last_event_ms = last.parse().ok();
+        Some(CallRecord { contact_id: contact_id.into(), note_id: note_id.into(), activity, written_body: written_body.into() })
+    }
 }
 
 /// An id a step's path needs.
@@ -94,6 +118,8 @@ pub enum Capture {
     NoteWithMarker(String),
     /// `note.id` of the response.
     Note,
+    /// The whole response body, for an action's caller.
+    Response,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +129,8 @@ pub struct Step {
     pub contact: Option<Ref>,
     /// Value of `{id}` (a note id).
     pub note: Option<Ref>,
+    /// Values of the path's other parameters (`taskId`, `campaignId`, …), all known up front.
+    pub other_params: Vec<(&'static str, String)>,
     pub query: Vec<(&'static str, String)>,
     pub body: Option<Value>,
     pub when: When,
@@ -113,11 +141,12 @@ pub struct Step {
 }
 
 impl Step {
-    fn new(operation_id: &str) -> Step {
+    pub(crate) fn new(operation_id: &str) -> Step {
         Step {
             operation: op(operation_id),
             contact: None,
             note: None,
+            other_params: Vec::new(),
             query: Vec::new(),
             body: None,
             when: When::Always,
@@ -129,15 +158,22 @@ impl Step {
     /// The path with known ids filled in and `{contactId}` / `{id}` left where an earlier
     /// step resolves them.
     pub fn display_path(&self) -> String {
-        let shown = |r: &Option<Ref>, placeholder: &'static str| -> String {
-            match r {
-                Some(Ref::Known(id)) => id.clone(),
-                _ => placeholder.to_string(),
-            }
-        };
-        let contact = shown(&self.contact, "{contactId}");
-        let note = shown(&self.note, "{id}");
-        let mut path = self.operation.path.replace("{contactId}", &contact).replace("{id}", &note);
+        let mut path = self
+            .operation
+            .render_path(|name| match name {
+                "contactId" => Some(match &self.contact {
+                    Some(Ref::Known(id)) => id.as_str(),
+                    _ => "{contactId}",
+                }),
+                "id" => Some(match &self.note {
+                    Some(Ref::Known(id)) => id.as_str(),
+                    _ => "{id}",
+                }),
+                other => self.other_params.iter().find(|(n, _)| *n == other).map(|(_, v)| v.as_str()),
+            })
+            .unwrap_or_else(|_| self.operation.path.to_string())
+            .replace("%7B", "{")
+            .replace("%7D", "}");
         path.push_str(&contacts_api::query_string(self.query.iter().map(|(k, v)| (*k, v.as_str()))));
         path
     }
@@ -219,7 +255,7 @@ fn plan_call(call: &CallEvent, config: &Config, known: &KnownState) -> Result<Pl
         StateRole::InProgress => {
             return Ok(Plan::skip(EventKind::Call, key, format!("call still in progress ({}): nothing is written until it ends", call.state)))
         }
-        StateRole::Ignored => return Ok(Plan::skip(EventKind::Call, key, format!("call state {:?} is not synced", call.state))),
+        StateRole::Ignored => return Ok(Plan::skip(EventKind::Call, key, format!("call state \"{}\" is not synced", call.state))),
         StateRole::Ended | StateRole::FollowUp => {}
     }
     if call.is_internal {
@@ -227,7 +263,7 @@ fn plan_call(call: &CallEvent, config: &Config, known: &KnownState) -> Result<Pl
     }
     let Some(phone) = &call.external_phone else {
         return Err(SyncError::malformed(match &call.external_number_raw {
-            Some(raw) => format!("no usable phone number: {raw:?} is not a phone number in E.164 or a national format of {}", config.default_region.code),
+            Some(raw) => format!("no usable phone number: \"{raw}\" is not a phone number in E.164 or a national format of {}", config.default_region.code),
             None => "no usable phone number: external_number and contact.phone are empty".to_string(),
         }));
     };
@@ -329,7 +365,7 @@ fn new_contact_body(call: &CallEvent, config: &Config) -> Value {
 fn call_summary(a: &CallActivity) -> String {
     let direction = a.direction.map(|d| d.as_str()).unwrap_or("unknown-direction");
     let preposition = if a.direction == Some(crate::dialpad::Direction::Outbound) { "to" } else { "from" };
-    let result = format!("{:?}", a.result).to_lowercase();
+    let result = a.result.as_str();
     match a.talk_ms {
         Some(ms) => format!("{direction} call {preposition} {} ({result}, {})", a.external_phone, time::duration(ms)),
         None => format!("{direction} call {preposition} {} ({result})", a.external_phone),

@@ -52,7 +52,7 @@ fn verify_hs256(header_b64: &str, claims_b64: &str, signature_b64: &str, secret:
         serde_json::from_slice(&header).map_err(|_| SyncError::malformed("JWT header is not JSON (truncated?)"))?;
     match header.get("alg").and_then(|a| a.as_str()) {
         Some("HS256") => {}
-        Some(other) => return Err(SyncError::InvalidSignature(format!("JWT alg {other:?} refused: only HS256 is accepted"))),
+        Some(other) => return Err(SyncError::InvalidSignature(format!("JWT alg \"{other}\" refused: only HS256 is accepted"))),
         None => return Err(SyncError::InvalidSignature("JWT header has no alg".into())),
     }
     if signature_b64.is_empty() {

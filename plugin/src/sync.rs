@@ -56,6 +56,16 @@ pub fn handle_body(body: &[u8], config: &Config, store: &mut dyn Store, transpor
     Ok(report)
 }
 
+/// Runs one Contacts API operation as an action; returns the API's JSON response.
+pub fn invoke_action(operation_id: &str, input: &str, config: &Config, transport: &mut dyn Transport) -> Result<String, SyncError> {
+    let plan = crate::actions::plan_invocation(operation_id, input, config)?;
+    let run = execute(&plan, config, transport);
+    if let Some(error) = run.error {
+        return Err(error);
+    }
+    Ok(crate::actions::normalize_response(run.response.unwrap_or(serde_json::Value::Null)).to_string())
+}
+
 /// Verify, parse, and read what the store knows about the event's caller and call.
 fn understand(body: &[u8], config: &Config, store: &mut dyn Store) -> Result<(Event, KnownState), SyncError> {
     let json = signature::event_json(body, config.webhook_secret.as_deref())?;
@@ -68,7 +78,7 @@ fn understand(body: &[u8], config: &Config, store: &mut dyn Store) -> Result<(Ev
         if let Some(bytes) = store.get(&call_key(&config.location_id, &call.call_id)).map_err(SyncError::Storage)? {
             // A record this version cannot read is treated as absent: the note is then
             // found again through its marker, never written twice.
-            known.call = serde_json::from_slice::<CallRecord>(&bytes).ok();
+            known.call = CallRecord::decode(&bytes);
         }
     }
     Ok((event, known))
@@ -83,8 +93,7 @@ fn record(event: &Event, plan: &Plan, run: &crate::execute::Execution, config: &
     let activity = run.merged_activity.as_ref().or(plan.activity.as_ref());
     if let (true, Some(contact), Some(note), Some(activity)) = (complete, &run.contact_id, &run.note_id, activity) {
         let record = CallRecord { contact_id: contact.clone(), note_id: note.clone(), written_body: activity.note_body(), activity: activity.clone() };
-        let bytes = serde_json::to_vec(&record).expect("a record always serializes");
-        store.set(&call_key(&config.location_id, &call.call_id), &bytes).map_err(storage)?;
+        store.set(&call_key(&config.location_id, &call.call_id), &record.encode()).map_err(storage)?;
     }
     Ok(())
 }

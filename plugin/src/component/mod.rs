@@ -14,7 +14,7 @@ use crate::error as core;
 use crate::execute::{HttpRequest, HttpResponse, NoAnswer, Transport};
 use crate::sync::{self, Store};
 use dialpad_ghl::sync::types as wit;
-use exports::dialpad_ghl::sync::{meta, triggers};
+use exports::dialpad_ghl::sync::{actions, meta, triggers};
 use std::time::Duration;
 use wasi::keyvalue::store as kv;
 
@@ -48,13 +48,39 @@ impl triggers::Guest for Component {
     }
 }
 
+impl actions::Guest for Component {
+    fn catalog() -> Vec<wit::OperationInfo> {
+        crate::actions::catalog()
+            .into_iter()
+            .map(|info| wit::OperationInfo {
+                id: info.operation.id.to_string(),
+                method: info.operation.method.as_str().to_string(),
+                path: info.operation.path.to_string(),
+                scope: info.operation.scope.as_str().to_string(),
+                summary: info.operation.summary.to_string(),
+                deprecated: info.operation.deprecated,
+                input_schema: info.input_schema.to_string(),
+            })
+            .collect()
+    }
+
+    fn invoke(operation_id: String, input: String) -> Result<String, wit::SyncError> {
+        let config = load_config()?;
+        sync::invoke_action(&operation_id, &input, &config, &mut WasiHttp).map_err(error)
+    }
+}
+
 export!(Component);
 
+fn wit_problems(problems: Vec<core::Problem>) -> Vec<wit::Problem> {
+    problems.into_iter().map(|p| wit::Problem { path: p.path, message: p.message }).collect()
+}
+
 fn load_config() -> Result<Config, wit::SyncError> {
-    let bad = |message: String| wit::SyncError::BadConfig(vec![wit::ConfigProblem { path: String::new(), message }]);
+    let bad = |message: String| wit::SyncError::BadConfig(vec![wit::Problem { path: String::new(), message }]);
     match wasi::config::store::get(CONFIG_KEY) {
         Ok(Some(text)) => Config::from_json(&text).map_err(error),
-        Ok(None) => Err(bad(format!("wasi:config has no {CONFIG_KEY:?} key: the configuration JSON goes there"))),
+        Ok(None) => Err(bad(format!("wasi:config has no \"{CONFIG_KEY}\" key: the configuration JSON goes there"))),
         Err(wasi::config::store::Error::Upstream(m) | wasi::config::store::Error::Io(m)) => Err(bad(format!("wasi:config failed: {m}"))),
     }
 }
@@ -150,9 +176,9 @@ fn error(e: core::SyncError) -> wit::SyncError {
     match e {
         core::SyncError::InvalidSignature(m) => wit::SyncError::InvalidSignature(m),
         core::SyncError::MalformedEvent(m) => wit::SyncError::MalformedEvent(m),
-        core::SyncError::BadConfig(problems) => wit::SyncError::BadConfig(
-            problems.into_iter().map(|p| wit::ConfigProblem { path: p.path, message: p.message }).collect(),
-        ),
+        core::SyncError::BadConfig(problems) => wit::SyncError::BadConfig(wit_problems(problems)),
+        core::SyncError::InvalidInput(problems) => wit::SyncError::InvalidInput(wit_problems(problems)),
+        core::SyncError::UnknownOperation(id) => wit::SyncError::UnknownOperation(id),
         core::SyncError::MissingScope(s) => wit::SyncError::MissingScope(s),
         core::SyncError::RateLimited { operation_id, retry_after_ms } => {
             wit::SyncError::RateLimited(wit::RateLimited { operation_id, retry_after_ms })

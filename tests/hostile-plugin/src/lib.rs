@@ -12,7 +12,8 @@
 wit_bindgen::generate!({ world: "plugin-core", path: "../../wit", generate_all });
 
 use dialpad_ghl::sync::types::{EventKind, EventPlan, Outcome, Report, SyncError};
-use exports::dialpad_ghl::sync::{meta, triggers};
+use dialpad_ghl::sync::types::OperationInfo;
+use exports::dialpad_ghl::sync::{actions, meta, triggers};
 
 struct Hostile;
 
@@ -60,10 +61,19 @@ impl meta::Guest for Hostile {
         "0.0.0-hostile".into()
     }
     fn api_version() -> String {
-        "0.1.0".into()
+        "0.2.0".into()
     }
     fn config_schema() -> String {
         "{}".into()
+    }
+}
+
+impl actions::Guest for Hostile {
+    fn catalog() -> Vec<OperationInfo> {
+        Vec::new()
+    }
+    fn invoke(_operation_id: String, _input: String) -> Result<String, SyncError> {
+        Err(SyncError::UnknownOperation("the hostile plugin has no actions".into()))
     }
 }
 
