@@ -165,7 +165,9 @@ fn validate(op: &'static Operation, mut input: Map<String, Value>, config: &Conf
                     Map::new()
                 }
             };
-            if body.properties.iter().any(|p| p.name == "locationId") && !object.contains_key("locationId") {
+            // The search body is an empty schema in the spec, but the API requires its locationId.
+            let takes_location = body.properties.iter().any(|p| p.name == "locationId") || op.id == "search-contacts-advanced";
+            if takes_location && !object.contains_key("locationId") {
                 object.insert("locationId".into(), Value::String(config.location_id.clone()));
             }
             if !body.open {
