@@ -68,6 +68,9 @@ pub fn invoke_action(operation_id: &str, input: &str, config: &Config, transport
 
 /// Verify, parse, and read what the store knows about the event's caller and call.
 fn understand(body: &[u8], config: &Config, store: &mut dyn Store) -> Result<(Event, KnownState), SyncError> {
+    // The triggers' scopes are checked with the configuration, before the event is even read,
+    // so a misconfigured trigger says what is missing on its first event, whatever its kind.
+    config.require_scopes(plan::CALL_SYNC_SCOPES)?;
     let json = signature::event_json(body, config.webhook_secret.as_deref())?;
     let event = dialpad::parse(&json, config.default_region)?;
     let mut known = KnownState::default();

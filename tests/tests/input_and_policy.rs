@@ -173,3 +173,11 @@ fn the_component_speaks_only_standard_wasi_and_its_own_interfaces() {
     assert!(exports.contains(&"dialpad-ghl:sync/meta@0.2.0".to_string()), "{exports:?}");
     assert!(exports.contains(&"dialpad-ghl:sync/actions@0.2.0".to_string()), "{exports:?}");
 }
+
+#[test]
+fn a_trigger_names_missing_scopes_whatever_the_event() {
+    let h = Harness::with(Default::default(), |s| s.set("scopes", serde_json::json!(["contacts.write"])));
+    for name in ["call_inbound_ringing_unknown_number.json", "agent_status_on_duty.json"] {
+        assert_eq!(h.handle_fixture(name).unwrap_err(), SyncError::MissingScope(vec!["contacts.readonly".into()]), "{name}");
+    }
+}
