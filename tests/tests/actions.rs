@@ -42,50 +42,13 @@ fn the_catalog_equals_the_official_spec_one_for_one() {
     }
 }
 
-/// One invocation of every operation, in an order that works on a fresh location: `{C}`, `{N}`
-/// and `{T}` stand for the contact, note and task the earlier steps created.
-pub const EVERY_OPERATION: &[(&str, &str)] = &[
-    ("create-contact", r#"{"body":{"firstName":"Ana","lastName":"Lima","email":"ana@example.com","phone":"+14155550100","tags":["lead"]}}"#),
-    ("get-contact", r#"{"contactId":"{C}"}"#),
-    ("update-contact", r#"{"contactId":"{C}","body":{"city":"Austin"}}"#),
-    ("upsert-contact", r#"{"body":{"email":"ana@example.com","phone":"+14155550100","companyName":"Lima Co"}}"#),
-    ("get-duplicate-contact", r#"{"number":"+14155550100"}"#),
-    ("search-contacts-advanced", r#"{"body":{"page":1,"pageLimit":20,"query":"Ana"}}"#),
-    ("get-contacts", r#"{"limit":10}"#),
-    ("add-tags", r#"{"contactId":"{C}","body":{"tags":["vip"]}}"#),
-    ("remove-tags", r#"{"contactId":"{C}","body":{"tags":["lead"]}}"#),
-    ("create-note", r#"{"contactId":"{C}","body":{"body":"First call went well."}}"#),
-    ("get-all-notes", r#"{"contactId":"{C}"}"#),
-    ("get-note", r#"{"contactId":"{C}","id":"{N}"}"#),
-    ("update-note", r#"{"contactId":"{C}","id":"{N}","body":{"body":"First call went very well."}}"#),
-    ("create-task", r#"{"contactId":"{C}","body":{"title":"Call back","dueDate":"2026-12-01T10:00:00Z","completed":false}}"#),
-    ("get-all-tasks", r#"{"contactId":"{C}"}"#),
-    ("get-task", r#"{"contactId":"{C}","taskId":"{T}"}"#),
-    ("update-task", r#"{"contactId":"{C}","taskId":"{T}","body":{"title":"Call back today"}}"#),
-    ("update-task-completed", r#"{"contactId":"{C}","taskId":"{T}","body":{"completed":true}}"#),
-    ("get-appointments-for-contact", r#"{"contactId":"{C}"}"#),
-    ("add-followers-contact", r#"{"contactId":"{C}","body":{"followers":["user-1"]}}"#),
-    ("remove-followers-contact", r#"{"contactId":"{C}","body":{"followers":["user-1"]}}"#),
-    ("add-contact-to-campaign", r#"{"contactId":"{C}","campaignId":"campaign-1","body":{}}"#),
-    ("remove-contact-from-campaign", r#"{"contactId":"{C}","campaignId":"campaign-1"}"#),
-    ("remove-contact-from-every-campaign", r#"{"contactId":"{C}"}"#),
-    ("add-contact-to-workflow", r#"{"contactId":"{C}","workflowId":"workflow-1","body":{"eventStartTime":"2026-12-01T10:00:00+01:00"}}"#),
-    ("delete-contact-from-workflow", r#"{"contactId":"{C}","workflowId":"workflow-1","body":{}}"#),
-    ("create-association", r#"{"type":"add","body":{"contacts":["{C}"],"tags":["bulk"]}}"#),
-    ("add-remove-contact-from-business", r#"{"body":{"ids":["{C}"],"businessId":"business-1"}}"#),
-    ("get-contacts-by-businessId", r#"{"businessId":"business-1"}"#),
-    ("delete-note", r#"{"contactId":"{C}","id":"{N}"}"#),
-    ("delete-task", r#"{"contactId":"{C}","taskId":"{T}"}"#),
-    ("delete-contact", r#"{"contactId":"{C}"}"#),
-];
-
 #[test]
 fn every_operation_runs_as_an_action_against_the_mock() {
     let h = Harness::new();
     let (mut contact, mut note, mut task) = (String::new(), String::new(), String::new());
     let mut seen = Vec::new();
     for (id, template) in EVERY_OPERATION {
-        let input = template.replace("{C}", &contact).replace("{N}", &note).replace("{T}", &task);
+        let input = operation_input(template, &contact, &note, &task);
         let output = h.runtime.invoke(id, &input).unwrap().unwrap_or_else(|e| panic!("{id}: {}", report::error_message(&e)));
         let output: Value = serde_json::from_str(&output).unwrap();
         match *id {

@@ -1,0 +1,219 @@
+//! Stoplight Prism (`@stoplight/prism-cli`, installed by `tests/prism/install.sh`) serving
+//! HighLevel's official Contacts spec: a third-party judge of every request the plugin sends.
+//!
+//! Prism runs as `prism mock <spec> --errors`: a request that breaks the spec is answered with an
+//! error status (422 for the body, 400 for query and header parameters, 401 for the security
+//! scheme) and an `sl-violations` header
+//! listing what is wrong; a conforming request gets a response built from the spec's examples
+//! (static, not stateful). [`violations`] collects those headers from the host's outbound log.
+//!
+//! Without Prism installed, [`Prism::start`] returns `None` and says the test is skipped, unless
+//! `REQUIRE_PRISM=1` (CI), where a missing Prism is a failure.
+
+use host_test::outbound::HttpExchange;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long Prism may take to load the spec and listen (it takes 2–5 s on 2 cores).
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// The response header Prism adds to an answer for a request that breaks the spec.
+pub const VIOLATIONS_HEADER: &str = "sl-violations";
+
+/// A running Prism mock of the Contacts API on loopback; killed on drop.
+pub struct Prism {
+    /// `http://127.0.0.1:<port>`, without a trailing slash.
+    pub base_url: String,
+    child: Child,
+    /// Temporary directory holding `apps/contacts.json`, `common/common-schemas.json` and
+    /// `prism.log` (Prism's stdout and stderr); removed on drop.
+    dir: PathBuf,
+}
+
+/// One answer to [`Prism::send_raw`].
+#[derive(Clone, Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Names lowercased.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Where `install.sh` puts the binary.
+pub fn default_bin() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("prism/node_modules/.bin/prism")
+}
+
+impl Prism {
+    /// Starts Prism on a free loopback port and waits until it answers. `None` when it is not
+    /// installed (the binary at `PRISM_BIN`, or [`default_bin`], does not exist) and
+    /// `REQUIRE_PRISM` is not `1`; panics when it is installed but does not come up.
+    pub fn start() -> Option<Prism> {
+        let bin = std::env::var_os("PRISM_BIN").map(PathBuf::from).unwrap_or_else(default_bin);
+        if !bin.is_file() {
+            let required = std::env::var("REQUIRE_PRISM").is_ok_and(|v| v.trim() == "1");
+            assert!(
+                !required,
+                "REQUIRE_PRISM=1 but Prism is not installed: {} does not exist; run tests/prism/install.sh (needs Node.js and npm) or set PRISM_BIN",
+                bin.display()
+            );
+            eprintln!("skipped: Prism not installed, run tests/prism/install.sh ({} does not exist)", bin.display());
+            return None;
+        }
+
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!("e2e-prism-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+
+        // The free port is found by binding port 0 and letting it go, so another process may
+        // take it first: a Prism that exits before answering is started again on a new port.
+        let mut last_log = String::new();
+        for _attempt in 0..3 {
+            lay_out_spec(&dir);
+            let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("finding a free loopback port").port();
+            let log_path = dir.join("prism.log");
+            let log = File::create(&log_path).expect("creating prism.log");
+            let child = Command::new(&bin)
+                .arg("mock")
+                .arg(dir.join("apps/contacts.json"))
+                .args(["--errors", "--host", "127.0.0.1", "--port", &port.to_string()])
+                .env("SCARF_ANALYTICS", "false")
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(log.try_clone().expect("prism.log")))
+                .stderr(Stdio::from(log))
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {} (is node on PATH?): {e}", bin.display()));
+            let mut prism = Prism { base_url: format!("http://127.0.0.1:{port}"), child, dir: dir.clone() };
+            let started = Instant::now();
+            loop {
+                if let Ok(Some(status)) = prism.child.try_wait() {
+                    last_log = prism.log();
+                    eprintln!("prism exited before answering ({status}); log:\n{last_log}");
+                    break;
+                }
+                if prism.probe() {
+                    eprintln!("prism: listening on {} after {} ms ({})", prism.base_url, started.elapsed().as_millis(), bin.display());
+                    return Some(prism);
+                }
+                if started.elapsed() > STARTUP_TIMEOUT {
+                    panic!("Prism did not answer on {} within {STARTUP_TIMEOUT:?}; log:\n{}", prism.base_url, prism.log());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            // Dropping `prism` reaps the process and removes the directory; the next attempt lays it out again.
+        }
+        panic!("Prism ({}) exited before answering, 3 times; last log:\n{last_log}", bin.display());
+    }
+
+    /// True once Prism answers HTTP (the probe is a conforming `get-duplicate-contact`; any status will do).
+    fn probe(&self) -> bool {
+        self.send_raw("GET", "/contacts/search/duplicate?locationId=probe", &[("Authorization", "Bearer probe"), ("Version", contacts_api::API_VERSION_HEADER)], None)
+            .is_ok_and(|r| r.status > 0)
+    }
+
+    /// The directory the spec was laid out in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What Prism has printed so far (it logs each request, and each violation).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("prism.log")).unwrap_or_default()
+    }
+
+    /// Sends one HTTP/1.1 request straight to Prism (not through the host), `Connection: close`.
+    pub fn send_raw(&self, method: &str, path_and_query: &str, headers: &[(&str, &str)], body: Option<&str>) -> std::io::Result<RawResponse> {
+        let authority = self.base_url.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(authority)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+        let mut request = format!("{method} {path_and_query} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if let Some(body) = body {
+            request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        request.push_str("\r\n");
+        request.push_str(body.unwrap_or_default());
+        stream.write_all(request.as_bytes())?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw)?;
+        parse_response(&raw).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not an HTTP response: {:?}", String::from_utf8_lossy(&raw))))
+    }
+}
+
+/// Writes the spec in the upstream layout, `apps/contacts.json` + `common/common-schemas.json`:
+/// the spec `$ref`s its error schemas as `../common/common-schemas.json`.
+fn lay_out_spec(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    for (path, text) in [("apps/contacts.json", contacts_api::SPEC_JSON), ("common/common-schemas.json", contacts_api::COMMON_SCHEMAS_JSON)] {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    }
+}
+
+fn parse_response(raw: &[u8]) -> Option<RawResponse> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.strip_prefix("HTTP/1.")?.split(' ').nth(1)?.parse().ok()?;
+    let headers = lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    Some(RawResponse { status, headers, body: body.to_string() })
+}
+
+impl Drop for Prism {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Every request Prism found to break the spec: `METHOD url → status: <violations>`. Only
+/// violations located in the request count; see [`response_defects`] for the others.
+pub fn violations(log: &[HttpExchange]) -> Vec<String> {
+    located(log, |location| location != "response")
+}
+
+/// Violations located in Prism's *response*: the spec's own example does not match the
+/// spec's own response schema (a defect of the spec, not of the request). Prism answers 500.
+pub fn response_defects(log: &[HttpExchange]) -> Vec<String> {
+    located(log, |location| location == "response")
+}
+
+fn located(log: &[HttpExchange], keep: impl Fn(&str) -> bool) -> Vec<String> {
+    log.iter()
+        .flat_map(|e| {
+            let status = e.status.map_or_else(|| e.outcome.clone(), |s| s.to_string());
+            e.response_headers
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case(VIOLATIONS_HEADER))
+                .filter_map(|(_, value)| {
+                    // The header is a JSON list of {location: [...], message, ...}; a header that
+                    // does not parse counts, so a format change cannot hide a violation.
+                    let kept: Vec<String> = match serde_json::from_str::<serde_json::Value>(value) {
+                        Ok(serde_json::Value::Array(items)) => items
+                            .iter()
+                            .filter(|v| keep(v["location"][0].as_str().unwrap_or("")))
+                            .map(|v| v["message"].as_str().unwrap_or("?").to_string())
+                            .collect(),
+                        _ if keep("") => vec![value.clone()],
+                        _ => Vec::new(),
+                    };
+                    (!kept.is_empty()).then(|| format!("{} {} → {status}: {}", e.method, e.url, kept.join("; ")))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
