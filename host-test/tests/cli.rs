@@ -156,3 +156,41 @@ fn config_schema_is_printed() {
     let schema: Value = serde_json::from_slice(&run(&["config-schema"]).stdout).unwrap();
     assert_eq!(schema["title"], "Dialpad ⇄ HighLevel sync configuration");
 }
+
+#[test]
+fn catalog_json_lists_the_specs_32_operations() {
+    let listed: Vec<Value> = serde_json::from_slice(&run(&["catalog", "--json"]).stdout).unwrap();
+    let spec: Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/ghl/contacts.openapi.json")).unwrap()).unwrap();
+    let mut from_spec = Vec::new();
+    for (path, methods) in spec["paths"].as_object().unwrap() {
+        for (method, op) in methods.as_object().unwrap() {
+            let scope = op["security"][0]["bearer"][0].as_str().unwrap_or("contacts.write");
+            from_spec.push(format!("{} {} {path} {scope}", op["operationId"].as_str().unwrap(), method.to_uppercase()));
+        }
+    }
+    let mut ours: Vec<String> = listed
+        .iter()
+        .map(|o| format!("{} {} {} {}", o["id"].as_str().unwrap(), o["method"].as_str().unwrap(), o["path"].as_str().unwrap(), o["scope"].as_str().unwrap()))
+        .collect();
+    from_spec.sort();
+    ours.sort();
+    assert_eq!(ours, from_spec);
+    assert_eq!(ours.len(), 32);
+    assert!(listed.iter().all(|o| o["input_schema"]["type"] == "object"));
+    let table = String::from_utf8(run(&["catalog"]).stdout).unwrap();
+    assert!(table.trim_end().ends_with("32 operations"), "{table}");
+}
+
+#[test]
+fn invoke_runs_an_action_and_refuses_bad_input_with_a_typed_error() {
+    let out = run(&["invoke", "--mock", "create-contact", "--input", r#"{"body":{"firstName":"Ana","phone":"+14155550100"}}"#]);
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["contact"]["firstName"], "Ana");
+    assert_eq!(created["contact"]["locationId"], "mock-location", "locationId defaults to the configured one");
+
+    let out = Command::new(BIN).args(["invoke", "--mock", "create-note", "--input", r#"{"contactId":"c1","body":{"text":"x"}}"#]).output().unwrap();
+    assert!(!out.status.success());
+    let error: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(error["type"], "invalid-input");
+    assert_eq!(error["problems"][0]["path"], "/body/text");
+}
