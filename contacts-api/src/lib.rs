@@ -337,6 +337,14 @@ mod tests {
         assert_eq!(decode_query_value("+1312"), " 1312");
     }
 
+    /// The embedded spec is the official one, byte for byte.
+    #[test]
+    fn the_embedded_spec_is_the_official_one_verbatim() {
+        let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/ghl/");
+        assert_eq!(SPEC_JSON, std::fs::read_to_string(format!("{shared}contacts.openapi.json")).unwrap());
+        assert_eq!(COMMON_SCHEMAS_JSON, std::fs::read_to_string(format!("{shared}common/common-schemas.json")).unwrap());
+    }
+
     /// The table and the official spec agree one for one: ids, methods, paths, scopes, success
     /// statuses and whether a body is declared.
     #[test]
