@@ -74,7 +74,7 @@ fn replay_against_a_mock_process_prints_one_json_line_per_event() {
     let lines = json_lines(&out);
     assert_eq!(lines.len(), 4);
     let outcomes: Vec<&str> = lines.iter().map(|l| l["outcome"].as_str().unwrap()).collect();
-    assert_eq!(outcomes, vec!["skipped", "synced", "synced", "skipped"]);
+    assert_eq!(outcomes, vec!["skipped", "synced", "synced", "synced"]);
     // Against an API this process does not own, the plugin may not trust its store's memory:
     // it looks for the call's note before writing (get-all-notes), and so writes exactly one.
     let ops = |i: usize| -> Vec<String> {
@@ -99,21 +99,27 @@ fn replay_against_a_mock_process_prints_one_json_line_per_event() {
             "update-note PUT /contacts/contact0000000000001/notes/note0000000000000001 → 200 ×1",
         ]
     );
-    assert_eq!(lines[3]["reason"], "SMS events are not synced yet");
+    // The SMS is from the same caller: the contact link is known, and without a durable store
+    // the plugin looks for the message's note before writing it.
+    assert_eq!(ops(3), vec![
+        "get-all-notes GET /contacts/contact0000000000001/notes → 200 ×1",
+        "create-note POST /contacts/contact0000000000001/notes → 201 ×1",
+    ]);
 
     let state = mock.debug("/__mock/state");
     assert_eq!(state["contacts"].as_array().unwrap().len(), 1);
-    assert_eq!(state["notes"].as_array().unwrap().len(), 1);
+    assert_eq!(state["notes"].as_array().unwrap().len(), 2);
     // The outbound log (stderr, -v) shows every request, and never the token.
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.matches(" → 20").count(), 4, "{stderr}");
+    assert_eq!(stderr.matches(" → 20").count(), 6, "{stderr}");
     assert!(!stderr.contains(TOKEN) && !String::from_utf8_lossy(&out.stdout).contains(TOKEN));
 
     // A second replay of the same events, in a new process, writes nothing new.
     let again = json_lines(&run(&args));
     assert_eq!(again[1]["outcome"], "unchanged");
+    assert_eq!(again[3]["outcome"], "unchanged");
     let state = mock.debug("/__mock/state");
-    assert_eq!(state["notes"].as_array().unwrap().len(), 1);
+    assert_eq!(state["notes"].as_array().unwrap().len(), 2);
 }
 
 #[test]
@@ -147,8 +153,8 @@ fn replay_with_the_embedded_mock_and_a_bad_event() {
 fn demo_syncs_the_bundled_day_of_calls() {
     let out = run(&["demo"]);
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("17 events: 6 synced, 2 unchanged, 7 skipped, 2 failed"), "{stdout}");
-    assert!(stdout.contains("13 API requests; 4 contacts, 4 notes; token in host logs: never"), "{stdout}");
+    assert!(stdout.contains("17 events: 7 synced, 2 unchanged, 6 skipped, 2 failed"), "{stdout}");
+    assert!(stdout.contains("14 API requests; 4 contacts, 5 notes; token in host logs: never"), "{stdout}");
 }
 
 #[test]

@@ -109,6 +109,9 @@ pub fn plan_invocation(operation_id: &str, input: &str, config: &Config) -> Resu
         summary: format!("{} {}", op.method.as_str(), op.path),
         steps: vec![step],
         activity: None,
+        record_key: None,
+        phone_key: None,
+        note_body: None,
     })
 }
 

@@ -15,8 +15,8 @@ pub enum Event {
     Call(Box<CallEvent>),
     /// Contact created / updated / deleted in Dialpad (not synced by this slice).
     Contact { action: String, contact_id: Option<String> },
-    /// SMS in or out (not synced by this slice).
-    Sms { id: Option<String>, direction: Option<String> },
+    /// SMS (or MMS) in or out.
+    Sms(Box<SmsEvent>),
     AgentStatus,
 }
 
@@ -25,7 +25,7 @@ impl Event {
         match self {
             Event::Call(_) => EventKind::Call,
             Event::Contact { .. } => EventKind::Contact,
-            Event::Sms { .. } => EventKind::Sms,
+            Event::Sms(_) => EventKind::Sms,
             Event::AgentStatus => EventKind::AgentStatus,
         }
     }
@@ -144,7 +144,7 @@ pub fn parse(json: &[u8], default_region: &Region) -> Result<Event, SyncError> {
         return Ok(Event::AgentStatus);
     }
     if obj.contains_key("from_number") || obj.contains_key("to_number") || obj.contains_key("text") {
-        return Ok(Event::Sms { id: f.id("id")?, direction: f.text("direction")? });
+        return parse_sms(&f, default_region).map(|s| Event::Sms(Box::new(s)));
     }
     Err(SyncError::malformed(
         "not a Dialpad event: expected call_id+state (call), event+contact (contact), from_number/to_number/text (SMS) or on_duty_status (agent status)",
@@ -214,6 +214,77 @@ fn parse_call(f: &Fields, region: &Region) -> Result<CallEvent, SyncError> {
         recap_outcome: f.text("recap_outcome")?,
         review_link: f.text("company_call_review_share_link")?,
         labels: f.strings_or_items("labels")?,
+    })
+}
+
+/// One SMS or MMS, normalized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmsEvent {
+    pub id: String,
+    pub direction: Option<Direction>,
+    /// The external party's number: the sender of an inbound message, the recipient of an
+    /// outbound one.
+    pub external_phone: Option<E164>,
+    pub external_number_raw: Option<String>,
+    pub party: Party,
+    /// The Dialpad user or group on our side.
+    pub agent: Agent,
+    pub agent_number: Option<String>,
+    pub is_internal: bool,
+    pub created_ms: Option<i64>,
+    /// The message text; `None` when empty (an MMS may carry only media).
+    pub text: Option<String>,
+    pub mms_url: Option<String>,
+}
+
+impl SmsEvent {
+    pub fn event_key(&self) -> String {
+        format!("sms:{}", self.id)
+    }
+}
+
+fn parse_sms(f: &Fields, region: &Region) -> Result<SmsEvent, SyncError> {
+    let id = f.id("id")?.ok_or_else(|| SyncError::malformed("SMS id is empty"))?;
+    let direction = match f.text("direction")?.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("inbound") => Some(Direction::Inbound),
+        Some("outbound") => Some(Direction::Outbound),
+        _ => None,
+    };
+    let contact = f.object("contact")?;
+    let target = f.object("target")?;
+    // `to_number` is a list in real bodies (one string in some exports).
+    let to_number = f.strings_or_items("to_number")?.into_iter().next();
+    let from_number = f.text("from_number")?;
+    let contact_phone = contact.as_ref().map(|c| c.text("phone_number")).transpose()?.flatten();
+    let external_raw = match direction {
+        Some(Direction::Outbound) => to_number.or(contact_phone),
+        _ => from_number.or(contact_phone),
+    };
+    let external_phone = external_raw.as_deref().and_then(|n| phone::to_e164(n, region).ok());
+    let party = match &contact {
+        Some(c) => Party { dialpad_id: c.id("id")?, name: c.text("name")?.filter(|n| is_person_name(n)), email: None, contact_type: None },
+        None => Party::default(),
+    };
+    let (agent, agent_number) = match &target {
+        Some(t) => (Agent { name: t.text("name")?, email: None }, t.text("phone_number")?),
+        None => (Agent::default(), None),
+    };
+    let text = match f.text("text")? {
+        Some(t) => Some(t),
+        None => f.text("text_content")?,
+    };
+    Ok(SmsEvent {
+        id,
+        direction,
+        external_phone,
+        external_number_raw: external_raw,
+        party,
+        agent,
+        agent_number,
+        is_internal: f.flag("is_internal")?.unwrap_or(false),
+        created_ms: f.millis("created_date")?,
+        text,
+        mms_url: if f.flag("mms")?.unwrap_or(false) || f.get("mms_url").is_some() { f.text("mms_url")? } else { None },
     })
 }
 
@@ -369,7 +440,13 @@ mod tests {
     #[test]
     fn fixtures_classify_by_shape() {
         assert_eq!(fixture("agent_status_on_duty.json"), Event::AgentStatus);
-        assert!(matches!(fixture("sms_inbound.json"), Event::Sms { .. }));
+        let Event::Sms(sms) = fixture("sms_inbound.json") else { panic!() };
+        assert_eq!(sms.id, "5287316104912896");
+        assert_eq!(sms.direction, Some(Direction::Inbound));
+        assert_eq!(sms.external_phone.as_ref().map(E164::as_str), Some("+13125550187"));
+        assert_eq!(sms.party.name, None, "a formatted number is not a name");
+        assert_eq!(sms.agent.name.as_deref(), Some("Maya Patel"));
+        assert!(sms.text.as_deref().unwrap().starts_with("Hi Maya, it's Priya"));
         assert!(matches!(fixture("contact_created_shared.json"), Event::Contact { ref action, .. } if action == "Created"));
         assert!(matches!(fixture("contact_deleted.json"), Event::Contact { ref action, .. } if action == "Deleted"));
         for f in ["call_inbound_ringing_unknown_number.json", "call_inbound_missed.json", "call_recap_summary.json"] {

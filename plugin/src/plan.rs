@@ -19,7 +19,8 @@
 
 use crate::activity::{note_marker, CallActivity};
 use crate::config::Config;
-use crate::dialpad::{state_role, CallEvent, Event, StateRole};
+use crate::dialpad::{state_role, CallEvent, Direction, Event, Party, SmsEvent, StateRole};
+use crate::phone::E164;
 use crate::error::{EventKind, Outcome, PlanView, PlannedOperation, SyncError};
 use crate::time;
 use contacts_api::{op, Operation, Scope};
@@ -189,12 +190,27 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// For calls: the activity after this event, to record once the steps succeed.
     pub activity: Option<CallActivity>,
+    /// Key-value key of the event's record (its note), and of the caller's contact link.
+    pub record_key: Option<String>,
+    pub phone_key: Option<String>,
+    /// The note body the steps write, recorded once they succeed.
+    pub note_body: Option<String>,
 }
 
 impl Plan {
     fn skip(kind: EventKind, event_key: String, reason: impl Into<String>) -> Plan {
         let reason = reason.into();
-        Plan { kind, event_key, summary: format!("skipped: {reason}"), outcome: Outcome::Skipped(reason), steps: Vec::new(), activity: None }
+        Plan {
+            kind,
+            event_key,
+            summary: format!("skipped: {reason}"),
+            outcome: Outcome::Skipped(reason),
+            steps: Vec::new(),
+            activity: None,
+            record_key: None,
+            phone_key: None,
+            note_body: None,
+        }
     }
 
     /// The dry-run view: what would be sent.
@@ -229,24 +245,45 @@ pub fn call_key(location_id: &str, call_id: &str) -> String {
     format!("call:{location_id}:{call_id}")
 }
 
+/// The key-value key of an SMS's record.
+pub fn sms_key(location_id: &str, sms_id: &str) -> String {
+    format!("sms:{location_id}:{sms_id}")
+}
+
+/// The key-value keys the planner wants read for an event: the caller's contact link, and the
+/// record of the call or message.
+pub fn state_keys(event: &Event, config: &Config) -> (Option<String>, Option<String>) {
+    let location = &config.location_id;
+    match event {
+        Event::Call(c) => (c.external_phone.as_ref().map(|p| phone_key(location, p.as_str())), Some(call_key(location, &c.call_id))),
+        Event::Sms(m) => (m.external_phone.as_ref().map(|p| phone_key(location, p.as_str())), Some(sms_key(location, &m.id))),
+        _ => (None, None),
+    }
+}
+
 /// Plans one event. Pure: the same inputs always give the same plan.
 pub fn plan(event: &Event, config: &Config, known: &KnownState) -> Result<Plan, SyncError> {
+    // Checked for every kind, so a misconfigured trigger says what is missing on its first event.
+    config.require_scopes(CALL_SYNC_SCOPES)?;
     match event {
         Event::Call(call) => plan_call(call, config, known),
+        Event::Sms(sms) => plan_sms(sms, config, known),
         Event::Contact { action, contact_id } => Ok(Plan::skip(
             EventKind::Contact,
             format!("contact:{}:{}", contact_id.as_deref().unwrap_or("?"), action.to_lowercase()),
             format!("Dialpad contact events ({action}) are not synced yet"),
         )),
-        Event::Sms { id, .. } => Ok(Plan::skip(
-            EventKind::Sms,
-            format!("sms:{}", id.as_deref().unwrap_or("?")),
-            "SMS events are not synced yet",
-        )),
         Event::AgentStatus => {
             Ok(Plan::skip(EventKind::AgentStatus, "agent-status".into(), "agent status events have no Contacts API counterpart"))
         }
     }
+}
+
+fn no_usable_phone(raw: &Option<String>, config: &Config, fields: &str) -> SyncError {
+    SyncError::malformed(match raw {
+        Some(raw) => format!("no usable phone number: \"{raw}\" is not a phone number in E.164 or a national format of {}", config.default_region.code),
+        None => format!("no usable phone number: {fields} are empty"),
+    })
 }
 
 fn plan_call(call: &CallEvent, config: &Config, known: &KnownState) -> Result<Plan, SyncError> {
@@ -261,92 +298,176 @@ fn plan_call(call: &CallEvent, config: &Config, known: &KnownState) -> Result<Pl
     if call.is_internal {
         return Ok(Plan::skip(EventKind::Call, key, "internal call between Dialpad users: no external contact"));
     }
-    let Some(phone) = &call.external_phone else {
-        return Err(SyncError::malformed(match &call.external_number_raw {
-            Some(raw) => format!("no usable phone number: \"{raw}\" is not a phone number in E.164 or a national format of {}", config.default_region.code),
-            None => "no usable phone number: external_number and contact.phone are empty".to_string(),
-        }));
-    };
-    config.require_scopes(CALL_SYNC_SCOPES)?;
-
+    let phone = call.external_phone.as_ref().ok_or_else(|| no_usable_phone(&call.external_number_raw, config, "external_number and contact.phone"))?;
     let mut activity = known.call.as_ref().map(|r| r.activity.clone()).unwrap_or_default();
     activity.merge(call);
-    let body = activity.note_body();
-    let summary = call_summary(&activity);
-    let note_body = json!({ "body": body });
+    let note = NoteSubject {
+        kind: EventKind::Call,
+        event_key: key,
+        record_key: call_key(&config.location_id, &call.call_id),
+        phone,
+        party: &call.party,
+        marker: note_marker(&call.call_id),
+        body: activity.note_body(),
+        summary: call_summary(&activity),
+        merge: Some(Box::new(call.clone())),
+    };
+    let mut plan = plan_note(note, config, known);
+    plan.activity = Some(activity);
+    Ok(plan)
+}
 
-    let mut steps = Vec::new();
+fn plan_sms(sms: &SmsEvent, config: &Config, known: &KnownState) -> Result<Plan, SyncError> {
+    if sms.is_internal {
+        return Ok(Plan::skip(EventKind::Sms, sms.event_key(), "internal message between Dialpad users: no external contact"));
+    }
+    let phone = sms.external_phone.as_ref().ok_or_else(|| no_usable_phone(&sms.external_number_raw, config, "from_number, to_number and contact.phone_number"))?;
+    let direction = sms.direction.map(Direction::as_str).unwrap_or("unknown-direction");
+    let note = NoteSubject {
+        kind: EventKind::Sms,
+        event_key: sms.event_key(),
+        record_key: sms_key(&config.location_id, &sms.id),
+        phone,
+        party: &sms.party,
+        marker: sms_note_marker(&sms.id),
+        body: sms_note_body(sms),
+        summary: format!("{direction} SMS {} {}", if sms.direction == Some(Direction::Outbound) { "to" } else { "from" }, phone),
+        // A message never changes: a found note is left as it is.
+        merge: None,
+    };
+    Ok(plan_note(note, config, known))
+}
+
+/// An event that becomes one note on the external party's contact.
+struct NoteSubject<'a> {
+    kind: EventKind,
+    event_key: String,
+    record_key: String,
+    phone: &'a E164,
+    party: &'a Party,
+    /// The note's last line, by which it is found again.
+    marker: String,
+    body: String,
+    summary: String,
+    /// For calls: merged into a note found by its marker (stateless hosts).
+    merge: Option<Box<CallEvent>>,
+}
+
+/// Finds or creates the contact, then creates the note, or updates it when it exists and
+/// says something else.
+fn plan_note(subject: NoteSubject, config: &Config, known: &KnownState) -> Plan {
+    let note_body = json!({ "body": subject.body });
+    let mut plan = Plan {
+        kind: subject.kind,
+        event_key: subject.event_key,
+        outcome: Outcome::Synced,
+        summary: subject.summary,
+        steps: Vec::new(),
+        activity: None,
+        record_key: Some(subject.record_key),
+        phone_key: Some(phone_key(&config.location_id, subject.phone.as_str())),
+        note_body: Some(subject.body.clone()),
+    };
     if let Some(record) = &known.call {
-        if record.written_body == body {
-            return Ok(Plan {
-                kind: EventKind::Call,
-                event_key: key,
-                outcome: Outcome::Unchanged,
-                summary: format!("{summary}: note already up to date"),
-                steps,
-                activity: Some(activity),
-            });
+        if record.written_body == subject.body {
+            plan.outcome = Outcome::Unchanged;
+            plan.summary = format!("{}: note already up to date", plan.summary);
+            return plan;
         }
-        steps.push(Step {
+        plan.steps.push(Step {
             contact: Some(Ref::Known(record.contact_id.clone())),
             note: Some(Ref::Known(record.note_id.clone())),
             body: Some(note_body),
             capture: Capture::Note,
             ..Step::new("update-note")
         });
-    } else {
-        let contact = match &known.contact_id {
-            Some(id) => Ref::Known(id.clone()),
-            None => {
-                steps.push(Step {
-                    query: vec![("locationId", config.location_id.clone()), ("number", phone.as_str().to_string())],
-                    capture: Capture::Contact,
-                    ..Step::new("get-duplicate-contact")
-                });
-                steps.push(Step {
-                    body: Some(new_contact_body(call, config)),
-                    when: When::NoContactFound,
-                    capture: Capture::CreatedContact,
-                    ..Step::new("create-contact")
-                });
-                Ref::Resolved
-            }
-        };
-        // Without a durable record of this call, its note may already exist (a redelivery
-        // under a stateless host): look before writing, but only on a contact that existed.
-        let note_when = if config.durable_state {
-            When::Always
-        } else {
-            steps.push(Step {
-                contact: Some(contact.clone()),
-                when: When::ContactExisted,
-                capture: Capture::NoteWithMarker(note_marker(&call.call_id)),
-                ..Step::new("get-all-notes")
-            });
-            steps.push(Step {
-                contact: Some(contact.clone()),
-                note: Some(Ref::Resolved),
-                body: Some(note_body.clone()),
-                when: When::NoteDiffers,
-                capture: Capture::Note,
-                merge_into_found_note: Some(Box::new(call.clone())),
-                ..Step::new("update-note")
-            });
-            When::NoNoteFound
-        };
-        steps.push(Step { contact: Some(contact), body: Some(note_body), when: note_when, capture: Capture::Note, ..Step::new("create-note") });
+        return plan;
     }
-    Ok(Plan { kind: EventKind::Call, event_key: key, outcome: Outcome::Synced, summary, steps, activity: Some(activity) })
+    let contact = match &known.contact_id {
+        Some(id) => Ref::Known(id.clone()),
+        None => {
+            plan.steps.push(Step {
+                query: vec![("locationId", config.location_id.clone()), ("number", subject.phone.as_str().to_string())],
+                capture: Capture::Contact,
+                ..Step::new("get-duplicate-contact")
+            });
+            plan.steps.push(Step {
+                body: Some(new_contact_body(subject.phone, subject.party, config)),
+                when: When::NoContactFound,
+                capture: Capture::CreatedContact,
+                ..Step::new("create-contact")
+            });
+            Ref::Resolved
+        }
+    };
+    // Without a durable record, the note may already exist (a redelivery under a stateless
+    // host): look before writing, but only on a contact that existed.
+    let note_when = if config.durable_state {
+        When::Always
+    } else {
+        plan.steps.push(Step {
+            contact: Some(contact.clone()),
+            when: When::ContactExisted,
+            capture: Capture::NoteWithMarker(subject.marker),
+            ..Step::new("get-all-notes")
+        });
+        plan.steps.push(Step {
+            contact: Some(contact.clone()),
+            note: Some(Ref::Resolved),
+            body: Some(note_body.clone()),
+            when: When::NoteDiffers,
+            capture: Capture::Note,
+            merge_into_found_note: subject.merge,
+            ..Step::new("update-note")
+        });
+        When::NoNoteFound
+    };
+    plan.steps.push(Step { contact: Some(contact), body: Some(note_body), when: note_when, capture: Capture::Note, ..Step::new("create-note") });
+    plan
+}
+
+/// The line that identifies a message's note.
+pub fn sms_note_marker(sms_id: &str) -> String {
+    format!("Dialpad SMS ID: {sms_id}")
+}
+
+/// The note of one message. Empty text is kept as such: an MMS may carry only its media.
+pub fn sms_note_body(sms: &SmsEvent) -> String {
+    let mut lines = Vec::new();
+    let (kind, direction) = (if sms.mms_url.is_some() { "MMS" } else { "SMS" }, sms.direction.map(Direction::as_str).unwrap_or("unknown-direction"));
+    lines.push(format!("Dialpad {kind}: {direction}"));
+    let external = sms.external_phone.as_ref().map(E164::as_str).unwrap_or("?");
+    let ours = match (&sms.agent.name, &sms.agent_number) {
+        (Some(n), Some(p)) => format!("{n} ({p})"),
+        (Some(n), None) => n.clone(),
+        (None, Some(p)) => p.clone(),
+        (None, None) => "Dialpad".to_string(),
+    };
+    match sms.direction {
+        Some(Direction::Outbound) => lines.extend([format!("From: {ours}"), format!("To: {external}")]),
+        _ => lines.extend([format!("From: {external}"), format!("To: {ours}")]),
+    }
+    if let Some(ms) = sms.created_ms {
+        lines.push(format!("When: {}", time::utc_minutes(ms)));
+    }
+    if let Some(url) = &sms.mms_url {
+        lines.push(format!("Media: {url}"));
+    }
+    lines.push(String::new());
+    lines.push(sms.text.clone().unwrap_or_else(|| "(no text)".to_string()));
+    lines.push(String::new());
+    lines.push(sms_note_marker(&sms.id));
+    lines.join("\n")
 }
 
 /// The body of `create-contact` for a caller HighLevel does not know yet.
-fn new_contact_body(call: &CallEvent, config: &Config) -> Value {
+fn new_contact_body(phone: &E164, party: &Party, config: &Config) -> Value {
     let mut body = json!({
         "locationId": config.location_id,
-        "phone": call.external_phone.as_ref().map(|p| p.as_str()),
+        "phone": phone.as_str(),
         "source": config.contact_source,
     });
-    if let Some(name) = &call.party.name {
+    if let Some(name) = &party.name {
         let (first, last) = match name.split_once(' ') {
             Some((f, l)) => (f.trim(), l.trim()),
             None => (name.as_str(), ""),
@@ -356,7 +477,7 @@ fn new_contact_body(call: &CallEvent, config: &Config) -> Value {
             body["lastName"] = json!(last);
         }
     }
-    if let Some(email) = &call.party.email {
+    if let Some(email) = &party.email {
         body["email"] = json!(email);
     }
     body
@@ -438,7 +559,7 @@ mod tests {
             assert!(matches!(p.outcome, Outcome::Skipped(ref r) if r.contains("in progress")), "{f}");
             assert!(p.steps.is_empty());
         }
-        for f in ["sms_inbound.json", "agent_status_on_duty.json", "contact_created_shared.json"] {
+        for f in ["agent_status_on_duty.json", "contact_created_shared.json"] {
             let p = plan(&event(f), &config(true), &KnownState::default()).unwrap();
             assert!(matches!(p.outcome, Outcome::Skipped(_)), "{f}");
             assert!(p.steps.is_empty());
@@ -462,6 +583,41 @@ mod tests {
         let body = transcript.steps[0].body.as_ref().unwrap()["body"].as_str().unwrap();
         assert!(body.contains("Dialpad call: inbound, voicemail"));
         assert!(body.contains("Transcript:\n"));
+    }
+
+    #[test]
+    fn an_sms_becomes_one_note_on_its_senders_contact() {
+        let first = plan(&event("sms_inbound.json"), &config(true), &KnownState::default()).unwrap();
+        assert_eq!(first.event_key, "sms:5287316104912896");
+        assert_eq!(
+            ops(&first),
+            vec![
+                ("get-duplicate-contact", "/contacts/search/duplicate?locationId=loc-1&number=%2B13125550187".to_string(), None),
+                ("create-contact", "/contacts/".to_string(), Some("if the duplicate search finds no contact")),
+                ("create-note", "/contacts/{contactId}/notes".to_string(), None),
+            ]
+        );
+        let body = first.steps[2].body.as_ref().unwrap()["body"].as_str().unwrap().to_string();
+        assert_eq!(
+            body,
+            "Dialpad SMS: inbound\nFrom: +13125550187\nTo: Maya Patel (+14155550142)\nWhen: 2026-03-12 14:02 UTC\n\nHi Maya, it's Priya from Lakeside Dental. Did the annual quote go out yet?\n\nDialpad SMS ID: 5287316104912896"
+        );
+        // A status update of the same message (pending → success) writes nothing.
+        let record = CallRecord { contact_id: "c".into(), note_id: "n".into(), activity: Default::default(), written_body: body };
+        let again = plan(&event("sms_inbound.json"), &config(true), &KnownState { contact_id: Some("c".into()), call: Some(record) }).unwrap();
+        assert_eq!(again.outcome, Outcome::Unchanged);
+        assert!(again.steps.is_empty());
+    }
+
+    #[test]
+    fn an_mms_without_text_is_kept_with_its_media() {
+        let us = phone::region("US").unwrap();
+        let body = br#"{"id":9,"direction":"outbound","from_number":"+14155550142","to_number":["(312) 555-0187"],"text":"","mms":true,
+            "mms_url":"https://dialpad.com/mms/abc","target":{"name":"Maya Patel"},"created_date":1773324169183}"#;
+        let mms = plan(&dialpad::parse(body, us).unwrap(), &config(true), &KnownState::default()).unwrap();
+        let note = mms.steps.last().unwrap().body.as_ref().unwrap()["body"].as_str().unwrap().to_string();
+        assert!(note.starts_with("Dialpad MMS: outbound\nFrom: Maya Patel\nTo: +13125550187\n"), "{note}");
+        assert!(note.contains("Media: https://dialpad.com/mms/abc\n\n(no text)\n"), "{note}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::dialpad::{self, Event};
 use crate::error::{Outcome, PlanView, Report, SyncError};
 use crate::execute::{execute, Transport};
-use crate::plan::{self, call_key, phone_key, CallRecord, KnownState, Plan};
+use crate::plan::{self, CallRecord, KnownState, Plan};
 use crate::signature;
 
 /// Key-value storage as the sync needs it (`wasi:keyvalue/store` in the component).
@@ -43,7 +43,7 @@ pub fn handle_body(body: &[u8], config: &Config, store: &mut dyn Store, transpor
     report.note_id = run.note_id.clone().or(report.note_id);
     // Record what was learned even when a later step failed: a contact created before the
     // failure is linked, so the retry finds it instead of creating another.
-    record(&event, &plan, &run, config, store, run.error.is_none())?;
+    record(&plan, &run, store, run.error.is_none())?;
     if let Some(error) = run.error {
         return Err(error);
     }
@@ -68,35 +68,32 @@ pub fn invoke_action(operation_id: &str, input: &str, config: &Config, transport
 
 /// Verify, parse, and read what the store knows about the event's caller and call.
 fn understand(body: &[u8], config: &Config, store: &mut dyn Store) -> Result<(Event, KnownState), SyncError> {
-    // The triggers' scopes are checked with the configuration, before the event is even read,
-    // so a misconfigured trigger says what is missing on its first event, whatever its kind.
-    config.require_scopes(plan::CALL_SYNC_SCOPES)?;
     let json = signature::event_json(body, config.webhook_secret.as_deref())?;
     let event = dialpad::parse(&json, config.default_region)?;
     let mut known = KnownState::default();
-    if let Event::Call(call) = &event {
-        if let Some(phone) = &call.external_phone {
-            known.contact_id = read_text(store, &phone_key(&config.location_id, phone.as_str()))?;
-        }
-        if let Some(bytes) = store.get(&call_key(&config.location_id, &call.call_id)).map_err(SyncError::Storage)? {
-            // A record this version cannot read is treated as absent: the note is then
-            // found again through its marker, never written twice.
+    let (phone_key, record_key) = plan::state_keys(&event, config);
+    if let Some(key) = phone_key {
+        known.contact_id = read_text(store, &key)?;
+    }
+    if let Some(key) = record_key {
+        if let Some(bytes) = store.get(&key).map_err(SyncError::Storage)? {
             known.call = CallRecord::decode(&bytes);
         }
     }
     Ok((event, known))
 }
 
-fn record(event: &Event, plan: &Plan, run: &crate::execute::Execution, config: &Config, store: &mut dyn Store, complete: bool) -> Result<(), SyncError> {
-    let Event::Call(call) = event else { return Ok(()) };
+fn record(plan: &Plan, run: &crate::execute::Execution, store: &mut dyn Store, complete: bool) -> Result<(), SyncError> {
     let storage = SyncError::Storage;
-    if let (Some(phone), Some(contact)) = (&call.external_phone, &run.contact_id) {
-        store.set(&phone_key(&config.location_id, phone.as_str()), contact.as_bytes()).map_err(storage)?;
+    if let (Some(key), Some(contact)) = (&plan.phone_key, &run.contact_id) {
+        store.set(key, contact.as_bytes()).map_err(storage)?;
     }
-    let activity = run.merged_activity.as_ref().or(plan.activity.as_ref());
-    if let (true, Some(contact), Some(note), Some(activity)) = (complete, &run.contact_id, &run.note_id, activity) {
-        let record = CallRecord { contact_id: contact.clone(), note_id: note.clone(), written_body: activity.note_body(), activity: activity.clone() };
-        store.set(&call_key(&config.location_id, &call.call_id), &record.encode()).map_err(storage)?;
+    // What was written: a call merged into its found note, else the plan's own body.
+    let activity = run.merged_activity.as_ref().or(plan.activity.as_ref()).cloned().unwrap_or_default();
+    let written_body = run.merged_activity.as_ref().map(|a| a.note_body()).or_else(|| plan.note_body.clone());
+    if let (true, Some(key), Some(contact), Some(note), Some(written_body)) = (complete, &plan.record_key, &run.contact_id, &run.note_id, written_body) {
+        let record = CallRecord { contact_id: contact.clone(), note_id: note.clone(), activity, written_body };
+        store.set(key, &record.encode()).map_err(storage)?;
     }
     Ok(())
 }
@@ -224,7 +221,7 @@ mod tests {
     #[test]
     fn a_post_is_not_retried_after_no_answer() {
         let mut store = MemStore::default();
-        store.set(&phone_key("L", "+12065550174"), b"c").unwrap();
+        store.set(&crate::plan::phone_key("L", "+12065550174"), b"c").unwrap();
         let mut api = Scripted::default();
         api.answers.push_back(Err(NoAnswer::Failed("connection reset".into())));
         let err = handle_body(&body("call_inbound_missed.json"), &config(), &mut store, &mut api).unwrap_err();

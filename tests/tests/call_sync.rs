@@ -25,7 +25,7 @@ fn a_day_of_events_gives_one_contact_per_caller_and_one_note_per_call() {
             ("call_inbound_missed.json", "synced"),
             ("call_voicemail_uploaded.json", "synced"),
             ("call_voicemail_transcription.json", "synced"),
-            ("sms_inbound.json", "skipped"),
+            ("sms_inbound.json", "synced"),
             ("contact_created_shared.json", "skipped"),
             ("contact_updated_new_email.json", "skipped"),
             ("contact_deleted.json", "skipped"),
@@ -49,6 +49,8 @@ fn a_day_of_events_gives_one_contact_per_caller_and_one_note_per_call() {
             "POST /contacts/ → 201",
             "POST /contacts/contact0000000000004/notes → 201",
             "PUT /contacts/contact0000000000004/notes/note0000000000000004 → 200",
+            // The SMS comes from the first caller, whose contact is known: one request.
+            "POST /contacts/contact0000000000001/notes → 201",
         ]
     );
 
@@ -63,7 +65,7 @@ fn a_day_of_events_gives_one_contact_per_caller_and_one_note_per_call() {
     assert!(contacts.iter().all(|c| c["source"] == "Dialpad" && c["locationId"] == LOCATION));
 
     let notes = h.mock.notes();
-    assert_eq!(notes.len(), 4, "one note per ended call");
+    assert_eq!(notes.len(), 5, "one note per ended call, one per message");
     let body_of = |call_id: &str| -> String {
         let marker = format!("Dialpad call ID: {call_id}");
         let matching: Vec<&Value> = notes.iter().filter(|n| n["body"].as_str().unwrap().ends_with(&marker)).collect();
@@ -83,6 +85,9 @@ fn a_day_of_events_gives_one_contact_per_caller_and_one_note_per_call() {
     // Notes sit on the contact of their caller.
     assert_eq!(notes[0]["contactId"], contacts[0]["id"]);
     assert_eq!(notes[3]["contactId"], contacts[3]["id"]);
+    let sms = notes[4]["body"].as_str().unwrap();
+    assert_eq!(notes[4]["contactId"], contacts[0]["id"]);
+    assert!(sms.starts_with("Dialpad SMS: inbound\nFrom: +13125550187\n") && sms.ends_with("Dialpad SMS ID: 5287316104912896"), "{sms}");
 }
 
 #[test]
@@ -91,7 +96,6 @@ fn ringing_and_connected_write_nothing_and_other_kinds_say_why() {
     for (name, reason) in [
         ("call_inbound_ringing_unknown_number.json", "call still in progress (ringing)"),
         ("call_inbound_connected.json", "call still in progress (connected)"),
-        ("sms_inbound.json", "SMS events are not synced yet"),
         ("contact_created_shared.json", "Dialpad contact events (Created) are not synced yet"),
         ("agent_status_on_duty.json", "agent status events have no Contacts API counterpart"),
     ] {
