@@ -112,6 +112,7 @@ pub fn plan_invocation(operation_id: &str, input: &str, config: &Config) -> Resu
         record_key: None,
         phone_key: None,
         note_body: None,
+        aliases: Vec::new(),
     })
 }
 

@@ -90,6 +90,11 @@ pub struct Agent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallEvent {
     pub call_id: String,
+    /// The other legs this leg names: `master_call_id`, `entry_point_call_id`,
+    /// `operator_call_id`, in that order (absent and self references left out).
+    pub related_call_ids: Vec<String>,
+    /// `master_call_id`, else `entry_point_call_id`.
+    pub parent_call_id: Option<String>,
     pub state: String,
     pub direction: Option<Direction>,
     /// The external party's number in E.164; `None` when the body has no usable number.
@@ -121,6 +126,18 @@ impl CallEvent {
     pub fn event_key(&self) -> String {
         format!("call:{}:{}", self.call_id, self.state)
     }
+
+    /// The id one call's legs share when no earlier leg is known: the master leg's, else the
+    /// entry point's, else this leg's own. A leg seen earlier wins (see `KnownState`).
+    pub fn default_activity_id(&self) -> &str {
+        self.parent_call_id.as_deref().unwrap_or(&self.call_id)
+    }
+
+    /// Every id by which this leg's call can be found: its own and the ones it names.
+    pub fn all_call_ids(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.call_id.as_str()).chain(self.related_call_ids.iter().map(String::as_str))
+    }
+
 }
 
 /// Parses and classifies one event (already verified JSON bytes).
@@ -187,7 +204,19 @@ fn parse_call(f: &Fields, region: &Region) -> Result<CallEvent, SyncError> {
         Some(ms) => Some(ms),
         None => f.millis("duration")?,
     };
+    let mut related_call_ids = Vec::new();
+    let mut parent_call_id = None;
+    for key in ["master_call_id", "entry_point_call_id", "operator_call_id"] {
+        if let Some(id) = f.id(key)?.filter(|id| *id != call_id && !related_call_ids.contains(id)) {
+            if key != "operator_call_id" && parent_call_id.is_none() {
+                parent_call_id = Some(id.clone());
+            }
+            related_call_ids.push(id);
+        }
+    }
     Ok(CallEvent {
+        related_call_ids,
+        parent_call_id,
         call_id,
         state,
         direction: match f.text("direction")?.as_deref().map(str::to_ascii_lowercase).as_deref() {

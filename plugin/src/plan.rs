@@ -36,6 +36,8 @@ pub struct KnownState {
     pub contact_id: Option<String>,
     /// What the plugin recorded about this call.
     pub call: Option<CallRecord>,
+    /// For calls: the id under which an earlier leg of the same call was recorded.
+    pub call_activity_id: Option<String>,
 }
 
 /// The key-value record of one call: where its note is and what it says.
@@ -195,6 +197,8 @@ pub struct Plan {
     pub phone_key: Option<String>,
     /// The note body the steps write, recorded once they succeed.
     pub note_body: Option<String>,
+    /// Key-value links to record with it (a call's leg ids → the id its activity is under).
+    pub aliases: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -210,6 +214,7 @@ impl Plan {
             record_key: None,
             phone_key: None,
             note_body: None,
+            aliases: Vec::new(),
         }
     }
 
@@ -245,17 +250,26 @@ pub fn call_key(location_id: &str, call_id: &str) -> String {
     format!("call:{location_id}:{call_id}")
 }
 
+/// The key-value key linking a call leg's id to the id its call is recorded under.
+pub fn call_alias_key(location_id: &str, call_id: &str) -> String {
+    format!("call-leg:{location_id}:{call_id}")
+}
+
 /// The key-value key of an SMS's record.
 pub fn sms_key(location_id: &str, sms_id: &str) -> String {
     format!("sms:{location_id}:{sms_id}")
 }
 
 /// The key-value keys the planner wants read for an event: the caller's contact link, and the
-/// record of the call or message.
-pub fn state_keys(event: &Event, config: &Config) -> (Option<String>, Option<String>) {
+/// record of the call or message. For a call, `activity_id` is the id its legs are recorded
+/// under (from the leg links; see [`call_alias_key`]).
+pub fn state_keys(event: &Event, config: &Config, activity_id: Option<&str>) -> (Option<String>, Option<String>) {
     let location = &config.location_id;
     match event {
-        Event::Call(c) => (c.external_phone.as_ref().map(|p| phone_key(location, p.as_str())), Some(call_key(location, &c.call_id))),
+        Event::Call(c) => (
+            c.external_phone.as_ref().map(|p| phone_key(location, p.as_str())),
+            Some(call_key(location, activity_id.unwrap_or(c.default_activity_id()))),
+        ),
         Event::Sms(m) => (m.external_phone.as_ref().map(|p| phone_key(location, p.as_str())), Some(sms_key(location, &m.id))),
         _ => (None, None),
     }
@@ -299,20 +313,25 @@ fn plan_call(call: &CallEvent, config: &Config, known: &KnownState) -> Result<Pl
         return Ok(Plan::skip(EventKind::Call, key, "internal call between Dialpad users: no external contact"));
     }
     let phone = call.external_phone.as_ref().ok_or_else(|| no_usable_phone(&call.external_number_raw, config, "external_number and contact.phone"))?;
+    // Legs of one call (transfers, call centers) share one activity and one note, recorded
+    // under the id of the first leg seen, or of the leg this one names as its master.
+    let activity_id = known.call_activity_id.clone().unwrap_or_else(|| call.default_activity_id().to_string());
     let mut activity = known.call.as_ref().map(|r| r.activity.clone()).unwrap_or_default();
+    activity.call_id = activity_id.clone();
     activity.merge(call);
     let note = NoteSubject {
         kind: EventKind::Call,
         event_key: key,
-        record_key: call_key(&config.location_id, &call.call_id),
+        record_key: call_key(&config.location_id, &activity_id),
         phone,
         party: &call.party,
-        marker: note_marker(&call.call_id),
+        marker: note_marker(&activity_id),
         body: activity.note_body(),
         summary: call_summary(&activity),
         merge: Some(Box::new(call.clone())),
     };
     let mut plan = plan_note(note, config, known);
+    plan.aliases = call.all_call_ids().map(|id| (call_alias_key(&config.location_id, id), activity_id.clone())).collect();
     plan.activity = Some(activity);
     Ok(plan)
 }
@@ -367,6 +386,7 @@ fn plan_note(subject: NoteSubject, config: &Config, known: &KnownState) -> Plan 
         record_key: Some(subject.record_key),
         phone_key: Some(phone_key(&config.location_id, subject.phone.as_str())),
         note_body: Some(subject.body.clone()),
+        aliases: Vec::new(),
     };
     if let Some(record) = &known.call {
         if record.written_body == subject.body {
@@ -535,7 +555,7 @@ mod tests {
 
     #[test]
     fn a_known_caller_needs_one_request() {
-        let known = KnownState { contact_id: Some("c-9".into()), call: None };
+        let known = KnownState { contact_id: Some("c-9".into()), ..Default::default() };
         let plan = plan(&event("call_outbound_hangup_recorded.json"), &config(true), &known).unwrap();
         assert_eq!(ops(&plan), vec![("create-note", "/contacts/c-9/notes".to_string(), None)]);
         let body = plan.steps[0].body.as_ref().unwrap()["body"].as_str().unwrap();
@@ -572,7 +592,7 @@ mod tests {
         let first = plan(&event("call_voicemail_uploaded.json"), &cfg, &KnownState::default()).unwrap();
         let activity = first.activity.clone().unwrap();
         let record = CallRecord { contact_id: "c-1".into(), note_id: "n-1".into(), written_body: activity.note_body(), activity };
-        let known = KnownState { contact_id: Some("c-1".into()), call: Some(record.clone()) };
+        let known = KnownState { contact_id: Some("c-1".into()), call: Some(record.clone()), ..Default::default() };
 
         let again = plan(&event("call_voicemail_uploaded.json"), &cfg, &known).unwrap();
         assert_eq!(again.outcome, Outcome::Unchanged);
@@ -604,7 +624,7 @@ mod tests {
         );
         // A status update of the same message (pending → success) writes nothing.
         let record = CallRecord { contact_id: "c".into(), note_id: "n".into(), activity: Default::default(), written_body: body };
-        let again = plan(&event("sms_inbound.json"), &config(true), &KnownState { contact_id: Some("c".into()), call: Some(record) }).unwrap();
+        let again = plan(&event("sms_inbound.json"), &config(true), &KnownState { contact_id: Some("c".into()), call: Some(record), ..Default::default() }).unwrap();
         assert_eq!(again.outcome, Outcome::Unchanged);
         assert!(again.steps.is_empty());
     }

@@ -35,6 +35,10 @@ pub fn handle_body(body: &[u8], config: &Config, store: &mut dyn Store, transpor
         operations: Vec::new(),
     };
     if plan.steps.is_empty() {
+        // Nothing to write, but a leg may name legs not linked yet (its call is recorded).
+        if known.call.is_some() {
+            record_aliases(&plan, store)?;
+        }
         return Ok(report);
     }
     let run = execute(&plan, config, transport);
@@ -71,7 +75,15 @@ fn understand(body: &[u8], config: &Config, store: &mut dyn Store) -> Result<(Ev
     let json = signature::event_json(body, config.webhook_secret.as_deref())?;
     let event = dialpad::parse(&json, config.default_region)?;
     let mut known = KnownState::default();
-    let (phone_key, record_key) = plan::state_keys(&event, config);
+    if let Event::Call(call) = &event {
+        for id in call.all_call_ids() {
+            if let Some(activity_id) = read_text(store, &plan::call_alias_key(&config.location_id, id))? {
+                known.call_activity_id = Some(activity_id);
+                break;
+            }
+        }
+    }
+    let (phone_key, record_key) = plan::state_keys(&event, config, known.call_activity_id.as_deref());
     if let Some(key) = phone_key {
         known.contact_id = read_text(store, &key)?;
     }
@@ -94,6 +106,15 @@ fn record(plan: &Plan, run: &crate::execute::Execution, store: &mut dyn Store, c
     if let (true, Some(key), Some(contact), Some(note), Some(written_body)) = (complete, &plan.record_key, &run.contact_id, &run.note_id, written_body) {
         let record = CallRecord { contact_id: contact.clone(), note_id: note.clone(), activity, written_body };
         store.set(key, &record.encode()).map_err(storage)?;
+        record_aliases(plan, store)?;
+    }
+    Ok(())
+}
+
+/// Links each id a call leg names to the id its call is recorded under.
+fn record_aliases(plan: &Plan, store: &mut dyn Store) -> Result<(), SyncError> {
+    for (alias, activity_id) in &plan.aliases {
+        store.set(alias, activity_id.as_bytes()).map_err(SyncError::Storage)?;
     }
     Ok(())
 }

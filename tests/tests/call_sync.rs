@@ -223,3 +223,39 @@ fn the_plugin_reports_its_versions_and_config_schema() {
     assert_eq!(schema["additionalProperties"], false);
     assert!(schema["properties"]["webhook_secret"].is_object());
 }
+
+/// The legs of one call into a call center — the entry leg R, the call-center leg C (master R,
+/// operator O) and the agent's leg O (entry point C) — are one activity and one note, in
+/// whichever order the legs arrive (as long as one leg links the others).
+#[test]
+fn the_legs_of_a_transferred_call_are_one_note() {
+    let leg = |id: u64, master: Option<u64>, entry: Option<u64>, operator: Option<u64>, connected: bool| -> Vec<u8> {
+        let mut v: Value = serde_json::from_slice(&fixture("call_inbound_hangup_completed.json")).unwrap();
+        v["call_id"] = id.into();
+        v["master_call_id"] = master.map_or(Value::Null, Value::from);
+        v["entry_point_call_id"] = entry.map_or(Value::Null, Value::from);
+        v["operator_call_id"] = operator.map_or(Value::Null, Value::from);
+        if !connected {
+            v["date_connected"] = Value::Null;
+            v["talk_time"] = 0.into();
+            v["duration"] = 0.into();
+        }
+        serde_json::to_vec(&v).unwrap()
+    };
+    let (r, c, o) = (7_000_000_000_000_001u64, 7_000_000_000_000_002u64, 7_000_000_000_000_003u64);
+    let root = leg(r, None, None, None, false);
+    let center = leg(c, Some(r), None, Some(o), false);
+    let agent = leg(o, None, Some(c), None, true);
+    for (order, legs) in [("agent first", [&agent, &center, &root]), ("root first", [&root, &center, &agent])] {
+        let h = Harness::new();
+        for body in legs {
+            h.handle(body).unwrap_or_else(|e| panic!("{order}: {e:?}"));
+        }
+        assert_eq!(h.mock.contacts().len(), 1, "{order}");
+        let notes = h.mock.notes();
+        assert_eq!(notes.len(), 1, "{order}: one note for the call, not one per leg: {notes:#?} {:#?}", h.requests());
+        let body = notes[0]["body"].as_str().unwrap();
+        assert!(body.starts_with("Dialpad call: inbound, completed"), "{order}: the agent's answered leg makes it completed: {body}");
+        assert!(body.contains("Duration: 4m 07s"), "{order}: {body}");
+    }
+}
