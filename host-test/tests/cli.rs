@@ -129,8 +129,9 @@ fn dry_run_prints_the_plan_and_sends_nothing() {
     let lines = json_lines(&out);
     assert_eq!(lines[0]["dry_run"], true);
     let plan: Vec<&str> = lines[0]["plan"].as_array().unwrap().iter().map(|o| o["operation_id"].as_str().unwrap()).collect();
-    assert_eq!(plan, vec!["get-duplicate-contact", "create-contact", "get-all-notes", "update-note", "create-note"]);
-    assert_eq!(lines[0]["plan"][1]["body"]["firstName"], "Dana");
+    assert_eq!(plan, vec!["get-duplicate-contact", "get-duplicate-contact", "create-contact", "get-all-notes", "update-note", "create-note"]);
+    assert_eq!(lines[0]["plan"][1]["path"], "/contacts/search/duplicate?locationId=L&email=dana.whitfield%40example.org");
+    assert_eq!(lines[0]["plan"][2]["body"]["firstName"], "Dana");
     assert!(mock.debug("/__mock/requests").as_array().unwrap().is_empty());
 }
 
@@ -154,7 +155,7 @@ fn demo_syncs_the_bundled_day_of_calls() {
     let out = run(&["demo"]);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("17 events: 7 synced, 2 unchanged, 6 skipped, 2 failed"), "{stdout}");
-    assert!(stdout.contains("14 API requests; 4 contacts, 5 notes; token in host logs: never"), "{stdout}");
+    assert!(stdout.contains("15 API requests; 4 contacts, 5 notes; token in host logs: never"), "{stdout}");
 }
 
 #[test]

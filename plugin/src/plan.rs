@@ -411,6 +411,15 @@ fn plan_note(subject: NoteSubject, config: &Config, known: &KnownState) -> Plan 
                 capture: Capture::Contact,
                 ..Step::new("get-duplicate-contact")
             });
+            // Matched by E.164 phone first, then by (lower-cased) e-mail.
+            if let Some(email) = &subject.party.email {
+                plan.steps.push(Step {
+                    query: vec![("locationId", config.location_id.clone()), ("email", email.clone())],
+                    when: When::NoContactFound,
+                    capture: Capture::Contact,
+                    ..Step::new("get-duplicate-contact")
+                });
+            }
             plan.steps.push(Step {
                 body: Some(new_contact_body(subject.phone, subject.party, config)),
                 when: When::NoContactFound,
@@ -554,6 +563,20 @@ mod tests {
     }
 
     #[test]
+    fn a_caller_not_found_by_phone_is_looked_for_by_email() {
+        let plan = plan(&event("call_outbound_hangup_recorded.json"), &config(true), &KnownState::default()).unwrap();
+        assert_eq!(
+            ops(&plan),
+            vec![
+                ("get-duplicate-contact", "/contacts/search/duplicate?locationId=loc-1&number=%2B15035550139".to_string(), None),
+                ("get-duplicate-contact", "/contacts/search/duplicate?locationId=loc-1&email=kenji.watanabe%40example.net".to_string(), Some("if the duplicate search finds no contact")),
+                ("create-contact", "/contacts/".to_string(), Some("if the duplicate search finds no contact")),
+                ("create-note", "/contacts/{contactId}/notes".to_string(), None),
+            ]
+        );
+    }
+
+    #[test]
     fn a_known_caller_needs_one_request() {
         let known = KnownState { contact_id: Some("c-9".into()), ..Default::default() };
         let plan = plan(&event("call_outbound_hangup_recorded.json"), &config(true), &known).unwrap();
@@ -567,9 +590,9 @@ mod tests {
     fn without_durable_state_the_note_is_looked_for_first() {
         let plan = plan(&event("call_inbound_missed.json"), &config(false), &KnownState::default()).unwrap();
         let ids: Vec<&str> = plan.steps.iter().map(|s| s.operation.id).collect();
-        assert_eq!(ids, vec!["get-duplicate-contact", "create-contact", "get-all-notes", "update-note", "create-note"]);
-        assert_eq!(plan.steps[1].body.as_ref().unwrap()["firstName"], "Dana");
-        assert_eq!(plan.steps[1].body.as_ref().unwrap()["lastName"], "Whitfield");
+        assert_eq!(ids, vec!["get-duplicate-contact", "get-duplicate-contact", "create-contact", "get-all-notes", "update-note", "create-note"]);
+        assert_eq!(plan.steps[2].body.as_ref().unwrap()["firstName"], "Dana");
+        assert_eq!(plan.steps[2].body.as_ref().unwrap()["lastName"], "Whitfield");
     }
 
     #[test]

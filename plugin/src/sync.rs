@@ -215,11 +215,12 @@ mod tests {
     fn duplicate_refusal_yields_the_existing_contact() {
         let mut api = Scripted::default()
             .answer(200, json!({"contact": null}))
+            .answer(200, json!({"contact": null}))
             .answer(400, json!({"statusCode": 400, "message": "This location does not allow duplicated contacts.", "meta": {"contactId": "existing", "matchingField": "phone"}}))
             .answer(201, json!({"note": {"id": "n"}}));
         let r = handle_body(&body("call_inbound_missed.json"), &config(), &mut MemStore::default(), &mut api).unwrap();
         assert_eq!(r.contact_id.as_deref(), Some("existing"));
-        assert_eq!(api.sent[2].1, "http://api.test/contacts/existing/notes");
+        assert_eq!(api.sent[3].1, "http://api.test/contacts/existing/notes");
     }
 
     #[test]

@@ -40,9 +40,12 @@ fn a_day_of_events_gives_one_contact_per_caller_and_one_note_per_call() {
             "POST /contacts/contact0000000000001/notes → 201",
             "PUT /contacts/contact0000000000001/notes/note0000000000000001 → 200",
             "GET /contacts/search/duplicate?locationId=loc-e2e&number=%2B15035550139 → 200",
+            // Not found by phone, Kenji is looked for by e-mail before being created.
+            "GET /contacts/search/duplicate?locationId=loc-e2e&email=kenji.watanabe%40example.net → 200",
             "POST /contacts/ → 201",
             "POST /contacts/contact0000000000002/notes → 201",
             "GET /contacts/search/duplicate?locationId=loc-e2e&number=%2B12065550174 → 200",
+            "GET /contacts/search/duplicate?locationId=loc-e2e&email=dana.whitfield%40example.org → 200",
             "POST /contacts/ → 201",
             "POST /contacts/contact0000000000003/notes → 201",
             "GET /contacts/search/duplicate?locationId=loc-e2e&number=%2B17375550166 → 200",
@@ -137,6 +140,25 @@ fn a_known_caller_is_found_not_duplicated() {
     .unwrap();
     let report = h.handle(&second).unwrap();
     assert_eq!(operations(&report), vec![("create-note".to_string(), Some(201))]);
+}
+
+#[test]
+fn a_caller_is_matched_by_email_when_the_phone_is_unknown() {
+    let h = Harness::new();
+    let existing = h.mock.seed_contact(serde_json::json!({
+        "locationId": LOCATION, "firstName": "Kenji", "email": "Kenji.Watanabe@Example.net", "phone": "+15035550100"
+    }));
+    let report = h.handle_fixture("call_outbound_hangup_recorded.json").unwrap();
+    assert_eq!(report.contact_id.as_deref(), Some(existing.as_str()));
+    assert_eq!(
+        h.requests(),
+        vec![
+            "GET /contacts/search/duplicate?locationId=loc-e2e&number=%2B15035550139 → 200".to_string(),
+            "GET /contacts/search/duplicate?locationId=loc-e2e&email=kenji.watanabe%40example.net → 200".to_string(),
+            format!("POST /contacts/{existing}/notes → 201"),
+        ]
+    );
+    assert_eq!(h.mock.contacts().len(), 1, "no duplicate contact");
 }
 
 #[test]

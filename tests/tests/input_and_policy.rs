@@ -134,14 +134,14 @@ fn the_token_is_injected_by_the_host_and_never_logged() {
     }
     // The mock requires the token, so every request carried it…
     let requests = h.mock.requests();
-    assert_eq!(requests.len(), 15);
+    assert_eq!(requests.len(), 17);
     assert!(requests.iter().all(|r| r.authorization_present && r.status < 300));
     // …yet the plugin never saw it: it is not in the configuration the plugin reads.
     let options = h.settings.runtime_options(true).unwrap();
     assert!(options.config_vars.iter().all(|(_, v)| !v.contains(TOKEN)));
     // And no log line carries it: the host's request log, the reports, the key-value store.
     let log = h.runtime.http_log().entries();
-    assert_eq!(log.len(), 15);
+    assert_eq!(log.len(), 17);
     let mut lines: Vec<String> = log.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
     for name in DAY_OF_EVENTS {
         lines.push(report::report_line(name, &h.handle_fixture(name)).to_string());
