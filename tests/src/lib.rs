@@ -82,6 +82,13 @@ pub fn operation_input(template: &str, contact: &str, note: &str, task: &str) ->
     template.replace("{C}", contact).replace("{N}", note).replace("{T}", task)
 }
 
+/// A fixture with some fields changed: `edit` gets the event as JSON.
+pub fn fixture_with(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let mut event: serde_json::Value = serde_json::from_slice(&fixture(name)).unwrap();
+    edit(&mut event);
+    serde_json::to_vec(&event).unwrap()
+}
+
 pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{FIXTURES}{name}")).unwrap_or_else(|e| panic!("fixture {name}: {e} (is ../shared beside the clone?)"))
 }

@@ -132,12 +132,7 @@ fn a_known_caller_is_found_not_duplicated() {
     assert_eq!(h.mock.contacts()[0]["lastName"], "W.", "the HighLevel name is not overwritten");
 
     // The next call of the same caller needs no search at all.
-    let second = serde_json::to_vec(&{
-        let mut v: Value = serde_json::from_slice(&fixture("call_outbound_hangup_recorded.json")).unwrap();
-        v["call_id"] = 4617205983150081u64.into();
-        v
-    })
-    .unwrap();
+    let second = fixture_with("call_outbound_hangup_recorded.json", |v| v["call_id"] = 4617205983150081u64.into());
     let report = h.handle(&second).unwrap();
     assert_eq!(operations(&report), vec![("create-note".to_string(), Some(201))]);
 }
@@ -252,17 +247,17 @@ fn the_plugin_reports_its_versions_and_config_schema() {
 #[test]
 fn the_legs_of_a_transferred_call_are_one_note() {
     let leg = |id: u64, master: Option<u64>, entry: Option<u64>, operator: Option<u64>, connected: bool| -> Vec<u8> {
-        let mut v: Value = serde_json::from_slice(&fixture("call_inbound_hangup_completed.json")).unwrap();
-        v["call_id"] = id.into();
-        v["master_call_id"] = master.map_or(Value::Null, Value::from);
-        v["entry_point_call_id"] = entry.map_or(Value::Null, Value::from);
-        v["operator_call_id"] = operator.map_or(Value::Null, Value::from);
-        if !connected {
-            v["date_connected"] = Value::Null;
-            v["talk_time"] = 0.into();
-            v["duration"] = 0.into();
-        }
-        serde_json::to_vec(&v).unwrap()
+        fixture_with("call_inbound_hangup_completed.json", |v| {
+            v["call_id"] = id.into();
+            v["master_call_id"] = master.map_or(Value::Null, Value::from);
+            v["entry_point_call_id"] = entry.map_or(Value::Null, Value::from);
+            v["operator_call_id"] = operator.map_or(Value::Null, Value::from);
+            if !connected {
+                v["date_connected"] = Value::Null;
+                v["talk_time"] = 0.into();
+                v["duration"] = 0.into();
+            }
+        })
     };
     let (r, c, o) = (7_000_000_000_000_001u64, 7_000_000_000_000_002u64, 7_000_000_000_000_003u64);
     let root = leg(r, None, None, None, false);

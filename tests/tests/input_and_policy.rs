@@ -4,7 +4,6 @@
 use e2e_tests::*;
 use host_test::keyvalue::KeyValueStore;
 use host_test::outbound::Origin;
-use serde_json::Value;
 
 #[test]
 fn the_signed_fixture_verifies_with_its_secret_and_fails_with_any_other() {
@@ -37,12 +36,10 @@ fn bad_input_gets_a_typed_error_and_writes_nothing() {
     let truncated_jwt = jwt.trim()[..jwt.trim().len() - 20].to_string();
     let (header, _) = jwt.split_once('.').unwrap();
     let claims_cut = format!("{header}.eyJjYWxsX2lkIjo.xyz");
-    let no_phone = {
-        let mut v: Value = serde_json::from_slice(&fixture("call_inbound_hangup_completed.json")).unwrap();
+    let no_phone = fixture_with("call_inbound_hangup_completed.json", |v| {
         v["external_number"] = "".into();
         v["contact"]["phone"] = "".into();
-        serde_json::to_vec(&v).unwrap()
-    };
+    });
     let cases: Vec<(&str, &Harness, Vec<u8>, &str)> = vec![
         ("malformed JSON", &h, br#"{"call_id": 1, "state": "hangup", "#.to_vec(), "malformed-event"),
         ("not an event", &h, br#"{"hello": "world"}"#.to_vec(), "malformed-event"),
@@ -108,11 +105,7 @@ fn requests_outside_the_allowlist_are_refused_and_logged() {
     // A write is refused the same way, and the refusal is known as one (not retried, not
     // mistaken for a dropped connection) although the request had a body.
     h.handle_fixture("call_inbound_hangup_completed.json").unwrap();
-    let known_caller_new_call = {
-        let mut v: Value = serde_json::from_slice(&fixture("call_inbound_hangup_completed.json")).unwrap();
-        v["call_id"] = 6011482093420545u64.into();
-        serde_json::to_vec(&v).unwrap()
-    };
+    let known_caller_new_call = fixture_with("call_inbound_hangup_completed.json", |v| v["call_id"] = 6011482093420545u64.into());
     let before = h.mock.requests().len();
     let mut options = h.settings.runtime_options(true).unwrap();
     options.policy.allowed = vec![Origin::parse("https://services.leadconnectorhq.com").unwrap()];
