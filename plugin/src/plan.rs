@@ -4,12 +4,14 @@
 //! step resolves (the contact found or created, the call's note found), and may run only under
 //! a condition on what earlier steps found. The executor runs it; a dry run prints it.
 //!
-//! Request count, for a call that ended (the fewest this API allows without overwriting data):
+//! Request count, for a call that ended or a message (the fewest this API allows without
+//! overwriting data):
 //! - known caller, new call: 1 (`create-note`), or 2 when the store is not durable
 //!   (`get-all-notes` first, so a redelivery never makes a second note);
-//! - unknown caller: `get-duplicate-contact` + `create-contact` + `create-note` = 3;
-//! - known caller found by search: `get-duplicate-contact` + `create-note` = 2, plus
-//!   `get-all-notes` when the store is not durable;
+//! - unknown caller: `get-duplicate-contact` by phone (+ one by e-mail when Dialpad knows it)
+//!   + `create-contact` + `create-note` = 3 (4);
+//! - caller found by search: the search(es) + `create-note`, plus `get-all-notes` when the
+//!   store is not durable;
 //! - a later piece of the same call (transcript, recap): 1 (`update-note`);
 //! - a redelivery: 0.
 //!
