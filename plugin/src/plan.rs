@@ -36,15 +36,15 @@ pub const CALL_SYNC_SCOPES: &[Scope] = &[Scope::ContactsReadonly, Scope::Contact
 pub struct KnownState {
     /// The HighLevel contact linked to the caller's number.
     pub contact_id: Option<String>,
-    /// What the plugin recorded about this call.
-    pub call: Option<CallRecord>,
+    /// What the plugin recorded about this call or message: where its note is, what it says.
+    pub record: Option<NoteRecord>,
     /// For calls: the id under which an earlier leg of the same call was recorded.
     pub call_activity_id: Option<String>,
 }
 
-/// The key-value record of one call: where its note is and what it says.
+/// The key-value record of one call or message: where its note is and what it says.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct CallRecord {
+pub struct NoteRecord {
     pub contact_id: String,
     pub note_id: String,
     pub activity: CallActivity,
@@ -52,7 +52,7 @@ pub struct CallRecord {
     pub written_body: String,
 }
 
-impl CallRecord {
+impl NoteRecord {
     /// `contact id`, `note id`, newest event timestamp, then the note as written, one per line.
     /// The activity is not stored twice: it is the note read back (`from_note_body`), which
     /// keeps serde's derive code out of the component.
@@ -64,7 +64,7 @@ impl CallRecord {
     /// `None` when the bytes are not a record. A note that does not read back (it cannot
     /// happen with notes this version wrote) leaves only the ids: the call's note is then
     /// updated from this event alone rather than written twice.
-    pub fn decode(bytes: &[u8]) -> Option<CallRecord> {
+    pub fn decode(bytes: &[u8]) -> Option<NoteRecord> {
         let text = std::str::from_utf8(bytes).ok()?;
         let mut parts = text.splitn(4, '\n');
         let (contact_id, note_id, last, written_body) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -73,7 +73,7 @@ impl CallRecord {
         }
         let mut activity = CallActivity::from_note_body(written_body).unwrap_or_default();
         activity.last_event_ms = last.parse().ok();
-        Some(CallRecord { contact_id: contact_id.into(), note_id: note_id.into(), activity, written_body: written_body.into() })
+        Some(NoteRecord { contact_id: contact_id.into(), note_id: note_id.into(), activity, written_body: written_body.into() })
     }
 }
 
@@ -318,7 +318,7 @@ fn plan_call(call: &CallEvent, config: &Config, known: &KnownState) -> Result<Pl
     // Legs of one call (transfers, call centers) share one activity and one note, recorded
     // under the id of the first leg seen, or of the leg this one names as its master.
     let activity_id = known.call_activity_id.clone().unwrap_or_else(|| call.default_activity_id().to_string());
-    let mut activity = known.call.as_ref().map(|r| r.activity.clone()).unwrap_or_default();
+    let mut activity = known.record.as_ref().map(|r| r.activity.clone()).unwrap_or_default();
     activity.call_id = activity_id.clone();
     activity.merge(call);
     let note = NoteSubject {
@@ -390,7 +390,7 @@ fn plan_note(subject: NoteSubject, config: &Config, known: &KnownState) -> Plan 
         note_body: Some(subject.body.clone()),
         aliases: Vec::new(),
     };
-    if let Some(record) = &known.call {
+    if let Some(record) = &known.record {
         if record.written_body == subject.body {
             plan.outcome = Outcome::Unchanged;
             plan.summary = format!("{}: note already up to date", plan.summary);
@@ -616,8 +616,8 @@ mod tests {
         let cfg = config(true);
         let first = plan(&event("call_voicemail_uploaded.json"), &cfg, &KnownState::default()).unwrap();
         let activity = first.activity.clone().unwrap();
-        let record = CallRecord { contact_id: "c-1".into(), note_id: "n-1".into(), written_body: activity.note_body(), activity };
-        let known = KnownState { contact_id: Some("c-1".into()), call: Some(record.clone()), ..Default::default() };
+        let record = NoteRecord { contact_id: "c-1".into(), note_id: "n-1".into(), written_body: activity.note_body(), activity };
+        let known = KnownState { contact_id: Some("c-1".into()), record: Some(record.clone()), ..Default::default() };
 
         let again = plan(&event("call_voicemail_uploaded.json"), &cfg, &known).unwrap();
         assert_eq!(again.outcome, Outcome::Unchanged);
@@ -648,8 +648,8 @@ mod tests {
             "Dialpad SMS: inbound\nFrom: +13125550187\nTo: Maya Patel (+14155550142)\nWhen: 2026-03-12 14:02 UTC\n\nHi Maya, it's Priya from Lakeside Dental. Did the annual quote go out yet?\n\nDialpad SMS ID: 5287316104912896"
         );
         // A status update of the same message (pending → success) writes nothing.
-        let record = CallRecord { contact_id: "c".into(), note_id: "n".into(), activity: Default::default(), written_body: body };
-        let again = plan(&event("sms_inbound.json"), &config(true), &KnownState { contact_id: Some("c".into()), call: Some(record), ..Default::default() }).unwrap();
+        let record = NoteRecord { contact_id: "c".into(), note_id: "n".into(), activity: Default::default(), written_body: body };
+        let again = plan(&event("sms_inbound.json"), &config(true), &KnownState { contact_id: Some("c".into()), record: Some(record), ..Default::default() }).unwrap();
         assert_eq!(again.outcome, Outcome::Unchanged);
         assert!(again.steps.is_empty());
     }

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::dialpad::{self, Event};
 use crate::error::{Outcome, PlanView, Report, SyncError};
 use crate::execute::{execute, Transport};
-use crate::plan::{self, CallRecord, KnownState, Plan};
+use crate::plan::{self, NoteRecord, KnownState, Plan};
 use crate::signature;
 
 /// Key-value storage as the sync needs it (`wasi:keyvalue/store` in the component).
@@ -30,13 +30,13 @@ pub fn handle_body(body: &[u8], config: &Config, store: &mut dyn Store, transpor
         event_key: plan.event_key.clone(),
         outcome: plan.outcome.clone(),
         summary: plan.summary.clone(),
-        contact_id: known.call.as_ref().map(|c| c.contact_id.clone()).or(known.contact_id.clone()),
-        note_id: known.call.as_ref().map(|c| c.note_id.clone()),
+        contact_id: known.record.as_ref().map(|c| c.contact_id.clone()).or(known.contact_id.clone()),
+        note_id: known.record.as_ref().map(|c| c.note_id.clone()),
         operations: Vec::new(),
     };
     if plan.steps.is_empty() {
         // Nothing to write, but a leg may name legs not linked yet (its call is recorded).
-        if known.call.is_some() {
+        if known.record.is_some() {
             record_aliases(&plan, store)?;
         }
         return Ok(report);
@@ -89,7 +89,7 @@ fn understand(body: &[u8], config: &Config, store: &mut dyn Store) -> Result<(Ev
     }
     if let Some(key) = record_key {
         if let Some(bytes) = store.get(&key).map_err(SyncError::Storage)? {
-            known.call = CallRecord::decode(&bytes);
+            known.record = NoteRecord::decode(&bytes);
         }
     }
     Ok((event, known))
@@ -104,7 +104,7 @@ fn record(plan: &Plan, run: &crate::execute::Execution, store: &mut dyn Store, c
     let activity = run.merged_activity.as_ref().or(plan.activity.as_ref()).cloned().unwrap_or_default();
     let written_body = run.merged_activity.as_ref().map(|a| a.note_body()).or_else(|| plan.note_body.clone());
     if let (true, Some(key), Some(contact), Some(note), Some(written_body)) = (complete, &plan.record_key, &run.contact_id, &run.note_id, written_body) {
-        let record = CallRecord { contact_id: contact.clone(), note_id: note.clone(), activity, written_body };
+        let record = NoteRecord { contact_id: contact.clone(), note_id: note.clone(), activity, written_body };
         store.set(key, &record.encode()).map_err(storage)?;
         record_aliases(plan, store)?;
     }
