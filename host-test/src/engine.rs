@@ -3,6 +3,7 @@
 //! instead of hanging the host, and no state leaks from one event to the next except through
 //! the key-value store the host chooses to share.
 
+use crate::bindings::exports::dialpad_ghl::sync::views;
 use crate::bindings::{dialpad_ghl::sync::types as wit, PluginCore, PluginCorePre};
 use crate::keyvalue::KeyValueStore;
 use crate::outbound::{HttpLog, OutboundHooks, OutboundPolicy};
@@ -196,6 +197,30 @@ impl Runtime {
     pub fn invoke(&self, operation_id: &str, input: &str) -> HostResult<Result<String, wit::SyncError>> {
         let (mut store, plugin) = self.instantiate()?;
         Ok(plugin.dialpad_ghl_sync_actions().call_invoke(&mut store, operation_id, input)?)
+    }
+
+    /// Handles a task or note event from the automation platform.
+    pub fn handle_platform_event(&self, event: &str) -> HostResult<Result<wit::Report, wit::SyncError>> {
+        let (mut store, plugin) = self.instantiate()?;
+        Ok(plugin.dialpad_ghl_sync_triggers().call_handle_platform_event(&mut store, event)?)
+    }
+
+    /// Plans a platform event as a dry run.
+    pub fn plan_platform_event(&self, event: &str) -> HostResult<Result<wit::EventPlan, wit::SyncError>> {
+        let (mut store, plugin) = self.instantiate()?;
+        Ok(plugin.dialpad_ghl_sync_triggers().call_plan_platform_event(&mut store, event)?)
+    }
+
+    /// The unified view of a contact (contact, tasks, notes, appointments).
+    pub fn view(&self, subject: &views::Subject) -> HostResult<Result<views::ContactView, wit::SyncError>> {
+        let (mut store, plugin) = self.instantiate()?;
+        Ok(plugin.dialpad_ghl_sync_views().call_get(&mut store, subject)?)
+    }
+
+    /// Every problem of a configuration document, as the plugin sees it.
+    pub fn validate_config(&self, config: &str) -> HostResult<Vec<wit::Problem>> {
+        let (mut store, plugin) = self.instantiate()?;
+        Ok(plugin.dialpad_ghl_sync_meta().call_validate_config(&mut store, config)?)
     }
 
     pub fn meta(&self) -> HostResult<PluginMeta> {

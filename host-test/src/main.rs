@@ -6,9 +6,12 @@
 //! - `catalog`: every Contacts API operation the plugin offers as an action (`--json`).
 //! - `invoke <operationId> --input '<json>'`: run one of them.
 //! - `config-schema`: print the plugin's configuration JSON Schema.
+//! - `validate-config <file>`: every problem of a configuration (JSON or TOML), with its path.
+//! - `view`: the unified view of a contact (contact, tasks, notes, appointments).
 
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
+use host_test::bindings::exports::dialpad_ghl::sync::views::Subject;
 use host_test::engine::{CompiledPlugin, Runtime};
 use host_test::keyvalue::KeyValueStore;
 use host_test::mock::{MockOptions, MockServer};
@@ -36,7 +39,8 @@ enum Command {
     Demo,
     /// Handle Dialpad webhook bodies from files; prints one JSON line per event.
     Replay {
-        /// Files holding one raw webhook body each (JSON, or a signed JWT).
+        /// Files holding one raw webhook body each (JSON, or a signed JWT), or one platform
+        /// task/note event each (a JSON object whose `type` is `task.*` or `note.*`).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Print each event's plan; send nothing, write nothing.
@@ -79,6 +83,27 @@ enum Command {
         #[arg(long, default_value = host_test::PLUGIN_WASM)]
         plugin: PathBuf,
     },
+    /// Check a configuration file (JSON, or TOML by its .toml extension): prints every problem
+    /// with its path and exits 1, or says it is valid.
+    ValidateConfig {
+        file: PathBuf,
+        #[arg(long, default_value = host_test::PLUGIN_WASM)]
+        plugin: PathBuf,
+    },
+    /// Print the unified view of a HighLevel contact (contact, tasks, notes, appointments) as JSON.
+    View {
+        /// A phone number in any format Dialpad sends.
+        #[arg(long, group = "subject")]
+        phone: Option<String>,
+        /// A HighLevel contact id.
+        #[arg(long, group = "subject")]
+        contact_id: Option<String>,
+        /// A Dialpad contact id the plugin has synced.
+        #[arg(long, group = "subject")]
+        dialpad_contact: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
 }
 
 /// Which Contacts API to target, and how.
@@ -120,6 +145,8 @@ fn main() {
         Command::Catalog { json, plugin } => catalog(&plugin, json),
         Command::Invoke { operation_id, input, target } => invoke(&operation_id, &input, target),
         Command::ConfigSchema { plugin } => config_schema(&plugin),
+        Command::ValidateConfig { file, plugin } => validate_config(&file, &plugin),
+        Command::View { phone, contact_id, dialpad_contact, target } => view(phone, contact_id, dialpad_contact, target),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -168,12 +195,21 @@ fn replay(files: &[PathBuf], dry_run: bool, target: TargetArgs) -> anyhow::Resul
     let mut stdout = std::io::stdout().lock();
     let mut failed = 0;
     for (name, body) in &bodies {
+        let platform = platform_event(body);
         let line = if dry_run {
-            let result = runtime.plan(body).with_context(|| format!("plugin trapped on {name}"))?;
+            let result = match platform {
+                Some(event) => runtime.plan_platform_event(event),
+                None => runtime.plan(body),
+            }
+            .with_context(|| format!("plugin trapped on {name}"))?;
             failed += usize::from(result.is_err());
             report::plan_line(name, &result)
         } else {
-            let result = runtime.handle(body).with_context(|| format!("plugin trapped on {name}"))?;
+            let result = match platform {
+                Some(event) => runtime.handle_platform_event(event),
+                None => runtime.handle(body),
+            }
+            .with_context(|| format!("plugin trapped on {name}"))?;
             failed += usize::from(result.is_err());
             report::report_line(name, &result)
         };
@@ -183,6 +219,47 @@ fn replay(files: &[PathBuf], dry_run: bool, target: TargetArgs) -> anyhow::Resul
         eprintln!("{failed} of {} events failed", bodies.len());
     }
     Ok(())
+}
+
+/// The body as a platform task/note event, when it is one (`"type": "task.…" | "note.…"`).
+fn platform_event(body: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(body).ok()?;
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let kind = value.get("type")?.as_str()?;
+    (kind.starts_with("task.") || kind.starts_with("note.")).then_some(text)
+}
+
+fn view(phone: Option<String>, contact_id: Option<String>, dialpad_contact: Option<String>, target: TargetArgs) -> anyhow::Result<()> {
+    let subject = match (phone, contact_id, dialpad_contact) {
+        (Some(p), _, _) => Subject::Phone(p),
+        (_, Some(c), _) => Subject::ContactId(c),
+        (_, _, Some(d)) => Subject::DialpadContact(d),
+        _ => bail!("say whose view: --phone, --contact-id or --dialpad-contact"),
+    };
+    let (runtime, _mock) = target_runtime(target)?;
+    match runtime.view(&subject)? {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&report::view_json(&v))?);
+            Ok(())
+        }
+        Err(e) => {
+            println!("{}", report::error_json(&e));
+            bail!("view failed: {}", report::error_message(&e))
+        }
+    }
+}
+
+fn validate_config(file: &std::path::Path, plugin: &std::path::Path) -> anyhow::Result<()> {
+    let document = host_test::settings::config_document(file)?;
+    let problems = offline_runtime(plugin)?.validate_config(&document.to_string())?;
+    if problems.is_empty() {
+        println!("{}: valid", file.display());
+        return Ok(());
+    }
+    for p in &problems {
+        println!("{}: {}: {}", file.display(), if p.path.is_empty() { "/" } else { &p.path }, p.message);
+    }
+    bail!("{} problem(s) in {}", problems.len(), file.display())
 }
 
 fn invoke(operation_id: &str, input: &str, target: TargetArgs) -> anyhow::Result<()> {
@@ -266,20 +343,50 @@ const DEMO_EVENTS: &[(&str, &[u8])] = &[
     ("sms_inbound.json", include_bytes!("../demo-events/sms_inbound.json")),
     ("contact_created_shared.json", include_bytes!("../demo-events/contact_created_shared.json")),
     ("contact_updated_new_email.json", include_bytes!("../demo-events/contact_updated_new_email.json")),
-    ("contact_deleted.json", include_bytes!("../demo-events/contact_deleted.json")),
     ("agent_status_on_duty.json", include_bytes!("../demo-events/agent_status_on_duty.json")),
     ("call_inbound_hangup_completed.json (redelivered)", include_bytes!("../demo-events/call_inbound_hangup_completed.json")),
 ];
+/// Task and note events from the automation platform.
+const DEMO_PLATFORM_EVENTS: &[(&str, &str)] = &[
+    ("platform_task_created.json", include_str!("../demo-events/platform_task_created.json")),
+    ("platform_task_updated.json", include_str!("../demo-events/platform_task_updated.json")),
+    ("platform_task_completed.json", include_str!("../demo-events/platform_task_completed.json")),
+    ("platform_note_created.json", include_str!("../demo-events/platform_note_created.json")),
+    ("platform_note_updated.json", include_str!("../demo-events/platform_note_updated.json")),
+    ("platform_task_created.json (redelivered)", include_str!("../demo-events/platform_task_created.json")),
+];
+const DEMO_CONTACT_DELETED: &[u8] = include_bytes!("../demo-events/contact_deleted.json");
+const DEMO_PRIYA_NOTE: &str = include_str!("../demo-events/platform_note_priya.json");
 const DEMO_SIGNED_EVENT: &[u8] = include_bytes!("../demo-events/call_inbound_hangup_completed.jwt");
+/// The demo's no-code configuration: field mapping, tags, follow-up and tag rules.
+const DEMO_CONFIG: &str = include_str!("../demo-events/demo-config.json");
 const DEMO_WEBHOOK_SECRET: &str = "dialpad-fixture-secret-not-for-production";
 const DEMO_TOKEN: &str = "demo-private-integration-token";
+
+/// Counts outcomes: synced, unchanged, skipped, failed.
+#[derive(Default)]
+struct Tally([usize; 4]);
+
+impl Tally {
+    fn add(&mut self, result: &Result<host_test::bindings::dialpad_ghl::sync::types::Report, host_test::bindings::dialpad_ghl::sync::types::SyncError>) {
+        let slot = match result {
+            Ok(r) => match report::outcome_name(&r.outcome).0 {
+                "synced" => 0,
+                "unchanged" => 1,
+                _ => 2,
+            },
+            Err(_) => 3,
+        };
+        self.0[slot] += 1;
+    }
+}
 
 fn demo() -> anyhow::Result<()> {
     let mock = MockServer::start(MockOptions { token: Some(DEMO_TOKEN.into()), ..MockOptions::default() })?;
     // Kenji is already a HighLevel contact: his call is attached to him, not duplicated.
     mock.seed_contact(serde_json::json!({
         "locationId": "demo-location", "firstName": "Kenji", "lastName": "Watanabe",
-        "email": "kenji.watanabe@example.net", "phone": "+15035550139", "source": "HighLevel"
+        "email": "kenji.watanabe@example.net", "phone": "+15035550139", "source": "HighLevel", "tags": ["cold-lead"]
     }));
     println!("Dialpad ⇄ HighLevel sync demo");
     println!("  mock Contacts API: {} (requires its bearer token; seeded with 1 existing contact)", mock.base_url());
@@ -289,33 +396,71 @@ fn demo() -> anyhow::Result<()> {
     let size = std::fs::metadata(host_test::PLUGIN_WASM).map(|m| m.len()).unwrap_or(0);
     println!("  plugin: {} ({} KB), compiled in {} ms", host_test::PLUGIN_WASM, size / 1024, started.elapsed().as_millis());
 
-    let mut settings = Settings::default();
+    let serde_json::Value::Object(config) = serde_json::from_str(DEMO_CONFIG)? else { bail!("demo config is not an object") };
+    let mut settings = Settings { plugin_config: config, ..Settings::default() };
     settings.set("api_base", mock.base_url());
-    settings.set("location_id", "demo-location");
     settings.token = Some(Secret::new(DEMO_TOKEN));
     let kv = KeyValueStore::new();
     let runtime = Runtime::new(&plugin, settings.runtime_options(true)?, kv.clone())?;
     let meta = runtime.meta()?;
-    println!("  plugin version {}, WIT API {}\n", meta.plugin_version, meta.api_version);
+    println!("  plugin version {}, WIT API {}", meta.plugin_version, meta.api_version);
+    println!("  configuration: host-test/demo-events/demo-config.json (time zone America/Chicago; 3 follow-up rules, 4 tag rules, field mapping with a custom field)\n");
 
-    let mut tally = [0usize; 4]; // synced, unchanged, skipped, failed
-    let mut count = |result: &Result<_, _>| {
-        let slot = match result {
-            Ok(host_test::bindings::dialpad_ghl::sync::types::Report { outcome, .. }) => match report::outcome_name(outcome).0 {
-                "synced" => 0,
-                "unchanged" => 1,
-                _ => 2,
-            },
-            Err(_) => 3,
-        };
-        tally[slot] += 1;
-    };
-    println!("Events (unsigned webhook):");
+    let mut tally = Tally::default();
+    println!("Dialpad events (unsigned webhook):");
     for (name, body) in DEMO_EVENTS {
         let result = runtime.handle(body)?;
-        count(&result);
+        tally.add(&result);
         println!("  {}", report::human_line(name, &result));
     }
+
+    println!("\nTask and note events from the automation platform:");
+    for (name, event) in DEMO_PLATFORM_EVENTS {
+        let result = runtime.handle_platform_event(event)?;
+        tally.add(&result);
+        println!("  {}", report::human_line(name, &result));
+    }
+
+    // Priya has a meeting booked in HighLevel: the view shows it with her tasks and notes.
+    if let Some(priya) = mock.contacts().iter().find(|c| c["phone"] == "+13125550187").and_then(|c| c["id"].as_str().map(str::to_string)) {
+        mock.seed_appointment(&priya, serde_json::json!({"title": "Annual plan walkthrough", "startTime": "2026-03-17T15:00:00Z"}));
+    }
+    println!("\nScreen pop (views.get), as when a call rings:");
+    let show = |label: &str, subject: &Subject| -> anyhow::Result<()> {
+        match runtime.view(subject)? {
+            Ok(v) => {
+                let count = |json: &str| serde_json::from_str::<serde_json::Value>(json).ok().and_then(|v| v.as_array().map(Vec::len)).unwrap_or(0);
+                let reads: Vec<String> = v.operations.iter().map(|o| format!("{} {}", o.operation_id, o.status.map(|s| s.to_string()).unwrap_or_default())).collect();
+                println!(
+                    "  ✓ {label}: contact {}: {} tasks, {} notes, {} appointments; {}",
+                    v.contact_id,
+                    count(&v.tasks),
+                    count(&v.notes),
+                    count(&v.appointments),
+                    if v.from_cache { format!("from cache ({} s old), 0 requests", v.age_seconds) } else { format!("{} requests [{}]", v.operations.len(), reads.join(", ")) },
+                );
+            }
+            Err(e) => println!("  ✗ {label}: {}", report::error_message(&e)),
+        }
+        Ok(())
+    };
+    // The mock holds reads until four are waiting at once (or 3 s pass): a plugin that read
+    // one at a time would wait here, and the maximum in flight would say 1.
+    mock.reset_in_flight_max();
+    mock.hold_reads_until(4);
+    show("phone (312) 555-0187", &Subject::Phone("(312) 555-0187".into()))?;
+    mock.hold_reads_until(0);
+    println!("    the four reads went out together: {} requests were in flight at once on the mock", mock.in_flight_max());
+    show("phone (312) 555-0187 again", &Subject::Phone("(312) 555-0187".into()))?;
+    let result = runtime.handle_platform_event(DEMO_PRIYA_NOTE)?;
+    tally.add(&result);
+    println!("  {}", report::human_line("platform_note_priya.json (a write: drops the cached view)", &result));
+    show("phone (312) 555-0187 after the write", &Subject::Phone("(312) 555-0187".into()))?;
+    show("Dialpad contact 5908860431927296", &Subject::DialpadContact("5908860431927296".into()))?;
+    println!();
+    let result = runtime.handle(DEMO_CONTACT_DELETED)?;
+    tally.add(&result);
+    println!("  {}", report::human_line("contact_deleted.json (on_contact_deleted: tag)", &result));
 
     // The same hangup again, now as Dialpad sends it with a webhook secret: a signed JWT.
     let mut signed_settings = settings.clone();
@@ -324,25 +469,36 @@ fn demo() -> anyhow::Result<()> {
     let mut wrong_secret_settings = settings.clone();
     wrong_secret_settings.set("webhook_secret", "not-the-secret");
     let wrong = Runtime::new(&plugin, wrong_secret_settings.runtime_options(true)?, kv)?;
-    println!("\nEvents (signed webhook, HS256):");
+    println!("\nDialpad events (signed webhook, HS256):");
     for (label, rt, body) in [
         ("call_inbound_hangup_completed.jwt", &signed, DEMO_SIGNED_EVENT),
         ("call_inbound_hangup_completed.jwt, wrong secret", &wrong, DEMO_SIGNED_EVENT),
         ("call_inbound_hangup_completed.json, unsigned while a secret is set", &signed, DEMO_EVENTS[2].1),
     ] {
         let result = rt.handle(body)?;
-        count(&result);
+        tally.add(&result);
         println!("  {}", report::human_line(label, &result));
     }
 
     println!("\nHighLevel now holds:");
     let contacts = mock.contacts();
-    let notes = mock.notes();
+    let (notes, tasks) = (mock.notes(), mock.tasks());
     for c in &contacts {
         let id = c["id"].as_str().unwrap_or("?");
         let name = [c["firstName"].as_str(), c["lastName"].as_str()].into_iter().flatten().collect::<Vec<_>>().join(" ");
         let name = if name.is_empty() { "(no name)".to_string() } else { name };
-        println!("  contact {id}  {}  {name}  source={}", c["phone"].as_str().unwrap_or("-"), c["source"].as_str().unwrap_or("-"));
+        let tags: Vec<&str> = c["tags"].as_array().map(|t| t.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default();
+        println!("  contact {id}  {}  {name}  email={}  source={}", c["phone"].as_str().unwrap_or("-"), c["email"].as_str().unwrap_or("-"), c["source"].as_str().unwrap_or("-"));
+        if !tags.is_empty() {
+            println!("    tags: {}", tags.join(", "));
+        }
+        if let Some(fields) = c["customFields"].as_array().filter(|f| !f.is_empty()) {
+            println!("    custom fields: {}", serde_json::Value::Array(fields.clone()));
+        }
+        for t in tasks.iter().filter(|t| t["contactId"].as_str() == Some(id)) {
+            let done = if t["completed"].as_bool() == Some(true) { "done" } else { "open" };
+            println!("    task {} [{done}] due {}: {}", t["id"].as_str().unwrap_or("?"), t["dueDate"].as_str().unwrap_or("-"), t["title"].as_str().unwrap_or(""));
+        }
         for n in notes.iter().filter(|n| n["contactId"].as_str() == Some(id)) {
             println!("    note {}:", n["id"].as_str().unwrap_or("?"));
             for line in n["body"].as_str().unwrap_or("").lines() {
@@ -353,16 +509,14 @@ fn demo() -> anyhow::Result<()> {
     let requests = mock.requests();
     let log = runtime.http_log().entries();
     let leaked = log.iter().chain(signed.http_log().entries().iter()).any(|e| serde_json::to_string(e).unwrap_or_default().contains(DEMO_TOKEN));
+    let [synced, unchanged, skipped, failed] = tally.0;
     println!(
-        "\nSummary: {} events: {} synced, {} unchanged, {} skipped, {} failed (as expected: 2 refused signatures); {} API requests; {} contacts, {} notes; token in host logs: {}",
-        DEMO_EVENTS.len() + 3,
-        tally[0],
-        tally[1],
-        tally[2],
-        tally[3],
+        "\nSummary: {} events: {synced} synced, {unchanged} unchanged, {skipped} skipped, {failed} failed (as expected: 2 refused signatures); {} API requests; {} contacts, {} notes, {} tasks; token in host logs: {}",
+        synced + unchanged + skipped + failed,
         requests.len(),
         contacts.len(),
         notes.len(),
+        tasks.len(),
         if leaked { "FOUND" } else { "never" }
     );
     if leaked {

@@ -21,6 +21,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -33,7 +34,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use contacts_api::{Body, Method, Operation, Scope, ValueKind, API_VERSION_HEADER};
 use serde_json::{json, Map, Value};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// The error DTOs the Contacts spec references as `../common/common-schemas.json`.
 const COMMON_SCHEMAS: &str = contacts_api::COMMON_SCHEMAS_JSON;
@@ -42,6 +43,11 @@ const COMMON_SCHEMAS: &str = contacts_api::COMMON_SCHEMAS_JSON;
 const BODY_LIMIT: usize = 16 << 20;
 /// How long a dropped [`MockServer`] waits for in-flight connections before cutting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long a GET held by the read gate ([`MockState::hold_reads_until`]) waits for the rest of
+/// its batch before it proceeds alone: a client that never sends the batch is slow, not stuck.
+const GATE_FALLBACK: Duration = Duration::from_secs(3);
+/// Paths under this prefix are the mock's own debug routes: never gated, delayed or counted.
+const DEBUG_PREFIX: &str = "/__mock/";
 
 const MSG_VERSION: &str = "version header must be 2021-07-28";
 const MSG_FORBIDDEN: &str = "The token is not authorized for this scope.";
@@ -63,6 +69,10 @@ pub struct MockOptions {
     pub allow_duplicates: bool,
     /// Scopes granted to the token; operations needing another scope answer 403.
     pub scopes: Vec<Scope>,
+    /// Artificial latency added to every API request (not the `/__mock/*` routes) before it is
+    /// answered, to make benchmarks see something like a network round trip. Zero by default;
+    /// [`MockState::set_latency`] changes it at runtime.
+    pub latency: Duration,
 }
 
 impl Default for MockOptions {
@@ -71,6 +81,7 @@ impl Default for MockOptions {
             token: None,
             allow_duplicates: false,
             scopes: vec![Scope::ContactsReadonly, Scope::ContactsWrite],
+            latency: Duration::ZERO,
         }
     }
 }
@@ -90,9 +101,37 @@ pub struct RecordedRequest {
 
 /// The mock's shared state: options plus the Mutex-protected data. Handlers never hold the lock
 /// across an `.await`; every operation is a short synchronous critical section.
+///
+/// Besides the data it carries concurrency instrumentation, so a test can prove that a client
+/// issued requests concurrently without asserting anything about timing: the number of API
+/// requests in flight and its maximum ([`MockState::in_flight_max`]), and a read gate
+/// ([`MockState::hold_reads_until`]) that holds GETs until a whole batch is waiting at once.
 pub struct MockState {
     options: MockOptions,
     data: Mutex<Data>,
+    /// API requests between entering the handler and producing their response, including the
+    /// time spent held by the read gate or sleeping the artificial latency.
+    in_flight: AtomicUsize,
+    /// The largest `in_flight` seen since creation or the last [`MockState::reset_in_flight_max`].
+    in_flight_max: AtomicUsize,
+    /// The artificial latency, in microseconds.
+    latency_micros: AtomicU64,
+    gate: Mutex<Gate>,
+    /// Carries [`Gate::generation`]: a held GET waits for it to change.
+    gate_released: watch::Sender<u64>,
+}
+
+/// The read gate's state. Every GET that arrives while `batch > 0` counts itself in `waiting`;
+/// the one that brings `waiting` to `batch` releases the whole batch by bumping `generation`.
+struct Gate {
+    /// How many GETs must be waiting at once to be released; 0 disables the gate.
+    batch: usize,
+    /// GETs currently held.
+    waiting: usize,
+    /// Batches released so far (also by [`MockState::hold_reads_until`] lowering `batch`).
+    generation: u64,
+    /// How long a held GET waits before it proceeds alone ([`GATE_FALLBACK`]; shorter in tests).
+    fallback: Duration,
 }
 
 /// A running mock on 127.0.0.1 (random port unless given). Runs on its own thread with its own
@@ -186,6 +225,26 @@ impl MockServer {
         self.state.seed_appointment(contact_id, event)
     }
 
+    /// The most API requests that were in flight at once; see [`MockState::in_flight_max`].
+    pub fn in_flight_max(&self) -> usize {
+        self.state.in_flight_max()
+    }
+
+    /// Starts a new measurement of [`MockServer::in_flight_max`].
+    pub fn reset_in_flight_max(&self) {
+        self.state.reset_in_flight_max()
+    }
+
+    /// Holds GETs until `n` are waiting at once; see [`MockState::hold_reads_until`].
+    pub fn hold_reads_until(&self, n: usize) {
+        self.state.hold_reads_until(n)
+    }
+
+    /// Changes the artificial latency of every later API request; see [`MockOptions::latency`].
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.set_latency(latency)
+    }
+
     /// Blocks the calling thread until the server stops (for the `mock` CLI command). The server
     /// only stops on its own if its accept loop fails, so in practice this runs until the
     /// process is terminated.
@@ -258,12 +317,29 @@ async fn debug_requests(State(state): State<Arc<MockState>>) -> Json<Vec<Recorde
 }
 
 /// Reads the whole body (chunked or not) and hands the request to [`MockState::handle`].
+///
+/// Before that, an API request (anything not under `/__mock/`) counts itself in flight, waits at
+/// the read gate if it is a GET, and sleeps the artificial latency; it stays counted until its
+/// response is built, even if the client goes away while it waits.
 async fn api(State(state): State<Arc<MockState>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path_and_query =
         parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
+    let instrumented = !parts.uri.path().starts_with(DEBUG_PREFIX);
+    let _in_flight = instrumented.then(|| InFlight::enter(&state));
     let (status, body) = match axum::body::to_bytes(body, BODY_LIMIT).await {
-        Ok(bytes) => state.handle(parts.method.as_str(), &path_and_query, &parts.headers, &bytes),
+        Ok(bytes) => {
+            if instrumented {
+                if parts.method == axum::http::Method::GET {
+                    state.pass_read_gate().await;
+                }
+                let latency = state.latency();
+                if !latency.is_zero() {
+                    tokio::time::sleep(latency).await;
+                }
+            }
+            state.handle(parts.method.as_str(), &path_and_query, &parts.headers, &bytes)
+        }
         Err(_) => {
             let reply = Reply::error(413, "request entity too large");
             state.record(parts.method.as_str(), &path_and_query, &parts.headers, None, reply.status);
@@ -273,13 +349,135 @@ async fn api(State(state): State<Arc<MockState>>, request: Request) -> Response 
     (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(body)).into_response()
 }
 
+/// Counts one API request in flight for as long as it lives.
+struct InFlight<'a>(&'a MockState);
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a MockState) -> InFlight<'a> {
+        let now = state.in_flight.fetch_add(1, AtomicOrdering::SeqCst) + 1;
+        state.in_flight_max.fetch_max(now, AtomicOrdering::SeqCst);
+        InFlight(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, AtomicOrdering::SeqCst);
+    }
+}
+
+/// A GET held by the read gate. Dropping it (released, timed out, or cancelled because the
+/// client went away) takes it out of the waiting count unless its batch was released, so a
+/// straggler never counts towards a later batch.
+struct GateTicket<'a> {
+    state: &'a MockState,
+    generation: u64,
+}
+
+impl Drop for GateTicket<'_> {
+    fn drop(&mut self) {
+        let mut gate = self.state.gate_lock();
+        if gate.generation == self.generation {
+            gate.waiting = gate.waiting.saturating_sub(1);
+        }
+    }
+}
+
+impl Gate {
+    /// Lets every held GET proceed and re-arms the gate for the next batch.
+    fn release(&mut self, released: &watch::Sender<u64>) {
+        self.waiting = 0;
+        self.generation += 1;
+        released.send_replace(self.generation);
+    }
+}
+
 impl MockState {
     pub fn new(options: MockOptions) -> MockState {
-        MockState { options, data: Mutex::new(Data::default()) }
+        let latency_micros = AtomicU64::new(micros(options.latency));
+        MockState {
+            options,
+            data: Mutex::new(Data::default()),
+            in_flight: AtomicUsize::new(0),
+            in_flight_max: AtomicUsize::new(0),
+            latency_micros,
+            gate: Mutex::new(Gate { batch: 0, waiting: 0, generation: 0, fallback: GATE_FALLBACK }),
+            gate_released: watch::Sender::new(0),
+        }
     }
 
+    /// The options the mock was started with. `latency` is the initial value only; see
+    /// [`MockState::latency`] for the current one.
     pub fn options(&self) -> &MockOptions {
         &self.options
+    }
+
+    /// The most API requests that were in flight at once (entered the handler, response not yet
+    /// built) since the mock started or [`MockState::reset_in_flight_max`] was last called. A
+    /// request held by the read gate or sleeping the artificial latency counts as in flight; the
+    /// `/__mock/*` debug routes never count.
+    ///
+    /// With [`MockState::hold_reads_until`]`(n)`, a value of `n` proves that the client had `n`
+    /// GETs outstanding at once, whatever the timing.
+    pub fn in_flight_max(&self) -> usize {
+        self.in_flight_max.load(AtomicOrdering::SeqCst)
+    }
+
+    /// Starts a new measurement: the maximum becomes the number of requests in flight right now
+    /// (0 when the mock is idle).
+    pub fn reset_in_flight_max(&self) {
+        self.in_flight_max.store(self.in_flight.load(AtomicOrdering::SeqCst), AtomicOrdering::SeqCst);
+    }
+
+    /// Arms the read gate: from now on every API GET waits until `n` GETs are waiting at once,
+    /// then the whole batch proceeds together and the gate re-arms for the next `n`. A GET whose
+    /// batch is not complete within 3 seconds proceeds alone, so a client that sends fewer than
+    /// `n` GETs at once is slow but never stuck (and its [`MockState::in_flight_max`] stays
+    /// below `n`). `0` disables the gate; lowering `n` releases the waiting GETs if there are
+    /// now enough of them (all of them for `0`). Other methods and the `/__mock/*` routes are
+    /// never held.
+    pub fn hold_reads_until(&self, n: usize) {
+        let mut gate = self.gate_lock();
+        gate.batch = n;
+        if gate.waiting > 0 && (n == 0 || gate.waiting >= n) {
+            gate.release(&self.gate_released);
+        }
+    }
+
+    /// The artificial latency currently added to every API request.
+    pub fn latency(&self) -> Duration {
+        Duration::from_micros(self.latency_micros.load(AtomicOrdering::Relaxed))
+    }
+
+    /// Changes the artificial latency of every API request that has not started sleeping yet
+    /// (microsecond resolution).
+    pub fn set_latency(&self, latency: Duration) {
+        self.latency_micros.store(micros(latency), AtomicOrdering::Relaxed);
+    }
+
+    /// The read gate, as [`MockState::hold_reads_until`] describes it.
+    async fn pass_read_gate(&self) {
+        let (generation, fallback) = {
+            let mut gate = self.gate_lock();
+            if gate.batch == 0 {
+                return;
+            }
+            gate.waiting += 1;
+            if gate.waiting >= gate.batch {
+                gate.release(&self.gate_released);
+                return;
+            }
+            (gate.generation, gate.fallback)
+        };
+        let _ticket = GateTicket { state: self, generation };
+        // `wait_for` looks at the current value first, so a release between unlocking and
+        // subscribing is not missed. The sender lives in `self`, so the channel never closes.
+        let mut released = self.gate_released.subscribe();
+        let _ = tokio::time::timeout(fallback, released.wait_for(|g| *g != generation)).await;
+    }
+
+    fn gate_lock(&self) -> MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Every request received so far, in arrival order.
@@ -309,7 +507,8 @@ impl MockState {
 
     /// Everything the mock holds, as `GET /__mock/state` shows it: `contacts`, `notes`, `tasks`,
     /// `appointments`, plus `followers`, `campaigns` and `workflows`, each an object keyed by
-    /// contact id (contacts without any are left out).
+    /// contact id (contacts without any are left out), and `inFlightMax`
+    /// ([`MockState::in_flight_max`]).
     pub fn snapshot(&self) -> Value {
         let data = self.lock();
         let objects = |list: &[Map<String, Value>]| Value::Array(list.iter().cloned().map(Value::Object).collect());
@@ -337,6 +536,7 @@ impl MockState {
             "followers": followers,
             "campaigns": campaigns,
             "workflows": workflows,
+            "inFlightMax": self.in_flight_max(),
         })
     }
 
@@ -1793,6 +1993,11 @@ fn check_body(rules: &Body, body: &Map<String, Value>) -> Vec<String> {
 // ------------------------------------------------------------------------------------------------
 
 /// `2026-03-10T15:04:05.123Z`, the format of the real API's `dateAdded`/`dateUpdated`.
+/// `duration` in whole microseconds, saturating.
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
 fn now_iso8601() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
@@ -3137,5 +3342,130 @@ mod tests {
         assert_eq!(state(&server)["workflows"], json!({ id.clone(): [{ "workflowId": "w2" }] }));
         let r = call(&server, "POST", &format!("{workflow}/w3"), Some(json!({ "eventStartTime": 5 })));
         assert_eq!((r.status, messages(&r)), (422, vec!["eventStartTime must be a string".to_owned()]));
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Concurrency instrumentation: in-flight count, read gate, latency
+    // --------------------------------------------------------------------------------------------
+
+    /// `n` authorized GETs of `target`, each from its own thread, all started at once.
+    fn concurrent_gets(server: &MockServer, target: &str, n: usize) -> Vec<Resp> {
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..n).map(|_| scope.spawn(|| call(server, "GET", target, None))).collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        })
+    }
+
+    /// Polls `condition` (no assertion on how long it takes, only a generous bound against hangs).
+    fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !condition() {
+            assert!(std::time::Instant::now() < deadline, "gave up waiting for {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// `(batches released, GETs waiting)` of the read gate.
+    fn gate(server: &MockServer) -> (u64, usize) {
+        let gate = server.state().gate_lock();
+        (gate.generation, gate.waiting)
+    }
+
+    #[test]
+    fn read_gate_releases_full_batches_together() {
+        let server = start();
+        let id = server.seed_contact(json!({ "locationId": LOC }));
+        // Far beyond the test client's 10 s read timeout: a GET released by the fallback rather
+        // than by its batch would fail the test instead of passing slowly.
+        server.state().gate_lock().fallback = Duration::from_secs(60);
+        server.hold_reads_until(4);
+        let target = format!("/contacts/{id}");
+        for batch in 1..=2 {
+            server.reset_in_flight_max();
+            assert_eq!(server.in_flight_max(), 0);
+            let replies = concurrent_gets(&server, &target, 4);
+            assert!(replies.iter().all(|r| r.status == 200), "{replies:?}");
+            assert_eq!(server.in_flight_max(), 4);
+            assert_eq!(gate(&server), (batch, 0), "released by the gate, which re-armed");
+        }
+        assert_eq!(state(&server)["inFlightMax"], 4, "the debug routes are not counted");
+
+        // Writes and the debug routes are never held (a held one would hit the read timeout).
+        assert_eq!(create(&server, json!({})).status, 201);
+        assert_eq!(raw(&server, "GET", "/__mock/requests", &[], None, false).status, 200);
+        assert_eq!(server.in_flight_max(), 4);
+        server.hold_reads_until(0);
+        assert_eq!(call(&server, "GET", &target, None).status, 200);
+        assert_eq!(gate(&server), (2, 0));
+        assert_eq!(server.requests().len(), 10);
+    }
+
+    #[test]
+    fn a_lone_read_proceeds_after_the_fallback() {
+        let server = start();
+        let id = server.seed_contact(json!({ "locationId": LOC }));
+        let fallback = Duration::from_millis(200);
+        server.state().gate_lock().fallback = fallback;
+        server.hold_reads_until(4);
+        // A sequential client: each GET waits out the fallback alone, and never counts towards
+        // the next one's batch.
+        for _ in 0..2 {
+            let started = std::time::Instant::now();
+            let r = call(&server, "GET", &format!("/contacts/{id}"), None);
+            assert!(started.elapsed() >= fallback, "{:?}", started.elapsed());
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert_eq!(gate(&server), (0, 0));
+        }
+        assert_eq!(server.in_flight_max(), 1);
+    }
+
+    #[test]
+    fn lowering_or_disabling_the_gate_releases_held_reads() {
+        let server = start();
+        server.state().gate_lock().fallback = Duration::from_secs(60);
+        server.hold_reads_until(3);
+        std::thread::scope(|scope| {
+            let held: Vec<_> = (0..2).map(|_| scope.spawn(|| call(&server, "GET", "/contacts/ghost", None))).collect();
+            wait_until("two held GETs", || gate(&server) == (0, 2));
+            // Held requests are in flight.
+            assert_eq!(server.state().in_flight.load(AtomicOrdering::SeqCst), 2);
+            assert_eq!(server.in_flight_max(), 2);
+            server.hold_reads_until(2);
+            for thread in held {
+                assert_eq!(thread.join().unwrap().status, 400);
+            }
+        });
+        assert_eq!(gate(&server), (1, 0));
+
+        std::thread::scope(|scope| {
+            let held = scope.spawn(|| call(&server, "GET", "/contacts/ghost", None));
+            wait_until("one held GET", || gate(&server) == (1, 1));
+            server.hold_reads_until(0);
+            assert_eq!(held.join().unwrap().status, 400);
+        });
+        assert_eq!(gate(&server), (2, 0));
+        assert_eq!(server.state().in_flight.load(AtomicOrdering::SeqCst), 0);
+        assert_eq!(server.in_flight_max(), 2);
+    }
+
+    #[test]
+    fn latency_delays_every_api_request() {
+        let latency = Duration::from_millis(150);
+        let server = MockServer::start(MockOptions { latency, ..MockOptions::default() }).unwrap();
+        assert_eq!(server.state().latency(), latency);
+        let started = std::time::Instant::now();
+        assert_eq!(create(&server, json!({})).status, 201);
+        assert!(started.elapsed() >= latency, "{:?}", started.elapsed());
+
+        let latency = Duration::from_millis(250);
+        server.set_latency(latency);
+        assert_eq!(server.state().latency(), latency);
+        let started = std::time::Instant::now();
+        assert_eq!(call(&server, "GET", "/contacts/contact0000000000001", None).status, 200);
+        assert!(started.elapsed() >= latency, "{:?}", started.elapsed());
+
+        server.set_latency(Duration::ZERO);
+        assert_eq!(server.state().latency(), Duration::ZERO);
+        assert_eq!(server.in_flight_max(), 1);
     }
 }

@@ -2,6 +2,7 @@
 //! Both come from the plugin's typed results; the host adds only the event's source name.
 
 use crate::bindings::dialpad_ghl::sync::types as wit;
+use crate::bindings::exports::dialpad_ghl::sync::views;
 use serde_json::{json, Value};
 
 pub fn kind_name(kind: wit::EventKind) -> &'static str {
@@ -10,6 +11,8 @@ pub fn kind_name(kind: wit::EventKind) -> &'static str {
         wit::EventKind::Contact => "contact",
         wit::EventKind::Sms => "sms",
         wit::EventKind::AgentStatus => "agent-status",
+        wit::EventKind::Task => "task",
+        wit::EventKind::Note => "note",
     }
 }
 
@@ -47,6 +50,7 @@ pub fn error_json(error: &wit::SyncError) -> Value {
         }),
         wit::SyncError::Transport(m) => json!({"type": "transport", "message": m}),
         wit::SyncError::Storage(m) => json!({"type": "storage", "message": m}),
+        wit::SyncError::NotFound(m) => json!({"type": "not-found", "message": m}),
     }
 }
 
@@ -56,6 +60,23 @@ fn problem_text(problems: &[wit::Problem]) -> String {
 
 pub fn error_message(error: &wit::SyncError) -> String {
     error_json(error)["message"].as_str().unwrap_or_default().to_string()
+}
+
+/// A contact view as JSON (its parts parsed back from the JSON strings the plugin returns).
+pub fn view_json(view: &views::ContactView) -> Value {
+    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+    json!({
+        "contact_id": view.contact_id,
+        "contact": parse(&view.contact),
+        "tasks": parse(&view.tasks),
+        "notes": parse(&view.notes),
+        "appointments": parse(&view.appointments),
+        "from_cache": view.from_cache,
+        "age_seconds": view.age_seconds,
+        "operations": view.operations.iter().map(|o| json!({
+            "operation_id": o.operation_id, "method": o.method, "path": o.path, "status": o.status, "attempts": o.attempts,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// One JSON line for a handled event.

@@ -34,12 +34,21 @@ impl Default for Settings {
     }
 }
 
+/// A configuration file as JSON: JSON as written, or TOML (by its `.toml` extension) converted.
+pub fn config_document(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml")) {
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))
+    } else {
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+    }
+}
+
 impl Settings {
-    /// Reads a JSON configuration file: the plugin's settings, plus `token` for the host.
+    /// Reads a configuration file (JSON, or TOML when it ends in `.toml`): the plugin's
+    /// settings, plus `token` for the host.
     pub fn from_file(path: &Path) -> anyhow::Result<Settings> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let value: Value = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
-        let Value::Object(map) = value else { bail!("{} must hold a JSON object", path.display()) };
+        let Value::Object(map) = config_document(path)? else { bail!("{} must hold an object (a table)", path.display()) };
         let mut settings = Settings { plugin_config: map, ..Settings::default() };
         if let Some(token) = settings.plugin_config.remove("token") {
             match token {
@@ -101,5 +110,11 @@ mod tests {
         assert!(options.config_vars[0].1.contains("\"durable_state\":true"));
         assert_eq!(options.policy.allowed, vec![Origin::parse("http://127.0.0.1:9").unwrap()]);
         assert_eq!(options.policy.credentials[0].1.expose(), "pit-secret");
+
+        let toml = dir.join("c.toml");
+        std::fs::write(&toml, "location_id = \"L\"\ntime_zone = \"America/Chicago\"\n\n[[tag_rules]]\nname = \"hot\"\nadd = [\"hot\"]\nwhen = { keywords = [\"pricing\"] }\n").unwrap();
+        let s = Settings::from_file(&toml).unwrap();
+        assert_eq!(s.plugin_config["tag_rules"][0]["when"]["keywords"][0], "pricing");
+        assert_eq!(s.plugin_config["time_zone"], "America/Chicago");
     }
 }

@@ -14,8 +14,15 @@ fn fixture(name: &str) -> String {
     format!("{FIXTURES}{name}")
 }
 
+/// The CLI with the credentials of the environment removed.
+fn host() -> Command {
+    let mut command = Command::new(BIN);
+    command.env_remove("GHL_TOKEN").env_remove("DIALPAD_WEBHOOK_SECRET");
+    command
+}
+
 fn run(args: &[&str]) -> Output {
-    let out = Command::new(BIN).args(args).env_remove("GHL_TOKEN").env_remove("DIALPAD_WEBHOOK_SECRET").output().unwrap();
+    let out = host().args(args).output().unwrap();
     assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
@@ -97,6 +104,8 @@ fn replay_against_a_mock_process_prints_one_json_line_per_event() {
         ops(2),
         vec![
             "update-note PUT /contacts/contact0000000000001/notes/note0000000000000001 → 200 ×1",
+            "create-task POST /contacts/contact0000000000001/tasks → 201 ×1",
+            "create-task POST /contacts/contact0000000000001/tasks → 201 ×1",
         ]
     );
     // The SMS is from the same caller: the contact link is known, and without a durable store
@@ -111,7 +120,7 @@ fn replay_against_a_mock_process_prints_one_json_line_per_event() {
     assert_eq!(state["notes"].as_array().unwrap().len(), 2);
     // The outbound log (stderr, -v) shows every request, and never the token.
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.matches(" → 20").count(), 6, "{stderr}");
+    assert_eq!(stderr.matches(" → 20").count(), 8, "{stderr}");
     assert!(!stderr.contains(TOKEN) && !String::from_utf8_lossy(&out.stdout).contains(TOKEN));
 
     // A second replay of the same events, in a new process, writes nothing new.
@@ -154,8 +163,62 @@ fn replay_with_the_embedded_mock_and_a_bad_event() {
 fn demo_syncs_the_bundled_day_of_calls() {
     let out = run(&["demo"]);
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("17 events: 7 synced, 2 unchanged, 6 skipped, 2 failed"), "{stdout}");
-    assert!(stdout.contains("15 API requests; 4 contacts, 5 notes; token in host logs: never"), "{stdout}");
+    assert!(stdout.contains("24 events: 16 synced, 3 unchanged, 3 skipped, 2 failed"), "{stdout}");
+    assert!(stdout.contains("48 API requests; 4 contacts, 7 notes, 6 tasks; token in host logs: never"), "{stdout}");
+    // Each workflow shows: rules, tags, the mapping's custom field, platform events, the view.
+    for shown in [
+        "rules: billing interest, send pricing after long calls, recap action items",
+        "rules: return voicemails",
+        "rules: quote by sms",
+        "tags: missed-call, dialpad, dialpad-deleted",
+        r#"custom fields: [{"id":"jobTitleFieldId01","value":"Operations Manager"}]"#,
+        "task task0000000000000006 [done] due 2026-03-16T09:00:00-05:00: Prepare Whitfield renewal (3-year option)",
+        "4 requests were in flight at once on the mock",
+        "from cache (0 s old), 0 requests",
+        "1 appointments",
+    ] {
+        assert!(stdout.contains(shown), "{shown}\n{stdout}");
+    }
+}
+
+#[test]
+fn validate_config_reports_every_problem_with_its_path_in_json_and_toml() {
+    let dir = std::env::temp_dir().join(format!("cli-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bad.json");
+    std::fs::write(&json, r#"{"location_id":"L","time_zone":"Moon/Base","tag_rules":[{"name":"t","when":{"keywords":["x"]}}]}"#).unwrap();
+    let out = host().args(["validate-config", json.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("bad.json: /time_zone: unknown time zone"), "{stdout}");
+    assert!(stdout.contains("bad.json: /tag_rules/0: a tag rule needs tags to add or to remove"), "{stdout}");
+
+    let toml = dir.join("good.toml");
+    std::fs::write(&toml, "location_id = \"L\"\ntime_zone = \"Europe/Berlin\"\n\n[[follow_up_rules]]\nname = \"cb\"\nwhen = { outcomes = [\"missed\"] }\ntask = { title = \"Call {{contact_name}} back\", due = { next_day_at = \"09:00\" } }\n").unwrap();
+    let out = host().args(["validate-config", toml.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("good.toml: valid"));
+
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/demo-events/demo-config.json");
+    assert!(host().args(["validate-config", demo]).output().unwrap().status.success());
+}
+
+#[test]
+fn replay_takes_platform_events_and_view_prints_the_contact() {
+    let dir = std::env::temp_dir().join(format!("cli-platform-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let event = dir.join("task.json");
+    std::fs::write(&event, r#"{"id":"e1","type":"task.created","contact":{"phone":"+13125550187"},"task":{"ref":"r1","title":"Call back","due":"2026-03-12T09:00:00-05:00"}}"#).unwrap();
+    let out = run(&["replay", "--mock", "--dry-run", &fixture("call_inbound_hangup_completed.json"), event.to_str().unwrap()]);
+    let lines = json_lines(&out);
+    assert_eq!(lines[1]["kind"], "task");
+    assert_eq!(lines[1]["plan"][1]["operation_id"], "create-task");
+    assert_eq!(lines[1]["plan"][1]["body"]["dueDate"], "2026-03-12T09:00:00-05:00");
+
+    let out = host().args(["view", "--mock", "--phone", "+13125550187"]).output().unwrap();
+    assert!(!out.status.success());
+    let error: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(error["type"], "not-found");
 }
 
 #[test]

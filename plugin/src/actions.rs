@@ -7,7 +7,7 @@
 //! violation is a typed `invalid-input` naming the path, not a 422 from the API.
 
 use crate::config::Config;
-use crate::error::{EventKind, Outcome, Problem, SyncError};
+use crate::error::{EventKind, Problem, SyncError};
 use crate::plan::{Capture, Plan, Ref, Step};
 use contacts_api::{Operation, ValueKind, OPERATIONS};
 use serde_json::{json, Map, Value};
@@ -102,18 +102,7 @@ pub fn plan_invocation(operation_id: &str, input: &str, config: &Config) -> Resu
     };
     let step = validate(op, input, config)?;
     config.require_scopes(&[op.scope])?;
-    Ok(Plan {
-        kind: EventKind::Call,
-        event_key: format!("action:{}", op.id),
-        outcome: Outcome::Synced,
-        summary: format!("{} {}", op.method.as_str(), op.path),
-        steps: vec![step],
-        activity: None,
-        record_key: None,
-        phone_key: None,
-        note_body: None,
-        aliases: Vec::new(),
-    })
+    Ok(Plan { summary: format!("{} {}", op.method.as_str(), op.path), steps: vec![step], ..Plan::empty(EventKind::Call, format!("action:{}", op.id)) })
 }
 
 fn validate(op: &'static Operation, mut input: Map<String, Value>, config: &Config) -> Result<Step, SyncError> {

@@ -33,6 +33,9 @@ pub struct CallActivity {
     pub recap_outcome: Option<String>,
     pub review_link: Option<String>,
     pub labels: Vec<String>,
+    /// Names of the rules (follow-up tasks, tags, recap action items) that fired for this call:
+    /// each fires once per call. Shown on the note, so a stateless host reads them back too.
+    pub automations: Vec<String>,
     /// Newest `event_timestamp` merged so far.
     pub last_event_ms: Option<i64>,
 }
@@ -120,6 +123,9 @@ impl CallActivity {
         if let Some(r) = &self.review_link {
             lines.push(format!("Call review: {r}"));
         }
+        if let Some(line) = automations_line(&self.automations) {
+            lines.push(line);
+        }
         if let Some(t) = &self.transcript {
             lines.push(String::new());
             lines.push("Transcript:".into());
@@ -188,6 +194,7 @@ impl CallActivity {
                 "Recording" => a.recording_urls.push(value.to_string()),
                 "Voicemail" => a.voicemail_link = Some(value.to_string()),
                 "Call review" => a.review_link = Some(value.to_string()),
+                "Automations" => a.automations = value.split(", ").map(str::to_string).collect(),
                 _ => return None,
             }
         }
@@ -216,6 +223,16 @@ impl CallActivity {
         }
         Some(a)
     }
+}
+
+/// `Automations: a, b`, the note line naming the rules that fired.
+pub fn automations_line(names: &[String]) -> Option<String> {
+    (!names.is_empty()).then(|| format!("Automations: {}", names.join(", ")))
+}
+
+/// The rules a note written by the plugin says have fired.
+pub fn automations_in(note: &str) -> Vec<String> {
+    note.lines().find_map(|l| l.strip_prefix("Automations: ")).map(|v| v.split(", ").map(str::to_string).collect()).unwrap_or_default()
 }
 
 /// The line that identifies a call's note.
@@ -304,6 +321,7 @@ mod tests {
         let mut tricky = merged(&["call_inbound_hangup_completed.json"]);
         tricky.transcript = Some("line one\n\nline three after a blank".into());
         tricky.agent_name = None;
+        tricky.automations = vec!["missed call".into(), "recap action items".into()];
         assert_eq!(CallActivity::from_note_body(&tricky.note_body()).unwrap().note_body(), tricky.note_body());
         assert_eq!(CallActivity::from_note_body("a note a person wrote"), None);
     }

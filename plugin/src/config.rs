@@ -2,10 +2,14 @@
 //! `config`, validated with every problem reported at its JSON path. Its JSON Schema is
 //! published through `meta.config-schema` so an automation platform can render it as a form.
 
+use crate::dialpad::CONTACT_FIELDS;
 use crate::error::{Problem, SyncError};
 use crate::phone::{self, Region};
+use crate::rules::{self, ActionItems, FollowUpRule, TagRule};
+use crate::template::Template;
+use crate::zone::{self, Zone};
 use contacts_api::Scope;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 
 /// The `wasi:config/store` key holding the configuration JSON.
@@ -34,74 +38,133 @@ pub struct Config {
     /// When false (e.g. `wasmtime serve`, whose store is a fresh copy per request), the plugin
     /// checks HighLevel's notes before writing a call's note, so a redelivery cannot duplicate it.
     pub durable_state: bool,
+    /// Time zone of task due dates.
+    pub time_zone: Zone,
+    /// How long a contact view is served from the key-value cache (0: never cached).
+    pub view_cache_ttl_seconds: u64,
+    /// Dialpad contact field → HighLevel contact field.
+    pub field_mapping: Vec<FieldMap>,
+    /// Tags added to every contact synced from a Dialpad contact event.
+    pub contact_tags: Vec<String>,
+    pub on_contact_deleted: OnDelete,
+    pub deleted_tag: String,
+    pub follow_up_rules: Vec<FollowUpRule>,
+    pub tag_rules: Vec<TagRule>,
+    pub action_items: ActionItems,
 }
 
-const KNOWN_KEYS: &[&str] =
-    &["api_base", "location_id", "token", "webhook_secret", "scopes", "default_region", "contact_source", "max_attempts", "durable_state"];
+/// What a contact deleted in Dialpad does to its HighLevel contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDelete {
+    Ignore,
+    Tag,
+    Delete,
+}
+
+/// One entry of the field mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldMap {
+    pub target: Target,
+    pub value: Template,
+}
+
+/// Where a mapped value goes on the HighLevel contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A standard field of `create-contact` (`firstName`, `companyName`, …).
+    Field(&'static str),
+    /// A custom field by its id, its key (`contact.job_title`), or both. The official spec
+    /// requires `id` on every custom field written; HighLevel's server also takes `key` alone.
+    Custom { id: Option<String>, key: Option<String> },
+}
+
+const KNOWN_KEYS: &[&str] = &[
+    "api_base",
+    "location_id",
+    "token",
+    "webhook_secret",
+    "scopes",
+    "default_region",
+    "contact_source",
+    "max_attempts",
+    "durable_state",
+    "time_zone",
+    "view_cache_ttl_seconds",
+    "field_mapping",
+    "contact_tags",
+    "on_contact_deleted",
+    "deleted_tag",
+    "follow_up_rules",
+    "tag_rules",
+    "recap_action_items",
+];
+
+/// The mapping used when the configuration has none.
+const DEFAULT_MAPPING: &[(&str, &str)] = &[
+    ("firstName", "first_name"),
+    ("lastName", "last_name"),
+    ("email", "primary_email"),
+    ("phone", "primary_phone"),
+    ("companyName", "company_name"),
+    ("website", "url"),
+];
 
 impl Config {
     /// Parses and validates the configuration JSON. Every problem is reported, each at its path.
     pub fn from_json(text: &str) -> Result<Config, SyncError> {
         let value: Value = serde_json::from_str(text)
             .map_err(|e| SyncError::BadConfig(vec![problem("", format!("configuration is not valid JSON: {e}"))]))?;
-        let Value::Object(obj) = value else {
-            return Err(SyncError::BadConfig(vec![problem("", "configuration must be a JSON object")]));
+        let mut r = Reader::default();
+        let Some(obj) = r.object(&value, "", KNOWN_KEYS) else {
+            return Err(SyncError::BadConfig(r.problems));
         };
-        let mut problems = Vec::new();
-        for key in obj.keys().filter(|k| !KNOWN_KEYS.contains(&k.as_str())) {
-            problems.push(problem(&format!("/{key}"), format!("unknown setting (known: {})", KNOWN_KEYS.join(", "))));
-        }
-        let mut text = |key: &str| -> Option<String> {
-            match obj.get(key) {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) if s.trim().is_empty() => None,
-                Some(Value::String(s)) => Some(s.trim().to_string()),
-                Some(_) => {
-                    problems.push(problem(&format!("/{key}"), "must be a string"));
-                    None
-                }
-            }
-        };
-        let api_base = text("api_base").unwrap_or_else(|| contacts_api::DEFAULT_API_BASE.to_string());
-        let location_id = text("location_id");
-        let token = text("token");
-        let webhook_secret = text("webhook_secret");
-        let region_code = text("default_region").unwrap_or_else(|| "US".into());
-        let contact_source = text("contact_source").unwrap_or_else(|| "Dialpad".into());
+        let text = |r: &mut Reader, key: &str| r.string(obj.get(key), &format!("/{key}"));
+        let api_base = text(&mut r, "api_base").unwrap_or_else(|| contacts_api::DEFAULT_API_BASE.to_string());
+        let location_id = text(&mut r, "location_id");
+        let token = text(&mut r, "token");
+        let webhook_secret = text(&mut r, "webhook_secret");
+        let region_code = text(&mut r, "default_region").unwrap_or_else(|| "US".into());
+        let contact_source = text(&mut r, "contact_source").unwrap_or_else(|| "Dialpad".into());
+        let zone_name = text(&mut r, "time_zone").unwrap_or_else(|| "UTC".into());
+        let delete_action = text(&mut r, "on_contact_deleted");
+        let deleted_tag = text(&mut r, "deleted_tag").unwrap_or_else(|| "dialpad-deleted".into());
 
         let api_base = api_base.trim_end_matches('/').to_string();
         if !(api_base.starts_with("https://") || api_base.starts_with("http://")) || api_base.len() < "http://x".len() {
-            problems.push(problem("/api_base", "must be an http(s) origin such as https://services.leadconnectorhq.com"));
+            r.problem("/api_base", "must be an http(s) origin such as https://services.leadconnectorhq.com");
         }
         if location_id.is_none() {
-            problems.push(problem("/location_id", "required: the HighLevel location (sub-account) id"));
+            r.problem("/location_id", "required: the HighLevel location (sub-account) id");
         }
         let default_region = phone::region(&region_code);
         if default_region.is_none() {
             let known: Vec<&str> = phone::REGIONS.iter().map(|r| r.code).collect();
-            problems.push(problem("/default_region", format!("unknown region \"{region_code}\" (known: {})", known.join(", "))));
+            r.problem("/default_region", format!("unknown region \"{region_code}\" (known: {})", known.join(", ")));
         }
-        let scopes = parse_scopes(&obj, &mut problems);
-        let max_attempts = match obj.get("max_attempts") {
-            None | Some(Value::Null) => 3,
-            Some(v) => match v.as_u64() {
-                Some(n @ 1..=10) => n as u32,
-                _ => {
-                    problems.push(problem("/max_attempts", "must be a whole number from 1 to 10"));
-                    3
-                }
-            },
-        };
-        let durable_state = match obj.get("durable_state") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
+        let scopes = parse_scopes(obj, &mut r);
+        let max_attempts = r.uint(obj.get("max_attempts"), "/max_attempts", 1, 10).unwrap_or(3) as u32;
+        let durable_state = r.boolean(obj.get("durable_state"), "/durable_state").unwrap_or(false);
+        let time_zone = zone::zone(&zone_name);
+        if time_zone.is_none() {
+            r.problem("/time_zone", format!("unknown time zone \"{zone_name}\": use an offset such as \"-05:00\" or one of {}", zone::ZONE_NAMES.join(", ")));
+        }
+        let view_cache_ttl_seconds = r.uint(obj.get("view_cache_ttl_seconds"), "/view_cache_ttl_seconds", 0, 86_400).unwrap_or(60);
+        let field_mapping = read_mapping(&mut r, obj.get("field_mapping"));
+        let contact_tags = r.strings(obj.get("contact_tags"), "/contact_tags");
+        let on_contact_deleted = match delete_action.as_deref() {
+            None | Some("ignore") => OnDelete::Ignore,
+            Some("tag") => OnDelete::Tag,
+            Some("delete") => OnDelete::Delete,
             Some(_) => {
-                problems.push(problem("/durable_state", "must be true or false"));
-                false
+                r.problem("/on_contact_deleted", "must be \"ignore\", \"tag\" or \"delete\"");
+                OnDelete::Ignore
             }
         };
-        if !problems.is_empty() {
-            return Err(SyncError::BadConfig(problems));
+        let follow_up_rules = rules::read_follow_up_rules(&mut r, obj.get("follow_up_rules"), "/follow_up_rules");
+        let tag_rules = rules::read_tag_rules(&mut r, obj.get("tag_rules"), "/tag_rules");
+        let action_items = rules::read_action_items(&mut r, obj.get("recap_action_items"), "/recap_action_items");
+        if !r.problems.is_empty() {
+            return Err(SyncError::BadConfig(r.problems));
         }
         Ok(Config {
             api_base,
@@ -113,7 +176,24 @@ impl Config {
             contact_source,
             max_attempts,
             durable_state,
+            time_zone: time_zone.expect("checked above"),
+            view_cache_ttl_seconds,
+            field_mapping,
+            contact_tags,
+            on_contact_deleted,
+            deleted_tag,
+            follow_up_rules,
+            tag_rules,
+            action_items,
         })
+    }
+
+    /// Every problem of a configuration document, each with its path; empty when it is valid.
+    pub fn problems(text: &str) -> Vec<Problem> {
+        match Config::from_json(text) {
+            Err(SyncError::BadConfig(problems)) => problems,
+            _ => Vec::new(),
+        }
     }
 
     /// Fails with the scopes `needed` that the configuration does not grant.
@@ -127,7 +207,79 @@ impl Config {
     }
 }
 
-fn parse_scopes(obj: &Map<String, Value>, problems: &mut Vec<Problem>) -> BTreeSet<Scope> {
+/// The standard HighLevel contact fields a mapping may write: the string properties of
+/// `create-contact`'s body in the operations table (the plugin sets `locationId` itself).
+fn mappable_fields() -> impl Iterator<Item = &'static str> {
+    contacts_api::op("create-contact")
+        .body
+        .map(|b| b.properties)
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p.kind == contacts_api::ValueKind::String && p.name != "locationId")
+        .map(|p| p.name)
+}
+
+fn read_mapping(r: &mut Reader, value: Option<&Value>) -> Vec<FieldMap> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return DEFAULT_MAPPING
+            .iter()
+            .map(|(to, from)| FieldMap {
+                target: Target::Field(mappable_fields().find(|f| f == to).expect("default mapping names create-contact fields")),
+                value: Template::parse(&format!("{{{{{from}}}}}"), CONTACT_FIELDS).expect("default mapping names Dialpad fields"),
+            })
+            .collect();
+    };
+    let mut mapping = Vec::new();
+    for (path, item) in r.list(Some(value), "/field_mapping") {
+        let Some(entry) = r.object(item, &path, &["to", "custom_field", "from", "template"]) else { continue };
+        let target = match (entry.get("to"), entry.get("custom_field")) {
+            (Some(to), None) => {
+                let name = r.string(Some(to), &format!("{path}/to"));
+                let field = name.as_deref().and_then(|n| mappable_fields().find(|f| *f == n));
+                if field.is_none() {
+                    let known: Vec<&str> = mappable_fields().collect();
+                    r.problem(&format!("{path}/to"), format!("not a HighLevel contact field (known: {}); use custom_field for custom fields", known.join(", ")));
+                }
+                field.map(Target::Field)
+            }
+            (None, Some(custom)) => {
+                let at = format!("{path}/custom_field");
+                r.object(custom, &at, &["key", "id"]).and_then(|c| {
+                    let id = r.string(c.get("id"), &format!("{at}/id"));
+                    let key = r.string(c.get("key"), &format!("{at}/key"));
+                    if id.is_none() && key.is_none() {
+                        r.problem(&at, "give the custom field's id (the official spec requires it), its key, or both");
+                        return None;
+                    }
+                    Some(Target::Custom { id, key })
+                })
+            }
+            _ => {
+                r.problem(&path, "give either \"to\" (a contact field) or \"custom_field\" ({\"key\": …} or {\"id\": …})");
+                None
+            }
+        };
+        let source = match (entry.get("from"), entry.get("template")) {
+            (Some(from), None) => r.string(Some(from), &format!("{path}/from")).map(|f| (format!("{{{{{f}}}}}"), "from")),
+            (None, Some(t)) => r.string(Some(t), &format!("{path}/template")).map(|t| (t, "template")),
+            _ => {
+                r.problem(&path, "give either \"from\" (a Dialpad contact field) or \"template\"");
+                None
+            }
+        };
+        let value = source.and_then(|(source, key)| {
+            Template::parse(&source, CONTACT_FIELDS)
+                .map_err(|e| r.problem(&format!("{path}/{key}"), if key == "from" { format!("not a Dialpad contact field (known: {})", CONTACT_FIELDS.join(", ")) } else { e }))
+                .ok()
+        });
+        if let (Some(target), Some(value)) = (target, value) {
+            mapping.push(FieldMap { target, value });
+        }
+    }
+    mapping
+}
+
+fn parse_scopes(obj: &Map<String, Value>, r: &mut Reader) -> BTreeSet<Scope> {
     match obj.get("scopes") {
         None | Some(Value::Null) => [Scope::ContactsReadonly, Scope::ContactsWrite].into(),
         Some(Value::Array(items)) => {
@@ -137,13 +289,13 @@ fn parse_scopes(obj: &Map<String, Value>, problems: &mut Vec<Problem>) -> BTreeS
                     Some(s) => {
                         scopes.insert(s);
                     }
-                    None => problems.push(problem(&format!("/scopes/{i}"), "must be \"contacts.readonly\" or \"contacts.write\"")),
+                    None => r.problem(&format!("/scopes/{i}"), "must be \"contacts.readonly\" or \"contacts.write\""),
                 }
             }
             scopes
         }
         Some(_) => {
-            problems.push(problem("/scopes", "must be a list of scopes"));
+            r.problem("/scopes", "must be a list of scopes");
             BTreeSet::new()
         }
     }
@@ -153,39 +305,85 @@ fn problem(path: &str, message: impl Into<String>) -> Problem {
     Problem { path: path.to_string(), message: message.into() }
 }
 
-/// The configuration's JSON Schema (draft 2020-12).
-pub fn json_schema() -> Value {
-    let regions: Vec<&str> = phone::REGIONS.iter().map(|r| r.code).collect();
-    json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "Dialpad ⇄ HighLevel sync configuration",
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["location_id"],
-        "properties": {
-            "api_base": {"type": "string", "format": "uri", "default": contacts_api::DEFAULT_API_BASE,
-                "description": "Origin of HighLevel's Contacts API."},
-            "location_id": {"type": "string", "minLength": 1,
-                "description": "HighLevel location (sub-account) id."},
-            "token": {"type": "string", "writeOnly": true,
-                "description": "Bearer token (Private Integration or OAuth location token). Leave empty when the host injects it."},
-            "webhook_secret": {"type": "string", "writeOnly": true,
-                "description": "Dialpad webhook secret. When set, only HS256-signed bodies are accepted."},
-            "scopes": {"type": "array", "uniqueItems": true,
-                "items": {"enum": ["contacts.readonly", "contacts.write"]},
-                "default": ["contacts.readonly", "contacts.write"],
-                "description": "Scopes granted to the token. Call sync needs both."},
-            "default_region": {"enum": regions, "default": "US",
-                "description": "Region for phone numbers sent without a country code."},
-            "contact_source": {"type": "string", "default": "Dialpad",
-                "description": "Source written on contacts the plugin creates."},
-            "max_attempts": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3,
-                "description": "Attempts per request on 429, 5xx or no answer."},
-            "durable_state": {"type": "boolean", "default": false,
-                "description": "Set by hosts whose wasi:keyvalue store outlives one event; otherwise the plugin reads HighLevel's notes to stay exactly-once."}
-        }
-    })
+/// Reads JSON values, collecting every problem with its path instead of stopping at the first.
+#[derive(Default)]
+pub struct Reader {
+    pub problems: Vec<Problem>,
 }
+
+impl Reader {
+    pub fn problem(&mut self, path: &str, message: impl Into<String>) {
+        self.problems.push(problem(path, message));
+    }
+
+    /// An object whose keys are all in `known` (unknown keys are problems, reported once each).
+    pub fn object<'v>(&mut self, value: &'v Value, path: &str, known: &[&str]) -> Option<&'v Map<String, Value>> {
+        let Value::Object(obj) = value else {
+            self.problem(path, "must be an object");
+            return None;
+        };
+        for key in obj.keys().filter(|k| !known.contains(&k.as_str())) {
+            self.problem(&format!("{path}/{key}"), format!("unknown setting (known: {})", known.join(", ")));
+        }
+        Some(obj)
+    }
+
+    /// Trimmed text; absent, null and blank are `None`.
+    pub fn string(&mut self, value: Option<&Value>, path: &str) -> Option<String> {
+        match value {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
+            Some(_) => {
+                self.problem(path, "must be a string");
+                None
+            }
+        }
+    }
+
+    pub fn strings(&mut self, value: Option<&Value>, path: &str) -> Vec<String> {
+        self.list(value, path).into_iter().filter_map(|(path, v)| self.string(Some(v), &path)).collect()
+    }
+
+    pub fn uint(&mut self, value: Option<&Value>, path: &str, min: u64, max: u64) -> Option<u64> {
+        match value {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(n) if (min..=max).contains(&n) => Some(n),
+                _ => {
+                    self.problem(path, format!("must be a whole number from {min} to {max}"));
+                    None
+                }
+            },
+        }
+    }
+
+    pub fn boolean(&mut self, value: Option<&Value>, path: &str) -> Option<bool> {
+        match value {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                self.problem(path, "must be true or false");
+                None
+            }
+        }
+    }
+
+    /// The items of a list with their paths; absent and null are an empty list.
+    pub fn list<'v>(&mut self, value: Option<&'v Value>, path: &str) -> Vec<(String, &'v Value)> {
+        match value {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items.iter().enumerate().map(|(i, v)| (format!("{path}/{i}"), v)).collect(),
+            Some(_) => {
+                self.problem(path, "must be a list");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// The configuration's JSON Schema (draft 2020-12), kept as a file beside the code so it is
+/// published as written; a unit test holds it to the settings this module reads.
+pub const JSON_SCHEMA: &str = include_str!("../config.schema.json");
 
 #[cfg(test)]
 mod tests {
@@ -211,6 +409,50 @@ mod tests {
         let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(paths, vec!["/colour", "/api_base", "/location_id", "/default_region", "/scopes/1", "/max_attempts"]);
         assert!(matches!(Config::from_json("{"), Err(SyncError::BadConfig(p)) if p[0].path.is_empty()));
+    }
+
+    #[test]
+    fn the_published_schema_matches_what_is_read() {
+        let schema: Value = serde_json::from_str(JSON_SCHEMA).unwrap();
+        let keys: Vec<&str> = schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+        let mut known = KNOWN_KEYS.to_vec();
+        known.sort();
+        assert_eq!(keys, known);
+        let strings = |v: &Value| -> Vec<String> { v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect() };
+        let regions: Vec<String> = phone::REGIONS.iter().map(|r| r.code.to_string()).collect();
+        assert_eq!(strings(&schema["properties"]["default_region"]["enum"]), regions);
+        assert_eq!(strings(&schema["properties"]["time_zone"]["anyOf"][0]["enum"]), zone::ZONE_NAMES.iter().map(|z| z.to_string()).collect::<Vec<_>>());
+        assert_eq!(strings(&schema["$defs"]["field_map"]["properties"]["to"]["enum"]), mappable_fields().map(str::to_string).collect::<Vec<_>>());
+        assert_eq!(strings(&schema["$defs"]["contact_field"]["enum"]), CONTACT_FIELDS.iter().map(|z| z.to_string()).collect::<Vec<_>>());
+        let placeholders = schema["$defs"]["task_text"]["description"].as_str().unwrap();
+        assert!(rules::TASK_PLACEHOLDERS.iter().all(|p| placeholders.contains(&format!("{{{{{p}}}}}"))));
+    }
+
+    #[test]
+    fn rule_and_mapping_problems_carry_their_paths() {
+        let err = Config::from_json(
+            r#"{"location_id":"L","time_zone":"Mars/Base","view_cache_ttl_seconds":-1,"on_contact_deleted":"shred",
+                "field_mapping":[{"to":"favouriteColour","from":"first_name"},{"custom_field":{"key":"contact.x"},"from":"middle_name"}],
+                "follow_up_rules":[{"name":"cb","when":{"outcomes":["missed"]},"task":{"title":"Call {{contact}} back","due":{"next_day_at":"9am"}}}],
+                "tag_rules":[{"name":"hot","when":{"keywords":["pricing"]}}]}"#,
+        )
+        .unwrap_err();
+        let SyncError::BadConfig(problems) = err else { panic!() };
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "/time_zone",
+                "/view_cache_ttl_seconds",
+                "/field_mapping/0/to",
+                "/field_mapping/1/from",
+                "/on_contact_deleted",
+                "/follow_up_rules/0/task/title",
+                "/follow_up_rules/0/task/due/next_day_at",
+                "/tag_rules/0"
+            ]
+        );
+        assert!(problems[5].message.contains("unknown placeholder {{contact}}"), "{}", problems[5].message);
     }
 
     #[test]

@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Call(Box<CallEvent>),
-    /// Contact created / updated / deleted in Dialpad (not synced by this slice).
-    Contact { action: String, contact_id: Option<String> },
+    /// Contact created / updated / deleted in Dialpad.
+    Contact(Box<ContactEvent>),
     /// SMS (or MMS) in or out.
     Sms(Box<SmsEvent>),
     AgentStatus,
@@ -24,7 +24,7 @@ impl Event {
     pub fn kind(&self) -> EventKind {
         match self {
             Event::Call(_) => EventKind::Call,
-            Event::Contact { .. } => EventKind::Contact,
+            Event::Contact(_) => EventKind::Contact,
             Event::Sms(_) => EventKind::Sms,
             Event::AgentStatus => EventKind::AgentStatus,
         }
@@ -151,11 +151,7 @@ pub fn parse(json: &[u8], default_region: &Region) -> Result<Event, SyncError> {
         return parse_call(&f, default_region).map(|c| Event::Call(Box::new(c)));
     }
     if obj.contains_key("event") && obj.contains_key("contact") {
-        let contact = f.object("contact")?;
-        return Ok(Event::Contact {
-            action: f.text("event")?.unwrap_or_default(),
-            contact_id: contact.as_ref().map(|c| c.id("id")).transpose()?.flatten(),
-        });
+        return parse_contact(&f, default_region).map(|c| Event::Contact(Box::new(c)));
     }
     if obj.contains_key("on_duty_status") {
         return Ok(Event::AgentStatus);
@@ -333,6 +329,80 @@ fn is_person_name(name: &str) -> bool {
     true
 }
 
+/// What happened to a Dialpad contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactAction {
+    Created,
+    Updated,
+    Deleted,
+}
+
+impl ContactAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContactAction::Created => "created",
+            ContactAction::Updated => "updated",
+            ContactAction::Deleted => "deleted",
+        }
+    }
+}
+
+/// A Dialpad contact event: the contact's fields by the names the field mapping uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactEvent {
+    pub action: ContactAction,
+    pub id: String,
+    pub phone: Option<E164>,
+    pub email: Option<String>,
+    /// `(field, value)` for every non-empty field of [`CONTACT_FIELDS`].
+    pub fields: Vec<(&'static str, String)>,
+}
+
+impl ContactEvent {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The Dialpad contact fields a mapping may use. `primary_phone` is sent in E.164; `phone`
+/// and `email` are the primary ones, or the first of the lists; `url` is the first URL.
+pub const CONTACT_FIELDS: &[&str] =
+    &["id", "type", "first_name", "last_name", "display_name", "primary_phone", "primary_email", "company_name", "job_title", "url", "extension"];
+
+fn parse_contact(f: &Fields, region: &Region) -> Result<ContactEvent, SyncError> {
+    let action = match f.text("event")?.unwrap_or_default().to_ascii_lowercase().as_str() {
+        "created" | "create" => ContactAction::Created,
+        "updated" | "update" => ContactAction::Updated,
+        "deleted" | "delete" => ContactAction::Deleted,
+        other => return Err(SyncError::malformed(format!("contact `event` must be Created, Updated or Deleted, got \"{other}\""))),
+    };
+    let c = f.object("contact")?.ok_or_else(|| SyncError::malformed("contact event without a `contact` object"))?;
+    let id = c.id("id")?.ok_or_else(|| SyncError::malformed("`contact.id` is empty"))?;
+    let phones = c.strings_or_items("phones")?;
+    let emails = c.strings_or_items("emails")?;
+    let raw_phone = c.text("primary_phone")?.or_else(|| phones.first().cloned());
+    let phone = raw_phone.as_deref().and_then(|p| phone::to_e164(p, region).ok());
+    let email = c.text("primary_email")?.or_else(|| emails.first().cloned()).map(|e| e.to_lowercase());
+    let mut fields = vec![("id", id.clone())];
+    for name in ["type", "first_name", "last_name", "display_name", "company_name", "job_title", "extension"] {
+        if let Some(v) = c.text(name)? {
+            fields.push((name, v));
+        }
+    }
+    if let Some(p) = &phone {
+        fields.push(("primary_phone", p.as_str().to_string()));
+    }
+    if let Some(e) = &email {
+        fields.push(("primary_email", e.clone()));
+    }
+    if let Some(url) = c.strings_or_items("urls")?.into_iter().next() {
+        fields.push(("url", url));
+    }
+    // A display name that is only the formatted number is not a name.
+    fields.retain(|(n, v)| !n.ends_with("name") || is_person_name(v));
+    Ok(ContactEvent { action, id, phone, email, fields })
+}
+
 /// Typed, lenient access to an event object's fields. Each accessor names the field in its
 /// error, so a malformed body is reported as "`call_id` must be …", not as a serde position.
 struct Fields<'a>(&'a Map<String, Value>);
@@ -476,8 +546,8 @@ mod tests {
         assert_eq!(sms.party.name, None, "a formatted number is not a name");
         assert_eq!(sms.agent.name.as_deref(), Some("Maya Patel"));
         assert!(sms.text.as_deref().unwrap().starts_with("Hi Maya, it's Priya"));
-        assert!(matches!(fixture("contact_created_shared.json"), Event::Contact { ref action, .. } if action == "Created"));
-        assert!(matches!(fixture("contact_deleted.json"), Event::Contact { ref action, .. } if action == "Deleted"));
+        assert!(matches!(fixture("contact_created_shared.json"), Event::Contact(ref c) if c.action == ContactAction::Created && c.phone.as_ref().map(E164::as_str) == Some("+12065550174")));
+        assert!(matches!(fixture("contact_deleted.json"), Event::Contact(ref c) if c.action == ContactAction::Deleted && c.field("company_name") == Some("Whitfield Logistics")));
         for f in ["call_inbound_ringing_unknown_number.json", "call_inbound_missed.json", "call_recap_summary.json"] {
             assert!(matches!(fixture(f), Event::Call(_)), "{f}");
         }

@@ -29,6 +29,7 @@ pub enum SyncError {
     Upstream(Box<UpstreamFailure>),
     Transport(String),
     Storage(String),
+    NotFound(String),
 }
 
 impl SyncError {
@@ -68,6 +69,7 @@ impl std::fmt::Display for SyncError {
             SyncError::Upstream(u) => write!(f, "{} {} {} → {}: {}", u.operation_id, u.method, u.path, u.status, u.message),
             SyncError::Transport(m) => write!(f, "transport: {m}"),
             SyncError::Storage(m) => write!(f, "storage: {m}"),
+            SyncError::NotFound(m) => write!(f, "not found: {m}"),
         }
     }
 }
@@ -78,6 +80,10 @@ pub enum EventKind {
     Contact,
     Sms,
     AgentStatus,
+    /// A task event from the automation platform.
+    Task,
+    /// A note event from the automation platform.
+    Note,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //! for idempotent methods only, since a retried POST whose first attempt did land would write
 //! twice. Other 4xx are reported with the API's message and not retried.
 
-use crate::activity::CallActivity;
+use crate::activity::{automations_in, CallActivity};
 use crate::config::Config;
 use crate::error::{ExecutedOperation, SyncError, UpstreamFailure};
 use crate::plan::{Capture, Plan, Ref, Step, When};
@@ -50,6 +50,10 @@ pub trait Transport {
     fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, NoAnswer>;
     /// Waits before a retry.
     fn sleep_ms(&mut self, ms: u64);
+    /// Sends independent requests, concurrently where the transport can; answers in order.
+    fn send_all(&mut self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, NoAnswer>> {
+        requests.iter().map(|r| self.send(r)).collect()
+    }
 }
 
 /// What running a plan found and did, also when it stopped on an error, so the caller can
@@ -66,11 +70,50 @@ pub struct Execution {
     pub merged_activity: Option<CallActivity>,
     /// Body of the call's note found by a marker search.
     found_note_body: Option<String>,
+    /// A note step (create or update) succeeded in this run.
+    pub note_written: bool,
+    /// `task.id` of a created task.
+    pub task_id: Option<String>,
+    /// Rules whose steps did not all succeed (the run stopped on or before one of them).
+    pub unfinished_automations: Vec<String>,
 }
 
 const BACKOFF_BASE_MS: u64 = 250;
 const BACKOFF_CAP_MS: u64 = 8_000;
 const UPSTREAM_BODY_LIMIT: usize = 2048;
+
+/// Runs independent steps whose ids are all known (the reads of a contact view) at once: the
+/// first attempts go out together, then any that needs a retry is retried on its own.
+/// Returns the operations performed and the response bodies in step order.
+pub fn execute_together(steps: &[Step], config: &Config, transport: &mut dyn Transport) -> (Vec<ExecutedOperation>, Result<Vec<Value>, SyncError>) {
+    let empty = Execution::default();
+    let mut paths = Vec::new();
+    for step in steps {
+        match render(step, &empty) {
+            Ok(path) => paths.push(path),
+            Err(param) => return (Vec::new(), Err(SyncError::malformed(format!("{} needs {{{param}}}", step.operation.id)))),
+        }
+    }
+    let requests: Vec<HttpRequest> = steps.iter().zip(&paths).map(|(s, p)| build_request(s, p, s.body.as_ref(), config)).collect();
+    let answers = transport.send_all(&requests);
+    let mut operations = Vec::new();
+    let mut bodies = Vec::new();
+    let mut error = None;
+    for ((step, request), answer) in steps.iter().zip(&requests).zip(answers) {
+        let path = &request.url[config.api_base.len()..];
+        match settle(step, request, Some(answer), config, transport) {
+            Ok((response, attempts)) => {
+                operations.push(executed(step, path, Some(response.status), attempts));
+                bodies.push(serde_json::from_slice(&response.body).unwrap_or(Value::Null));
+            }
+            Err((e, status, attempts)) => {
+                operations.push(executed(step, path, status, attempts));
+                error.get_or_insert(e);
+            }
+        }
+    }
+    (operations, error.map_or(Ok(bodies), Err))
+}
 
 /// Runs the plan's steps in order, resolving ids as it goes.
 pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> Execution {
@@ -91,13 +134,19 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
                 Some(body) => Some(body),
                 None => continue,
             },
+            When::AutomationNew
+                if run.note_written
+                    && !run.found_note_body.as_deref().map(automations_in).unwrap_or_default().iter().any(|a| Some(a) == step.automation.as_ref()) =>
+            {
+                step.body.clone()
+            }
             _ => continue,
         };
         let path = match render(step, &run) {
             Ok(p) => p,
             Err(param) => {
                 run.error = Some(SyncError::malformed(format!("{} needs {{{param}}}, which no earlier step resolved", step.operation.id)));
-                return run;
+                return stopped_at(run, plan, step);
             }
         };
         match send_with_retries(step, &path, body.as_ref(), config, transport) {
@@ -114,7 +163,11 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
                         run.contact_id = str_at(&json, &["contact", "id"]).or_else(|| str_at(&json, &["meta", "contactId"]));
                         contact_existed = response.status == 400;
                     }
-                    Capture::Note => run.note_id = str_at(&json, &["note", "id"]).or(run.note_id.take()),
+                    Capture::Note => {
+                        run.note_id = str_at(&json, &["note", "id"]).or(run.note_id.take());
+                        run.note_written = true;
+                    }
+                    Capture::Task => run.task_id = str_at(&json, &["task", "id"]),
                     Capture::Response => run.response = Some(json),
                     Capture::NoteWithMarker(marker) => {
                         let found = json["notes"].as_array().and_then(|notes| {
@@ -127,17 +180,18 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
                 let id_missing = match step.capture {
                     Capture::CreatedContact => run.contact_id.is_none(),
                     Capture::Note => run.note_id.is_none(),
+                    Capture::Task => run.task_id.is_none(),
                     _ => false,
                 };
                 if id_missing {
                     run.error = Some(SyncError::Upstream(Box::new(failure(step, &path, &response, "response carries no id"))));
-                    return run;
+                    return stopped_at(run, plan, step);
                 }
             }
             Err((error, status, attempts)) => {
                 run.operations.push(executed(step, &path, status, attempts));
                 run.error = Some(error);
-                return run;
+                return stopped_at(run, plan, step);
             }
         }
     }
@@ -148,10 +202,27 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
 /// activity, with this event merged in. `None` when there is nothing to write: the merge
 /// changes nothing, or the note no longer reads back (a person edited it; it is left alone
 /// rather than overwritten).
+/// Notes, for the caller's records, the rules of the failed step and of every step after it.
+fn stopped_at(mut run: Execution, plan: &Plan, failed: &Step) -> Execution {
+    let from = plan.steps.iter().position(|s| std::ptr::eq(s, failed)).unwrap_or(0);
+    for name in plan.steps[from..].iter().filter_map(|s| s.automation.clone()) {
+        if !run.unfinished_automations.contains(&name) {
+            run.unfinished_automations.push(name);
+        }
+    }
+    run
+}
+
 fn merge_into_found_note(step: &Step, run: &mut Execution) -> Option<Value> {
     let found = run.found_note_body.as_deref()?;
     let mut activity = CallActivity::from_note_body(found)?;
-    activity.merge(step.merge_into_found_note.as_deref()?);
+    let merge = step.merge_into_found_note.as_deref()?;
+    activity.merge(&merge.event);
+    for name in &merge.automations {
+        if !activity.automations.contains(name) {
+            activity.automations.push(name.clone());
+        }
+    }
     let body = activity.note_body();
     if body == found {
         return None;
@@ -198,13 +269,29 @@ fn send_with_retries(
     config: &Config,
     transport: &mut dyn Transport,
 ) -> Result<(HttpResponse, u32), (SyncError, Option<u16>, u32)> {
-    let request = build_request(step, path, body, config);
+    settle(step, &build_request(step, path, body, config), None, config, transport)
+}
+
+/// Judges the answer to a request (`first`, when it was already sent) and retries what may be
+/// retried.
+fn settle(
+    step: &Step,
+    request: &HttpRequest,
+    mut first: Option<Result<HttpResponse, NoAnswer>>,
+    config: &Config,
+    transport: &mut dyn Transport,
+) -> Result<(HttpResponse, u32), (SyncError, Option<u16>, u32)> {
+    let path = &request.url[config.api_base.len()..];
     let idempotent = step.operation.method != Method::Post;
     let mut attempt = 0;
     loop {
         attempt += 1;
         let last = attempt >= config.max_attempts;
-        match transport.send(&request) {
+        let answer = match first.take() {
+            Some(answer) => answer,
+            None => transport.send(request),
+        };
+        match answer {
             Err(NoAnswer::Denied) => {
                 let reason = format!("{} {path}: refused by the host's outbound policy (is api_base allowed?)", step.operation.id);
                 return Err((SyncError::Transport(reason), None, attempt));

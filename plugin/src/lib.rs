@@ -13,14 +13,20 @@
 pub mod actions;
 pub mod activity;
 pub mod config;
+pub mod contact_sync;
 pub mod dialpad;
 pub mod error;
 pub mod execute;
 pub mod phone;
 pub mod plan;
+pub mod platform;
+pub mod rules;
 pub mod signature;
 pub mod sync;
+pub mod template;
 pub mod time;
+pub mod views;
+pub mod zone;
 
 #[cfg(target_arch = "wasm32")]
 mod component;
@@ -28,4 +34,4 @@ mod component;
 /// The plugin's own version, stamped from its crate version.
 pub const PLUGIN_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The version of the WIT package (`wit/sync.wit`) this plugin implements.
-pub const API_VERSION: &str = "0.2.0";
+pub const API_VERSION: &str = "0.3.0";

@@ -20,6 +20,7 @@
 //! alone relies on the location's duplicate setting; search-then-create does neither.
 
 use crate::activity::{note_marker, CallActivity};
+use crate::rules::{self, Facts};
 use crate::config::Config;
 use crate::dialpad::{state_role, CallEvent, Direction, Event, Party, SmsEvent, StateRole};
 use crate::phone::E164;
@@ -40,6 +41,8 @@ pub struct KnownState {
     pub record: Option<NoteRecord>,
     /// For calls: the id under which an earlier leg of the same call was recorded.
     pub call_activity_id: Option<String>,
+    /// For Dialpad contact events: the linked HighLevel contact and what was last written.
+    pub contact_record: Option<crate::contact_sync::ContactRecord>,
 }
 
 /// The key-value record of one call or message: where its note is and what it says.
@@ -58,7 +61,8 @@ impl NoteRecord {
     /// keeps serde's derive code out of the component.
     pub fn encode(&self) -> Vec<u8> {
         let last = self.activity.last_event_ms.map(|ms| ms.to_string()).unwrap_or_default();
-        format!("{}\n{}\n{last}\n{}", self.contact_id, self.note_id, self.written_body).into_bytes()
+        let automations = self.activity.automations.join(",");
+        format!("{}\n{}\n{last}\n{automations}\n{}", self.contact_id, self.note_id, self.written_body).into_bytes()
     }
 
     /// `None` when the bytes are not a record. A note that does not read back (it cannot
@@ -66,13 +70,15 @@ impl NoteRecord {
     /// updated from this event alone rather than written twice.
     pub fn decode(bytes: &[u8]) -> Option<NoteRecord> {
         let text = std::str::from_utf8(bytes).ok()?;
-        let mut parts = text.splitn(4, '\n');
-        let (contact_id, note_id, last, written_body) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let mut parts = text.splitn(5, '\n');
+        let (contact_id, note_id, last, automations, written_body) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         if contact_id.is_empty() || note_id.is_empty() {
             return None;
         }
         let mut activity = CallActivity::from_note_body(written_body).unwrap_or_default();
         activity.last_event_ms = last.parse().ok();
+        // The rules whose steps all succeeded: the note may name one whose task then failed.
+        activity.automations = automations.split(',').filter(|a| !a.is_empty()).map(str::to_string).collect();
         Some(NoteRecord { contact_id: contact_id.into(), note_id: note_id.into(), activity, written_body: written_body.into() })
     }
 }
@@ -97,6 +103,9 @@ pub enum When {
     NoNoteFound,
     /// A note of this call was found and says something else than the new body.
     NoteDiffers,
+    /// The step of a rule, without a durable record: runs when this run wrote the note and
+    /// the note found (if any) does not name the rule yet, so a redelivery makes no second task.
+    AutomationNew,
 }
 
 impl When {
@@ -107,6 +116,7 @@ impl When {
             When::ContactExisted => Some("if the contact existed before this event"),
             When::NoNoteFound => Some("unless this call's note already exists"),
             When::NoteDiffers => Some("if this call's note exists and this event adds to it (the body is then the note merged with this event)"),
+            When::AutomationNew => Some("if the note was written now and does not name this rule yet"),
         }
     }
 }
@@ -123,6 +133,8 @@ pub enum Capture {
     NoteWithMarker(String),
     /// `note.id` of the response.
     Note,
+    /// `task.id` of the response.
+    Task,
     /// The whole response body, for an action's caller.
     Response,
 }
@@ -142,7 +154,17 @@ pub struct Step {
     pub capture: Capture,
     /// Set on the `update-note` that follows a marker search: the body sent is then the found
     /// note read back as an activity with this event merged in, so nothing it said is lost.
-    pub merge_into_found_note: Option<Box<CallEvent>>,
+    pub merge_into_found_note: Option<Box<Merge>>,
+    /// The rule this step belongs to (a task, a tag change).
+    pub automation: Option<String>,
+}
+
+/// What an `update-note` after a marker search merges into the note it found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merge {
+    pub event: CallEvent,
+    /// Rules that fired with this event.
+    pub automations: Vec<String>,
 }
 
 impl Step {
@@ -157,6 +179,7 @@ impl Step {
             when: When::Always,
             capture: Capture::Nothing,
             merge_into_found_note: None,
+            automation: None,
         }
     }
 
@@ -201,23 +224,34 @@ pub struct Plan {
     pub note_body: Option<String>,
     /// Key-value links to record with it (a call's leg ids → the id its activity is under).
     pub aliases: Vec<(String, String)>,
+    /// For Dialpad contact events: what to record under `record_key` with the contact's id.
+    pub contact_record: Option<String>,
+    /// Keys to clear once the steps succeed (links to a deleted contact).
+    pub clear_keys: Vec<String>,
 }
 
 impl Plan {
-    fn skip(kind: EventKind, event_key: String, reason: impl Into<String>) -> Plan {
-        let reason = reason.into();
+    /// A plan with no steps yet, to be synced.
+    pub(crate) fn empty(kind: EventKind, event_key: String) -> Plan {
         Plan {
             kind,
             event_key,
-            summary: format!("skipped: {reason}"),
-            outcome: Outcome::Skipped(reason),
+            outcome: Outcome::Synced,
+            summary: String::new(),
             steps: Vec::new(),
             activity: None,
             record_key: None,
             phone_key: None,
             note_body: None,
             aliases: Vec::new(),
+            contact_record: None,
+            clear_keys: Vec::new(),
         }
+    }
+
+    pub(crate) fn skip(kind: EventKind, event_key: String, reason: impl Into<String>) -> Plan {
+        let reason = reason.into();
+        Plan { summary: format!("skipped: {reason}"), outcome: Outcome::Skipped(reason), ..Plan::empty(kind, event_key) }
     }
 
     /// The dry-run view: what would be sent.
@@ -273,6 +307,10 @@ pub fn state_keys(event: &Event, config: &Config, activity_id: Option<&str>) -> 
             Some(call_key(location, activity_id.unwrap_or(c.default_activity_id()))),
         ),
         Event::Sms(m) => (m.external_phone.as_ref().map(|p| phone_key(location, p.as_str())), Some(sms_key(location, &m.id))),
+        Event::Contact(c) => (
+            c.phone.as_ref().map(|p| phone_key(location, p.as_str())),
+            Some(crate::contact_sync::dialpad_contact_key(location, &c.id)),
+        ),
         _ => (None, None),
     }
 }
@@ -284,11 +322,7 @@ pub fn plan(event: &Event, config: &Config, known: &KnownState) -> Result<Plan, 
     match event {
         Event::Call(call) => plan_call(call, config, known),
         Event::Sms(sms) => plan_sms(sms, config, known),
-        Event::Contact { action, contact_id } => Ok(Plan::skip(
-            EventKind::Contact,
-            format!("contact:{}:{}", contact_id.as_deref().unwrap_or("?"), action.to_lowercase()),
-            format!("Dialpad contact events ({action}) are not synced yet"),
-        )),
+        Event::Contact(contact) => Ok(crate::contact_sync::plan_contact(contact, config, known)),
         Event::AgentStatus => {
             Ok(Plan::skip(EventKind::AgentStatus, "agent-status".into(), "agent status events have no Contacts API counterpart"))
         }
@@ -321,6 +355,10 @@ fn plan_call(call: &CallEvent, config: &Config, known: &KnownState) -> Result<Pl
     let mut activity = known.record.as_ref().map(|r| r.activity.clone()).unwrap_or_default();
     activity.call_id = activity_id.clone();
     activity.merge(call);
+    let event_ms = activity.last_event_ms.or(call.ended_ms).or(activity.started_ms).unwrap_or_default();
+    let context = TaskContext { contact_name: call.party.name.as_deref(), call: Some(&activity), sms: None, event_ms };
+    let fired = automations(&Facts::of_call(&activity), config, &activity.automations, &context);
+    activity.automations.extend(fired.iter().map(|a| a.name.clone()));
     let note = NoteSubject {
         kind: EventKind::Call,
         event_key: key,
@@ -330,9 +368,10 @@ fn plan_call(call: &CallEvent, config: &Config, known: &KnownState) -> Result<Pl
         marker: note_marker(&activity_id),
         body: activity.note_body(),
         summary: call_summary(&activity),
-        merge: Some(Box::new(call.clone())),
+        merge: Some(Box::new(Merge { event: call.clone(), automations: fired.iter().map(|a| a.name.clone()).collect() })),
     };
     let mut plan = plan_note(note, config, known);
+    add_automations(&mut plan, fired, config);
     plan.aliases = call.all_call_ids().map(|id| (call_alias_key(&config.location_id, id), activity_id.clone())).collect();
     plan.activity = Some(activity);
     Ok(plan)
@@ -344,6 +383,11 @@ fn plan_sms(sms: &SmsEvent, config: &Config, known: &KnownState) -> Result<Plan,
     }
     let phone = sms.external_phone.as_ref().ok_or_else(|| no_usable_phone(&sms.external_number_raw, config, "from_number, to_number and contact.phone_number"))?;
     let direction = sms.direction.map(Direction::as_str).unwrap_or("unknown-direction");
+    let done = known.record.as_ref().map(|r| r.activity.automations.clone()).unwrap_or_default();
+    let context = TaskContext { contact_name: sms.party.name.as_deref(), call: None, sms: Some(sms), event_ms: sms.created_ms.unwrap_or_default() };
+    let fired = automations(&Facts::of_sms(sms), config, &done, &context);
+    let mut all = done.clone();
+    all.extend(fired.iter().map(|a| a.name.clone()));
     let note = NoteSubject {
         kind: EventKind::Sms,
         event_key: sms.event_key(),
@@ -351,12 +395,105 @@ fn plan_sms(sms: &SmsEvent, config: &Config, known: &KnownState) -> Result<Plan,
         phone,
         party: &sms.party,
         marker: sms_note_marker(&sms.id),
-        body: sms_note_body(sms),
+        body: sms_note_body(sms, &all),
         summary: format!("{direction} SMS {} {}", if sms.direction == Some(Direction::Outbound) { "to" } else { "from" }, phone),
         // A message never changes: a found note is left as it is.
         merge: None,
     };
-    Ok(plan_note(note, config, known))
+    let mut plan = plan_note(note, config, known);
+    add_automations(&mut plan, fired, config);
+    plan.activity = Some(CallActivity { automations: all, ..CallActivity::default() });
+    Ok(plan)
+}
+
+/// What a task's placeholders and due date are filled from.
+struct TaskContext<'a> {
+    contact_name: Option<&'a str>,
+    call: Option<&'a CallActivity>,
+    sms: Option<&'a SmsEvent>,
+    event_ms: i64,
+}
+
+/// A rule that newly fired, with the steps it takes (their contact is set by the caller).
+struct Automation {
+    name: String,
+    steps: Vec<Step>,
+}
+
+/// The rules that match the event and have not fired for it yet, in configuration order:
+/// tag rules, follow-up rules, then recap action items.
+fn automations(facts: &Facts, config: &Config, done: &[String], context: &TaskContext) -> Vec<Automation> {
+    let new = |name: &String| !done.contains(name);
+    let mut fired = Vec::new();
+    for rule in config.tag_rules.iter().filter(|r| new(&r.name) && r.when.matches(facts)) {
+        let mut steps = Vec::new();
+        if !rule.add.is_empty() {
+            steps.push(Step { body: Some(json!({ "tags": rule.add })), ..Step::new("add-tags") });
+        }
+        if !rule.remove.is_empty() {
+            steps.push(Step { body: Some(json!({ "tags": rule.remove })), ..Step::new("remove-tags") });
+        }
+        fired.push(Automation { name: rule.name.clone(), steps });
+    }
+    for rule in config.follow_up_rules.iter().filter(|r| new(&r.name) && r.when.matches(facts)) {
+        let value = |n: &str| rules::task_value(n, &rule.name, context.contact_name, context.call, context.sms);
+        let mut body = json!({
+            "title": rule.task.title.render(&value),
+            "dueDate": rule.task.due.at(context.event_ms, &config.time_zone),
+            "completed": false,
+        });
+        if let Some(text) = &rule.task.body {
+            body["body"] = json!(text.render(&value));
+        }
+        if let Some(user) = &rule.task.assigned_to {
+            body["assignedTo"] = json!(user);
+        }
+        fired.push(Automation { name: rule.name.clone(), steps: vec![Step { body: Some(body), ..Step::new("create-task") }] });
+    }
+    let items = context.call.map(|a| a.recap_action_items.as_slice()).unwrap_or_default();
+    if config.action_items.create_tasks && !items.is_empty() && new(&rules::ACTION_ITEMS.to_string()) {
+        let call_id = context.call.map(|a| a.call_id.as_str()).unwrap_or_default();
+        let steps = items
+            .iter()
+            .map(|item| {
+                let mut body = json!({
+                    "title": item,
+                    "body": format!("Action item from the Dialpad Ai recap of call {call_id}."),
+                    "dueDate": config.action_items.due.at(context.event_ms, &config.time_zone),
+                    "completed": false,
+                });
+                if let Some(user) = &config.action_items.assigned_to {
+                    body["assignedTo"] = json!(user);
+                }
+                Step { body: Some(body), ..Step::new("create-task") }
+            })
+            .collect();
+        fired.push(Automation { name: rules::ACTION_ITEMS.to_string(), steps });
+    }
+    fired
+}
+
+/// Appends the rules' steps after the note's, on the note's contact. They run only when the
+/// note step ran; a failed step leaves its rule unrecorded, so the next event retries it.
+fn add_automations(plan: &mut Plan, fired: Vec<Automation>, config: &Config) {
+    if plan.outcome != Outcome::Synced {
+        return;
+    }
+    let Some(contact) = plan.steps.last().and_then(|s| s.contact.clone()) else { return };
+    let names: Vec<&str> = fired.iter().map(|a| a.name.as_str()).collect();
+    if !names.is_empty() {
+        plan.summary = format!("{}; rules: {}", plan.summary, names.join(", "));
+    }
+    for automation in fired {
+        for step in automation.steps {
+            plan.steps.push(Step {
+                contact: Some(contact.clone()),
+                when: if config.durable_state { When::Always } else { When::AutomationNew },
+                automation: Some(automation.name.clone()),
+                ..step
+            });
+        }
+    }
 }
 
 /// An event that becomes one note on the external party's contact.
@@ -371,7 +508,7 @@ struct NoteSubject<'a> {
     body: String,
     summary: String,
     /// For calls: merged into a note found by its marker (stateless hosts).
-    merge: Option<Box<CallEvent>>,
+    merge: Option<Box<Merge>>,
 }
 
 /// Finds or creates the contact, then creates the note, or updates it when it exists and
@@ -379,16 +516,11 @@ struct NoteSubject<'a> {
 fn plan_note(subject: NoteSubject, config: &Config, known: &KnownState) -> Plan {
     let note_body = json!({ "body": subject.body });
     let mut plan = Plan {
-        kind: subject.kind,
-        event_key: subject.event_key,
-        outcome: Outcome::Synced,
         summary: subject.summary,
-        steps: Vec::new(),
-        activity: None,
         record_key: Some(subject.record_key),
         phone_key: Some(phone_key(&config.location_id, subject.phone.as_str())),
         note_body: Some(subject.body.clone()),
-        aliases: Vec::new(),
+        ..Plan::empty(subject.kind, subject.event_key)
     };
     if let Some(record) = &known.record {
         if record.written_body == subject.body {
@@ -463,7 +595,7 @@ pub fn sms_note_marker(sms_id: &str) -> String {
 }
 
 /// The note of one message. Empty text is kept as such: an MMS may carry only its media.
-pub fn sms_note_body(sms: &SmsEvent) -> String {
+pub fn sms_note_body(sms: &SmsEvent, automations: &[String]) -> String {
     let mut lines = Vec::new();
     let (kind, direction) = (if sms.mms_url.is_some() { "MMS" } else { "SMS" }, sms.direction.map(Direction::as_str).unwrap_or("unknown-direction"));
     lines.push(format!("Dialpad {kind}: {direction}"));
@@ -484,6 +616,7 @@ pub fn sms_note_body(sms: &SmsEvent) -> String {
     if let Some(url) = &sms.mms_url {
         lines.push(format!("Media: {url}"));
     }
+    lines.extend(crate::activity::automations_line(automations));
     lines.push(String::new());
     lines.push(sms.text.clone().unwrap_or_else(|| "(no text)".to_string()));
     lines.push(String::new());
@@ -604,11 +737,9 @@ mod tests {
             assert!(matches!(p.outcome, Outcome::Skipped(ref r) if r.contains("in progress")), "{f}");
             assert!(p.steps.is_empty());
         }
-        for f in ["agent_status_on_duty.json", "contact_created_shared.json"] {
-            let p = plan(&event(f), &config(true), &KnownState::default()).unwrap();
-            assert!(matches!(p.outcome, Outcome::Skipped(_)), "{f}");
-            assert!(p.steps.is_empty());
-        }
+        let p = plan(&event("agent_status_on_duty.json"), &config(true), &KnownState::default()).unwrap();
+        assert!(matches!(p.outcome, Outcome::Skipped(_)));
+        assert!(p.steps.is_empty());
     }
 
     #[test]

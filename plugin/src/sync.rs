@@ -4,8 +4,10 @@
 
 use crate::config::Config;
 use crate::dialpad::{self, Event};
-use crate::error::{Outcome, PlanView, Report, SyncError};
-use crate::execute::{execute, Transport};
+use crate::error::{EventKind, Outcome, PlanView, Report, SyncError};
+use crate::platform;
+use crate::contact_sync::ContactRecord;
+use crate::execute::{execute, Execution, Transport};
 use crate::plan::{self, NoteRecord, KnownState, Plan};
 use crate::signature;
 
@@ -47,17 +49,83 @@ pub fn handle_body(body: &[u8], config: &Config, store: &mut dyn Store, transpor
     report.note_id = run.note_id.clone().or(report.note_id);
     // Record what was learned even when a later step failed: a contact created before the
     // failure is linked, so the retry finds it instead of creating another.
-    record(&plan, &run, store, run.error.is_none())?;
+    record(&plan, &run, store)?;
+    forget_view(&run, config, store)?;
     if let Some(error) = run.error {
         return Err(error);
     }
-    if let Some(contact) = &report.contact_id {
-        report.summary = format!("{} → note {} on contact {contact}", report.summary, report.note_id.as_deref().unwrap_or("?"));
+    match (&report.contact_id, &report.note_id) {
+        (Some(contact), Some(note)) => report.summary = format!("{} → note {note} on contact {contact}", report.summary),
+        (Some(contact), None) => report.summary = format!("{} {contact}", report.summary),
+        _ => {}
     }
     if report.operations.iter().all(|o| o.method == "GET") {
         report.outcome = Outcome::Unchanged;
     }
     Ok(report)
+}
+
+/// Plans a task or note event from the automation platform without sending anything.
+pub fn plan_platform_event(text: &str, config: &Config, store: &mut dyn Store) -> Result<PlanView, SyncError> {
+    let (event, known) = understand_platform(text, config, store)?;
+    config.require_scopes(plan::CALL_SYNC_SCOPES)?;
+    Ok(platform::plan(&event, config, &known).view())
+}
+
+/// Handles a task or note event from the automation platform.
+pub fn handle_platform_event(text: &str, config: &Config, store: &mut dyn Store, transport: &mut dyn Transport) -> Result<Report, SyncError> {
+    let (event, known) = understand_platform(text, config, store)?;
+    config.require_scopes(plan::CALL_SYNC_SCOPES)?;
+    let plan = platform::plan(&event, config, &known);
+    if plan.steps.is_empty() && plan.outcome == Outcome::Synced {
+        let noun = if event.kind == EventKind::Task { "task" } else { "note" };
+        return Err(SyncError::NotFound(format!("no {noun} was created with ref \"{}\" (its .created event must come first)", event.reference)));
+    }
+    let run = execute(&plan, config, transport);
+    let mut report = Report {
+        kind: plan.kind,
+        event_key: plan.event_key.clone(),
+        outcome: plan.outcome.clone(),
+        summary: plan.summary.clone(),
+        contact_id: run.contact_id.clone().or(known.linked.as_ref().map(|l| l.0.clone())),
+        note_id: run.note_id.clone(),
+        operations: run.operations.clone(),
+    };
+    if plan.steps.is_empty() {
+        return Ok(report);
+    }
+    if let (Some(key), Some(contact)) = (&plan.phone_key, &run.contact_id) {
+        store.set(key, contact.as_bytes()).map_err(SyncError::Storage)?;
+    }
+    forget_view(&run, config, store)?;
+    if let Some(error) = run.error {
+        return Err(error);
+    }
+    let Some(contact) = run.contact_id.clone() else {
+        return Err(SyncError::NotFound("no HighLevel contact matches the event's contact (phone, e-mail)".into()));
+    };
+    if event.action == platform::Action::Created {
+        let created = run.task_id.clone().or(run.note_id.clone()).unwrap_or_default();
+        store.set(&platform::link_key(&config.location_id, event.kind, &event.reference), format!("{contact}\n{created}").as_bytes()).map_err(SyncError::Storage)?;
+        report.summary = format!("{} → {created} on contact {contact}", report.summary);
+    }
+    store.set(&platform::event_key(&config.location_id, &event.id), b"done").map_err(SyncError::Storage)?;
+    report.contact_id = Some(contact);
+    Ok(report)
+}
+
+fn understand_platform(text: &str, config: &Config, store: &mut dyn Store) -> Result<(platform::PlatformEvent, platform::PlatformKnown), SyncError> {
+    let event = platform::parse(text, config)?;
+    let known = platform::PlatformKnown {
+        done: read_text(store, &platform::event_key(&config.location_id, &event.id))?.is_some(),
+        linked: read_text(store, &platform::link_key(&config.location_id, event.kind, &event.reference))?
+            .and_then(|v| v.split_once('\n').map(|(c, i)| (c.to_string(), i.to_string()))),
+        phone_contact: match &event.phone {
+            Some(p) => read_text(store, &plan::phone_key(&config.location_id, p.as_str()))?,
+            None => None,
+        },
+    };
+    Ok((event, known))
 }
 
 /// Runs one Contacts API operation as an action; returns the API's JSON response.
@@ -89,24 +157,49 @@ fn understand(body: &[u8], config: &Config, store: &mut dyn Store) -> Result<(Ev
     }
     if let Some(key) = record_key {
         if let Some(bytes) = store.get(&key).map_err(SyncError::Storage)? {
-            known.record = NoteRecord::decode(&bytes);
+            match event {
+                Event::Contact(_) => known.contact_record = ContactRecord::decode(&bytes),
+                _ => known.record = NoteRecord::decode(&bytes),
+            }
         }
     }
     Ok((event, known))
 }
 
-fn record(plan: &Plan, run: &crate::execute::Execution, store: &mut dyn Store, complete: bool) -> Result<(), SyncError> {
+fn record(plan: &Plan, run: &Execution, store: &mut dyn Store) -> Result<(), SyncError> {
     let storage = SyncError::Storage;
+    let complete = run.error.is_none();
     if let (Some(key), Some(contact)) = (&plan.phone_key, &run.contact_id) {
         store.set(key, contact.as_bytes()).map_err(storage)?;
     }
+    if let (true, Some(key), Some(contact), Some(written)) = (complete, &plan.record_key, &run.contact_id, &plan.contact_record) {
+        store.set(key, &ContactRecord { contact_id: contact.clone(), written: written.clone() }.encode()).map_err(storage)?;
+    }
+    if complete {
+        for key in &plan.clear_keys {
+            store.set(key, b"").map_err(storage)?;
+        }
+    }
     // What was written: a call merged into its found note, else the plan's own body.
-    let activity = run.merged_activity.as_ref().or(plan.activity.as_ref()).cloned().unwrap_or_default();
+    let mut activity = run.merged_activity.as_ref().or(plan.activity.as_ref()).cloned().unwrap_or_default();
     let written_body = run.merged_activity.as_ref().map(|a| a.note_body()).or_else(|| plan.note_body.clone());
-    if let (true, Some(key), Some(contact), Some(note), Some(written_body)) = (complete, &plan.record_key, &run.contact_id, &run.note_id, written_body) {
+    // The note is recorded once it is written, even when a rule's step after it failed; that
+    // rule is left out of the record, so the next event of the call retries it.
+    let note_done = complete || run.note_written;
+    activity.automations.retain(|a| !run.unfinished_automations.contains(a));
+    if let (true, Some(key), Some(contact), Some(note), Some(written_body)) = (note_done, &plan.record_key, &run.contact_id, &run.note_id, written_body) {
         let record = NoteRecord { contact_id: contact.clone(), note_id: note.clone(), activity, written_body };
         store.set(key, &record.encode()).map_err(storage)?;
         record_aliases(plan, store)?;
+    }
+    Ok(())
+}
+
+/// A write to a contact drops its cached view, so the next screen pop reads it fresh.
+fn forget_view(run: &Execution, config: &Config, store: &mut dyn Store) -> Result<(), SyncError> {
+    let wrote = run.operations.iter().any(|o| o.method != "GET" && o.status.is_some_and(|s| s < 300));
+    if let (true, Some(contact)) = (wrote, &run.contact_id) {
+        store.set(&crate::views::view_key(&config.location_id, contact), b"").map_err(SyncError::Storage)?;
     }
     Ok(())
 }
@@ -200,9 +293,20 @@ mod tests {
             ]
         );
 
-        let mut api = Scripted::default().answer(200, json!({"note": {"id": "n1"}}));
+        // The recap updates the note, and its two action items become tasks.
+        let mut api = Scripted::default()
+            .answer(200, json!({"note": {"id": "n1"}}))
+            .answer(201, json!({"task": {"id": "t1"}}))
+            .answer(201, json!({"task": {"id": "t2"}}));
         let r = handle_body(&body("call_recap_summary.json"), &cfg, &mut store, &mut api).unwrap();
-        assert_eq!(api.sent, vec![("PUT".into(), "http://api.test/contacts/c1/notes/n1".into())]);
+        assert_eq!(
+            api.sent,
+            vec![
+                ("PUT".into(), "http://api.test/contacts/c1/notes/n1".into()),
+                ("POST".into(), "http://api.test/contacts/c1/tasks".into()),
+                ("POST".into(), "http://api.test/contacts/c1/tasks".into()),
+            ]
+        );
         assert_eq!(r.outcome, Outcome::Synced);
 
         let mut api = Scripted::default();

@@ -26,8 +26,8 @@ fn a_day_of_events_gives_one_contact_per_caller_and_one_note_per_call() {
             ("call_voicemail_uploaded.json", "synced"),
             ("call_voicemail_transcription.json", "synced"),
             ("sms_inbound.json", "synced"),
-            ("contact_created_shared.json", "skipped"),
-            ("contact_updated_new_email.json", "skipped"),
+            ("contact_created_shared.json", "synced"),
+            ("contact_updated_new_email.json", "synced"),
             ("contact_deleted.json", "skipped"),
             ("agent_status_on_duty.json", "skipped"),
         ]
@@ -39,6 +39,9 @@ fn a_day_of_events_gives_one_contact_per_caller_and_one_note_per_call() {
             "POST /contacts/ → 201",
             "POST /contacts/contact0000000000001/notes → 201",
             "PUT /contacts/contact0000000000001/notes/note0000000000000001 → 200",
+            // The recap's two action items become tasks (on by default).
+            "POST /contacts/contact0000000000001/tasks → 201",
+            "POST /contacts/contact0000000000001/tasks → 201",
             "GET /contacts/search/duplicate?locationId=loc-e2e&number=%2B15035550139 → 200",
             // Not found by phone, Kenji is looked for by e-mail before being created.
             "GET /contacts/search/duplicate?locationId=loc-e2e&email=kenji.watanabe%40example.net → 200",
@@ -54,6 +57,10 @@ fn a_day_of_events_gives_one_contact_per_caller_and_one_note_per_call() {
             "PUT /contacts/contact0000000000004/notes/note0000000000000004 → 200",
             // The SMS comes from the first caller, whose contact is known: one request.
             "POST /contacts/contact0000000000001/notes → 201",
+            // Dana's Dialpad contact is created, then updated: her number links it to the
+            // contact her call made, which is updated through the field mapping.
+            "PUT /contacts/contact0000000000003 → 200",
+            "PUT /contacts/contact0000000000003 → 200",
         ]
     );
 
@@ -99,7 +106,6 @@ fn ringing_and_connected_write_nothing_and_other_kinds_say_why() {
     for (name, reason) in [
         ("call_inbound_ringing_unknown_number.json", "call still in progress (ringing)"),
         ("call_inbound_connected.json", "call still in progress (connected)"),
-        ("contact_created_shared.json", "Dialpad contact events (Created) are not synced yet"),
         ("agent_status_on_duty.json", "agent status events have no Contacts API counterpart"),
     ] {
         let report = h.handle_fixture(name).unwrap();
@@ -185,8 +191,18 @@ fn a_stateless_host_still_writes_one_note_per_call() {
     let recap = stateless(&h).handle(&fixture("call_recap_summary.json")).unwrap().unwrap();
     assert_eq!(
         operations(&recap),
-        vec![("get-duplicate-contact".into(), Some(200)), ("get-all-notes".into(), Some(200)), ("update-note".into(), Some(200))]
+        vec![
+            ("get-duplicate-contact".into(), Some(200)),
+            ("get-all-notes".into(), Some(200)),
+            ("update-note".into(), Some(200)),
+            ("create-task".into(), Some(201)),
+            ("create-task".into(), Some(201))
+        ]
     );
+    // The recap redelivered: the note names the action items' rule, so no task is made twice.
+    let again = stateless(&h).handle(&fixture("call_recap_summary.json")).unwrap().unwrap();
+    assert_eq!(again.outcome, Outcome::Unchanged);
+    assert_eq!(h.mock.tasks().len(), 2);
     // The hangup redelivered after the recap: the note is read back and merged, so the recap
     // stays and nothing is written.
     let late = stateless(&h).handle(&fixture("call_inbound_hangup_completed.json")).unwrap().unwrap();
@@ -234,7 +250,7 @@ fn the_plugin_reports_its_versions_and_config_schema() {
     let h = Harness::new();
     let meta = h.runtime.meta().unwrap();
     assert_eq!(meta.plugin_version, "0.1.0");
-    assert_eq!(meta.api_version, "0.2.0");
+    assert_eq!(meta.api_version, "0.3.0");
     let schema: Value = serde_json::from_str(&meta.config_schema).unwrap();
     assert_eq!(schema["required"], serde_json::json!(["location_id"]));
     assert_eq!(schema["additionalProperties"], false);

@@ -127,14 +127,14 @@ fn the_token_is_injected_by_the_host_and_never_logged() {
     }
     // The mock requires the token, so every request carried it…
     let requests = h.mock.requests();
-    assert_eq!(requests.len(), 17);
+    assert_eq!(requests.len(), 21, "the day of events of call_sync");
     assert!(requests.iter().all(|r| r.authorization_present && r.status < 300));
     // …yet the plugin never saw it: it is not in the configuration the plugin reads.
     let options = h.settings.runtime_options(true).unwrap();
     assert!(options.config_vars.iter().all(|(_, v)| !v.contains(TOKEN)));
     // And no log line carries it: the host's request log, the reports, the key-value store.
     let log = h.runtime.http_log().entries();
-    assert_eq!(log.len(), 17);
+    assert_eq!(log.len(), requests.len());
     let mut lines: Vec<String> = log.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
     for name in DAY_OF_EVENTS {
         lines.push(report::report_line(name, &h.handle_fixture(name)).to_string());
@@ -155,16 +155,17 @@ fn the_component_speaks_only_standard_wasi_and_its_own_interfaces() {
     let imports: Vec<String> = ty.imports(plugin.engine()).map(|(name, _)| name.to_string()).collect();
     let exports: Vec<String> = ty.exports(plugin.engine()).map(|(name, _)| name.to_string()).collect();
     // `types` holds only type definitions: the world imports it implicitly, with no functions.
-    assert!(imports.iter().all(|i| i.starts_with("wasi:") || i == "dialpad-ghl:sync/types@0.2.0"), "{imports:?}");
+    assert!(imports.iter().all(|i| i.starts_with("wasi:") || i == "dialpad-ghl:sync/types@0.3.0"), "{imports:?}");
     for needed in ["wasi:http/outgoing-handler@", "wasi:config/store@0.2.0-rc.1", "wasi:keyvalue/store@0.2.0-draft"] {
         assert!(imports.iter().any(|i| i.starts_with(needed)), "{needed} not in {imports:?}");
     }
     for forbidden in ["wasi:sockets/tcp", "wasi:sockets/udp", "wasi:http/incoming-handler"] {
         assert!(!imports.iter().any(|i| i.starts_with(forbidden)), "{forbidden} in {imports:?}");
     }
-    assert!(exports.contains(&"dialpad-ghl:sync/triggers@0.2.0".to_string()), "{exports:?}");
-    assert!(exports.contains(&"dialpad-ghl:sync/meta@0.2.0".to_string()), "{exports:?}");
-    assert!(exports.contains(&"dialpad-ghl:sync/actions@0.2.0".to_string()), "{exports:?}");
+    assert!(exports.contains(&"dialpad-ghl:sync/triggers@0.3.0".to_string()), "{exports:?}");
+    assert!(exports.contains(&"dialpad-ghl:sync/meta@0.3.0".to_string()), "{exports:?}");
+    assert!(exports.contains(&"dialpad-ghl:sync/actions@0.3.0".to_string()), "{exports:?}");
+    assert!(exports.contains(&"dialpad-ghl:sync/views@0.3.0".to_string()), "{exports:?}");
 }
 
 #[test]

@@ -117,6 +117,80 @@ fn every_request_of_a_day_of_events_conforms_to_the_official_spec() {
     assert!(log.len() >= MIN_REQUESTS, "only {} requests reached Prism, expected at least {MIN_REQUESTS}", log.len());
 }
 
+/// The workflows of the no-code configuration (field mapping with a custom field, contact tags,
+/// delete = delete, follow-up and tag rules, recap action items), platform task and note
+/// events and the unified view: every request they send conforms to the spec.
+#[test]
+fn every_request_of_the_configured_workflows_conforms_to_the_official_spec() {
+    let Some(prism) = Prism::start() else { return };
+    let mut settings = Settings::default();
+    let config = serde_json::json!({
+        "api_base": prism.base_url.clone(),
+        "location_id": LOCATION,
+        "time_zone": "America/Chicago",
+        "contact_tags": ["dialpad"],
+        "on_contact_deleted": "delete",
+        "field_mapping": [
+            {"to": "firstName", "from": "first_name"}, {"to": "lastName", "from": "last_name"},
+            {"to": "email", "from": "primary_email"}, {"to": "phone", "from": "primary_phone"},
+            {"to": "companyName", "from": "company_name"}, {"to": "website", "from": "url"},
+            {"custom_field": {"id": "6dvNaf7VhkQ9snc5vnjJ", "key": "contact.job_title"}, "from": "job_title"}
+        ],
+        "follow_up_rules": [
+            {"name": "missed", "when": {"outcomes": ["missed"]}, "task": {"title": "Call {{contact_name}} back", "body": "{{phone}}", "assigned_to": "user-1", "due": {"after_minutes": 60}}},
+            {"name": "voicemail", "when": {"outcomes": ["voicemail"], "keywords": ["call me back"]}, "task": {"title": "Return voicemail", "due": {"next_day_at": "09:00"}}}
+        ],
+        "tag_rules": [
+            {"name": "outbound sales", "when": {"direction": "outbound", "labels": ["sales"]}, "add": ["warm"], "remove": ["cold-lead"]},
+            {"name": "billing", "when": {"pattern": "annual (billing|pricing)"}, "add": ["billing-interest"]},
+            {"name": "sms quote", "when": {"on": "sms", "keywords": ["quote"]}, "add": ["sms-lead"]}
+        ]
+    });
+    for (k, v) in config.as_object().unwrap() {
+        settings.set(k, v.clone());
+    }
+    settings.token = Some(Secret::new(TOKEN));
+    let rt = Runtime::new(plugin(), settings.runtime_options(true).unwrap(), KeyValueStore::new()).unwrap();
+    let mut log = Vec::new();
+    let mut rows = Vec::new();
+    for name in DAY_OF_EVENTS {
+        handle(&rt, "workflows", name, &mut log, &mut rows);
+    }
+    // Prism holds no state: the platform events name a contact by id, and the task and note
+    // they create get the spec example's ids, which the updates then use.
+    let contact = "ocQHyuzHvysMo5N5VsXc";
+    for event in [
+        serde_json::json!({"id": "p1", "type": "task.created", "contact": {"id": contact}, "task": {"ref": "t", "title": "Renewal", "body": "3y", "due": "2026-03-13T09:00:00-06:00", "assigned_to": "user-1"}}),
+        serde_json::json!({"id": "p2", "type": "task.updated", "task": {"ref": "t", "title": "Renewal (3y)"}}),
+        serde_json::json!({"id": "p3", "type": "task.completed", "task": {"ref": "t"}}),
+        serde_json::json!({"id": "p4", "type": "note.created", "contact": {"id": contact}, "note": {"ref": "n", "body": "Mornings."}}),
+        serde_json::json!({"id": "p5", "type": "note.updated", "note": {"ref": "n", "body": "Mornings only."}}),
+    ] {
+        let result = rt.handle_platform_event(&event.to_string()).expect("no trap");
+        eprintln!("prism: platform {}: {}", event["type"], result.as_ref().map(|r| r.summary.clone()).unwrap_or_else(report::error_message));
+    }
+    let view = rt.view(&host_test::bindings::exports::dialpad_ghl::sync::views::Subject::ContactId(contact.into())).expect("no trap");
+    eprintln!("prism: view: {:?}", view.as_ref().map(|v| v.operations.len()).map_err(report::error_message));
+    log.extend(rt.http_log().take());
+    for row in &rows {
+        eprintln!("{:<10} {:<42} {:<60} {}", row.run, row.fixture, row.result, row.requests.join(" | "));
+    }
+    let found = violations(&log);
+    let mut per_operation: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &log {
+        *per_operation.entry(operation_id(e)).or_default() += 1;
+    }
+    eprintln!("prism: workflows: per operation: {per_operation:?}");
+    eprintln!("prism: workflows: requests sent to Prism: {}, violations found: {}", log.len(), found.len());
+    assert!(found.is_empty(), "Prism found {} request(s) that break the official spec:\n{}", found.len(), found.join("\n"));
+    for op in [
+        "create-contact", "update-contact", "delete-contact", "add-tags", "remove-tags", "create-task", "update-task",
+        "update-task-completed", "create-note", "update-note", "get-contact", "get-all-tasks", "get-all-notes", "get-appointments-for-contact",
+    ] {
+        assert!(per_operation.contains_key(op), "no {op} request reached Prism: {per_operation:?}");
+    }
+}
+
 /// Every one of the 32 actions, as the plugin sends it, conforms to the spec.
 #[test]
 fn every_action_conforms_to_the_official_spec() {

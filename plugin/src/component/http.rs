@@ -11,7 +11,10 @@ use crate::execute::{HttpRequest, HttpResponse, NoAnswer};
 use contacts_api::Method as ApiMethod;
 use std::time::Duration;
 use waki::bindings::wasi::http::outgoing_handler;
-use waki::bindings::wasi::http::types::{ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
+use waki::bindings::wasi::http::types::{
+    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+};
+use waki::bindings::wasi::io::poll;
 use waki::bindings::wasi::io::streams::StreamError;
 
 /// Responses larger than this are cut off: the Contacts API answers in kilobytes.
@@ -19,6 +22,42 @@ const MAX_RESPONSE_BYTES: usize = 8 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn send(request: &HttpRequest) -> Result<HttpResponse, NoAnswer> {
+    let future = start(request)?;
+    loop {
+        if let Some(answer) = take(&future) {
+            return answer;
+        }
+        future.subscribe().block();
+    }
+}
+
+/// Sends every request before waiting for any, then waits on all their futures at once
+/// (`wasi:io/poll`): the host works on them concurrently, so n reads cost one round trip.
+pub fn send_all(requests: &[HttpRequest]) -> Vec<Result<HttpResponse, NoAnswer>> {
+    let started: Vec<Result<FutureIncomingResponse, NoAnswer>> = requests.iter().map(start).collect();
+    let mut answers: Vec<Option<Result<HttpResponse, NoAnswer>>> = started.iter().map(|s| s.as_ref().err().cloned().map(Err)).collect();
+    loop {
+        let waiting: Vec<(usize, &FutureIncomingResponse)> =
+            started.iter().enumerate().filter(|(i, _)| answers[*i].is_none()).filter_map(|(i, s)| s.as_ref().ok().map(|f| (i, f))).collect();
+        if waiting.is_empty() {
+            break;
+        }
+        let mut pending = Vec::new();
+        for (i, future) in waiting {
+            match take(future) {
+                Some(answer) => answers[i] = Some(answer),
+                None => pending.push(future.subscribe()),
+            }
+        }
+        if !pending.is_empty() {
+            poll::poll(&pending.iter().collect::<Vec<_>>());
+        }
+    }
+    answers.into_iter().map(|a| a.unwrap_or_else(|| Err(NoAnswer::Failed("no answer".into())))).collect()
+}
+
+/// Hands the request to the host; the answer comes through the returned future.
+fn start(request: &HttpRequest) -> Result<FutureIncomingResponse, NoAnswer> {
     let (scheme, rest) = request.url.split_once("://").ok_or_else(|| NoAnswer::Failed(format!("not a URL: {}", request.url)))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
@@ -55,13 +94,15 @@ pub fn send(request: &HttpRequest) -> Result<HttpResponse, NoAnswer> {
     } else {
         drop(body);
     }
-    let response = loop {
-        match future.get() {
-            Some(Ok(Ok(response))) => break response,
-            Some(Ok(Err(code))) => return Err(no_answer(code)),
-            Some(Err(())) => return Err(NoAnswer::Failed("response already taken".into())),
-            None => future.subscribe().block(),
-        }
+    Ok(future)
+}
+
+/// The answer, once the future has one.
+fn take(future: &FutureIncomingResponse) -> Option<Result<HttpResponse, NoAnswer>> {
+    let response = match future.get()? {
+        Ok(Ok(response)) => response,
+        Ok(Err(code)) => return Some(Err(no_answer(code))),
+        Err(()) => return Some(Err(NoAnswer::Failed("response already taken".into()))),
     };
     let status = response.status();
     let headers = response
@@ -70,10 +111,13 @@ pub fn send(request: &HttpRequest) -> Result<HttpResponse, NoAnswer> {
         .into_iter()
         .filter_map(|(k, v)| String::from_utf8(v).ok().map(|v| (k, v)))
         .collect();
-    let incoming = response.consume().map_err(|()| NoAnswer::Failed("response body already taken".into()))?;
-    let body = read_body(&incoming)?;
+    let incoming = match response.consume() {
+        Ok(incoming) => incoming,
+        Err(()) => return Some(Err(NoAnswer::Failed("response body already taken".into()))),
+    };
+    let body = read_body(&incoming);
     IncomingBody::finish(incoming);
-    Ok(HttpResponse { status, headers, body })
+    Some(body.map(|body| HttpResponse { status, headers, body }))
 }
 
 fn write_body(body: &OutgoingBody, mut bytes: &[u8]) -> Result<(), StreamError> {

@@ -14,7 +14,7 @@ use crate::error as core;
 use crate::execute::{HttpRequest, HttpResponse, NoAnswer, Transport};
 use crate::sync::{self, Store};
 use dialpad_ghl::sync::types as wit;
-use exports::dialpad_ghl::sync::{actions, meta, triggers};
+use exports::dialpad_ghl::sync::{actions, meta, triggers, views};
 use std::time::Duration;
 use wasi::keyvalue::store as kv;
 
@@ -30,7 +30,11 @@ impl meta::Guest for Component {
     }
 
     fn config_schema() -> String {
-        crate::config::json_schema().to_string()
+        crate::config::JSON_SCHEMA.to_string()
+    }
+
+    fn validate_config(config: String) -> Vec<wit::Problem> {
+        wit_problems(Config::problems(&config))
     }
 }
 
@@ -45,6 +49,42 @@ impl triggers::Guest for Component {
         let config = load_config()?;
         let mut store = Bucket::open()?;
         sync::plan_body(&body, &config, &mut store).map(plan).map_err(error)
+    }
+
+    fn handle_platform_event(event: String) -> Result<wit::Report, wit::SyncError> {
+        let config = load_config()?;
+        let mut store = Bucket::open()?;
+        sync::handle_platform_event(&event, &config, &mut store, &mut WasiHttp).map(report).map_err(error)
+    }
+
+    fn plan_platform_event(event: String) -> Result<wit::EventPlan, wit::SyncError> {
+        let config = load_config()?;
+        let mut store = Bucket::open()?;
+        sync::plan_platform_event(&event, &config, &mut store).map(plan).map_err(error)
+    }
+}
+
+impl views::Guest for Component {
+    fn get(subject: views::Subject) -> Result<views::ContactView, wit::SyncError> {
+        let config = load_config()?;
+        let mut store = Bucket::open()?;
+        let subject = match subject {
+            views::Subject::ContactId(id) => crate::views::Subject::ContactId(id),
+            views::Subject::DialpadContact(id) => crate::views::Subject::DialpadContact(id),
+            views::Subject::Phone(p) => crate::views::Subject::Phone(p),
+        };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+        let v = crate::views::get_view(&subject, &config, &mut store, &mut WasiHttp, now).map_err(error)?;
+        Ok(views::ContactView {
+            contact_id: v.contact_id,
+            contact: v.contact.to_string(),
+            tasks: v.tasks.to_string(),
+            notes: v.notes.to_string(),
+            appointments: v.appointments.to_string(),
+            from_cache: v.from_cache,
+            age_seconds: v.age_seconds,
+            operations: v.operations.into_iter().map(operation).collect(),
+        })
     }
 }
 
@@ -112,12 +152,16 @@ impl Store for Bucket {
     }
 }
 
-/// `wasi:http` through the host, one request at a time.
+/// `wasi:http` through the host.
 struct WasiHttp;
 
 impl Transport for WasiHttp {
     fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, NoAnswer> {
         http::send(request)
+    }
+
+    fn send_all(&mut self, requests: &[HttpRequest]) -> Vec<Result<HttpResponse, NoAnswer>> {
+        http::send_all(requests)
     }
 
     fn sleep_ms(&mut self, ms: u64) {
@@ -131,6 +175,8 @@ fn kind(k: core::EventKind) -> wit::EventKind {
         core::EventKind::Contact => wit::EventKind::Contact,
         core::EventKind::Sms => wit::EventKind::Sms,
         core::EventKind::AgentStatus => wit::EventKind::AgentStatus,
+        core::EventKind::Task => wit::EventKind::Task,
+        core::EventKind::Note => wit::EventKind::Note,
     }
 }
 
@@ -150,12 +196,12 @@ fn report(r: core::Report) -> wit::Report {
         summary: r.summary,
         contact_id: r.contact_id,
         note_id: r.note_id,
-        operations: r
-            .operations
-            .into_iter()
-            .map(|o| wit::ExecutedOperation { operation_id: o.operation_id, method: o.method, path: o.path, status: o.status, attempts: o.attempts })
-            .collect(),
+        operations: r.operations.into_iter().map(operation).collect(),
     }
+}
+
+fn operation(o: core::ExecutedOperation) -> wit::ExecutedOperation {
+    wit::ExecutedOperation { operation_id: o.operation_id, method: o.method, path: o.path, status: o.status, attempts: o.attempts }
 }
 
 fn plan(p: core::PlanView) -> wit::EventPlan {
@@ -193,5 +239,6 @@ fn error(e: core::SyncError) -> wit::SyncError {
         }),
         core::SyncError::Transport(m) => wit::SyncError::Transport(m),
         core::SyncError::Storage(m) => wit::SyncError::Storage(m),
+        core::SyncError::NotFound(m) => wit::SyncError::NotFound(m),
     }
 }

@@ -13,7 +13,7 @@ wit_bindgen::generate!({ world: "plugin-core", path: "../../wit", generate_all }
 
 use dialpad_ghl::sync::types::{EventKind, EventPlan, Outcome, Report, SyncError};
 use dialpad_ghl::sync::types::OperationInfo;
-use exports::dialpad_ghl::sync::{actions, meta, triggers};
+use exports::dialpad_ghl::sync::{actions, meta, triggers, views};
 
 struct Hostile;
 
@@ -54,6 +54,20 @@ impl triggers::Guest for Hostile {
     fn plan(_body: Vec<u8>) -> Result<EventPlan, SyncError> {
         Err(SyncError::MalformedEvent("the hostile plugin does not plan".into()))
     }
+
+    fn handle_platform_event(event: String) -> Result<Report, SyncError> {
+        Self::handle(event.into_bytes())
+    }
+
+    fn plan_platform_event(_event: String) -> Result<EventPlan, SyncError> {
+        Err(SyncError::MalformedEvent("the hostile plugin does not plan".into()))
+    }
+}
+
+impl views::Guest for Hostile {
+    fn get(_subject: views::Subject) -> Result<views::ContactView, SyncError> {
+        Err(SyncError::NotFound("the hostile plugin has no views".into()))
+    }
 }
 
 impl meta::Guest for Hostile {
@@ -61,10 +75,13 @@ impl meta::Guest for Hostile {
         "0.0.0-hostile".into()
     }
     fn api_version() -> String {
-        "0.2.0".into()
+        "0.3.0".into()
     }
     fn config_schema() -> String {
         "{}".into()
+    }
+    fn validate_config(_config: String) -> Vec<dialpad_ghl::sync::types::Problem> {
+        Vec::new()
     }
 }
 
