@@ -212,8 +212,25 @@ fn record_aliases(plan: &Plan, store: &mut dyn Store) -> Result<(), SyncError> {
     Ok(())
 }
 
-fn read_text(store: &mut dyn Store, key: &str) -> Result<Option<String>, SyncError> {
+/// A non-empty text value (an empty one is a cleared link).
+pub(crate) fn read_text(store: &mut dyn Store, key: &str) -> Result<Option<String>, SyncError> {
     Ok(store.get(key).map_err(SyncError::Storage)?.and_then(|b| String::from_utf8(b).ok()).filter(|s| !s.is_empty()))
+}
+
+/// An in-memory [`Store`] for unit tests.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct MemStore(pub std::collections::HashMap<String, Vec<u8>>);
+
+#[cfg(test)]
+impl Store for MemStore {
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.0.get(key).cloned())
+    }
+    fn set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
+        self.0.insert(key.into(), value.into());
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -221,21 +238,10 @@ mod tests {
     use super::*;
     use crate::execute::{HttpRequest, HttpResponse, NoAnswer};
     use serde_json::json;
-    use std::collections::{HashMap, VecDeque};
+    use std::collections::VecDeque;
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/dialpad/");
 
-    #[derive(Default)]
-    struct MemStore(HashMap<String, Vec<u8>>);
-    impl Store for MemStore {
-        fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, String> {
-            Ok(self.0.get(key).cloned())
-        }
-        fn set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
-            self.0.insert(key.into(), value.into());
-            Ok(())
-        }
-    }
 
     /// Answers from a script, records every request and every sleep.
     #[derive(Default)]

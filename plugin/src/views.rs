@@ -92,9 +92,6 @@ fn from_json(contact_id: &str, v: Value) -> ContactView {
 
 /// The HighLevel contact id of the subject: given, linked, or found by a duplicate search.
 fn resolve(subject: &Subject, config: &Config, store: &mut dyn Store, transport: &mut dyn Transport, operations: &mut Vec<ExecutedOperation>) -> Result<String, SyncError> {
-    let text = |store: &mut dyn Store, key: &str| -> Result<Option<String>, SyncError> {
-        Ok(store.get(key).map_err(SyncError::Storage)?.and_then(|b| String::from_utf8(b).ok()).filter(|s| !s.is_empty()))
-    };
     match subject {
         Subject::ContactId(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
         Subject::ContactId(_) => Err(SyncError::InvalidInput(vec![crate::error::Problem { path: "/contact-id".into(), message: "is empty".into() }])),
@@ -109,7 +106,7 @@ fn resolve(subject: &Subject, config: &Config, store: &mut dyn Store, transport:
             let e164 = phone::to_e164(raw, config.default_region)
                 .map_err(|_| SyncError::malformed(format!("\"{raw}\" is not a phone number in E.164 or a national format of {}", config.default_region.code)))?;
             let key = phone_key(&config.location_id, e164.as_str());
-            if let Some(id) = text(store, &key)? {
+            if let Some(id) = crate::sync::read_text(store, &key)? {
                 return Ok(id);
             }
             let mut plan = Plan::empty(crate::error::EventKind::Call, format!("view:{e164}"));
@@ -134,19 +131,8 @@ fn resolve(subject: &Subject, config: &Config, store: &mut dyn Store, transport:
 mod tests {
     use super::*;
     use crate::execute::{HttpRequest, HttpResponse, NoAnswer};
-    use std::collections::HashMap;
+    use crate::sync::MemStore;
 
-    #[derive(Default)]
-    struct MemStore(HashMap<String, Vec<u8>>);
-    impl Store for MemStore {
-        fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, String> {
-            Ok(self.0.get(key).cloned())
-        }
-        fn set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
-            self.0.insert(key.into(), value.into());
-            Ok(())
-        }
-    }
 
     /// Answers every read; counts batches so the test sees the four reads sent together.
     #[derive(Default)]
