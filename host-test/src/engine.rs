@@ -230,6 +230,7 @@ impl Runtime {
             plugin_version: meta.call_plugin_version(&mut store)?,
             api_version: meta.call_api_version(&mut store)?,
             config_schema: meta.call_config_schema(&mut store)?,
+            platform_event_schema: meta.call_platform_event_schema(&mut store)?,
         })
     }
 }
@@ -239,4 +240,5 @@ pub struct PluginMeta {
     pub plugin_version: String,
     pub api_version: String,
     pub config_schema: String,
+    pub platform_event_schema: String,
 }

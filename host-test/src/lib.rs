@@ -14,9 +14,11 @@ pub mod bindings {
     });
 }
 
+pub mod dead_letters;
 pub mod engine;
 pub mod keyvalue;
 pub mod mock;
+pub mod oauth;
 pub mod outbound;
 pub mod report;
 pub mod settings;

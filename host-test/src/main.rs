@@ -12,6 +12,7 @@
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 use host_test::bindings::exports::dialpad_ghl::sync::views::Subject;
+use host_test::dead_letters::{deliver, replay_dead_letters, DeadLetters, EventSource};
 use host_test::engine::{CompiledPlugin, Runtime};
 use host_test::keyvalue::KeyValueStore;
 use host_test::mock::{MockOptions, MockServer};
@@ -41,11 +42,15 @@ enum Command {
     Replay {
         /// Files holding one raw webhook body each (JSON, or a signed JWT), or one platform
         /// task/note event each (a JSON object whose `type` is `task.*` or `note.*`).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "dead_letters")]
         files: Vec<PathBuf>,
         /// Print each event's plan; send nothing, write nothing.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "dead_letters")]
         dry_run: bool,
+        /// Deliver the dead letters of `--state` again (instead of files); those that get
+        /// through are removed.
+        #[arg(long, requires = "state")]
+        dead_letters: bool,
         #[command(flatten)]
         target: TargetArgs,
     },
@@ -78,8 +83,11 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// Print the plugin's configuration JSON Schema.
+    /// Print the plugin's configuration JSON Schema (`--platform-event`: the schema of platform
+    /// task and note events instead).
     ConfigSchema {
+        #[arg(long)]
+        platform_event: bool,
         #[arg(long, default_value = host_test::PLUGIN_WASM)]
         plugin: PathBuf,
     },
@@ -129,6 +137,10 @@ struct TargetArgs {
     /// The plugin component to load.
     #[arg(long, default_value = host_test::PLUGIN_WASM)]
     plugin: PathBuf,
+    /// Keep the plugin's records, the dead letters (`<dir>/state.db`, SQLite) and the newest
+    /// OAuth refresh token here, so a later run knows what was synced and what failed.
+    #[arg(long)]
+    state: Option<PathBuf>,
 }
 
 fn main() {
@@ -140,11 +152,11 @@ fn main() {
         .init();
     let result = match cli.command {
         Command::Demo => demo(),
-        Command::Replay { files, dry_run, target } => replay(&files, dry_run, target),
+        Command::Replay { files, dry_run, dead_letters, target } => replay(&files, dry_run, dead_letters, target),
         Command::Mock { listen, token, allow_duplicates } => serve_mock(listen, token, allow_duplicates),
         Command::Catalog { json, plugin } => catalog(&plugin, json),
         Command::Invoke { operation_id, input, target } => invoke(&operation_id, &input, target),
-        Command::ConfigSchema { plugin } => config_schema(&plugin),
+        Command::ConfigSchema { plugin, platform_event } => config_schema(&plugin, platform_event),
         Command::ValidateConfig { file, plugin } => validate_config(&file, &plugin),
         Command::View { phone, contact_id, dialpad_contact, target } => view(phone, contact_id, dialpad_contact, target),
     };
@@ -154,8 +166,10 @@ fn main() {
     }
 }
 
-/// The runtime that `replay` and `invoke` use, and the embedded mock when `--mock` asked for it.
-fn target_runtime(target: TargetArgs) -> anyhow::Result<(Runtime, Option<MockServer>)> {
+/// The runtime that `replay`, `view` and `invoke` use, the embedded mock when `--mock` asked
+/// for it, and where failed events go.
+fn target_runtime(target: TargetArgs) -> anyhow::Result<(Runtime, Option<MockServer>, DeadLetters)> {
+    let state = target.state.as_deref();
     let mut settings = match &target.config {
         Some(path) => Settings::from_file(path)?,
         None => Settings::default(),
@@ -179,20 +193,37 @@ fn target_runtime(target: TargetArgs) -> anyhow::Result<(Runtime, Option<MockSer
     } else if let Some(base) = target.api_base {
         settings.set("api_base", base);
     }
+    settings.start_oauth(state)?;
     let plugin = CompiledPlugin::from_file(&target.plugin)?;
-    // Only the embedded mock lives exactly as long as this process's key-value store; against
-    // any other API the plugin must not trust the store's memory of past events.
-    let runtime = Runtime::new(&plugin, settings.runtime_options(mock.is_some())?, KeyValueStore::new())?;
-    Ok((runtime, mock))
+    let (kv, dead_letters, durable) = match state {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let db = dir.join("state.db");
+            (KeyValueStore::open(&db)?, DeadLetters::open(&db)?, true)
+        }
+        // Only the embedded mock lives exactly as long as this process's memory; against any
+        // other API, without --state, the plugin must not trust the store's memory of past events.
+        None => (KeyValueStore::new(), DeadLetters::in_memory(), mock.is_some()),
+    };
+    let runtime = Runtime::new(&plugin, settings.runtime_options(durable)?, kv)?;
+    Ok((runtime, mock, dead_letters))
 }
 
-fn replay(files: &[PathBuf], dry_run: bool, target: TargetArgs) -> anyhow::Result<()> {
+fn replay(files: &[PathBuf], dry_run: bool, from_dead_letters: bool, target: TargetArgs) -> anyhow::Result<()> {
+    let keeps_state = target.state.is_some();
     let bodies = files
         .iter()
         .map(|f| std::fs::read(f).with_context(|| format!("reading {}", f.display())).map(|b| (f.display().to_string(), b)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (runtime, _mock) = target_runtime(target)?;
+    let (runtime, _mock, dead_letters) = target_runtime(target)?;
     let mut stdout = std::io::stdout().lock();
+    if from_dead_letters {
+        let tally = replay_dead_letters(&runtime, &dead_letters, |letter, result| {
+            let _ = writeln!(stdout, "{}", report::report_line(&letter.name, result));
+        })?;
+        eprintln!("dead letters: {} delivered, {} still failing", tally.succeeded, tally.still_failing);
+        return Ok(());
+    }
     let mut failed = 0;
     for (name, body) in &bodies {
         let platform = platform_event(body);
@@ -205,18 +236,16 @@ fn replay(files: &[PathBuf], dry_run: bool, target: TargetArgs) -> anyhow::Resul
             failed += usize::from(result.is_err());
             report::plan_line(name, &result)
         } else {
-            let result = match platform {
-                Some(event) => runtime.handle_platform_event(event),
-                None => runtime.handle(body),
-            }
-            .with_context(|| format!("plugin trapped on {name}"))?;
+            let source = if platform.is_some() { EventSource::Platform } else { EventSource::Webhook };
+            let result = deliver(&runtime, &dead_letters, name, source, body)?;
             failed += usize::from(result.is_err());
             report::report_line(name, &result)
         };
         writeln!(stdout, "{line}")?;
     }
     if failed > 0 {
-        eprintln!("{failed} of {} events failed", bodies.len());
+        let kept = if dry_run || !keeps_state { String::new() } else { " (kept as dead letters: replay --dead-letters retries them)".to_string() };
+        eprintln!("{failed} of {} events failed{kept}", bodies.len());
     }
     Ok(())
 }
@@ -236,7 +265,7 @@ fn view(phone: Option<String>, contact_id: Option<String>, dialpad_contact: Opti
         (_, _, Some(d)) => Subject::DialpadContact(d),
         _ => bail!("say whose view: --phone, --contact-id or --dialpad-contact"),
     };
-    let (runtime, _mock) = target_runtime(target)?;
+    let (runtime, _mock, _) = target_runtime(target)?;
     match runtime.view(&subject)? {
         Ok(v) => {
             println!("{}", serde_json::to_string_pretty(&report::view_json(&v))?);
@@ -263,7 +292,7 @@ fn validate_config(file: &std::path::Path, plugin: &std::path::Path) -> anyhow::
 }
 
 fn invoke(operation_id: &str, input: &str, target: TargetArgs) -> anyhow::Result<()> {
-    let (runtime, _mock) = target_runtime(target)?;
+    let (runtime, _mock, _) = target_runtime(target)?;
     match runtime.invoke(operation_id, input)? {
         Ok(response) => {
             let json: serde_json::Value = serde_json::from_str(&response).unwrap_or(serde_json::Value::String(response));
@@ -323,9 +352,9 @@ fn serve_mock(listen: SocketAddr, token: Option<String>, allow_duplicates: bool)
     Ok(())
 }
 
-fn config_schema(plugin: &std::path::Path) -> anyhow::Result<()> {
+fn config_schema(plugin: &std::path::Path, platform_event: bool) -> anyhow::Result<()> {
     let meta = offline_runtime(plugin)?.meta()?;
-    let schema: serde_json::Value = serde_json::from_str(&meta.config_schema)?;
+    let schema: serde_json::Value = serde_json::from_str(if platform_event { &meta.platform_event_schema } else { &meta.config_schema })?;
     println!("{}", serde_json::to_string_pretty(&schema)?);
     Ok(())
 }

@@ -16,24 +16,34 @@
 //! spec does not describe (error texts for 400/403/404, the duplicate-contact 400, the search body,
 //! the deprecated list's paging) follows what the real server is reported to do; see
 //! `shared/reference/notes/ghl-contacts-api.md`.
+//!
+//! Three opt-in behaviours make it a hostile server for resilience tests, each in its own section
+//! below: deterministic fault injection ([`Faults`]), HighLevel's burst rate limit
+//! ([`RateLimit`]), and the OAuth token endpoint with expiring, rotating tokens ([`OAuthOptions`]).
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::IntoFuture;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
+use axum::serve::{IncomingStream, Listener};
 use axum::{Json, Router};
 use contacts_api::{Body, Method, Operation, Scope, ValueKind, API_VERSION_HEADER};
 use serde_json::{json, Map, Value};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{oneshot, watch};
 
 /// The error DTOs the Contacts spec references as `../common/common-schemas.json`.
@@ -48,6 +58,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const GATE_FALLBACK: Duration = Duration::from_secs(3);
 /// Paths under this prefix are the mock's own debug routes: never gated, delayed or counted.
 const DEBUG_PREFIX: &str = "/__mock/";
+/// HighLevel's OAuth token endpoint, on the same host as the API; not a Contacts API request.
+const OAUTH_TOKEN_PATH: &str = "/oauth/token";
 
 const MSG_VERSION: &str = "version header must be 2021-07-28";
 const MSG_FORBIDDEN: &str = "The token is not authorized for this scope.";
@@ -62,7 +74,9 @@ const MSG_NUMBER: &str = "must be a number conforming to the specified constrain
 /// How a mock behaves; the knobs mirror settings of a real HighLevel location and token.
 #[derive(Clone, Debug)]
 pub struct MockOptions {
-    /// The only bearer token accepted; `None` accepts any bearer token.
+    /// The only bearer token accepted; `None` accepts any bearer token. With [`MockOptions::oauth`]
+    /// set, the access tokens issued by `/oauth/token` are accepted too, and `None` accepts only
+    /// those.
     pub token: Option<String>,
     /// The location's "Allow Duplicate Contact" setting: when false, creating a contact whose
     /// email or phone is already used in the location fails with 400.
@@ -73,6 +87,15 @@ pub struct MockOptions {
     /// answered, to make benchmarks see something like a network round trip. Zero by default;
     /// [`MockState::set_latency`] changes it at runtime.
     pub latency: Duration,
+    /// Faults injected into API requests from the start; `None` (the default) injects none.
+    /// [`MockState::set_faults`] changes them at runtime.
+    pub faults: Option<Faults>,
+    /// A burst rate limit like HighLevel's; `None` (the default) never limits.
+    /// [`MockState::set_rate_limit`] changes it at runtime.
+    pub rate_limit: Option<RateLimit>,
+    /// Serves `POST /oauth/token` and requires the access tokens it issues; `None` (the default)
+    /// answers 404 there.
+    pub oauth: Option<OAuthOptions>,
 }
 
 impl Default for MockOptions {
@@ -82,21 +105,59 @@ impl Default for MockOptions {
             allow_duplicates: false,
             scopes: vec![Scope::ContactsReadonly, Scope::ContactsWrite],
             latency: Duration::ZERO,
+            faults: None,
+            rate_limit: None,
+            oauth: None,
         }
     }
 }
 
 /// One request as the mock saw it. The token itself is never stored, only whether one was sent.
+///
+/// Every request is logged, including the ones that got an injected fault, were rate limited, or
+/// went to `/oauth/token`; only the `/__mock/*` debug routes are not.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct RecordedRequest {
     pub method: String,
     /// Path and query exactly as received (not decoded), so tests can check the encoding.
     pub path_and_query: String,
     /// The operation the path routes to, even when the request was rejected before dispatch
-    /// (401, bad version): it tells a test what the caller *tried* to do.
+    /// (401, bad version, rate limit, injected fault): it tells a test what the caller *tried* to
+    /// do. `None` for `/oauth/token` and unknown paths.
     pub operation_id: Option<&'static str>,
+    /// The status the client received; **0 when no response was sent** (an injected drop:
+    /// `fault` says whether the request was applied first).
     pub status: u16,
     pub authorization_present: bool,
+    /// The injected fault, by [`FaultKind::name`] (`"server-error"`, `"rate-limited"`,
+    /// `"delay"`, `"drop-before"`, `"drop-after"`); `None` for a request without one, including
+    /// one rejected by the rate limit ([`MockOptions::rate_limit`]). Omitted from JSON when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<&'static str>,
+    /// Only for `/oauth/token`: the form body with the values of `client_secret`,
+    /// `refresh_token` and `code` replaced by `REDACTED`. Omitted from JSON when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+impl RecordedRequest {
+    fn new(
+        method: &str,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        operation_id: Option<&'static str>,
+        status: u16,
+    ) -> RecordedRequest {
+        RecordedRequest {
+            method: method.to_owned(),
+            path_and_query: path_and_query.to_owned(),
+            operation_id,
+            status,
+            authorization_present: headers.contains_key(header::AUTHORIZATION),
+            fault: None,
+            body: None,
+        }
+    }
 }
 
 /// The mock's shared state: options plus the Mutex-protected data. Handlers never hold the lock
@@ -119,6 +180,12 @@ pub struct MockState {
     gate: Mutex<Gate>,
     /// Carries [`Gate::generation`]: a held GET waits for it to change.
     gate_released: watch::Sender<u64>,
+    /// The faults to inject and their counters (section "Fault injection").
+    faults: Mutex<FaultPlan>,
+    /// The rate limit and its window (section "Rate limit").
+    limiter: Mutex<Limiter>,
+    /// Refresh and access tokens (section "OAuth").
+    oauth: Mutex<OAuthTokens>,
 }
 
 /// The read gate's state. Every GET that arrives while `batch > 0` counts itself in `waiting`;
@@ -245,6 +312,41 @@ impl MockServer {
         self.state.set_latency(latency)
     }
 
+    /// Replaces the injected faults; see [`MockState::set_faults`].
+    pub fn set_faults(&self, faults: Option<Faults>) {
+        self.state.set_faults(faults)
+    }
+
+    /// Faults injected so far, by kind; see [`MockState::fault_counts`].
+    pub fn fault_counts(&self) -> BTreeMap<String, usize> {
+        self.state.fault_counts()
+    }
+
+    /// Replaces the rate limit; see [`MockState::set_rate_limit`].
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        self.state.set_rate_limit(limit)
+    }
+
+    /// Requests rejected by the rate limit so far; see [`MockState::rate_limited_count`].
+    pub fn rate_limited_count(&self) -> usize {
+        self.state.rate_limited_count()
+    }
+
+    /// Makes every access token issued so far expired; see [`MockState::expire_access_tokens`].
+    pub fn expire_access_tokens(&self) {
+        self.state.expire_access_tokens()
+    }
+
+    /// Successful token refreshes so far; see [`MockState::oauth_refresh_count`].
+    pub fn oauth_refresh_count(&self) -> usize {
+        self.state.oauth_refresh_count()
+    }
+
+    /// The refresh token `/oauth/token` accepts next; see [`MockState::current_refresh_token`].
+    pub fn current_refresh_token(&self) -> Option<String> {
+        self.state.current_refresh_token()
+    }
+
     /// Blocks the calling thread until the server stops (for the `mock` CLI command). The server
     /// only stops on its own if its accept loop fails, so in practice this runs until the
     /// process is terminated.
@@ -269,6 +371,9 @@ impl Drop for MockServer {
 /// The server thread's body: serve until told to stop, drain for a moment, then drop the runtime,
 /// which cancels any connection that outlived the grace period. This is what guarantees the
 /// thread never outlives its [`MockServer`].
+///
+/// Connections are accepted through [`CuttableListener`], so a handler can close its connection
+/// without a response (the drop faults).
 fn serve(
     runtime: tokio::runtime::Runtime,
     listener: tokio::net::TcpListener,
@@ -278,7 +383,7 @@ fn serve(
     runtime.block_on(async move {
         let (drain, drained) = oneshot::channel::<()>();
         let mut server = tokio::spawn(
-            axum::serve(listener, app)
+            axum::serve(CuttableListener(listener), app.into_make_service_with_connect_info::<ConnectionCut>())
                 .with_graceful_shutdown(async move {
                     let _ = drained.await;
                 })
@@ -299,11 +404,15 @@ fn serve(
 ///
 /// Every API request goes through one fallback handler that routes with
 /// [`contacts_api::match_path`]; the only other routes are the two debug routes, which bypass
-/// auth and are not logged.
+/// auth and are not logged, and the OAuth token endpoint.
+///
+/// The drop faults need the connection-cutting listener [`MockServer`] serves with; served by
+/// other means, a request that draws a drop fault is answered 502 instead (and logged so).
 pub fn router(state: Arc<MockState>) -> Router {
     Router::new()
         .route("/__mock/state", get(debug_state))
         .route("/__mock/requests", get(debug_requests))
+        .route(OAUTH_TOKEN_PATH, any(oauth_token))
         .fallback(api)
         .with_state(state)
 }
@@ -318,35 +427,102 @@ async fn debug_requests(State(state): State<Arc<MockState>>) -> Json<Vec<Recorde
 
 /// Reads the whole body (chunked or not) and hands the request to [`MockState::handle`].
 ///
-/// Before that, an API request (anything not under `/__mock/`) counts itself in flight, waits at
-/// the read gate if it is a GET, and sleeps the artificial latency; it stays counted until its
-/// response is built, even if the client goes away while it waits.
+/// Before that, an API request (anything not under `/__mock/`) draws its fault
+/// ([`MockState::set_faults`]), counts itself in flight, waits at the read gate if it is a GET,
+/// and sleeps the artificial latency; it stays counted until its response is built, even if the
+/// client goes away while it waits. Then the fault, if any, takes effect, and the rate limit
+/// ([`MockState::set_rate_limit`]) is checked just before the request is applied.
 async fn api(State(state): State<Arc<MockState>>, request: Request) -> Response {
+    let cut = request.extensions().get::<ConnectInfo<ConnectionCut>>().map(|info| info.0.clone());
     let (parts, body) = request.into_parts();
-    let path_and_query =
-        parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
+    let method = parts.method.as_str();
+    let path_and_query = path_and_query(&parts.uri);
     let instrumented = !parts.uri.path().starts_with(DEBUG_PREFIX);
     let _in_flight = instrumented.then(|| InFlight::enter(&state));
-    let (status, body) = match axum::body::to_bytes(body, BODY_LIMIT).await {
-        Ok(bytes) => {
-            if instrumented {
-                if parts.method == axum::http::Method::GET {
-                    state.pass_read_gate().await;
-                }
-                let latency = state.latency();
-                if !latency.is_zero() {
-                    tokio::time::sleep(latency).await;
-                }
-            }
-            state.handle(parts.method.as_str(), &path_and_query, &parts.headers, &bytes)
-        }
-        Err(_) => {
-            let reply = Reply::error(413, "request entity too large");
-            state.record(parts.method.as_str(), &path_and_query, &parts.headers, None, reply.status);
-            (reply.status, reply.body)
-        }
+    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        let reply = Reply::error(413, "request entity too large");
+        state.log(RecordedRequest::new(method, &path_and_query, &parts.headers, None, reply.status));
+        return reply.into_response();
     };
-    (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(body)).into_response()
+    if !instrumented {
+        let (status, body) = state.handle(method, &path_and_query, &parts.headers, &bytes);
+        return Reply::new(status, body).into_response();
+    }
+
+    let fault = state.next_fault();
+    if parts.method == axum::http::Method::GET {
+        state.pass_read_gate().await;
+    }
+    let latency = state.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+
+    let log = |status: u16| {
+        let operation_id = operation_of(method, &path_and_query).map(|m| m.operation.id);
+        let mut entry = RecordedRequest::new(method, &path_and_query, &parts.headers, operation_id, status);
+        entry.fault = fault.as_ref().map(FaultKind::name);
+        state.log(entry);
+    };
+    match &fault {
+        Some(FaultKind::ServerError(status)) => {
+            let reply = server_error(*status);
+            log(reply.status);
+            return reply.into_response();
+        }
+        Some(FaultKind::RateLimited { retry_after_ms }) => {
+            let limit = state.rate_limit().unwrap_or(RateLimit::HIGHLEVEL_BURST);
+            let retry_after = Duration::from_millis(*retry_after_ms);
+            let reply = too_many_requests();
+            log(reply.status);
+            return with_headers(reply.into_response(), rate_limit_headers(limit, 0, Some(retry_after)));
+        }
+        Some(FaultKind::DropBeforeHandling) => {
+            let response = cut_connection(cut.as_ref());
+            log(response.as_ref().map_or(0, |r| r.status().as_u16()));
+            return response.unwrap_or_default();
+        }
+        Some(FaultKind::Delay(delay)) => tokio::time::sleep(*delay).await,
+        Some(FaultKind::DropAfterHandling) | None => {}
+    }
+
+    // Past this point the request is handled normally: rate limit, then the API itself.
+    let (admission, (operation_id, reply)) = match state.admit() {
+        Admission::Rejected { limit, retry_after } => {
+            let headers = rate_limit_headers(limit, 0, Some(retry_after));
+            (headers, (operation_of(method, &path_and_query).map(|m| m.operation.id), too_many_requests()))
+        }
+        Admission::Admitted { limit, remaining } => {
+            (rate_limit_headers(limit, remaining, None), state.answer(method, &path_and_query, &parts.headers, &bytes))
+        }
+        Admission::Unlimited => (Vec::new(), state.answer(method, &path_and_query, &parts.headers, &bytes)),
+    };
+    let mut entry = RecordedRequest::new(method, &path_and_query, &parts.headers, operation_id, reply.status);
+    entry.fault = fault.as_ref().map(FaultKind::name);
+    if matches!(fault, Some(FaultKind::DropAfterHandling)) {
+        let response = cut_connection(cut.as_ref());
+        entry.status = response.as_ref().map_or(0, |r| r.status().as_u16());
+        state.log(entry);
+        return response.unwrap_or_default();
+    }
+    state.log(entry);
+    with_headers(reply.into_response(), admission)
+}
+
+/// Path and query exactly as on the request line.
+fn path_and_query(uri: &axum::http::Uri) -> String {
+    uri.path_and_query().map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned())
+}
+
+/// The operation `method` and `path_and_query` route to, if any.
+fn operation_of(method: &str, path_and_query: &str) -> Option<contacts_api::Matched> {
+    let path = path_and_query.split_once('?').map_or(path_and_query, |(path, _)| path);
+    Method::parse(method).and_then(|m| contacts_api::match_path(m, path))
+}
+
+fn with_headers(mut response: Response, headers: Vec<(HeaderName, HeaderValue)>) -> Response {
+    response.headers_mut().extend(headers);
+    response
 }
 
 /// Counts one API request in flight for as long as it lives.
@@ -396,18 +572,22 @@ impl MockState {
     pub fn new(options: MockOptions) -> MockState {
         let latency_micros = AtomicU64::new(micros(options.latency));
         MockState {
-            options,
             data: Mutex::new(Data::default()),
             in_flight: AtomicUsize::new(0),
             in_flight_max: AtomicUsize::new(0),
             latency_micros,
             gate: Mutex::new(Gate { batch: 0, waiting: 0, generation: 0, fallback: GATE_FALLBACK }),
             gate_released: watch::Sender::new(0),
+            faults: Mutex::new(FaultPlan::new(options.faults.clone())),
+            limiter: Mutex::new(Limiter::new(options.rate_limit)),
+            oauth: Mutex::new(OAuthTokens::new(options.oauth.as_ref())),
+            options,
         }
     }
 
-    /// The options the mock was started with. `latency` is the initial value only; see
-    /// [`MockState::latency`] for the current one.
+    /// The options the mock was started with. `latency`, `faults` and `rate_limit` are the
+    /// initial values only; see [`MockState::latency`], [`MockState::faults`] and
+    /// [`MockState::rate_limit`] for the current ones.
     pub fn options(&self) -> &MockOptions {
         &self.options
     }
@@ -507,9 +687,14 @@ impl MockState {
 
     /// Everything the mock holds, as `GET /__mock/state` shows it: `contacts`, `notes`, `tasks`,
     /// `appointments`, plus `followers`, `campaigns` and `workflows`, each an object keyed by
-    /// contact id (contacts without any are left out), and `inFlightMax`
-    /// ([`MockState::in_flight_max`]).
+    /// contact id (contacts without any are left out), and the counters `inFlightMax`
+    /// ([`MockState::in_flight_max`]), `faults` ([`MockState::fault_counts`]), `rateLimited`
+    /// ([`MockState::rate_limited_count`]) and `oauthRefreshes`
+    /// ([`MockState::oauth_refresh_count`]).
     pub fn snapshot(&self) -> Value {
+        // The counters have their own locks; take them before (never while) holding the data.
+        let (faults, rate_limited, refreshes) =
+            (self.fault_counts(), self.rate_limited_count(), self.oauth_refresh_count());
         let data = self.lock();
         let objects = |list: &[Map<String, Value>]| Value::Array(list.iter().cloned().map(Value::Object).collect());
         let mut followers = Map::new();
@@ -537,6 +722,9 @@ impl MockState {
             "campaigns": campaigns,
             "workflows": workflows,
             "inFlightMax": self.in_flight_max(),
+            "faults": faults,
+            "rateLimited": rate_limited,
+            "oauthRefreshes": refreshes,
         })
     }
 
@@ -601,29 +789,29 @@ impl MockState {
     /// Answers one API request and records it in the request log. This is the whole mock minus
     /// HTTP: `method` and `path_and_query` as on the request line, `body` the raw bytes.
     /// Returns the status and the JSON body.
+    ///
+    /// Faults and the rate limit are HTTP-level behaviours and do not apply here; OAuth access
+    /// tokens do ([`MockOptions::oauth`]).
     pub fn handle(&self, method: &str, path_and_query: &str, headers: &HeaderMap, body: &[u8]) -> (u16, Value) {
-        let path = path_and_query.split_once('?').map_or(path_and_query, |(path, _)| path);
-        let matched = Method::parse(method).and_then(|m| contacts_api::match_path(m, path));
-        let reply = self.respond(method, path_and_query, headers, matched.as_ref(), body);
-        self.record(method, path_and_query, headers, matched.map(|m| m.operation.id), reply.status);
+        let (operation_id, reply) = self.answer(method, path_and_query, headers, body);
+        self.log(RecordedRequest::new(method, path_and_query, headers, operation_id, reply.status));
         (reply.status, reply.body)
     }
 
-    fn record(
+    /// [`MockState::handle`] without the logging: the operation the request routes to, and the reply.
+    fn answer(
         &self,
         method: &str,
         path_and_query: &str,
         headers: &HeaderMap,
-        operation_id: Option<&'static str>,
-        status: u16,
-    ) {
-        let request = RecordedRequest {
-            method: method.to_owned(),
-            path_and_query: path_and_query.to_owned(),
-            operation_id,
-            status,
-            authorization_present: headers.contains_key(header::AUTHORIZATION),
-        };
+        body: &[u8],
+    ) -> (Option<&'static str>, Reply) {
+        let matched = operation_of(method, path_and_query);
+        let reply = self.respond(method, path_and_query, headers, matched.as_ref(), body);
+        (matched.map(|m| m.operation.id), reply)
+    }
+
+    fn log(&self, request: RecordedRequest) {
         self.lock().requests.push(request);
     }
 
@@ -676,6 +864,8 @@ impl MockState {
     }
 
     /// `Authorization: Bearer <token>` with a non-empty token, equal to the configured one if any.
+    /// With OAuth configured, an unexpired access token issued by `/oauth/token` is accepted
+    /// too, and no token is accepted just for being a token.
     fn authorized(&self, headers: &HeaderMap) -> bool {
         let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
             return false;
@@ -684,9 +874,13 @@ impl MockState {
             return false;
         };
         let token = token.trim();
-        scheme.eq_ignore_ascii_case("bearer")
-            && !token.is_empty()
-            && self.options.token.as_deref().is_none_or(|expected| expected == token)
+        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+            return false;
+        }
+        match &self.options.oauth {
+            None => self.options.token.as_deref().is_none_or(|expected| expected == token),
+            Some(_) => self.options.token.as_deref() == Some(token) || self.access_token_valid(token),
+        }
     }
 
     /// `origin` is `http://<Host header>`, for the absolute `nextPageUrl` of the deprecated list.
@@ -759,6 +953,599 @@ impl MockState {
 }
 
 // ------------------------------------------------------------------------------------------------
+// Fault injection
+// ------------------------------------------------------------------------------------------------
+
+/// Faults injected into API requests, to test a client's retries and idempotency.
+///
+/// Every API request (anything but `/__mock/*` and `/oauth/token`) that arrives while faults are
+/// set gets a sequence number `n`, counted from 0 since the faults were last set (with
+/// [`MockState::set_faults`], or at start from [`MockOptions::faults`]). Whether request `n` gets
+/// a fault, and which, depends only on `seed` and `n` ([`Faults::fault_for`]), so a client that
+/// sends the same requests in the same order meets the same faults on every run. The number is
+/// drawn once the request's body has been read, before the read gate and the latency; requests
+/// sent concurrently are numbered in whatever order they arrive.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Faults {
+    /// Share of API requests that get a fault, from 0.0 (none) to 1.0 (all).
+    pub rate: f64,
+    pub seed: u64,
+    /// The faults to choose from, with equal odds (list one twice to double its odds); an empty
+    /// list injects nothing.
+    pub kinds: Vec<FaultKind>,
+}
+
+/// One injected fault. Whatever the kind, the request is logged ([`RecordedRequest::fault`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultKind {
+    /// Answered with this status (500, 502, 503, …) and a `{"statusCode", "message"}` body
+    /// without applying the request.
+    ServerError(u16),
+    /// Answered like an exhausted rate limit without applying the request: 429, the body of
+    /// [`MockOptions::rate_limit`]'s 429, `Retry-After` (seconds, rounded up),
+    /// `X-RateLimit-Remaining: 0`, and `X-RateLimit-Max` / `X-RateLimit-Interval-Milliseconds`
+    /// from the current rate limit (HighLevel's 100 per 10 s when none is set).
+    RateLimited { retry_after_ms: u64 },
+    /// Waits this long (after the artificial latency), then handles the request normally.
+    Delay(Duration),
+    /// Closes the connection without sending a byte; the request is not applied.
+    DropBeforeHandling,
+    /// Applies the request (rate limit included), then closes the connection without sending a
+    /// byte: the "lost response" case.
+    DropAfterHandling,
+}
+
+impl FaultKind {
+    /// Every [`FaultKind::name`], the keys of [`MockState::fault_counts`].
+    pub const NAMES: [&'static str; 5] = ["server-error", "rate-limited", "delay", "drop-before", "drop-after"];
+
+    /// The kind's name in [`MockState::fault_counts`] and [`RecordedRequest::fault`].
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::ServerError(_) => "server-error",
+            FaultKind::RateLimited { .. } => "rate-limited",
+            FaultKind::Delay(_) => "delay",
+            FaultKind::DropBeforeHandling => "drop-before",
+            FaultKind::DropAfterHandling => "drop-after",
+        }
+    }
+}
+
+impl Faults {
+    /// `rate` of faults of every kind, with equal odds: 500, 502, 503, 429 (`Retry-After: 1`), a
+    /// 20 ms delay, and both drops.
+    pub fn mixed(rate: f64, seed: u64) -> Faults {
+        Faults {
+            rate,
+            seed,
+            kinds: vec![
+                FaultKind::ServerError(500),
+                FaultKind::ServerError(502),
+                FaultKind::ServerError(503),
+                FaultKind::RateLimited { retry_after_ms: 1000 },
+                FaultKind::Delay(Duration::from_millis(20)),
+                FaultKind::DropBeforeHandling,
+                FaultKind::DropAfterHandling,
+            ],
+        }
+    }
+
+    /// The fault of the `n`-th API request (from 0), a pure function of `seed` and `n`:
+    /// splitmix64 of both gives a uniform draw in [0, 1) compared with `rate`, and a second
+    /// round picks the kind.
+    pub fn fault_for(&self, n: u64) -> Option<&FaultKind> {
+        if self.kinds.is_empty() {
+            return None;
+        }
+        let hash = splitmix64(self.seed ^ splitmix64(n));
+        // The top 53 bits, as an f64 in [0, 1).
+        let draw = (hash >> 11) as f64 / (1u64 << 53) as f64;
+        // Written so that a NaN rate injects nothing.
+        let faulted = draw < self.rate;
+        let kinds = self.kinds.len() as u64;
+        faulted.then(|| self.kinds.get(usize::try_from(splitmix64(hash) % kinds).unwrap_or(0))).flatten()
+    }
+}
+
+/// One step of SplitMix64 (Steele, Lea, Flood 2014): a fast, well-mixed hash of a `u64`.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The current faults, the next request's sequence number, and how many of each kind were
+/// injected since the mock started (the counters survive [`MockState::set_faults`]).
+struct FaultPlan {
+    faults: Option<Faults>,
+    next: u64,
+    counts: BTreeMap<String, usize>,
+}
+
+impl FaultPlan {
+    fn new(faults: Option<Faults>) -> FaultPlan {
+        let counts = FaultKind::NAMES.iter().map(|name| ((*name).to_owned(), 0)).collect();
+        FaultPlan { faults, next: 0, counts }
+    }
+}
+
+impl MockState {
+    /// Replaces the injected faults (`None` stops them) and restarts the sequence numbering at
+    /// 0, so the requests after this call meet exactly [`Faults::fault_for`]`(0)`, `(1)`, ….
+    /// Requests already past their draw are not affected.
+    pub fn set_faults(&self, faults: Option<Faults>) {
+        let mut plan = self.faults_lock();
+        plan.faults = faults;
+        plan.next = 0;
+    }
+
+    /// The faults currently injected.
+    pub fn faults(&self) -> Option<Faults> {
+        self.faults_lock().faults.clone()
+    }
+
+    /// How many faults of each kind were injected since the mock started, keyed by
+    /// [`FaultKind::name`]; every kind is present, with 0 if it never occurred.
+    pub fn fault_counts(&self) -> BTreeMap<String, usize> {
+        self.faults_lock().counts.clone()
+    }
+
+    /// Draws the fault of the next API request, and counts it.
+    fn next_fault(&self) -> Option<FaultKind> {
+        let mut plan = self.faults_lock();
+        let n = plan.next;
+        let fault = plan.faults.as_ref()?.fault_for(n).cloned();
+        plan.next += 1;
+        if let Some(fault) = &fault {
+            *plan.counts.entry(fault.name().to_owned()).or_default() += 1;
+        }
+        fault
+    }
+
+    fn faults_lock(&self) -> MutexGuard<'_, FaultPlan> {
+        self.faults.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The body of a [`FaultKind::ServerError`]: `{"statusCode", "message"}` with the reason phrase.
+fn server_error(status: u16) -> Reply {
+    let reason = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Server Error");
+    Reply::error(status, reason)
+}
+
+/// Closes the connection `cut` belongs to without a response: `None` when done. Without a `cut`
+/// (the router served by something else than [`MockServer`]) there is no way to, so the request
+/// gets a 502 instead.
+fn cut_connection(cut: Option<&ConnectionCut>) -> Option<Response> {
+    match cut {
+        Some(cut) => {
+            cut.pull();
+            None
+        }
+        None => Some(Reply::error(502, "mock: dropping a connection needs MockServer's listener").into_response()),
+    }
+}
+
+/// The listener [`MockServer`] serves with: plain TCP, but every connection carries a
+/// [`ConnectionCut`] that handlers receive as `ConnectInfo`.
+///
+/// axum's `serve` insists on infallible services, so a handler cannot make hyper drop its
+/// connection by failing; it pulls the connection's cut instead and returns a response that is
+/// never sent: from then on every read and write on the connection fails, so hyper gives up on
+/// the connection at its first attempt to write the response, before a single byte goes out,
+/// and closes the socket.
+struct CuttableListener(tokio::net::TcpListener);
+
+/// A connection accepted by [`CuttableListener`].
+struct CuttableStream {
+    stream: tokio::net::TcpStream,
+    cut: ConnectionCut,
+}
+
+/// A connection's kill switch, shared between its [`CuttableStream`] and the handlers of its
+/// requests.
+#[derive(Clone, Debug, Default)]
+struct ConnectionCut(Arc<AtomicBool>);
+
+impl ConnectionCut {
+    fn pull(&self) {
+        self.0.store(true, AtomicOrdering::SeqCst);
+    }
+
+    fn is_pulled(&self) -> bool {
+        self.0.load(AtomicOrdering::SeqCst)
+    }
+}
+
+fn cut_error() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "mock: connection dropped by an injected fault")
+}
+
+impl Listener for CuttableListener {
+    type Io = CuttableStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (CuttableStream, SocketAddr) {
+        // axum's own impl retries failed accepts.
+        let (stream, addr) = Listener::accept(&mut self.0).await;
+        (CuttableStream { stream, cut: ConnectionCut::default() }, addr)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+impl Connected<IncomingStream<'_, CuttableListener>> for ConnectionCut {
+    fn connect_info(stream: IncomingStream<'_, CuttableListener>) -> ConnectionCut {
+        stream.io().cut.clone()
+    }
+}
+
+impl AsyncRead for CuttableStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.cut.is_pulled() {
+            return Poll::Ready(Err(cut_error()));
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CuttableStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.cut.is_pulled() {
+            return Poll::Ready(Err(cut_error()));
+        }
+        Pin::new(&mut this.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.cut.is_pulled() {
+            return Poll::Ready(Err(cut_error()));
+        }
+        Pin::new(&mut this.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.cut.is_pulled() {
+            return Poll::Ready(Err(cut_error()));
+        }
+        Pin::new(&mut this.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Shutting down sends no data, so it is allowed after a cut.
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Rate limit
+// ------------------------------------------------------------------------------------------------
+
+/// A burst limit like HighLevel's (100 requests per 10 s per location; the mock is one
+/// location, so the limit is global).
+///
+/// The window **slides**: a request is admitted when fewer than `max_requests` requests were
+/// admitted in the `window` before it, so a slot frees exactly `window` after the request that
+/// took it. Rejected requests take no slot. Only API requests count, not `/__mock/*` nor
+/// `/oauth/token`; requests refused by an injected fault before being handled (server error,
+/// 429, drop-before) take no slot either.
+///
+/// An admitted request's response carries `X-RateLimit-Max`, `X-RateLimit-Remaining` (slots left
+/// after it) and `X-RateLimit-Interval-Milliseconds`. A rejected one is not applied and gets
+/// 429 `{"statusCode":429,"message":"Too Many Requests"}` with the same headers (remaining 0)
+/// and `Retry-After`: seconds until the oldest slot frees, rounded up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub max_requests: u32,
+    pub window: Duration,
+}
+
+impl RateLimit {
+    /// HighLevel's burst limit: 100 requests per 10 seconds.
+    pub const HIGHLEVEL_BURST: RateLimit = RateLimit { max_requests: 100, window: Duration::from_secs(10) };
+}
+
+/// The current limit, when the requests of the current window were admitted (oldest first,
+/// never more than `max_requests`), and the requests rejected since the mock started.
+struct Limiter {
+    limit: Option<RateLimit>,
+    admitted: VecDeque<Instant>,
+    rejected: usize,
+}
+
+/// What the limiter says about one request.
+enum Admission {
+    Unlimited,
+    Admitted { limit: RateLimit, remaining: u32 },
+    Rejected { limit: RateLimit, retry_after: Duration },
+}
+
+impl Limiter {
+    fn new(limit: Option<RateLimit>) -> Limiter {
+        Limiter { limit, admitted: VecDeque::new(), rejected: 0 }
+    }
+
+    fn admit(&mut self, now: Instant) -> Admission {
+        let Some(limit) = self.limit else {
+            return Admission::Unlimited;
+        };
+        while self.admitted.front().is_some_and(|at| now.saturating_duration_since(*at) >= limit.window) {
+            self.admitted.pop_front();
+        }
+        let max = usize::try_from(limit.max_requests).unwrap_or(usize::MAX);
+        if self.admitted.len() >= max {
+            self.rejected += 1;
+            // With `max_requests` 0 nothing is ever admitted; a full window is the honest answer.
+            let retry_after = self
+                .admitted
+                .front()
+                .map_or(limit.window, |oldest| (*oldest + limit.window).saturating_duration_since(now));
+            return Admission::Rejected { limit, retry_after };
+        }
+        self.admitted.push_back(now);
+        let remaining = u32::try_from(max - self.admitted.len()).unwrap_or(u32::MAX);
+        Admission::Admitted { limit, remaining }
+    }
+}
+
+impl MockState {
+    /// Replaces the rate limit (`None` removes it) and starts a fresh window: no slot is taken.
+    /// [`MockState::rate_limited_count`] is not reset.
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        let mut limiter = self.limiter_lock();
+        limiter.limit = limit;
+        limiter.admitted.clear();
+    }
+
+    /// The rate limit currently enforced.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.limiter_lock().limit
+    }
+
+    /// Requests rejected by the rate limit since the mock started (not counting the 429s of
+    /// [`FaultKind::RateLimited`], which [`MockState::fault_counts`] counts).
+    pub fn rate_limited_count(&self) -> usize {
+        self.limiter_lock().rejected
+    }
+
+    fn admit(&self) -> Admission {
+        self.limiter_lock().admit(Instant::now())
+    }
+
+    fn limiter_lock(&self) -> MutexGuard<'_, Limiter> {
+        self.limiter.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// HighLevel's 429 body.
+fn too_many_requests() -> Reply {
+    Reply::error(429, "Too Many Requests")
+}
+
+/// `X-RateLimit-Max`, `X-RateLimit-Remaining`, `X-RateLimit-Interval-Milliseconds`, and
+/// `Retry-After` (whole seconds, rounded up) when given.
+fn rate_limit_headers(
+    limit: RateLimit,
+    remaining: u32,
+    retry_after: Option<Duration>,
+) -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = vec![
+        (HeaderName::from_static("x-ratelimit-max"), HeaderValue::from(limit.max_requests)),
+        (HeaderName::from_static("x-ratelimit-remaining"), HeaderValue::from(remaining)),
+        (
+            HeaderName::from_static("x-ratelimit-interval-milliseconds"),
+            HeaderValue::from(u64::try_from(limit.window.as_millis()).unwrap_or(u64::MAX)),
+        ),
+    ];
+    if let Some(retry_after) = retry_after {
+        headers.push((header::RETRY_AFTER, HeaderValue::from(whole_seconds_up(retry_after))));
+    }
+    headers
+}
+
+/// `duration` in seconds, rounded up.
+fn whole_seconds_up(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+// ------------------------------------------------------------------------------------------------
+// OAuth
+// ------------------------------------------------------------------------------------------------
+
+/// HighLevel's OAuth 2.0 token endpoint, `POST /oauth/token`, for the refresh-token grant, and
+/// the expiring access tokens it issues.
+///
+/// The request is `application/x-www-form-urlencoded`:
+/// `grant_type=refresh_token&refresh_token=…&client_id=…&client_secret=…&user_type=Location`
+/// (`user_type` optional, only `Location`). The answer is 200
+/// `{"access_token", "token_type": "Bearer", "expires_in" (seconds, rounded up), "refresh_token",
+/// "scope" (the granted scopes, space-separated), "userType": "Location", "locationId"}`.
+/// Refresh tokens are single use: each refresh revokes the one it used and issues the next, and
+/// only the latest is accepted. Errors are `{"error": …}` bodies:
+/// 400 `invalid_request` (not form-encoded, missing parameter, other `user_type`),
+/// 400 `unsupported_grant_type`, 401 `invalid_client` (wrong `client_id` or `client_secret`,
+/// checked before the refresh token), 401 `invalid_grant` (revoked or unknown refresh token).
+/// Other methods, or a mock without OAuth, get NestJS's 404.
+///
+/// With OAuth configured, API requests need an access token the endpoint issued and that has not
+/// expired ([`MockOptions::token`] is accepted too when set); any other gets the usual 401.
+/// Access tokens stay valid until they expire, also after a refresh. Tokens are deterministic
+/// (`mock-access-000001`, `mock-refresh-000001`, …). Token requests are logged, with the secrets
+/// redacted ([`RecordedRequest::body`]), but they are not API requests: no fault, rate limit,
+/// read gate, latency or in-flight count applies to them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthOptions {
+    pub client_id: String,
+    pub client_secret: String,
+    /// The refresh token accepted first.
+    pub refresh_token: String,
+    /// Lifetime of an issued access token (HighLevel's is 24 hours).
+    pub access_token_ttl: Duration,
+    /// The location the tokens are for, echoed as `locationId`.
+    pub location_id: String,
+}
+
+/// The token endpoint's state.
+#[derive(Default)]
+struct OAuthTokens {
+    /// The only refresh token accepted next.
+    refresh_token: Option<String>,
+    /// Issued access tokens and when they expire (`None`: a lifetime beyond `Instant`'s range).
+    access: HashMap<String, Option<Instant>>,
+    /// Tokens issued so far, for their names.
+    issued: u64,
+    refreshes: usize,
+}
+
+impl OAuthTokens {
+    fn new(options: Option<&OAuthOptions>) -> OAuthTokens {
+        OAuthTokens { refresh_token: options.map(|o| o.refresh_token.clone()), ..OAuthTokens::default() }
+    }
+}
+
+/// Form parameters whose values never reach the request log.
+const SECRET_PARAMETERS: [&str; 3] = ["client_secret", "refresh_token", "code"];
+
+async fn oauth_token(State(state): State<Arc<MockState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let method = parts.method.as_str();
+    let path_and_query = path_and_query(&parts.uri);
+    let (reply, logged_body) = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(bytes) => (state.oauth_token(method, &parts.headers, &bytes), Some(redacted_form(&parts.headers, &bytes))),
+        Err(_) => (Reply::error(413, "request entity too large"), None),
+    };
+    let mut entry = RecordedRequest::new(method, &path_and_query, &parts.headers, None, reply.status);
+    entry.body = logged_body;
+    state.log(entry);
+    let mut response = reply.into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+impl MockState {
+    /// Makes every access token issued so far expire now; later requests with them get 401.
+    /// Tokens issued afterwards are not affected.
+    pub fn expire_access_tokens(&self) {
+        let now = Instant::now();
+        for expiry in self.oauth_lock().access.values_mut() {
+            *expiry = Some(now);
+        }
+    }
+
+    /// Successful refreshes at `/oauth/token` so far.
+    pub fn oauth_refresh_count(&self) -> usize {
+        self.oauth_lock().refreshes
+    }
+
+    /// The refresh token `/oauth/token` accepts next; `None` without [`MockOptions::oauth`].
+    pub fn current_refresh_token(&self) -> Option<String> {
+        self.oauth_lock().refresh_token.clone()
+    }
+
+    /// Whether `token` was issued by `/oauth/token` and has not expired.
+    fn access_token_valid(&self, token: &str) -> bool {
+        self.oauth_lock().access.get(token).is_some_and(|expiry| expiry.is_none_or(|at| Instant::now() < at))
+    }
+
+    /// The token endpoint, as [`OAuthOptions`] describes it.
+    fn oauth_token(&self, method: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
+        let Some(options) = self.options.oauth.as_ref().filter(|_| method == "POST") else {
+            return Reply::error(404, format!("Cannot {method} {OAUTH_TOKEN_PATH}"));
+        };
+        if !is_form(headers) {
+            return oauth_error(400, "invalid_request");
+        }
+        let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
+        let field = |name: &str| form.get(name).map(String::as_str);
+        match field("grant_type") {
+            Some("refresh_token") => {}
+            Some(_) => return oauth_error(400, "unsupported_grant_type"),
+            None => return oauth_error(400, "invalid_request"),
+        }
+        if field("client_id") != Some(options.client_id.as_str())
+            || field("client_secret") != Some(options.client_secret.as_str())
+        {
+            return oauth_error(401, "invalid_client");
+        }
+        if field("user_type").is_some_and(|t| t != "Location") {
+            return oauth_error(400, "invalid_request");
+        }
+        let Some(presented) = field("refresh_token") else {
+            return oauth_error(400, "invalid_request");
+        };
+
+        let mut tokens = self.oauth_lock();
+        if tokens.refresh_token.as_deref() != Some(presented) {
+            return oauth_error(401, "invalid_grant");
+        }
+        tokens.issued += 1;
+        let access_token = format!("mock-access-{:06}", tokens.issued);
+        let refresh_token = format!("mock-refresh-{:06}", tokens.issued);
+        tokens.access.insert(access_token.clone(), Instant::now().checked_add(options.access_token_ttl));
+        tokens.refresh_token = Some(refresh_token.clone());
+        tokens.refreshes += 1;
+        let scope = self.options.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
+        Reply::new(
+            200,
+            json!({
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "expires_in": whole_seconds_up(options.access_token_ttl),
+                "refresh_token": refresh_token,
+                "scope": scope,
+                "userType": "Location",
+                "locationId": options.location_id,
+            }),
+        )
+    }
+
+    fn oauth_lock(&self) -> MutexGuard<'_, OAuthTokens> {
+        self.oauth.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// An OAuth error body, `{"error": code}`.
+fn oauth_error(status: u16, code: &str) -> Reply {
+    Reply::new(status, json!({ "error": code }))
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+}
+
+/// The token request's body for the log: the form with [`SECRET_PARAMETERS`] redacted, or a
+/// placeholder when it is not form-encoded (a JSON body would otherwise be logged whole).
+fn redacted_form(headers: &HeaderMap, body: &[u8]) -> String {
+    if !is_form(headers) {
+        return format!("<{} bytes, not form-encoded>", body.len());
+    }
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in url::form_urlencoded::parse(body) {
+        let value = if SECRET_PARAMETERS.contains(&name.as_ref()) { "REDACTED".into() } else { value };
+        out.append_pair(&name, &value);
+    }
+    out.finish()
+}
+
+// ------------------------------------------------------------------------------------------------
 // Responses
 // ------------------------------------------------------------------------------------------------
 
@@ -794,6 +1581,13 @@ impl Reply {
     /// `{"succeded": true}` (sic), the body of every delete and of the campaign/workflow operations.
     fn succeded(status: u16) -> Reply {
         Reply::new(status, json!({ "succeded": true }))
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        (StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(self.body))
+            .into_response()
     }
 }
 
@@ -2019,6 +2813,14 @@ mod tests {
     struct Resp {
         status: u16,
         body: Value,
+        /// Names lowercased.
+        headers: Vec<(String, String)>,
+    }
+
+    impl Resp {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        }
     }
 
     /// A deliberately minimal blocking HTTP/1.1 client (`Connection: close`, read to EOF), so
@@ -2031,16 +2833,43 @@ mod tests {
         body: Option<&[u8]>,
         chunked: bool,
     ) -> Resp {
-        let mut stream = TcpStream::connect(server.addr()).expect("connect to mock");
+        try_raw(server, method, target, headers, body, chunked).expect("a response, not a dropped connection")
+    }
+
+    /// [`raw`], but `None` when the server closed the connection without a byte of response.
+    fn try_raw(
+        server: &MockServer,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        chunked: bool,
+    ) -> Option<Resp> {
+        try_raw_at(server.addr(), method, target, headers, body, chunked)
+    }
+
+    /// [`try_raw`] for a server that is not a [`MockServer`].
+    fn try_raw_at(
+        addr: SocketAddr,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        chunked: bool,
+    ) -> Option<Resp> {
+        let mut stream = TcpStream::connect(addr).expect("connect to mock");
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut request = format!("{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", server.addr());
+        let mut request = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if body.is_some() && !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type")) {
+            request.push_str("Content-Type: application/json\r\n");
         }
         let mut bytes = Vec::new();
         match body {
             Some(body) if chunked => {
-                request.push_str("Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+                request.push_str("Transfer-Encoding: chunked\r\n\r\n");
                 bytes.extend_from_slice(request.as_bytes());
                 for chunk in body.chunks(7) {
                     bytes.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
@@ -2050,7 +2879,7 @@ mod tests {
                 bytes.extend_from_slice(b"0\r\n\r\n");
             }
             Some(body) => {
-                request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()));
+                request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
                 bytes.extend_from_slice(request.as_bytes());
                 bytes.extend_from_slice(body);
             }
@@ -2060,8 +2889,10 @@ mod tests {
             }
         }
         stream.write_all(&bytes).unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).unwrap();
+        let response = read_until_closed(&mut stream);
+        if response.is_empty() {
+            return None;
+        }
         let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("end of response head");
         let head = String::from_utf8_lossy(&response[..split]).to_string();
         let mut payload = response[split + 4..].to_vec();
@@ -2071,7 +2902,28 @@ mod tests {
         }
         let body =
             if payload.is_empty() { Value::Null } else { serde_json::from_slice(&payload).expect("JSON response") };
-        Resp { status, body }
+        let headers = head
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        Some(Resp { status, body, headers })
+    }
+
+    /// Everything the server sends until it closes the connection. A reset counts as closed
+    /// (a server that closes with unread data resets); a read timeout fails the test.
+    fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+        let mut response = Vec::new();
+        match stream.read_to_end(&mut response) {
+            Ok(_) => response,
+            Err(e)
+                if matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted) =>
+            {
+                response
+            }
+            Err(e) => panic!("the mock neither answered nor closed the connection: {e}"),
+        }
     }
 
     fn dechunk(mut data: &[u8]) -> Vec<u8> {
@@ -2420,6 +3272,8 @@ mod tests {
             operation_id: op,
             status,
             authorization_present: auth,
+            fault: None,
+            body: None,
         };
         let expected = vec![
             rec("GET", "/contacts/contact0000000000001", Some("get-contact"), 401, false),
@@ -3467,5 +4321,523 @@ mod tests {
         server.set_latency(Duration::ZERO);
         assert_eq!(server.state().latency(), Duration::ZERO);
         assert_eq!(server.in_flight_max(), 1);
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Fault injection
+    // --------------------------------------------------------------------------------------------
+
+    fn faults(rate: f64, seed: u64, kinds: Vec<FaultKind>) -> Faults {
+        Faults { rate, seed, kinds }
+    }
+
+    fn start_with_faults(faults: Faults) -> MockServer {
+        MockServer::start(MockOptions { faults: Some(faults), ..MockOptions::default() }).unwrap()
+    }
+
+    /// `(operation, status, fault)` of every logged request.
+    fn outcomes(server: &MockServer) -> Vec<(Option<&'static str>, u16, Option<&'static str>)> {
+        server.requests().iter().map(|r| (r.operation_id, r.status, r.fault)).collect()
+    }
+
+    fn no_faults_but(kind: &str, count: usize) -> BTreeMap<String, usize> {
+        FaultKind::NAMES.iter().map(|name| ((*name).to_owned(), if *name == kind { count } else { 0 })).collect()
+    }
+
+    #[test]
+    fn the_fault_plan_is_a_pure_function_of_seed_and_number() {
+        let plan = |faults: &Faults| (0..10_000).map(|n| faults.fault_for(n).cloned()).collect::<Vec<_>>();
+        let mixed = Faults::mixed(0.2, 7);
+        let drawn = plan(&mixed);
+        assert_eq!(drawn, plan(&Faults::mixed(0.2, 7)));
+        assert_ne!(drawn, plan(&Faults::mixed(0.2, 8)), "another seed, another plan");
+        let faulted = drawn.iter().flatten().count();
+        assert!((1_800..=2_200).contains(&faulted), "{faulted} faults in 10000 requests at 20%");
+        for kind in &mixed.kinds {
+            let seen = drawn.iter().flatten().filter(|k| *k == kind).count();
+            assert!(seen > 200, "{kind:?} drawn {seen} times, expected about 285");
+        }
+        assert!(plan(&Faults::mixed(0.0, 1)).iter().all(Option::is_none));
+        assert!(plan(&Faults::mixed(1.0, 1)).iter().all(Option::is_some));
+        assert!(plan(&faults(1.0, 1, vec![])).iter().all(Option::is_none), "no kinds, no faults");
+        assert!(plan(&faults(f64::NAN, 1, vec![FaultKind::DropBeforeHandling])).iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn server_error_and_rate_limited_faults_are_answered_without_applying_the_request() {
+        let server = start_with_faults(faults(1.0, 1, vec![FaultKind::ServerError(503)]));
+        let r = create(&server, json!({ "email": "a@example.com" }));
+        assert_eq!((r.status, &r.body), (503, &json!({ "statusCode": 503, "message": "Service Unavailable" })));
+
+        server.set_faults(Some(faults(1.0, 1, vec![FaultKind::RateLimited { retry_after_ms: 1_500 }])));
+        let r = create(&server, json!({ "email": "a@example.com" }));
+        assert_eq!((r.status, &r.body), (429, &json!({ "statusCode": 429, "message": "Too Many Requests" })));
+        assert_eq!(r.header("retry-after"), Some("2"), "1.5 s rounded up");
+        assert_eq!(r.header("x-ratelimit-remaining"), Some("0"));
+        assert_eq!(r.header("x-ratelimit-max"), Some("100"), "HighLevel's burst limit when none is set");
+        assert_eq!(r.header("x-ratelimit-interval-milliseconds"), Some("10000"));
+        assert!(server.contacts().is_empty(), "neither request was applied");
+
+        // The debug routes are never faulted; the counters are in the snapshot.
+        let snapshot = state(&server);
+        assert_eq!(
+            snapshot["faults"],
+            json!({ "delay": 0, "drop-after": 0, "drop-before": 0, "rate-limited": 1, "server-error": 1 })
+        );
+        assert_eq!(snapshot["rateLimited"], 0, "an injected 429 is a fault, not rate limiting");
+        let logged = raw(&server, "GET", "/__mock/requests", &[], None, false).body;
+        assert_eq!(logged[1]["fault"], "rate-limited");
+
+        server.set_faults(None);
+        assert_eq!(server.state().faults(), None);
+        assert_eq!(create(&server, json!({ "email": "a@example.com" })).status, 201);
+        assert_eq!(
+            outcomes(&server),
+            [
+                (Some("create-contact"), 503, Some("server-error")),
+                (Some("create-contact"), 429, Some("rate-limited")),
+                (Some("create-contact"), 201, None),
+            ]
+        );
+        let logged = raw(&server, "GET", "/__mock/requests", &[], None, false).body;
+        assert!(logged[2].get("fault").is_none() && logged[2].get("body").is_none(), "{logged}");
+        assert_eq!(server.fault_counts().values().sum::<usize>(), 2);
+    }
+
+    #[test]
+    fn a_delay_fault_waits_then_applies_the_request() {
+        let delay = Duration::from_millis(150);
+        let server = start();
+        server.set_faults(Some(faults(1.0, 3, vec![FaultKind::Delay(delay)])));
+        let started = Instant::now();
+        assert_eq!(create(&server, json!({})).status, 201);
+        assert!(started.elapsed() >= delay, "{:?}", started.elapsed());
+        assert_eq!(server.contacts().len(), 1);
+        assert_eq!(outcomes(&server), [(Some("create-contact"), 201, Some("delay"))]);
+        assert_eq!(server.fault_counts(), no_faults_but("delay", 1));
+    }
+
+    /// Reads one response with a `Content-Length` from a kept-alive connection; returns its status.
+    fn read_one_response(stream: &mut TcpStream) -> u16 {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let length = head
+            .lines()
+            .find_map(|line| {
+                line.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+            })
+            .expect("Content-Length");
+        stream.read_exact(&mut vec![0; length]).unwrap();
+        head.split(' ').nth(1).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn drop_faults_close_the_connection_without_a_byte_of_response() {
+        for (kind, applied) in [(FaultKind::DropBeforeHandling, false), (FaultKind::DropAfterHandling, true)] {
+            let server = start();
+            // A kept-alive connection (no `Connection: close`), so only the server can end it.
+            let mut stream = TcpStream::connect(server.addr()).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let send = |stream: &mut TcpStream, email: &str| {
+                let body = json!({ "locationId": LOC, "email": email }).to_string();
+                let request = format!(
+                    "POST /contacts/ HTTP/1.1\r\nHost: mock\r\nAuthorization: Bearer t\r\nVersion: 2021-07-28\r\n\
+                     Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(request.as_bytes()).unwrap();
+            };
+            send(&mut stream, "a@example.com");
+            assert_eq!(read_one_response(&mut stream), 201);
+            server.set_faults(Some(faults(1.0, 5, vec![kind.clone()])));
+            send(&mut stream, "b@example.com");
+            assert_eq!(read_until_closed(&mut stream), b"", "{kind:?}: closed without a response");
+            drop(stream);
+
+            let emails: Vec<_> = server.contacts().iter().map(|c| c["email"].as_str().unwrap().to_owned()).collect();
+            let expected: &[&str] = if applied { &["a@example.com", "b@example.com"] } else { &["a@example.com"] };
+            assert_eq!(emails, expected, "{kind:?}");
+            assert_eq!(
+                outcomes(&server),
+                [(Some("create-contact"), 201, None), (Some("create-contact"), 0, Some(kind.name()))]
+            );
+            assert_eq!(server.fault_counts(), no_faults_but(kind.name(), 1));
+            // The server itself carries on.
+            server.set_faults(None);
+            assert_eq!(create(&server, json!({})).status, 201, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn faults_follow_the_seeded_plan_request_by_request() {
+        let plan = faults(
+            0.5,
+            42,
+            vec![
+                FaultKind::ServerError(502),
+                FaultKind::RateLimited { retry_after_ms: 1 },
+                FaultKind::Delay(Duration::from_millis(1)),
+                FaultKind::DropBeforeHandling,
+                FaultKind::DropAfterHandling,
+            ],
+        );
+        let expected_status = |n: u64| match plan.fault_for(n) {
+            None | Some(FaultKind::Delay(_)) => Some(200),
+            Some(FaultKind::ServerError(status)) => Some(*status),
+            Some(FaultKind::RateLimited { .. }) => Some(429),
+            Some(FaultKind::DropBeforeHandling | FaultKind::DropAfterHandling) => None,
+        };
+        let run = || {
+            let server = start_with_faults(plan.clone());
+            let id = server.seed_contact(json!({ "locationId": LOC }));
+            let target = format!("/contacts/{id}");
+            let seen: Vec<Option<u16>> = (0..60)
+                .map(|i| {
+                    if i % 10 == 0 {
+                        state(&server); // the debug routes draw no number
+                    }
+                    try_raw(&server, "GET", &target, GOOD, None, false).map(|r| r.status)
+                })
+                .collect();
+            // Setting the faults again restarts the numbering.
+            server.set_faults(Some(plan.clone()));
+            let again: Vec<Option<u16>> =
+                (0..10).map(|_| try_raw(&server, "GET", &target, GOOD, None, false).map(|r| r.status)).collect();
+            (seen, again, server.requests(), server.fault_counts())
+        };
+        let (seen, again, log, counts) = run();
+        for (n, status) in seen.iter().enumerate() {
+            let n = n as u64;
+            assert_eq!(*status, expected_status(n), "request {n}");
+            assert_eq!(log[n as usize].status, status.unwrap_or(0), "request {n}");
+            assert_eq!(log[n as usize].fault, plan.fault_for(n).map(FaultKind::name), "request {n}");
+        }
+        assert_eq!(again, (0..10).map(expected_status).collect::<Vec<_>>());
+        let mut tally = no_faults_but("", 0);
+        for n in (0..60).chain(0..10) {
+            if let Some(kind) = plan.fault_for(n) {
+                *tally.get_mut(kind.name()).unwrap() += 1;
+            }
+        }
+        assert_eq!(counts, tally);
+        assert!(tally.values().all(|count| *count > 0), "every kind is exercised: {tally:?}");
+        assert_eq!(run(), (seen, again, log, counts), "a second run meets the same faults");
+    }
+
+    #[test]
+    fn drop_faults_outside_the_mock_listener_are_502() {
+        let state = Arc::new(MockState::new(MockOptions {
+            faults: Some(faults(1.0, 1, vec![FaultKind::DropBeforeHandling])),
+            ..MockOptions::default()
+        }));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = router(Arc::clone(&state));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.await;
+                    })
+                    .into_future(),
+            )
+        });
+        let r = try_raw_at(addr, "GET", "/contacts/x", GOOD, None, false).expect("a response");
+        assert_eq!(r.status, 502, "{}", r.body);
+        assert_eq!(state.requests()[0].status, 502);
+        assert_eq!(state.requests()[0].fault, Some("drop-before"));
+        stop.send(()).unwrap();
+        thread.join().unwrap().unwrap();
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Rate limit
+    // --------------------------------------------------------------------------------------------
+
+    /// `(X-RateLimit-Remaining, X-RateLimit-Max, X-RateLimit-Interval-Milliseconds)`.
+    fn limit_headers(r: &Resp) -> (Option<&str>, Option<&str>, Option<&str>) {
+        (r.header("x-ratelimit-remaining"), r.header("x-ratelimit-max"), r.header("x-ratelimit-interval-milliseconds"))
+    }
+
+    #[test]
+    fn requests_over_the_rate_limit_get_429_and_are_not_applied() {
+        let limit = RateLimit { max_requests: 3, window: Duration::from_secs(60) };
+        let server = MockServer::start(MockOptions { rate_limit: Some(limit), ..MockOptions::default() }).unwrap();
+        assert_eq!(server.state().rate_limit(), Some(limit));
+        for remaining in ["2", "1", "0"] {
+            let r = create(&server, json!({}));
+            assert_eq!(r.status, 201);
+            assert_eq!(limit_headers(&r), (Some(remaining), Some("3"), Some("60000")));
+            assert_eq!(r.header("retry-after"), None);
+            state(&server); // the debug routes are not limited, and take no slot
+        }
+        let r = create(&server, json!({}));
+        assert_eq!((r.status, &r.body), (429, &json!({ "statusCode": 429, "message": "Too Many Requests" })));
+        assert_eq!(limit_headers(&r), (Some("0"), Some("3"), Some("60000")));
+        let retry_after: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((59..=60).contains(&retry_after), "{retry_after}");
+        assert_eq!(server.contacts().len(), 3, "the fourth was not applied");
+        assert_eq!(server.rate_limited_count(), 1);
+        assert_eq!(state(&server)["rateLimited"], 1);
+        assert_eq!(outcomes(&server).last(), Some(&(Some("create-contact"), 429, None)));
+        assert_eq!(server.fault_counts(), no_faults_but("", 0));
+
+        server.set_rate_limit(None);
+        let r = create(&server, json!({}));
+        assert_eq!((r.status, limit_headers(&r)), (201, (None, None, None)));
+
+        // A new limit starts with a fresh window.
+        server.set_rate_limit(Some(RateLimit { max_requests: 1, window: Duration::from_secs(60) }));
+        let r = create(&server, json!({}));
+        assert_eq!((r.status, limit_headers(&r)), (201, (Some("0"), Some("1"), Some("60000"))));
+        assert_eq!(create(&server, json!({})).status, 429);
+        assert_eq!(server.rate_limited_count(), 2);
+        assert_eq!(server.contacts().len(), 5);
+    }
+
+    #[test]
+    fn the_rate_limit_window_slides() {
+        let window = Duration::from_secs(1);
+        let server = start();
+        server.set_rate_limit(Some(RateLimit { max_requests: 1, window }));
+        let started = Instant::now();
+        // An answered request takes a slot whatever its status.
+        assert_eq!(call(&server, "GET", "/contacts/ghost", None).status, 400);
+        let second = call(&server, "GET", "/contacts/ghost", None);
+        // Only a machine too slow to send two requests within the window could see otherwise.
+        if started.elapsed() < window {
+            assert_eq!((second.status, second.header("retry-after")), (429, Some("1")));
+        }
+        // The slot frees `window` after it was taken, and the rejected request took none.
+        std::thread::sleep(window);
+        assert_eq!(call(&server, "GET", "/contacts/ghost", None).status, 400);
+    }
+
+    #[test]
+    fn requests_refused_by_a_fault_take_no_rate_limit_slot() {
+        let server = start_with_faults(faults(1.0, 9, vec![FaultKind::ServerError(500)]));
+        server.set_rate_limit(Some(RateLimit { max_requests: 1, window: Duration::from_secs(60) }));
+        for _ in 0..3 {
+            assert_eq!(create(&server, json!({})).status, 500);
+        }
+        server.set_faults(Some(faults(1.0, 9, vec![FaultKind::DropAfterHandling])));
+        assert!(try_raw(
+            &server,
+            "POST",
+            "/contacts/",
+            GOOD,
+            Some(json!({ "locationId": LOC }).to_string().as_bytes()),
+            false
+        )
+        .is_none());
+        assert_eq!(server.contacts().len(), 1, "a drop-after request is applied, and takes the slot");
+        server.set_faults(None);
+        assert_eq!(create(&server, json!({})).status, 429);
+        assert_eq!(server.rate_limited_count(), 1);
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // OAuth
+    // --------------------------------------------------------------------------------------------
+
+    const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
+
+    fn oauth_options() -> OAuthOptions {
+        OAuthOptions {
+            client_id: "client-1".into(),
+            client_secret: "s3cret".into(),
+            refresh_token: "refresh-0".into(),
+            access_token_ttl: Duration::from_secs(3600),
+            location_id: LOC.into(),
+        }
+    }
+
+    fn start_with_oauth(options: OAuthOptions) -> MockServer {
+        MockServer::start(MockOptions { oauth: Some(options), ..MockOptions::default() }).unwrap()
+    }
+
+    fn token_request(server: &MockServer, form: &str) -> Resp {
+        raw(server, "POST", "/oauth/token", &[FORM], Some(form.as_bytes()), false)
+    }
+
+    fn refresh(server: &MockServer, refresh_token: &str, client_secret: &str) -> Resp {
+        token_request(
+            server,
+            &format!(
+                "grant_type=refresh_token&refresh_token={refresh_token}&client_id=client-1\
+                 &client_secret={client_secret}&user_type=Location"
+            ),
+        )
+    }
+
+    /// A GET with `token` as bearer.
+    fn get_with(server: &MockServer, token: &str, target: &str) -> Resp {
+        let bearer = format!("Bearer {token}");
+        raw(server, "GET", target, &[("Authorization", &bearer), ("Version", "2021-07-28")], None, false)
+    }
+
+    fn access_token(r: &Resp) -> String {
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn refresh_tokens_are_single_use_and_rotate() {
+        let server = start_with_oauth(oauth_options());
+        let target = format!("/contacts/{}", server.seed_contact(json!({ "locationId": LOC })));
+        assert_eq!(server.current_refresh_token().as_deref(), Some("refresh-0"));
+        assert_eq!(get_with(&server, "anything", &target).status, 401, "with OAuth, not any token will do");
+
+        let r = refresh(&server, "refresh-0", "s3cret");
+        let access = access_token(&r);
+        let next = r.body["refresh_token"].as_str().unwrap().to_owned();
+        assert_eq!(
+            r.body,
+            json!({
+                "access_token": access, "token_type": "Bearer", "expires_in": 3600, "refresh_token": next,
+                "scope": "contacts.readonly contacts.write", "userType": "Location", "locationId": LOC,
+            })
+        );
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert_ne!(next, "refresh-0");
+        assert_eq!(server.current_refresh_token(), Some(next.clone()));
+        assert_eq!(get_with(&server, &access, &target).status, 200);
+
+        let invalid_grant = json!({ "error": "invalid_grant" });
+        let invalid_client = json!({ "error": "invalid_client" });
+        let r = refresh(&server, "refresh-0", "s3cret");
+        assert_eq!((r.status, &r.body), (401, &invalid_grant), "the used refresh token is revoked");
+        let r = refresh(&server, &next, "wrong");
+        assert_eq!((r.status, &r.body), (401, &invalid_client));
+        let r = token_request(
+            &server,
+            &format!("grant_type=refresh_token&refresh_token={next}&client_id=other&client_secret=s3cret"),
+        );
+        assert_eq!((r.status, &r.body), (401, &invalid_client));
+        assert_eq!(server.current_refresh_token(), Some(next.clone()), "failed attempts revoke nothing");
+
+        let r = refresh(&server, &next, "s3cret");
+        let second = access_token(&r);
+        assert_ne!(second, access);
+        assert_eq!(refresh(&server, &next, "s3cret").status, 401, "single use again");
+        assert_eq!(get_with(&server, &second, &target).status, 200);
+        assert_eq!(get_with(&server, &access, &target).status, 200, "valid until it expires");
+        assert_eq!(server.oauth_refresh_count(), 2);
+        assert_eq!(state(&server)["oauthRefreshes"], 2);
+
+        let tokens: Vec<_> = server.requests().into_iter().filter(|r| r.path_and_query == "/oauth/token").collect();
+        assert_eq!(tokens.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 401, 401, 401, 200, 401]);
+        assert!(tokens.iter().all(|r| r.operation_id.is_none() && r.fault.is_none() && !r.authorization_present));
+        assert_eq!(
+            tokens[0].body.as_deref(),
+            Some(
+                "grant_type=refresh_token&refresh_token=REDACTED&client_id=client-1&client_secret=REDACTED\
+                 &user_type=Location"
+            )
+        );
+        assert_eq!(
+            tokens[3].body.as_deref(),
+            Some("grant_type=refresh_token&refresh_token=REDACTED&client_id=other&client_secret=REDACTED")
+        );
+        let logged = serde_json::to_string(&server.requests()).unwrap();
+        for secret in ["s3cret", "wrong", "refresh-0", next.as_str(), access.as_str()] {
+            assert!(!logged.contains(secret), "{secret} leaked into the request log");
+        }
+    }
+
+    #[test]
+    fn expired_access_tokens_get_the_usual_401() {
+        let server = MockServer::start(MockOptions {
+            token: Some("static-token".into()),
+            oauth: Some(oauth_options()),
+            ..MockOptions::default()
+        })
+        .unwrap();
+        let target = format!("/contacts/{}", server.seed_contact(json!({ "locationId": LOC })));
+        let access = access_token(&refresh(&server, "refresh-0", "s3cret"));
+        assert_eq!(get_with(&server, &access, &target).status, 200);
+        server.expire_access_tokens();
+        let r = get_with(&server, &access, &target);
+        assert_eq!((r.status, &r.body), (401, &error_texts().unauthorized));
+        assert_eq!(get_with(&server, "static-token", &target).status, 200, "the configured token still works");
+        let current = server.current_refresh_token().unwrap();
+        let fresh = access_token(&refresh(&server, &current, "s3cret"));
+        assert_eq!(get_with(&server, &fresh, &target).status, 200, "tokens issued later are not expired");
+
+        // And on their own, after `access_token_ttl`.
+        let ttl = Duration::from_millis(200);
+        let server = start_with_oauth(OAuthOptions { access_token_ttl: ttl, ..oauth_options() });
+        let r = refresh(&server, "refresh-0", "s3cret");
+        assert_eq!(r.body["expires_in"], 1, "200 ms, rounded up");
+        let access = access_token(&r);
+        std::thread::sleep(ttl);
+        assert_eq!(get_with(&server, &access, "/contacts/x").status, 401);
+        assert_eq!(get_with(&server, "static-token", "/contacts/x").status, 401, "no token configured here");
+    }
+
+    #[test]
+    fn the_token_endpoint_is_not_an_api_request() {
+        let server = MockServer::start(MockOptions {
+            oauth: Some(oauth_options()),
+            faults: Some(faults(1.0, 2, vec![FaultKind::ServerError(500)])),
+            rate_limit: Some(RateLimit { max_requests: 1, window: Duration::from_secs(60) }),
+            ..MockOptions::default()
+        })
+        .unwrap();
+        let mut access = String::new();
+        for _ in 0..3 {
+            let r = refresh(&server, &server.current_refresh_token().unwrap(), "s3cret");
+            access = access_token(&r);
+            assert_eq!(limit_headers(&r), (None, None, None));
+        }
+        assert_eq!(server.fault_counts(), no_faults_but("", 0));
+        assert_eq!((server.rate_limited_count(), server.in_flight_max()), (0, 0));
+
+        let target = format!("/contacts/{}", server.seed_contact(json!({ "locationId": LOC })));
+        assert_eq!(get_with(&server, &access, &target).status, 500, "the first API request draws fault 0");
+        server.set_faults(None);
+        let r = get_with(&server, &access, &target);
+        assert_eq!((r.status, r.header("x-ratelimit-remaining")), (200, Some("0")));
+        assert_eq!(get_with(&server, &access, &target).status, 429);
+    }
+
+    #[test]
+    fn token_request_errors() {
+        let r = refresh(&start(), "refresh-0", "s3cret");
+        assert_eq!((r.status, &r.body), (404, &json!({ "statusCode": 404, "message": "Cannot POST /oauth/token" })));
+
+        let server = start_with_oauth(oauth_options());
+        let r = raw(&server, "GET", "/oauth/token", &[], None, false);
+        assert_eq!((r.status, &r.body), (404, &json!({ "statusCode": 404, "message": "Cannot GET /oauth/token" })));
+        let json_body = json!({ "grant_type": "refresh_token", "refresh_token": "refresh-0" }).to_string();
+        let r = raw(&server, "POST", "/oauth/token", &[], Some(json_body.as_bytes()), false);
+        assert_eq!((r.status, &r.body), (400, &json!({ "error": "invalid_request" })), "form-encoded only");
+        let r =
+            token_request(&server, "grant_type=authorization_code&code=abc&client_id=client-1&client_secret=s3cret");
+        assert_eq!((r.status, &r.body), (400, &json!({ "error": "unsupported_grant_type" })));
+        let r = token_request(&server, "client_id=client-1&client_secret=s3cret&refresh_token=refresh-0");
+        assert_eq!((r.status, &r.body), (400, &json!({ "error": "invalid_request" })), "no grant_type");
+        let r = token_request(&server, "grant_type=refresh_token&client_id=client-1&client_secret=s3cret");
+        assert_eq!((r.status, &r.body), (400, &json!({ "error": "invalid_request" })), "no refresh_token");
+        let r = token_request(
+            &server,
+            "grant_type=refresh_token&refresh_token=refresh-0&client_id=client-1&client_secret=s3cret\
+             &user_type=Company",
+        );
+        assert_eq!((r.status, &r.body), (400, &json!({ "error": "invalid_request" })), "location tokens only");
+        assert_eq!(server.current_refresh_token().as_deref(), Some("refresh-0"));
+        assert_eq!(server.oauth_refresh_count(), 0);
+
+        let bodies: Vec<_> = server.requests().into_iter().map(|r| r.body.unwrap_or_default()).collect();
+        assert_eq!(bodies[1], format!("<{} bytes, not form-encoded>", json_body.len()));
+        assert_eq!(bodies[2], "grant_type=authorization_code&code=REDACTED&client_id=client-1&client_secret=REDACTED");
+        assert!(!bodies.iter().any(|b| b.contains("s3cret") || b.contains("refresh-0")), "{bodies:?}");
     }
 }

@@ -6,10 +6,13 @@
 //! - credential injection: the host adds `Authorization` for the origin it belongs to, so the
 //!   token never enters the sandbox;
 //! - a host-side deadline (wasmtime's default waits up to 600 s);
+//! - a rate limiter that keeps each location under HighLevel's burst limit (100 requests per
+//!   10 s), so a burst of events waits its turn instead of collecting 429s;
 //! - a request/response log in which credentials are redacted.
 
 use http::header::{HeaderValue, AUTHORIZATION};
-use http_body_util::BodyExt;
+use crate::oauth::OAuthTokens;
+use http_body_util::{BodyExt, Full};
 use serde::Serialize;
 use std::fmt;
 use std::future::Future;
@@ -110,6 +113,43 @@ pub struct OutboundPolicy {
     pub credentials: Vec<(Origin, Secret)>,
     /// Deadline for one request, from sending to the response head.
     pub timeout: Duration,
+    /// Shared by every runtime built from the same settings (one location, one credential).
+    pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// OAuth tokens for this origin, in place of a static credential.
+    pub oauth: Option<(Origin, Arc<OAuthTokens>)>,
+}
+
+/// A sliding-window limiter: at most `max` requests start in any `window`. A request that would
+/// exceed it is given the first free start time and waits for it; reservations are taken in
+/// order under the lock, so concurrent requests queue fairly instead of racing.
+#[derive(Debug)]
+pub struct RateLimiter {
+    max: usize,
+    window: Duration,
+    starts: Mutex<std::collections::VecDeque<Instant>>,
+}
+
+impl RateLimiter {
+    pub fn new(max: u32, window: Duration) -> RateLimiter {
+        RateLimiter { max: max.max(1) as usize, window, starts: Mutex::new(std::collections::VecDeque::new()) }
+    }
+
+    /// HighLevel's burst limit per location: 100 requests per 10 seconds.
+    pub fn highlevel() -> RateLimiter {
+        RateLimiter::new(100, Duration::from_secs(10))
+    }
+
+    /// Reserves the next start time (now, or when the window frees a slot) and returns it.
+    pub fn reserve(&self) -> Instant {
+        let now = Instant::now();
+        let mut starts = self.starts.lock().unwrap();
+        while starts.front().is_some_and(|t| *t + self.window <= now) {
+            starts.pop_front();
+        }
+        let at = if starts.len() < self.max { now } else { (starts[starts.len() - self.max] + self.window).max(now) };
+        starts.push_back(at);
+        at
+    }
 }
 
 impl OutboundPolicy {
@@ -131,14 +171,13 @@ type ResponseFuture = Box<
 impl WasiHttpHooks for OutboundHooks {
     fn send_request(
         &mut self,
-        mut request: http::Request<WasiBody>,
+        request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> ResponseFuture {
         let policy = self.policy.clone();
         let log = self.log.clone();
         Box::new(async move {
-            let started = Instant::now();
             let method = request.method().to_string();
             let url = request.uri().to_string();
             let origin = Origin::of(request.uri());
@@ -155,45 +194,88 @@ impl WasiHttpHooks for OutboundHooks {
                 });
                 return Err(HttpError::HttpRequestDenied);
             };
-            let credential = policy.credential_for(origin);
-            if let Some(secret) = credential {
-                let value = HeaderValue::from_str(&format!("Bearer {}", secret.expose())).map_err(|_| HttpError::ConfigurationError)?;
-                request.headers_mut().insert(AUTHORIZATION, value);
+            if let Some(limiter) = &policy.rate_limiter {
+                let start = limiter.reserve();
+                tokio::time::sleep_until(start.into()).await;
             }
-            let request_headers = redacted(request.headers(), credential);
+            let oauth = policy.oauth.as_ref().filter(|(o, _)| o == origin).map(|(_, tokens)| tokens.clone());
+            let mut credential = match &oauth {
+                Some(tokens) => Some(tokens.bearer().await.map_err(|e| oauth_failure(&log, &method, &url, e))?),
+                None => policy.credential_for(origin).cloned(),
+            };
+            // Held whole (requests are small JSON), so that a 401 can be answered with one retry.
+            let (parts, body) = request.into_parts();
+            let body = body.collect().await?.to_bytes();
             let options = RequestOptions {
                 connect_timeout: Some(options.and_then(|o| o.connect_timeout).unwrap_or(policy.timeout).min(policy.timeout)),
                 first_byte_timeout: Some(policy.timeout),
                 between_bytes_timeout: Some(policy.timeout),
             };
-            let result = tokio::time::timeout(policy.timeout, wasmtime_wasi_http::default_send_request(request, Some(options))).await;
-            let elapsed_ms = started.elapsed().as_millis() as u64;
-            let mut exchange = HttpExchange { method, url, request_headers, status: None, response_headers: Vec::new(), outcome: String::new(), elapsed_ms };
-            match result {
-                Err(_) => {
-                    exchange.outcome = format!("timeout after {} ms", policy.timeout.as_millis());
-                    log.push(exchange);
-                    Err(HttpError::HttpResponseTimeout)
+            let mut retried = false;
+            loop {
+                let started = Instant::now();
+                let mut request = http::Request::new(Full::new(body.clone()).map_err(|never| match never {}).boxed_unsync());
+                *request.method_mut() = parts.method.clone();
+                *request.uri_mut() = parts.uri.clone();
+                *request.version_mut() = parts.version;
+                *request.headers_mut() = parts.headers.clone();
+                if let Some(secret) = &credential {
+                    let value = HeaderValue::from_str(&format!("Bearer {}", secret.expose())).map_err(|_| HttpError::ConfigurationError)?;
+                    request.headers_mut().insert(AUTHORIZATION, value);
                 }
-                Ok(Err(e)) => {
-                    let timed_out = matches!(
-                        e,
-                        HttpError::ConnectionTimeout | HttpError::ConnectionReadTimeout | HttpError::ConnectionWriteTimeout | HttpError::HttpResponseTimeout
-                    );
-                    exchange.outcome = if timed_out { format!("timeout after {} ms", policy.timeout.as_millis()) } else { format!("error: {e}") };
-                    log.push(exchange);
-                    Err(e)
-                }
-                Ok(Ok((response, io))) => {
-                    exchange.status = Some(response.status().as_u16());
-                    exchange.response_headers = redacted(response.headers(), None);
-                    exchange.outcome = "ok".into();
-                    log.push(exchange);
-                    Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
-                }
+                let request_headers = redacted(request.headers(), credential.as_ref());
+                let result = tokio::time::timeout(policy.timeout, wasmtime_wasi_http::default_send_request(request, Some(options))).await;
+                let elapsed_ms = started.elapsed().as_millis() as u64;
+                let mut exchange =
+                    HttpExchange { method: method.clone(), url: url.clone(), request_headers, status: None, response_headers: Vec::new(), outcome: String::new(), elapsed_ms };
+                return match result {
+                    Err(_) => {
+                        exchange.outcome = format!("timeout after {} ms", policy.timeout.as_millis());
+                        log.push(exchange);
+                        Err(HttpError::HttpResponseTimeout)
+                    }
+                    Ok(Err(e)) => {
+                        let timed_out = matches!(
+                            e,
+                            HttpError::ConnectionTimeout | HttpError::ConnectionReadTimeout | HttpError::ConnectionWriteTimeout | HttpError::HttpResponseTimeout
+                        );
+                        exchange.outcome = if timed_out { format!("timeout after {} ms", policy.timeout.as_millis()) } else { format!("error: {e}") };
+                        log.push(exchange);
+                        Err(e)
+                    }
+                    Ok(Ok((response, io))) => {
+                        let status = response.status().as_u16();
+                        exchange.status = Some(status);
+                        exchange.response_headers = redacted(response.headers(), None);
+                        exchange.outcome = "ok".into();
+                        log.push(exchange);
+                        // An access token refused before its time (revoked, rotated elsewhere):
+                        // refresh once and send once more.
+                        if let (401, Some(tokens), false, Some(stale)) = (status, &oauth, retried, &credential) {
+                            credential = Some(tokens.refresh_after(stale).await.map_err(|e| oauth_failure(&log, &method, &url, e))?);
+                            retried = true;
+                            continue;
+                        }
+                        Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
+                    }
+                };
             }
         })
     }
+}
+
+/// A refresh that failed: logged, and the request fails as a host error the plugin reports.
+fn oauth_failure(log: &HttpLog, method: &str, url: &str, reason: String) -> HttpError {
+    log.push(HttpExchange {
+        method: method.to_string(),
+        url: url.to_string(),
+        request_headers: Vec::new(),
+        status: None,
+        response_headers: Vec::new(),
+        outcome: format!("no credential: {reason}"),
+        elapsed_ms: 0,
+    });
+    HttpError::InternalError(Some(format!("OAuth: {reason}")))
 }
 
 /// Header list with `Authorization`, cookies, and any value containing the credential redacted.
@@ -221,6 +303,18 @@ mod tests {
         assert_ne!(a, Origin::parse("http://services.leadconnectorhq.com").unwrap());
         assert_ne!(a, Origin::parse("https://services.leadconnectorhq.com.evil.test").unwrap());
         assert!(Origin::parse("ftp://x").is_err());
+    }
+
+    #[test]
+    fn the_limiter_gives_each_request_the_first_free_slot() {
+        let limiter = RateLimiter::new(3, Duration::from_secs(10));
+        let starts: Vec<Instant> = (0..7).map(|_| limiter.reserve()).collect();
+        let first = starts[0];
+        // Three go now; the next three a window after the first three; the seventh a window after the fourth.
+        assert!(starts[..3].iter().all(|t| t.duration_since(first) < Duration::from_secs(1)));
+        for i in 3..7 {
+            assert_eq!(starts[i], starts[i - 3] + Duration::from_secs(10), "request {i}");
+        }
     }
 
     #[test]

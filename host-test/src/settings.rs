@@ -3,10 +3,12 @@
 //! configuration before the plugin sees it and injected by the outbound policy instead.
 
 use crate::engine::RuntimeOptions;
-use crate::outbound::{Origin, OutboundPolicy, Secret};
+use crate::oauth::{OAuthSettings, OAuthTokens};
+use crate::outbound::{Origin, OutboundPolicy, RateLimiter, Secret};
 use anyhow::{bail, Context as _};
 use serde_json::{Map, Value};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -20,6 +22,23 @@ pub struct Settings {
     pub memory_limit_bytes: usize,
     /// Budget of one event.
     pub event_deadline: Duration,
+    /// Keeps the location under HighLevel's burst limit; shared by the runtimes built from
+    /// these settings (and their clones). `None`: no limit (tests of the API's own 429s).
+    pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// OAuth location tokens for the API origin, instead of `token`.
+    pub oauth: Option<Arc<OAuthTokens>>,
+    /// The configuration's `oauth` section, until [`Settings::start_oauth`] makes `oauth` of it.
+    pub oauth_app: Option<OAuthApp>,
+}
+
+/// An OAuth app's credentials and the location's refresh token, as configured.
+#[derive(Clone, Debug)]
+pub struct OAuthApp {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub refresh_token: Secret,
+    /// Default: `<api_base>/oauth/token`, HighLevel's.
+    pub token_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -30,6 +49,9 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(20),
             memory_limit_bytes: 64 << 20,
             event_deadline: Duration::from_secs(60),
+            rate_limiter: Some(Arc::new(RateLimiter::highlevel())),
+            oauth: None,
+            oauth_app: None,
         }
     }
 }
@@ -50,6 +72,13 @@ impl Settings {
     pub fn from_file(path: &Path) -> anyhow::Result<Settings> {
         let Value::Object(map) = config_document(path)? else { bail!("{} must hold an object (a table)", path.display()) };
         let mut settings = Settings { plugin_config: map, ..Settings::default() };
+        if let Some(oauth) = settings.plugin_config.remove("oauth") {
+            let text = |key: &str| oauth.get(key).and_then(Value::as_str).map(str::to_string);
+            let (Some(client_id), Some(client_secret), Some(refresh_token)) = (text("client_id"), text("client_secret"), text("refresh_token")) else {
+                bail!("{}: oauth needs client_id, client_secret and refresh_token", path.display());
+            };
+            settings.oauth_app = Some(OAuthApp { client_id, client_secret: Secret::new(client_secret), refresh_token: Secret::new(refresh_token), token_url: text("token_url") });
+        }
         if let Some(token) = settings.plugin_config.remove("token") {
             match token {
                 Value::String(t) if !t.is_empty() => settings.token = Some(Secret::new(t)),
@@ -59,6 +88,28 @@ impl Settings {
             }
         }
         Ok(settings)
+    }
+
+    /// Starts the configured OAuth app: refresh tokens rotate, so the newest is kept in
+    /// `<state>/oauth-refresh-token` (owner-only), which wins over the configured one.
+    pub fn start_oauth(&mut self, state: Option<&Path>) -> anyhow::Result<()> {
+        let Some(app) = self.oauth_app.take() else { return Ok(()) };
+        let Some(state) = state else { bail!("OAuth refresh tokens rotate on every refresh: give --state so the newest is kept") };
+        let file = state.join("oauth-refresh-token");
+        let refresh_token = match std::fs::read_to_string(&file) {
+            Ok(stored) if !stored.trim().is_empty() => Secret::new(stored.trim()),
+            _ => app.refresh_token,
+        };
+        let settings = OAuthSettings {
+            token_url: app.token_url.unwrap_or_else(|| format!("{}/oauth/token", self.api_base())),
+            client_id: app.client_id,
+            client_secret: app.client_secret,
+            refresh_token,
+            refresh_margin: Duration::from_secs(300),
+            timeout: self.request_timeout,
+        };
+        self.oauth = Some(Arc::new(OAuthTokens::new(settings, move |token| write_secret(&file, token.expose()))));
+        Ok(())
     }
 
     /// Sets one plugin setting (the CLI's `--api-base`, `--location-id`, …).
@@ -87,11 +138,28 @@ impl Settings {
                 allowed: vec![origin.clone()],
                 credentials: self.token.iter().map(|t| (origin.clone(), t.clone())).collect(),
                 timeout: self.request_timeout,
+                rate_limiter: self.rate_limiter.clone(),
+                oauth: self.oauth.clone().map(|tokens| (origin.clone(), tokens)),
             },
             memory_limit_bytes: self.memory_limit_bytes,
             deadline: self.event_deadline,
         })
     }
+}
+
+/// Writes a secret readable by its owner only, replacing the file in one step.
+fn write_secret(path: &Path, value: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let partial = path.with_extension("partial");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&partial).with_context(|| format!("writing {}", partial.display()))?;
+    file.write_all(value.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -225,6 +225,8 @@ fn replay_takes_platform_events_and_view_prints_the_contact() {
 fn config_schema_is_printed() {
     let schema: Value = serde_json::from_slice(&run(&["config-schema"]).stdout).unwrap();
     assert_eq!(schema["title"], "Dialpad ⇄ HighLevel sync configuration");
+    let events: Value = serde_json::from_slice(&run(&["config-schema", "--platform-event"]).stdout).unwrap();
+    assert_eq!(events["properties"]["type"]["enum"][0], "task.created");
 }
 
 #[test]
@@ -263,4 +265,32 @@ fn invoke_runs_an_action_and_refuses_bad_input_with_a_typed_error() {
     let error: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(error["type"], "invalid-input");
     assert_eq!(error["problems"][0]["path"], "/body/text");
+}
+
+#[test]
+fn failed_events_are_kept_in_the_state_dir_and_replay_dead_letters_delivers_them() {
+    let dir = std::env::temp_dir().join(format!("cli-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let state = dir.to_str().unwrap();
+    // Nothing listens on this port: the event fails, and is kept.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let down = format!("http://{closed}");
+    let args = ["replay", "--state", state, "--api-base", &down, "--token", TOKEN, "--location-id", "loc-cli"];
+    let out = run(&[&args[..], &[fixture("call_inbound_missed.json").as_str()]].concat());
+    assert_eq!(json_lines(&out)[0]["outcome"], "failed");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kept as dead letters"));
+
+    let mock = MockProcess::start();
+    let out = run(&["replay", "--dead-letters", "--state", state, "--api-base", &mock.base, "--token", TOKEN, "--location-id", "loc-cli"]);
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["outcome"], "synced");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dead letters: 1 delivered, 0 still failing"));
+    // Delivered and recorded: the same event again, in a new process with the same state, sends nothing.
+    let before = mock.debug("/__mock/requests").as_array().map(Vec::len);
+    let again = json_lines(&run(&["replay", "--state", state, "--api-base", &mock.base, "--token", TOKEN, "--location-id", "loc-cli", &fixture("call_inbound_missed.json")]));
+    assert_eq!(again[0]["outcome"], "unchanged");
+    assert_eq!(mock.debug("/__mock/requests").as_array().map(Vec::len), before);
+    let out = run(&["replay", "--dead-letters", "--state", state, "--api-base", &mock.base]);
+    assert!(json_lines(&out).is_empty());
 }

@@ -34,6 +34,8 @@ pub struct Config {
     pub contact_source: String,
     /// Attempts per request on 429 / 5xx / no answer (1 = no retry).
     pub max_attempts: u32,
+    /// First retry's wait; each next one doubles, up to 8 s. What the API asks for wins.
+    pub retry_base_delay_ms: u64,
     /// True when the host's key-value store outlives one event (the reference host's does).
     /// When false (e.g. `wasmtime serve`, whose store is a fresh copy per request), the plugin
     /// checks HighLevel's notes before writing a call's note, so a redelivery cannot duplicate it.
@@ -87,6 +89,7 @@ const KNOWN_KEYS: &[&str] = &[
     "default_region",
     "contact_source",
     "max_attempts",
+    "retry_base_delay_ms",
     "durable_state",
     "time_zone",
     "view_cache_ttl_seconds",
@@ -143,6 +146,7 @@ impl Config {
         }
         let scopes = parse_scopes(obj, &mut r);
         let max_attempts = r.uint(obj.get("max_attempts"), "/max_attempts", 1, 10).unwrap_or(3) as u32;
+        let retry_base_delay_ms = r.uint(obj.get("retry_base_delay_ms"), "/retry_base_delay_ms", 0, 10_000).unwrap_or(250);
         let durable_state = r.boolean(obj.get("durable_state"), "/durable_state").unwrap_or(false);
         let time_zone = zone::zone(&zone_name);
         if time_zone.is_none() {
@@ -175,6 +179,7 @@ impl Config {
             default_region: default_region.expect("checked above"),
             contact_source,
             max_attempts,
+            retry_base_delay_ms,
             durable_state,
             time_zone: time_zone.expect("checked above"),
             view_cache_ttl_seconds,

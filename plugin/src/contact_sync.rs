@@ -38,6 +38,11 @@ impl ContactRecord {
 
 const DELETED: &str = "deleted";
 
+/// The key-value key recording that a contact event with this content was applied.
+pub fn event_key_of(config: &Config, content_hash: &str) -> String {
+    format!("contact-event:{}:{content_hash}", config.location_id)
+}
+
 /// The mapped fields of a Dialpad contact: standard fields, then `customFields`.
 pub fn mapped_fields(contact: &ContactEvent, config: &Config) -> Map<String, Value> {
     let mut fields = Map::new();
@@ -84,6 +89,12 @@ pub fn plan_contact(contact: &ContactEvent, config: &Config, known: &KnownState)
     plan.record_key = Some(dialpad_contact_key(&config.location_id, &contact.id));
     plan.phone_key = contact.phone.as_ref().map(|p| phone_key(&config.location_id, p.as_str()));
     let name = contact.field("display_name").or(contact.field("first_name")).unwrap_or(&contact.id).to_string();
+    // Contact events carry no id or time: a redelivery is known by its content. (An older
+    // event that differs from the newest one cannot be told from a newer one, and is applied.)
+    if known.event_seen {
+        return plan.unchanged(format!("Dialpad contact {name} {action}: this event was applied before"));
+    }
+    plan.done_keys.push(event_key_of(config, &contact.content_hash));
 
     if contact.action == ContactAction::Deleted {
         if known.contact_record.as_ref().is_some_and(|r| r.written == DELETED) {

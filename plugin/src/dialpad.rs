@@ -151,7 +151,7 @@ pub fn parse(json: &[u8], default_region: &Region) -> Result<Event, SyncError> {
         return parse_call(&f, default_region).map(|c| Event::Call(Box::new(c)));
     }
     if obj.contains_key("event") && obj.contains_key("contact") {
-        return parse_contact(&f, default_region).map(|c| Event::Contact(Box::new(c)));
+        return parse_contact(&f, default_region, json).map(|c| Event::Contact(Box::new(c)));
     }
     if obj.contains_key("on_duty_status") {
         return Ok(Event::AgentStatus);
@@ -356,6 +356,8 @@ pub struct ContactEvent {
     pub email: Option<String>,
     /// `(field, value)` for every non-empty field of [`CONTACT_FIELDS`].
     pub fields: Vec<(&'static str, String)>,
+    /// SHA-256 (hex, first 16 bytes) of the event's JSON: what identifies a redelivery.
+    pub content_hash: String,
 }
 
 impl ContactEvent {
@@ -369,7 +371,7 @@ impl ContactEvent {
 pub const CONTACT_FIELDS: &[&str] =
     &["id", "type", "first_name", "last_name", "display_name", "primary_phone", "primary_email", "company_name", "job_title", "url", "extension"];
 
-fn parse_contact(f: &Fields, region: &Region) -> Result<ContactEvent, SyncError> {
+fn parse_contact(f: &Fields, region: &Region, json: &[u8]) -> Result<ContactEvent, SyncError> {
     let action = match f.text("event")?.unwrap_or_default().to_ascii_lowercase().as_str() {
         "created" | "create" => ContactAction::Created,
         "updated" | "update" => ContactAction::Updated,
@@ -400,7 +402,9 @@ fn parse_contact(f: &Fields, region: &Region) -> Result<ContactEvent, SyncError>
     }
     // A display name that is only the formatted number is not a name.
     fields.retain(|(n, v)| !n.ends_with("name") || is_person_name(v));
-    Ok(ContactEvent { action, id, phone, email, fields })
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(json);
+    let content_hash = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    Ok(ContactEvent { action, id, phone, email, fields, content_hash })
 }
 
 /// Typed, lenient access to an event object's fields. Each accessor names the field in its
@@ -507,6 +511,8 @@ impl<'a> Fields<'a> {
             match v {
                 Value::Null => Ok(None),
                 Value::String(s) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
+                // Numbers as their text, as every other field takes them (a phone list of numbers).
+                Value::Number(n) => Ok(Some(n.to_string())),
                 Value::Object(m) => Fields(m).text("content"),
                 other => Err(Self::wrong(key, "a list of strings", other)),
             }

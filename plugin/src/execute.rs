@@ -76,9 +76,11 @@ pub struct Execution {
     pub task_id: Option<String>,
     /// Rules whose steps did not all succeed (the run stopped on or before one of them).
     pub unfinished_automations: Vec<String>,
+    /// Lists read for [`When::NoSameItem`].
+    found_tasks: Option<Vec<Value>>,
+    found_notes: Option<Vec<Value>>,
 }
 
-const BACKOFF_BASE_MS: u64 = 250;
 const BACKOFF_CAP_MS: u64 = 8_000;
 const UPSTREAM_BODY_LIMIT: usize = 2048;
 
@@ -134,6 +136,17 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
                 Some(body) => Some(body),
                 None => continue,
             },
+            When::NoSameItem if run.contact_id.is_some() => match same_item(step, &run) {
+                Some(id) => {
+                    // The earlier attempt's write landed: take its id, as if this one made it.
+                    match step.capture {
+                        Capture::Note => run.note_id = Some(id),
+                        _ => run.task_id = Some(id),
+                    }
+                    continue;
+                }
+                None => step.body.clone(),
+            },
             When::AutomationNew
                 if run.note_written
                     && !run.found_note_body.as_deref().map(automations_in).unwrap_or_default().iter().any(|a| Some(a) == step.automation.as_ref()) =>
@@ -168,6 +181,8 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
                         run.note_written = true;
                     }
                     Capture::Task => run.task_id = str_at(&json, &["task", "id"]),
+                    Capture::Tasks => run.found_tasks = json["tasks"].as_array().cloned(),
+                    Capture::Notes => run.found_notes = json["notes"].as_array().cloned(),
                     Capture::Response => run.response = Some(json),
                     Capture::NoteWithMarker(marker) => {
                         let found = json["notes"].as_array().and_then(|notes| {
@@ -202,6 +217,18 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
 /// activity, with this event merged in. `None` when there is nothing to write: the merge
 /// changes nothing, or the note no longer reads back (a person edited it; it is left alone
 /// rather than overwritten).
+/// The id of an item in the list read earlier that says what `step` would write: a task with
+/// the same title and body, or a note with the same body.
+fn same_item(step: &Step, run: &Execution) -> Option<String> {
+    let body = step.body.as_ref()?;
+    let (list, fields): (&Option<Vec<Value>>, &[&str]) = match step.capture {
+        Capture::Note => (&run.found_notes, &["body"]),
+        _ => (&run.found_tasks, &["title", "body"]),
+    };
+    let text = |v: &Value, f: &str| v[f].as_str().unwrap_or_default().trim().to_string();
+    list.as_ref()?.iter().find(|item| fields.iter().all(|f| text(item, f) == text(body, f))).and_then(|item| item["id"].as_str().map(str::to_string))
+}
+
 /// Notes, for the caller's records, the rules of the failed step and of every step after it.
 fn stopped_at(mut run: Execution, plan: &Plan, failed: &Step) -> Execution {
     let from = plan.steps.iter().position(|s| std::ptr::eq(s, failed)).unwrap_or(0);
@@ -300,12 +327,15 @@ fn settle(
                 if last || !idempotent {
                     return Err((SyncError::Transport(format!("{} {path}: {reason}", step.operation.id)), None, attempt));
                 }
-                transport.sleep_ms(backoff_ms(attempt, None));
+                transport.sleep_ms(backoff_ms(config, attempt, None));
             }
             Ok(response) if (200..300).contains(&response.status) => return Ok((response, attempt)),
             Ok(response) if response.status == 400 && step.capture == Capture::CreatedContact && duplicate_of(&response).is_some() => {
                 return Ok((response, attempt))
             }
+            // Deleting what is already gone is done (an earlier attempt's delete may have
+            // landed without its answer): HighLevel says 400 "… not found", or 404.
+            Ok(response) if step.operation.method == Method::Delete && is_not_found(&response) => return Ok((response, attempt)),
             Ok(response) if response.status == 429 => {
                 let wait = retry_after_ms(&response);
                 if last {
@@ -315,10 +345,10 @@ fn settle(
                         attempt,
                     ));
                 }
-                transport.sleep_ms(backoff_ms(attempt, wait));
+                transport.sleep_ms(backoff_ms(config, attempt, wait));
             }
             Ok(response) if response.status >= 500 && idempotent && !last => {
-                transport.sleep_ms(backoff_ms(attempt, retry_after_ms(&response)));
+                transport.sleep_ms(backoff_ms(config, attempt, retry_after_ms(&response)));
             }
             Ok(response) => {
                 let status = response.status;
@@ -343,6 +373,11 @@ fn build_request(step: &Step, path: &str, body: Option<&Value>, config: &Config)
     HttpRequest { method: step.operation.method, url: format!("{}{path}", config.api_base), headers, body }
 }
 
+fn is_not_found(response: &HttpResponse) -> bool {
+    let message = || serde_json::from_slice::<Value>(&response.body).ok().and_then(|j| j["message"].as_str().map(str::to_ascii_lowercase)).unwrap_or_default();
+    response.status == 404 || (response.status == 400 && message().ends_with("not found"))
+}
+
 /// The existing contact's id in a "does not allow duplicated contacts" refusal.
 fn duplicate_of(response: &HttpResponse) -> Option<String> {
     let json: Value = serde_json::from_slice(&response.body).ok()?;
@@ -364,8 +399,8 @@ fn retry_after_ms(response: &HttpResponse) -> Option<u64> {
 }
 
 /// Exponential from 250 ms, capped at 8 s; what the API asked for wins (capped at a minute).
-fn backoff_ms(attempt: u32, asked: Option<u64>) -> u64 {
-    let exponential = BACKOFF_BASE_MS.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(BACKOFF_CAP_MS);
+fn backoff_ms(config: &Config, attempt: u32, asked: Option<u64>) -> u64 {
+    let exponential = config.retry_base_delay_ms.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(BACKOFF_CAP_MS);
     asked.map(|ms| ms.min(60_000)).unwrap_or(exponential)
 }
 

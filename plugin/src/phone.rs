@@ -81,6 +81,15 @@ pub fn to_e164(raw: &str, default_region: &Region) -> Result<E164, PhoneError> {
     let lower = trimmed.to_ascii_lowercase();
     let cut = ["ext", "x", ";", ","].iter().filter_map(|m| lower.find(m)).min().unwrap_or(trimmed.len());
     let number_part = trimmed[..cut].trim_end();
+    // "+44 (0)20 …": the "(0)" is the national trunk prefix, written for callers dialling at
+    // home, and is not part of the international number.
+    let without_trunk;
+    let number_part = if number_part.starts_with('+') && number_part.contains("(0)") {
+        without_trunk = number_part.replacen("(0)", "", 1);
+        without_trunk.as_str()
+    } else {
+        number_part
+    };
     let mut digits = String::with_capacity(16);
     let mut plus = false;
     for (i, c) in number_part.char_indices() {
@@ -170,6 +179,13 @@ mod tests {
         // Multi-byte characters before a `+` must not split a character.
         assert_eq!(us("\u{a0}\u{a0}+1 415 555 0100").as_deref(), Ok("+14155550100"));
         assert_eq!(us("☎ +1 415 555 0100"), Err(PhoneError::NotAPhoneNumber));
+    }
+
+    #[test]
+    fn the_trunk_prefix_in_brackets_is_dropped() {
+        let gb = region("GB").unwrap();
+        assert_eq!(to_e164("+44 (0)20 7946 0958", gb).unwrap().as_str(), "+442079460958");
+        assert_eq!(to_e164("+44 (0)20 7946 0958", region("US").unwrap()).unwrap().as_str(), "+442079460958");
     }
 
     #[test]

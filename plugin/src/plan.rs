@@ -43,6 +43,12 @@ pub struct KnownState {
     pub call_activity_id: Option<String>,
     /// For Dialpad contact events: the linked HighLevel contact and what was last written.
     pub contact_record: Option<crate::contact_sync::ContactRecord>,
+    /// An earlier delivery of this call or message stopped after sending a write whose answer
+    /// never came: it may have landed. Creates are then checked for first (the note by its
+    /// marker, tasks by title and body), so a retry never writes them twice.
+    pub uncertain: bool,
+    /// For Dialpad contact events: this very event (same content) was applied before.
+    pub event_seen: bool,
 }
 
 /// The key-value record of one call or message: where its note is and what it says.
@@ -106,6 +112,9 @@ pub enum When {
     /// The step of a rule, without a durable record: runs when this run wrote the note and
     /// the note found (if any) does not name the rule yet, so a redelivery makes no second task.
     AutomationNew,
+    /// A create whose twin may already exist: runs unless the list an earlier step read holds
+    /// an item with the same title and body (tasks) or body (notes), and a contact is known.
+    NoSameItem,
 }
 
 impl When {
@@ -117,6 +126,7 @@ impl When {
             When::NoNoteFound => Some("unless this call's note already exists"),
             When::NoteDiffers => Some("if this call's note exists and this event adds to it (the body is then the note merged with this event)"),
             When::AutomationNew => Some("if the note was written now and does not name this rule yet"),
+            When::NoSameItem => Some("unless the list just read holds the same item (an earlier attempt's write may have landed)"),
         }
     }
 }
@@ -135,6 +145,10 @@ pub enum Capture {
     Note,
     /// `task.id` of the response.
     Task,
+    /// The `tasks` list of the response, for [`When::NoSameItem`].
+    Tasks,
+    /// The `notes` list of the response, for [`When::NoSameItem`].
+    Notes,
     /// The whole response body, for an action's caller.
     Response,
 }
@@ -228,6 +242,8 @@ pub struct Plan {
     pub contact_record: Option<String>,
     /// Keys to clear once the steps succeed (links to a deleted contact).
     pub clear_keys: Vec<String>,
+    /// Keys to set once the steps succeed (a contact event applied).
+    pub done_keys: Vec<String>,
 }
 
 impl Plan {
@@ -246,6 +262,7 @@ impl Plan {
             aliases: Vec::new(),
             contact_record: None,
             clear_keys: Vec::new(),
+            done_keys: Vec::new(),
         }
     }
 
@@ -356,7 +373,7 @@ fn plan_call(call: &CallEvent, config: &Config, known: &KnownState) -> Result<Pl
     activity.call_id = activity_id.clone();
     activity.merge(call);
     let event_ms = activity.last_event_ms.or(call.ended_ms).or(activity.started_ms).unwrap_or_default();
-    let context = TaskContext { contact_name: call.party.name.as_deref(), call: Some(&activity), sms: None, event_ms };
+    let context = TaskContext { contact_name: call.party.name.as_deref(), call: Some(&activity), sms: None, event_ms, marker: note_marker(&activity_id) };
     let fired = automations(&Facts::of_call(&activity), config, &activity.automations, &context);
     activity.automations.extend(fired.iter().map(|a| a.name.clone()));
     let note = NoteSubject {
@@ -371,7 +388,7 @@ fn plan_call(call: &CallEvent, config: &Config, known: &KnownState) -> Result<Pl
         merge: Some(Box::new(Merge { event: call.clone(), automations: fired.iter().map(|a| a.name.clone()).collect() })),
     };
     let mut plan = plan_note(note, config, known);
-    add_automations(&mut plan, fired, config);
+    add_automations(&mut plan, fired, config, known);
     plan.aliases = call.all_call_ids().map(|id| (call_alias_key(&config.location_id, id), activity_id.clone())).collect();
     plan.activity = Some(activity);
     Ok(plan)
@@ -384,7 +401,13 @@ fn plan_sms(sms: &SmsEvent, config: &Config, known: &KnownState) -> Result<Plan,
     let phone = sms.external_phone.as_ref().ok_or_else(|| no_usable_phone(&sms.external_number_raw, config, "from_number, to_number and contact.phone_number"))?;
     let direction = sms.direction.map(Direction::as_str).unwrap_or("unknown-direction");
     let done = known.record.as_ref().map(|r| r.activity.automations.clone()).unwrap_or_default();
-    let context = TaskContext { contact_name: sms.party.name.as_deref(), call: None, sms: Some(sms), event_ms: sms.created_ms.unwrap_or_default() };
+    let context = TaskContext {
+        contact_name: sms.party.name.as_deref(),
+        call: None,
+        sms: Some(sms),
+        event_ms: sms.created_ms.unwrap_or_default(),
+        marker: sms_note_marker(&sms.id),
+    };
     let fired = automations(&Facts::of_sms(sms), config, &done, &context);
     let mut all = done.clone();
     all.extend(fired.iter().map(|a| a.name.clone()));
@@ -401,7 +424,7 @@ fn plan_sms(sms: &SmsEvent, config: &Config, known: &KnownState) -> Result<Plan,
         merge: None,
     };
     let mut plan = plan_note(note, config, known);
-    add_automations(&mut plan, fired, config);
+    add_automations(&mut plan, fired, config, known);
     plan.activity = Some(CallActivity { automations: all, ..CallActivity::default() });
     Ok(plan)
 }
@@ -412,6 +435,9 @@ struct TaskContext<'a> {
     call: Option<&'a CallActivity>,
     sms: Option<&'a SmsEvent>,
     event_ms: i64,
+    /// The call's or message's note marker, also the last line of its rules' tasks, so the
+    /// same rule's task on two calls of one contact differ, and a retry recognises its own.
+    marker: String,
 }
 
 /// A rule that newly fired, with the steps it takes (their contact is set by the caller).
@@ -442,9 +468,10 @@ fn automations(facts: &Facts, config: &Config, done: &[String], context: &TaskCo
             "dueDate": rule.task.due.at(context.event_ms, &config.time_zone),
             "completed": false,
         });
-        if let Some(text) = &rule.task.body {
-            body["body"] = json!(text.render(&value));
-        }
+        body["body"] = json!(match &rule.task.body {
+            Some(text) => format!("{}\n\n{}", text.render(&value), context.marker),
+            None => context.marker.clone(),
+        });
         if let Some(user) = &rule.task.assigned_to {
             body["assignedTo"] = json!(user);
         }
@@ -473,25 +500,36 @@ fn automations(facts: &Facts, config: &Config, done: &[String], context: &TaskCo
     fired
 }
 
-/// Appends the rules' steps after the note's, on the note's contact. They run only when the
-/// note step ran; a failed step leaves its rule unrecorded, so the next event retries it.
-fn add_automations(plan: &mut Plan, fired: Vec<Automation>, config: &Config) {
-    if plan.outcome != Outcome::Synced {
+/// Appends the rules' steps after the note's, on the note's contact. A failed step leaves its
+/// rule unrecorded, so the next event of the call retries it. Without a durable record, or
+/// after a delivery whose write may have landed unseen, the contact's tasks are read first and
+/// a task already there is not made again; tags are idempotent.
+fn add_automations(plan: &mut Plan, fired: Vec<Automation>, config: &Config, known: &KnownState) {
+    if matches!(plan.outcome, Outcome::Skipped(_)) || fired.is_empty() {
         return;
     }
-    let Some(contact) = plan.steps.last().and_then(|s| s.contact.clone()) else { return };
+    // The note may already say everything (it was written, then a rule's step failed): the
+    // rules still to do run on the recorded contact.
+    let contact = plan.steps.last().and_then(|s| s.contact.clone()).or_else(|| known.record.as_ref().map(|r| Ref::Known(r.contact_id.clone())));
+    let Some(contact) = contact else { return };
+    plan.outcome = Outcome::Synced;
     let names: Vec<&str> = fired.iter().map(|a| a.name.as_str()).collect();
     if !names.is_empty() {
         plan.summary = format!("{}; rules: {}", plan.summary, names.join(", "));
     }
+    let verify = !config.durable_state || known.uncertain;
+    let makes_tasks = fired.iter().flat_map(|a| &a.steps).any(|s| s.operation.id == "create-task");
+    if verify && makes_tasks {
+        plan.steps.push(Step { contact: Some(contact.clone()), when: When::ContactExisted, capture: Capture::Tasks, ..Step::new("get-all-tasks") });
+    }
     for automation in fired {
         for step in automation.steps {
-            plan.steps.push(Step {
-                contact: Some(contact.clone()),
-                when: if config.durable_state { When::Always } else { When::AutomationNew },
-                automation: Some(automation.name.clone()),
-                ..step
-            });
+            let when = match (step.operation.id, config.durable_state, verify) {
+                ("create-task", _, true) => When::NoSameItem,
+                (_, false, _) => When::AutomationNew,
+                _ => When::Always,
+            };
+            plan.steps.push(Step { contact: Some(contact.clone()), when, automation: Some(automation.name.clone()), ..step });
         }
     }
 }
@@ -565,7 +603,7 @@ fn plan_note(subject: NoteSubject, config: &Config, known: &KnownState) -> Plan 
     };
     // Without a durable record, the note may already exist (a redelivery under a stateless
     // host): look before writing, but only on a contact that existed.
-    let note_when = if config.durable_state {
+    let note_when = if config.durable_state && !known.uncertain {
         When::Always
     } else {
         plan.steps.push(Step {

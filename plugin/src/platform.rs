@@ -38,6 +38,16 @@ pub struct PlatformEvent {
     pub fields: Map<String, Value>,
 }
 
+/// The JSON Schema of a platform event (published by `meta.platform-event-schema`); a unit
+/// test holds it to what [`parse`] accepts.
+pub const JSON_SCHEMA: &str = include_str!("../platform-event.schema.json");
+
+const TOP_KEYS: &[&str] = &["id", "type", "contact", "task", "note"];
+const CONTACT_KEYS: &[&str] = &["id", "phone", "email"];
+const TASK_KEYS: &[&str] = &["ref", "title", "body", "due", "assigned_to"];
+const NOTE_KEYS: &[&str] = &["ref", "body"];
+const TYPES: &[&str] = &["task.created", "task.updated", "task.completed", "note.created", "note.updated"];
+
 /// What the store knows about a platform event.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlatformKnown {
@@ -46,6 +56,8 @@ pub struct PlatformKnown {
     pub linked: Option<(String, String)>,
     /// The contact linked to the event's phone number.
     pub phone_contact: Option<String>,
+    /// An earlier delivery sent a write whose answer never came: look before creating.
+    pub uncertain: bool,
 }
 
 pub fn event_key(location_id: &str, id: &str) -> String {
@@ -61,7 +73,7 @@ pub fn link_key(location_id: &str, kind: EventKind, reference: &str) -> String {
 pub fn parse(text: &str, config: &Config) -> Result<PlatformEvent, SyncError> {
     let value: Value = serde_json::from_str(text).map_err(|e| SyncError::malformed(format!("platform event is not valid JSON: {e}")))?;
     let mut r = Reader::default();
-    let obj = r.object(&value, "", &["id", "type", "contact", "task", "note"]).ok_or_else(|| SyncError::InvalidInput(r.problems.clone()))?;
+    let obj = r.object(&value, "", TOP_KEYS).ok_or_else(|| SyncError::InvalidInput(r.problems.clone()))?;
     let id = r.string(obj.get("id"), "/id");
     if id.is_none() {
         r.problem("/id", "required: the event's id, so that a redelivery changes nothing");
@@ -73,13 +85,13 @@ pub fn parse(text: &str, config: &Config) -> Result<PlatformEvent, SyncError> {
         Some("note.created") => Some((EventKind::Note, Action::Created)),
         Some("note.updated") => Some((EventKind::Note, Action::Updated)),
         _ => {
-            r.problem("/type", "must be task.created, task.updated, task.completed, note.created or note.updated");
+            r.problem("/type", format!("must be one of {}", TYPES.join(", ")));
             None
         }
     };
     let (mut contact_id, mut phone, mut email) = (None, None, None);
     if let Some(c) = obj.get("contact") {
-        if let Some(c) = r.object(c, "/contact", &["id", "phone", "email"]) {
+        if let Some(c) = r.object(c, "/contact", CONTACT_KEYS) {
             contact_id = r.string(c.get("id"), "/contact/id");
             let raw = r.string(c.get("phone"), "/contact/phone");
             phone = raw.as_deref().and_then(|p| match phone::to_e164(p, config.default_region) {
@@ -94,8 +106,8 @@ pub fn parse(text: &str, config: &Config) -> Result<PlatformEvent, SyncError> {
     }
     let (kind, action) = kind_action.unwrap_or((EventKind::Task, Action::Created));
     let (key, allowed): (&str, &[&str]) = match kind {
-        EventKind::Task => ("task", &["ref", "title", "body", "due", "assigned_to"]),
-        _ => ("note", &["ref", "body"]),
+        EventKind::Task => ("task", TASK_KEYS),
+        _ => ("note", NOTE_KEYS),
     };
     let mut fields = Map::new();
     let mut reference = None;
@@ -198,7 +210,18 @@ pub fn plan(event: &PlatformEvent, config: &Config, known: &PlatformKnown) -> Pl
             }
             _ => ("create-note", body, Capture::Note),
         };
-        let when = if contact == Ref::Resolved { When::ContactExisted } else { When::Always };
+        let when = if known.uncertain {
+            // The earlier delivery's create may have landed: read the list, create only if
+            // the same task or note is not in it.
+            let (list, capture) = if event.kind == EventKind::Task { ("get-all-tasks", Capture::Tasks) } else { ("get-all-notes", Capture::Notes) };
+            let read_when = if contact == Ref::Resolved { When::ContactExisted } else { When::Always };
+            plan.steps.push(Step { contact: Some(contact.clone()), when: read_when, capture, ..Step::new(list) });
+            When::NoSameItem
+        } else if contact == Ref::Resolved {
+            When::ContactExisted
+        } else {
+            When::Always
+        };
         plan.steps.push(Step { contact: Some(contact), body: Some(body), when, capture, ..Step::new(op) });
         return plan;
     }
@@ -242,6 +265,29 @@ mod tests {
         let note = parse(r#"{"id":"e3","type":"note.updated","note":{"ref":"n-1","body":"new text"}}"#, &config()).unwrap();
         let p = plan(&note, &config(), &PlatformKnown { linked: Some(("c1".into(), "note4".into())), ..Default::default() });
         assert_eq!(p.steps[0].display_path(), "/contacts/c1/notes/note4");
+    }
+
+    #[test]
+    fn the_published_schema_matches_what_is_read() {
+        let schema: Value = serde_json::from_str(JSON_SCHEMA).unwrap();
+        let keys = |v: &Value| -> Vec<String> { v["properties"].as_object().unwrap().keys().cloned().collect() };
+        let sorted = |k: &[&str]| -> Vec<String> {
+            let mut k: Vec<String> = k.iter().map(|s| s.to_string()).collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&schema), sorted(TOP_KEYS));
+        assert_eq!(keys(&schema["properties"]["contact"]), sorted(CONTACT_KEYS));
+        assert_eq!(keys(&schema["properties"]["task"]), sorted(TASK_KEYS));
+        assert_eq!(keys(&schema["properties"]["note"]), sorted(NOTE_KEYS));
+        assert_eq!(schema["properties"]["type"]["enum"], json!(TYPES));
+        // Every example in the docs of the WIT and of this module parses.
+        for t in TYPES {
+            let event = json!({"id": "e", "type": t, "contact": {"id": "c"}, "task": {"ref": "r", "title": "t", "due": "2026-03-12T09:00:00-05:00"}, "note": {"ref": "r", "body": "b"}});
+            let mut event = event;
+            event.as_object_mut().unwrap().remove(if t.starts_with("task") { "note" } else { "task" });
+            assert!(parse(&event.to_string(), &config()).is_ok(), "{t}");
+        }
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl<'a> Facts<'a> {
             sms: false,
             outcome: a.result.as_str(),
             direction: a.direction,
-            talk_seconds: a.talk_ms.map(|ms| (ms.max(0) as u64 + 500) / 1000),
+            talk_seconds: a.talk_ms.map(|ms| (ms.max(0) as u64).saturating_add(500) / 1000),
             transcript: a.transcript.as_deref(),
             recap: (!recap.is_empty()).then(|| recap.join("\n")),
             sms_text: None,
@@ -148,7 +148,7 @@ impl Due {
     /// The due date, ISO 8601 with the zone's offset.
     pub fn at(self, event_ms: i64, zone: &Zone) -> String {
         let ms = match self {
-            Due::AfterMinutes(m) => event_ms + i64::from(m) * 60_000,
+            Due::AfterMinutes(m) => event_ms.saturating_add(i64::from(m) * 60_000),
             Due::DaysLaterAt { days, hour, minute } => zone.local_time_on_day_after(event_ms, days, hour, minute),
         };
         zone.format_iso(ms)

@@ -43,13 +43,16 @@ pub fn handle_body(body: &[u8], config: &Config, store: &mut dyn Store, transpor
         }
         return Ok(report);
     }
+    let pending = plan.record_key.as_deref().map(pending_key);
+    mark_pending(&plan, pending.as_deref(), store)?;
     let run = execute(&plan, config, transport);
+    settle_pending(&run, pending.as_deref(), store)?;
     report.operations = run.operations.clone();
     report.contact_id = run.contact_id.clone().or(report.contact_id);
     report.note_id = run.note_id.clone().or(report.note_id);
     // Record what was learned even when a later step failed: a contact created before the
     // failure is linked, so the retry finds it instead of creating another.
-    record(&plan, &run, store)?;
+    record(&plan, &run, known.record.as_ref().map(|r| r.note_id.as_str()), store)?;
     forget_view(&run, config, store)?;
     if let Some(error) = run.error {
         return Err(error);
@@ -81,7 +84,10 @@ pub fn handle_platform_event(text: &str, config: &Config, store: &mut dyn Store,
         let noun = if event.kind == EventKind::Task { "task" } else { "note" };
         return Err(SyncError::NotFound(format!("no {noun} was created with ref \"{}\" (its .created event must come first)", event.reference)));
     }
+    let pending = pending_key(&platform::event_key(&config.location_id, &event.id));
+    mark_pending(&plan, Some(&pending), store)?;
     let run = execute(&plan, config, transport);
+    settle_pending(&run, Some(&pending), store)?;
     let mut report = Report {
         kind: plan.kind,
         event_key: plan.event_key.clone(),
@@ -120,6 +126,7 @@ fn understand_platform(text: &str, config: &Config, store: &mut dyn Store) -> Re
         done: read_text(store, &platform::event_key(&config.location_id, &event.id))?.is_some(),
         linked: read_text(store, &platform::link_key(&config.location_id, event.kind, &event.reference))?
             .and_then(|v| v.split_once('\n').map(|(c, i)| (c.to_string(), i.to_string()))),
+        uncertain: read_text(store, &pending_key(&platform::event_key(&config.location_id, &event.id)))?.is_some(),
         phone_contact: match &event.phone {
             Some(p) => read_text(store, &plan::phone_key(&config.location_id, p.as_str()))?,
             None => None,
@@ -129,9 +136,11 @@ fn understand_platform(text: &str, config: &Config, store: &mut dyn Store) -> Re
 }
 
 /// Runs one Contacts API operation as an action; returns the API's JSON response.
-pub fn invoke_action(operation_id: &str, input: &str, config: &Config, transport: &mut dyn Transport) -> Result<String, SyncError> {
+/// A write to a contact drops its cached view, as the plugin's own writes do.
+pub fn invoke_action(operation_id: &str, input: &str, config: &Config, store: &mut dyn Store, transport: &mut dyn Transport) -> Result<String, SyncError> {
     let plan = crate::actions::plan_invocation(operation_id, input, config)?;
     let run = execute(&plan, config, transport);
+    forget_view(&run, config, store)?;
     if let Some(error) = run.error {
         return Err(error);
     }
@@ -151,13 +160,17 @@ fn understand(body: &[u8], config: &Config, store: &mut dyn Store) -> Result<(Ev
             }
         }
     }
+    if let Event::Contact(contact) = &event {
+        known.event_seen = read_text(store, &crate::contact_sync::event_key_of(config, &contact.content_hash))?.is_some();
+    }
     let (phone_key, record_key) = plan::state_keys(&event, config, known.call_activity_id.as_deref());
     if let Some(key) = phone_key {
         known.contact_id = read_text(store, &key)?;
     }
     if let Some(key) = record_key {
+        known.uncertain = read_text(store, &pending_key(&key))?.is_some();
         if let Some(bytes) = store.get(&key).map_err(SyncError::Storage)? {
-            match event {
+            match &event {
                 Event::Contact(_) => known.contact_record = ContactRecord::decode(&bytes),
                 _ => known.record = NoteRecord::decode(&bytes),
             }
@@ -166,7 +179,8 @@ fn understand(body: &[u8], config: &Config, store: &mut dyn Store) -> Result<(Ev
     Ok((event, known))
 }
 
-fn record(plan: &Plan, run: &Execution, store: &mut dyn Store) -> Result<(), SyncError> {
+/// `known_note`: the note recorded before, for a run that only did a rule's steps.
+fn record(plan: &Plan, run: &Execution, known_note: Option<&str>, store: &mut dyn Store) -> Result<(), SyncError> {
     let storage = SyncError::Storage;
     let complete = run.error.is_none();
     if let (Some(key), Some(contact)) = (&plan.phone_key, &run.contact_id) {
@@ -179,20 +193,50 @@ fn record(plan: &Plan, run: &Execution, store: &mut dyn Store) -> Result<(), Syn
         for key in &plan.clear_keys {
             store.set(key, b"").map_err(storage)?;
         }
+        for key in &plan.done_keys {
+            store.set(key, b"1").map_err(storage)?;
+        }
     }
     // What was written: a call merged into its found note, else the plan's own body.
     let mut activity = run.merged_activity.as_ref().or(plan.activity.as_ref()).cloned().unwrap_or_default();
     let written_body = run.merged_activity.as_ref().map(|a| a.note_body()).or_else(|| plan.note_body.clone());
     // The note is recorded once it is written, even when a rule's step after it failed; that
-    // rule is left out of the record, so the next event of the call retries it.
+    // rule is left out of the record, so the next event of the call retries it. Rules count as
+    // done only as the record and this run know them: a note found by its marker may name a
+    // rule whose steps never ran (its create landed, unseen, and the run stopped there).
     let note_done = complete || run.note_written;
+    activity.automations = plan.activity.as_ref().map(|a| a.automations.clone()).unwrap_or_default();
     activity.automations.retain(|a| !run.unfinished_automations.contains(a));
-    if let (true, Some(key), Some(contact), Some(note), Some(written_body)) = (note_done, &plan.record_key, &run.contact_id, &run.note_id, written_body) {
-        let record = NoteRecord { contact_id: contact.clone(), note_id: note.clone(), activity, written_body };
+    let note = run.note_id.as_deref().or(known_note);
+    if let (true, Some(key), Some(contact), Some(note), Some(written_body)) = (note_done, &plan.record_key, &run.contact_id, note, written_body) {
+        let record = NoteRecord { contact_id: contact.clone(), note_id: note.to_string(), activity, written_body };
         store.set(key, &record.encode()).map_err(storage)?;
         record_aliases(plan, store)?;
     }
     Ok(())
+}
+
+/// The key-value key saying that a delivery of the event behind `key` sent a write whose
+/// answer never came (see [`KnownState::uncertain`]).
+pub fn pending_key(key: &str) -> String {
+    format!("pending:{key}")
+}
+
+/// Set before a plan's writes go out, so that even a host that dies mid-plan leaves the mark.
+fn mark_pending(plan: &Plan, key: Option<&str>, store: &mut dyn Store) -> Result<(), SyncError> {
+    match key {
+        Some(key) if plan.steps.iter().any(|s| s.operation.method != contacts_api::Method::Get) => store.set(key, b"1").map_err(SyncError::Storage),
+        _ => Ok(()),
+    }
+}
+
+/// Cleared unless a write went unanswered (no answer, or a 5xx that may have been applied).
+fn settle_pending(run: &Execution, key: Option<&str>, store: &mut dyn Store) -> Result<(), SyncError> {
+    let unsure = run.error.is_some() && run.operations.iter().any(|o| o.method != "GET" && o.status.is_none_or(|s| s >= 500));
+    match key {
+        Some(key) if !unsure => store.set(key, b"").map_err(SyncError::Storage),
+        _ => Ok(()),
+    }
 }
 
 /// A write to a contact drops its cached view, so the next screen pop reads it fresh.
@@ -348,6 +392,51 @@ mod tests {
         let mut api = Scripted::default().answer(201, json!({"note": {"id": "n"}}));
         handle_body(&body("call_inbound_missed.json"), &config(), &mut store, &mut api).unwrap();
         assert_eq!(api.sent, vec![("POST".into(), "http://api.test/contacts/c/notes".into())]);
+    }
+
+    #[test]
+    fn a_note_whose_answer_was_lost_is_found_not_written_twice() {
+        let mut store = MemStore::default();
+        store.set(&crate::plan::phone_key("L", "+12065550174"), b"c").unwrap();
+        // The note lands, but its answer is lost: the event fails and says so.
+        let mut api = Scripted::default();
+        api.answers.push_back(Err(NoAnswer::Failed("connection reset".into())));
+        assert!(handle_body(&body("call_inbound_missed.json"), &config(), &mut store, &mut api).is_err());
+        // Redelivered: the plugin looks for the note by its marker first, finds it, writes nothing.
+        let planned = plan_body(&body("call_inbound_missed.json"), &config(), &mut MemStore::default()).unwrap();
+        let written: serde_json::Value = serde_json::from_str(planned.operations.last().unwrap().body.as_deref().unwrap()).unwrap();
+        let found = json!({"notes": [{"id": "n0", "body": "A note a person wrote."}, {"id": "n7", "body": written["body"]}]});
+        let mut api = Scripted::default().answer(200, found);
+        let r = handle_body(&body("call_inbound_missed.json"), &config(), &mut store, &mut api).unwrap();
+        assert_eq!(api.sent, vec![("GET".into(), "http://api.test/contacts/c/notes".into())]);
+        assert_eq!(r.note_id.as_deref(), Some("n7"));
+        // Recorded now: the next delivery needs nothing, and no longer looks.
+        let mut api = Scripted::default();
+        assert_eq!(handle_body(&body("call_inbound_missed.json"), &config(), &mut store, &mut api).unwrap().outcome, Outcome::Unchanged);
+        assert!(api.sent.is_empty());
+    }
+
+    #[test]
+    fn a_rule_whose_task_failed_is_done_by_the_next_delivery_without_touching_the_note() {
+        let cfg = config();
+        let mut store = MemStore::default();
+        let mut api = Scripted::default()
+            .answer(200, json!({"contact": {"id": "c1"}}))
+            .answer(201, json!({"note": {"id": "n1"}}));
+        handle_body(&body("call_inbound_hangup_completed.json"), &cfg, &mut store, &mut api).unwrap();
+        // The recap updates the note; its first action item's task is refused.
+        let mut api = Scripted::default()
+            .answer(200, json!({"note": {"id": "n1"}}))
+            .answer(422, json!({"statusCode": 422, "message": ["dueDate must be a valid ISO 8601 date string"]}));
+        assert!(handle_body(&body("call_recap_summary.json"), &cfg, &mut store, &mut api).is_err());
+        // Redelivered: the note already says it all; only the action items' tasks are sent.
+        let mut api = Scripted::default().answer(201, json!({"task": {"id": "t1"}})).answer(201, json!({"task": {"id": "t2"}}));
+        let r = handle_body(&body("call_recap_summary.json"), &cfg, &mut store, &mut api).unwrap();
+        assert_eq!(api.sent, vec![("POST".into(), "http://api.test/contacts/c1/tasks".into()), ("POST".into(), "http://api.test/contacts/c1/tasks".into())]);
+        assert_eq!(r.outcome, Outcome::Synced);
+        // And once more: nothing left to do.
+        let mut api = Scripted::default();
+        assert_eq!(handle_body(&body("call_recap_summary.json"), &cfg, &mut store, &mut api).unwrap().outcome, Outcome::Unchanged);
     }
 
     #[test]

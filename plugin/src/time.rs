@@ -14,7 +14,8 @@ pub fn utc_minutes(ms: i64) -> String {
 
 /// `4m 07s`, `1h 02m 03s`, `38s` for a duration in milliseconds (rounded to the second).
 pub fn duration(ms: i64) -> String {
-    let total = (ms.max(0) + 500) / 1000;
+    // Saturating: a talk time of i64::MAX ms (a corrupt field) must not wrap to a negative one.
+    let total = ms.max(0).saturating_add(500) / 1000;
     let (h, m, s) = (total / 3600, total % 3600 / 60, total % 60);
     if h > 0 {
         format!("{h}h {m:02}m {s:02}s")

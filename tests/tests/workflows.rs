@@ -87,6 +87,20 @@ fn the_view_reads_four_things_at_once_caches_them_and_a_write_drops_the_cache() 
 }
 
 #[test]
+fn an_action_that_writes_to_a_contact_drops_its_cached_view() {
+    let h = harness(json!({"view_cache_ttl_seconds": 300}));
+    let id = h.mock.seed_contact(json!({"locationId": LOCATION, "firstName": "Ana", "phone": "+13125550187"}));
+    view(&h, Subject::ContactId(id.clone()));
+    assert!(view(&h, Subject::ContactId(id.clone())).from_cache);
+    h.runtime.invoke("get-contact", &json!({"contactId": id}).to_string()).unwrap().unwrap();
+    assert!(view(&h, Subject::ContactId(id.clone())).from_cache, "a read keeps the cache");
+    h.runtime.invoke("update-contact", &json!({"contactId": id, "body": {"firstName": "Anna"}}).to_string()).unwrap().unwrap();
+    let fresh = view(&h, Subject::ContactId(id));
+    assert!(!fresh.from_cache);
+    assert_eq!(serde_json::from_str::<Value>(&fresh.contact).unwrap()["firstName"], "Anna");
+}
+
+#[test]
 fn the_view_cache_can_be_turned_off_and_unknown_subjects_are_typed_errors() {
     let h = harness(json!({"view_cache_ttl_seconds": 0}));
     let id = h.mock.seed_contact(json!({"locationId": LOCATION, "phone": "+13125550187"}));
@@ -313,7 +327,9 @@ fn on_a_stateless_host_the_note_says_which_rules_fired_so_none_fires_twice() {
     // reads "Automations: vm" on it, merges the transcript in, and makes no second task.
     let stateless = h.runtime_with(h.settings.runtime_options(false).unwrap(), host_test::keyvalue::KeyValueStore::new());
     let later = stateless.handle(&fixture("call_voicemail_transcription.json")).unwrap().unwrap();
-    assert_eq!(ids(&later), ["get-duplicate-contact", "get-all-notes", "update-note"]);
+    // The rule matches again; the task it would make is already there (same title and body,
+    // whose last line is the call's marker), so it is not made twice.
+    assert_eq!(ids(&later), ["get-duplicate-contact", "get-all-notes", "update-note", "get-all-tasks"]);
     assert_eq!(h.mock.tasks().len(), 1);
     assert_eq!(h.mock.notes().len(), 1);
     assert!(h.mock.notes()[0]["body"].as_str().unwrap().contains("Automations: vm\n\nTranscript:"));
@@ -355,7 +371,7 @@ fn a_dry_run_shows_the_rules_steps_without_sending_them() {
     let ops: Vec<&str> = plan.operations.iter().map(|o| o.operation_id.as_str()).collect();
     assert_eq!(ops, ["get-duplicate-contact", "get-duplicate-contact", "create-contact", "create-note", "add-tags", "create-task"]);
     let task: Value = serde_json::from_str(plan.operations[5].body.as_deref().unwrap()).unwrap();
-    assert_eq!(task, json!({"title": "Call back", "dueDate": "2026-03-10T17:21:13+00:00", "completed": false}));
+    assert_eq!(task, json!({"title": "Call back", "body": "Dialpad call ID: 5402917760802816", "dueDate": "2026-03-10T17:21:13+00:00", "completed": false}));
     assert!(h.mock.requests().is_empty());
 }
 

@@ -36,6 +36,10 @@ impl meta::Guest for Component {
     fn validate_config(config: String) -> Vec<wit::Problem> {
         wit_problems(Config::problems(&config))
     }
+
+    fn platform_event_schema() -> String {
+        crate::platform::JSON_SCHEMA.to_string()
+    }
 }
 
 impl triggers::Guest for Component {
@@ -106,7 +110,8 @@ impl actions::Guest for Component {
 
     fn invoke(operation_id: String, input: String) -> Result<String, wit::SyncError> {
         let config = load_config()?;
-        sync::invoke_action(&operation_id, &input, &config, &mut WasiHttp).map_err(error)
+        let mut store = Bucket::open()?;
+        sync::invoke_action(&operation_id, &input, &config, &mut store, &mut WasiHttp).map_err(error)
     }
 }
 

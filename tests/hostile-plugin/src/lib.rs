@@ -83,6 +83,9 @@ impl meta::Guest for Hostile {
     fn validate_config(_config: String) -> Vec<dialpad_ghl::sync::types::Problem> {
         Vec::new()
     }
+    fn platform_event_schema() -> String {
+        "{}".into()
+    }
 }
 
 impl actions::Guest for Hostile {

@@ -1,0 +1,220 @@
+//! Dead letters: events that still failed after the plugin's own retries, kept with their error
+//! until a replay gets them through. Nothing accepted is lost: a failed event stays here until
+//! it succeeds (then it is removed) or someone looks at it.
+//!
+//! In memory, or in the same SQLite file as the durable key-value store.
+
+use crate::bindings::dialpad_ghl::sync::types::{Report, SyncError};
+use crate::engine::Runtime;
+use crate::report;
+use rusqlite::{params, Connection};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Where an event came from, which decides the plugin function it goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventSource {
+    /// A Dialpad webhook body: `triggers.handle`.
+    Webhook,
+    /// A platform task or note event: `triggers.handle-platform-event`.
+    Platform,
+}
+
+impl EventSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            EventSource::Webhook => "webhook",
+            EventSource::Platform => "platform",
+        }
+    }
+
+    fn parse(s: &str) -> EventSource {
+        if s == "platform" {
+            EventSource::Platform
+        } else {
+            EventSource::Webhook
+        }
+    }
+}
+
+/// One failed event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetter {
+    pub id: i64,
+    /// A name for people: the file or delivery it came from.
+    pub name: String,
+    pub source: EventSource,
+    pub body: Vec<u8>,
+    /// The last error, as the CLI prints it (`{type, message, …}`).
+    pub error: serde_json::Value,
+    /// How many deliveries failed.
+    pub failures: u32,
+}
+
+#[derive(Clone)]
+pub struct DeadLetters {
+    backend: Arc<Mutex<Backend>>,
+}
+
+enum Backend {
+    Memory { next: i64, letters: BTreeMap<i64, DeadLetter> },
+    Sqlite(Connection),
+}
+
+impl Default for DeadLetters {
+    fn default() -> Self {
+        DeadLetters { backend: Arc::new(Mutex::new(Backend::Memory { next: 1, letters: BTreeMap::new() })) }
+    }
+}
+
+impl DeadLetters {
+    pub fn in_memory() -> Self {
+        Self::default()
+    }
+
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let db = Connection::open(path)?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS dead_letters (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                name TEXT NOT NULL, source TEXT NOT NULL, body BLOB NOT NULL UNIQUE,
+                error TEXT NOT NULL, failures INTEGER NOT NULL)",
+        )?;
+        Ok(DeadLetters { backend: Arc::new(Mutex::new(Backend::Sqlite(db))) })
+    }
+
+    /// Records a failure: a new letter, or one more failure of the same body.
+    pub fn record(&self, name: &str, source: EventSource, body: &[u8], error: &SyncError) -> anyhow::Result<()> {
+        let error = report::error_json(error);
+        match &mut *self.backend.lock().unwrap() {
+            Backend::Memory { next, letters } => match letters.values_mut().find(|l| l.body == body) {
+                Some(letter) => {
+                    letter.failures += 1;
+                    letter.error = error;
+                }
+                None => {
+                    letters.insert(*next, DeadLetter { id: *next, name: name.into(), source, body: body.to_vec(), error, failures: 1 });
+                    *next += 1;
+                }
+            },
+            Backend::Sqlite(db) => {
+                db.execute(
+                    "INSERT INTO dead_letters (name, source, body, error, failures) VALUES (?1, ?2, ?3, ?4, 1)
+                     ON CONFLICT(body) DO UPDATE SET error = excluded.error, failures = failures + 1",
+                    params![name, source.as_str(), body, error.to_string()],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn remove(&self, id: i64) -> anyhow::Result<()> {
+        match &mut *self.backend.lock().unwrap() {
+            Backend::Memory { letters, .. } => {
+                letters.remove(&id);
+            }
+            Backend::Sqlite(db) => {
+                db.execute("DELETE FROM dead_letters WHERE id = ?1", [id])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every letter, oldest first.
+    pub fn list(&self) -> anyhow::Result<Vec<DeadLetter>> {
+        match &*self.backend.lock().unwrap() {
+            Backend::Memory { letters, .. } => Ok(letters.values().cloned().collect()),
+            Backend::Sqlite(db) => {
+                let mut query = db.prepare("SELECT id, name, source, body, error, failures FROM dead_letters ORDER BY id")?;
+                let rows = query.query_map([], |r| {
+                    let error: String = r.get(4)?;
+                    Ok(DeadLetter {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        source: EventSource::parse(&r.get::<_, String>(2)?),
+                        body: r.get(3)?,
+                        error: serde_json::from_str(&error).unwrap_or(serde_json::Value::String(error)),
+                        failures: r.get(5)?,
+                    })
+                })?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.list().map(|l| l.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Hands one event to the plugin; a failure lands in `dead_letters`. The outer error is a host
+/// failure (a trap): the event is dead-lettered then too, with the trap as a transport error.
+pub fn deliver(runtime: &Runtime, dead_letters: &DeadLetters, name: &str, source: EventSource, body: &[u8]) -> anyhow::Result<Result<Report, SyncError>> {
+    let result = match source {
+        EventSource::Webhook => runtime.handle(body),
+        EventSource::Platform => runtime.handle_platform_event(&String::from_utf8_lossy(body)),
+    };
+    let result = match result {
+        Ok(answer) => answer,
+        Err(trap) => Err(SyncError::Transport(format!("the plugin trapped: {trap:#}"))),
+    };
+    if let Err(error) = &result {
+        dead_letters.record(name, source, body, error)?;
+    }
+    Ok(result)
+}
+
+/// What one pass over the dead letters did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplayTally {
+    pub succeeded: usize,
+    pub still_failing: usize,
+}
+
+/// Delivers every dead letter again, oldest first; those that get through are removed.
+pub fn replay_dead_letters(runtime: &Runtime, dead_letters: &DeadLetters, mut on_result: impl FnMut(&DeadLetter, &Result<Report, SyncError>)) -> anyhow::Result<ReplayTally> {
+    let mut tally = ReplayTally::default();
+    for letter in dead_letters.list()? {
+        let result = deliver(runtime, dead_letters, &letter.name, letter.source, &letter.body)?;
+        on_result(&letter, &result);
+        if result.is_ok() {
+            dead_letters.remove(letter.id)?;
+            tally.succeeded += 1;
+        } else {
+            tally.still_failing += 1;
+        }
+    }
+    Ok(tally)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letters_are_kept_once_per_body_and_survive_a_reopen() {
+        let dir = std::env::temp_dir().join(format!("dead-letters-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.db");
+        let _ = std::fs::remove_file(&path);
+        for letters in [DeadLetters::in_memory(), DeadLetters::open(&path).unwrap()] {
+            letters.record("a.json", EventSource::Webhook, b"{\"call_id\":1}", &SyncError::Transport("reset".into())).unwrap();
+            letters.record("a.json", EventSource::Webhook, b"{\"call_id\":1}", &SyncError::Transport("timeout".into())).unwrap();
+            letters.record("b.json", EventSource::Platform, b"{\"id\":\"e\"}", &SyncError::NotFound("no ref".into())).unwrap();
+            let list = letters.list().unwrap();
+            assert_eq!(list.len(), 2);
+            assert_eq!((list[0].failures, list[0].error["message"].as_str()), (2, Some("timeout")));
+            assert_eq!(list[1].source, EventSource::Platform);
+            letters.remove(list[0].id).unwrap();
+            assert_eq!(letters.len(), 1);
+        }
+        assert_eq!(DeadLetters::open(&path).unwrap().list().unwrap()[0].name, "b.json");
+    }
+}
