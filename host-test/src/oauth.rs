@@ -36,11 +36,14 @@ struct Tokens {
     refresh: Secret,
 }
 
+/// Stores a new refresh token somewhere durable.
+type PersistRefreshToken = Box<dyn Fn(&Secret) -> anyhow::Result<()> + Send + Sync>;
+
 /// The location's tokens, shared by every request of every runtime built from one settings.
 pub struct OAuthTokens {
     settings: OAuthSettings,
     tokens: tokio::sync::Mutex<Tokens>,
-    persist: Box<dyn Fn(&Secret) -> anyhow::Result<()> + Send + Sync>,
+    persist: PersistRefreshToken,
     refreshes: AtomicUsize,
 }
 

@@ -104,6 +104,8 @@ fn replay_against_a_mock_process_prints_one_json_line_per_event() {
         ops(2),
         vec![
             "update-note PUT /contacts/contact0000000000001/notes/note0000000000000001 → 200 ×1",
+            // Without a store it may trust, the plugin reads the tasks before making any.
+            "get-all-tasks GET /contacts/contact0000000000001/tasks → 200 ×1",
             "create-task POST /contacts/contact0000000000001/tasks → 201 ×1",
             "create-task POST /contacts/contact0000000000001/tasks → 201 ×1",
         ]
@@ -120,7 +122,7 @@ fn replay_against_a_mock_process_prints_one_json_line_per_event() {
     assert_eq!(state["notes"].as_array().unwrap().len(), 2);
     // The outbound log (stderr, -v) shows every request, and never the token.
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.matches(" → 20").count(), 8, "{stderr}");
+    assert_eq!(stderr.matches(" → 20").count(), 9, "{stderr}");
     assert!(!stderr.contains(TOKEN) && !String::from_utf8_lossy(&out.stdout).contains(TOKEN));
 
     // A second replay of the same events, in a new process, writes nothing new.

@@ -13,6 +13,7 @@ use host_test::outbound::Secret;
 use host_test::settings::Settings;
 use std::sync::OnceLock;
 
+pub mod oauth;
 pub mod prism;
 pub use host_test::report;
 pub use wit::{Outcome, Report, SyncError};
@@ -150,6 +151,17 @@ impl Default for Harness {
     fn default() -> Self {
         Harness::new()
     }
+}
+
+/// Prints one of the suite's figures (events, faults, cases) where `cargo test` shows it even
+/// for a passing test: straight to the process's stderr, which the test harness's output
+/// capture (it captures the `print!` macros) does not intercept.
+#[macro_export]
+macro_rules! figure {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
 }
 
 /// Operation ids and statuses of a report.

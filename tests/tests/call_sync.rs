@@ -195,11 +195,13 @@ fn a_stateless_host_still_writes_one_note_per_call() {
             ("get-duplicate-contact".into(), Some(200)),
             ("get-all-notes".into(), Some(200)),
             ("update-note".into(), Some(200)),
+            // Without a record, the contact's tasks are read first: none is made twice.
+            ("get-all-tasks".into(), Some(200)),
             ("create-task".into(), Some(201)),
             ("create-task".into(), Some(201))
         ]
     );
-    // The recap redelivered: the note names the action items' rule, so no task is made twice.
+    // The recap redelivered: both tasks are found (same title and body), none is made again.
     let again = stateless(&h).handle(&fixture("call_recap_summary.json")).unwrap().unwrap();
     assert_eq!(again.outcome, Outcome::Unchanged);
     assert_eq!(h.mock.tasks().len(), 2);

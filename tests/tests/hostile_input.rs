@@ -46,7 +46,7 @@ fn every_hostile_input_gets_a_typed_answer_and_no_partial_write() {
             Verdict::Wrong(why) => failures.push(format!("{}: {why}", case.name)),
         }
     }
-    eprintln!(
+    e2e_tests::figure!(
         "hostile input: {} cases: {refused} refused, {skipped} skipped, {synced} synced; {traps} traps; {} failed; {} known bugs skipped; {:.1?}",
         cases.len(),
         failures.len(),

@@ -1,63 +1,10 @@
 //! OAuth 2.0 location tokens, kept by the host: refreshed before expiry, the rotated refresh
 //! token stored at once, and a 401 answered with one refresh and one retry.
 
+use e2e_tests::oauth::{harness, CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH_TOKEN};
 use e2e_tests::*;
-use host_test::engine::Runtime;
-use host_test::keyvalue::KeyValueStore;
-use host_test::mock::{MockOptions, MockServer, OAuthOptions};
-use host_test::oauth::{OAuthSettings, OAuthTokens};
-use host_test::outbound::Secret;
-use host_test::settings::Settings;
-use std::sync::{Arc, Mutex};
+use host_test::mock::MockServer;
 use std::time::Duration;
-
-const CLIENT_ID: &str = "app-client-id";
-const CLIENT_SECRET: &str = "app-client-secret-5c1d";
-const FIRST_REFRESH_TOKEN: &str = "refresh-token-0-a8e2";
-
-struct OAuthHarness {
-    mock: MockServer,
-    tokens: Arc<OAuthTokens>,
-    /// Every refresh token the host stored, in order.
-    stored: Arc<Mutex<Vec<String>>>,
-    runtime: Runtime,
-}
-
-fn harness(access_token_ttl: Duration, refresh_margin: Duration) -> OAuthHarness {
-    let mock = MockServer::start(MockOptions {
-        oauth: Some(OAuthOptions {
-            client_id: CLIENT_ID.into(),
-            client_secret: CLIENT_SECRET.into(),
-            refresh_token: FIRST_REFRESH_TOKEN.into(),
-            access_token_ttl,
-            location_id: LOCATION.into(),
-        }),
-        ..MockOptions::default()
-    })
-    .unwrap();
-    let stored = Arc::new(Mutex::new(Vec::new()));
-    let keep = stored.clone();
-    let tokens = Arc::new(OAuthTokens::new(
-        OAuthSettings {
-            token_url: format!("{}/oauth/token", mock.base_url()),
-            client_id: CLIENT_ID.into(),
-            client_secret: Secret::new(CLIENT_SECRET),
-            refresh_token: Secret::new(FIRST_REFRESH_TOKEN),
-            refresh_margin,
-            timeout: Duration::from_secs(5),
-        },
-        move |token| {
-            keep.lock().unwrap().push(token.expose().to_string());
-            Ok(())
-        },
-    ));
-    let mut settings = Settings::default();
-    settings.set("api_base", mock.base_url());
-    settings.set("location_id", LOCATION);
-    settings.oauth = Some(tokens.clone());
-    let runtime = Runtime::new(plugin(), settings.runtime_options(true).unwrap(), KeyValueStore::new()).unwrap();
-    OAuthHarness { mock, tokens, stored, runtime }
-}
 
 fn statuses(mock: &MockServer) -> Vec<u16> {
     mock.requests().iter().filter(|r| !r.path_and_query.starts_with("/oauth")).map(|r| r.status).collect()

@@ -169,7 +169,7 @@ fn a_thousand_events_with_a_fifth_of_requests_failing_end_exactly_as_without_fau
     let actual = state(&faulty);
     let lost = dead_letters.len();
     let count = |s: &BTreeMap<String, Value>, list: &str| s.values().map(|c| c[list].as_array().unwrap().len()).sum::<usize>();
-    eprintln!(
+    e2e_tests::figure!(
         "reliability: {} events, {requests} API requests, {faults} faults injected ({:?}); {failed_first} events failed at first, \
          {rounds} dead-letter rounds; {lost} lost; contacts {} / {}, notes {} / {}, tasks {} / {} (with faults / without)",
         events.len(),
@@ -263,7 +263,7 @@ fn the_host_limiter_keeps_a_burst_under_the_apis_rate_limit() {
     // …with it, the burst is spaced so that not one request is refused. The limiter's window is
     // a little longer than the API's, as requests arrive a little after they start.
     let (refused_with, requests) = run(Some(Arc::new(RateLimiter::new(8, Duration::from_millis(440)))));
-    eprintln!("rate limit: {} events, {requests} requests; 429s without the host limiter: {refused_without}, with it: {refused_with}", burst.len());
+    e2e_tests::figure!("rate limit: {} events, {requests} requests; 429s without the host limiter: {refused_without}, with it: {refused_with}", burst.len());
     assert!(refused_without > 0, "the mock enforces its limit");
     assert_eq!(refused_with, 0);
 }

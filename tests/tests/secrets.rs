@@ -1,7 +1,8 @@
 //! No secret in any log: every flow of the product runs here with the host's logging at TRACE
 //! level (wasmtime's and hyper's own logs included) captured in memory, and every captured
 //! line, every entry of the host's request log, every report and error, every key-value record
-//! and every dead letter is searched for the API token and the webhook secret.
+//! and every dead letter is searched for the API token, the webhook secret, and the OAuth app's
+//! client secret and every refresh token.
 
 // The WIT-generated error is what the tests assert on; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
@@ -57,6 +58,19 @@ fn neither_the_token_nor_the_webhook_secret_appears_in_any_log_line() {
     let down = Harness::with(MockOptions { token: Some("another-token".into()), ..MockOptions::default() }, |_| {});
     record(report::report_line("401", &deliver(&down.runtime, &dead_letters, "401", EventSource::Webhook, &fixture("call_inbound_missed.json")).unwrap()).to_string());
 
+    // OAuth: the first request gets a token, a revoked one is refreshed on its 401.
+    let oauth = e2e_tests::oauth::harness(std::time::Duration::from_secs(86_399), std::time::Duration::from_secs(300));
+    record(report::report_line("oauth", &oauth.runtime.handle(&fixture("call_inbound_missed.json")).unwrap()).to_string());
+    oauth.mock.expire_access_tokens();
+    record(report::report_line("oauth 401", &oauth.runtime.handle(&fixture("sms_inbound.json")).unwrap()).to_string());
+    for exchange in oauth.runtime.http_log().entries() {
+        record(serde_json::to_string(&exchange).unwrap());
+    }
+    let mut secrets: Vec<String> = vec![TOKEN.into(), FIXTURE_SECRET.into(), "another-token".into(), e2e_tests::oauth::CLIENT_SECRET.into()];
+    secrets.extend(oauth.stored.lock().unwrap().iter().cloned());
+    secrets.push(e2e_tests::oauth::FIRST_REFRESH_TOKEN.into());
+    assert_eq!(oauth.tokens.refresh_count(), 2);
+
     for harness in [&signed, &h, &down] {
         for exchange in harness.runtime.http_log().entries() {
             record(serde_json::to_string(&exchange).unwrap());
@@ -71,8 +85,8 @@ fn neither_the_token_nor_the_webhook_secret_appears_in_any_log_line() {
     let traced = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     lines.extend(traced.lines().map(str::to_string));
 
-    let leaks: Vec<&String> = lines.iter().filter(|l| l.contains(TOKEN) || l.contains(FIXTURE_SECRET) || l.contains("another-token")).collect();
-    eprintln!("secrets: {} log lines searched ({} from tracing at TRACE level): {} contain the token or the webhook secret", lines.len(), traced.lines().count(), leaks.len());
+    let leaks: Vec<&String> = lines.iter().filter(|l| secrets.iter().any(|s| l.contains(s.as_str()))).collect();
+    e2e_tests::figure!("secrets: {} log lines searched ({} from tracing at TRACE level): {} contain one of the {} secrets", lines.len(), traced.lines().count(), leaks.len(), secrets.len());
     assert!(traced.lines().count() > 50, "tracing captured the host's logs");
     assert!(leaks.is_empty(), "{leaks:#?}");
 }

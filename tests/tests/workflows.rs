@@ -314,7 +314,11 @@ fn a_rule_fires_once_per_call_with_a_due_date_in_the_configured_zone() {
     assert_eq!(h.handle_fixture("call_voicemail_uploaded.json").unwrap().outcome, Outcome::Unchanged);
     let tasks = h.mock.tasks();
     assert_eq!(tasks.len(), 1);
-    assert_eq!((tasks[0]["title"].as_str(), tasks[0]["body"].as_str()), (Some("Call +17375550166 back"), Some("Voicemail: +17375550166")));
+    // The body ends with the call's marker, by which a retry knows the task as its own.
+    assert_eq!(
+        (tasks[0]["title"].as_str(), tasks[0]["body"].as_str()),
+        (Some("Call +17375550166 back"), Some("Voicemail: +17375550166\n\nDialpad call ID: 6307351874682880"))
+    );
     // 2026-03-11 09:12 UTC is 04:12 in Chicago (CDT): next day at 09:30 local.
     assert_eq!(tasks[0]["dueDate"], "2026-03-12T09:30:00-05:00");
 }
