@@ -200,10 +200,7 @@ mod tests {
 
     #[test]
     fn letters_are_kept_once_per_body_and_survive_a_reopen() {
-        let dir = std::env::temp_dir().join(format!("dead-letters-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("state.db");
-        let _ = std::fs::remove_file(&path);
+        let path = crate::scratch_dir("dead-letters-test").join("state.db");
         for letters in [DeadLetters::in_memory(), DeadLetters::open(&path).unwrap()] {
             letters.record("a.json", EventSource::Webhook, b"{\"call_id\":1}", &SyncError::Transport("reset".into())).unwrap();
             letters.record("a.json", EventSource::Webhook, b"{\"call_id\":1}", &SyncError::Transport("timeout".into())).unwrap();

@@ -173,10 +173,7 @@ mod tests {
 
     #[test]
     fn an_sqlite_store_outlives_its_handle() {
-        let dir = std::env::temp_dir().join(format!("kv-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("state.db");
-        let _ = std::fs::remove_file(&path);
+        let path = crate::scratch_dir("kv-test").join("state.db");
         let store = KeyValueStore::open(&path).unwrap();
         store.set("call:L:1", b"record");
         store.set("call:L:1", b"record v2");

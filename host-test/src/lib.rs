@@ -28,3 +28,12 @@ pub const PLUGIN_WASM: &str = env!("PLUGIN_WASM");
 
 /// Path of the deliberately hostile component (`tests/hostile-plugin/`) the sandbox tests load.
 pub const HOSTILE_PLUGIN_WASM: &str = env!("HOSTILE_PLUGIN_WASM");
+
+/// A fresh, empty directory for one test or tool run: under the system's temporary directory,
+/// named after `name` and this process, emptied first.
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
+}

@@ -168,8 +168,7 @@ mod tests {
 
     #[test]
     fn the_token_stays_with_the_host() {
-        let dir = std::env::temp_dir().join(format!("settings-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch_dir("settings-test");
         let path = dir.join("c.json");
         std::fs::write(&path, r#"{"location_id":"L","token":"pit-secret","api_base":"http://127.0.0.1:9/"}"#).unwrap();
         let s = Settings::from_file(&path).unwrap();

@@ -148,8 +148,7 @@ fn dry_run_prints_the_plan_and_sends_nothing() {
 
 #[test]
 fn replay_with_the_embedded_mock_and_a_bad_event() {
-    let dir = std::env::temp_dir().join(format!("cli-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = host_test::scratch_dir("cli-bad");
     let bad = dir.join("bad.json");
     std::fs::write(&bad, r#"{"call_id": 7, "state": "hangup", "external_number": "not a number"}"#).unwrap();
     let out = run(&["replay", "--mock", &fixture("call_inbound_hangup_completed.json"), bad.to_str().unwrap()]);
@@ -185,8 +184,7 @@ fn demo_syncs_the_bundled_day_of_calls() {
 
 #[test]
 fn validate_config_reports_every_problem_with_its_path_in_json_and_toml() {
-    let dir = std::env::temp_dir().join(format!("cli-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = host_test::scratch_dir("cli-config");
     let json = dir.join("bad.json");
     std::fs::write(&json, r#"{"location_id":"L","time_zone":"Moon/Base","tag_rules":[{"name":"t","when":{"keywords":["x"]}}]}"#).unwrap();
     let out = host().args(["validate-config", json.to_str().unwrap()]).output().unwrap();
@@ -207,8 +205,7 @@ fn validate_config_reports_every_problem_with_its_path_in_json_and_toml() {
 
 #[test]
 fn replay_takes_platform_events_and_view_prints_the_contact() {
-    let dir = std::env::temp_dir().join(format!("cli-platform-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = host_test::scratch_dir("cli-platform");
     let event = dir.join("task.json");
     std::fs::write(&event, r#"{"id":"e1","type":"task.created","contact":{"phone":"+13125550187"},"task":{"ref":"r1","title":"Call back","due":"2026-03-12T09:00:00-05:00"}}"#).unwrap();
     let out = run(&["replay", "--mock", "--dry-run", &fixture("call_inbound_hangup_completed.json"), event.to_str().unwrap()]);
@@ -271,8 +268,7 @@ fn invoke_runs_an_action_and_refuses_bad_input_with_a_typed_error() {
 
 #[test]
 fn failed_events_are_kept_in_the_state_dir_and_replay_dead_letters_delivers_them() {
-    let dir = std::env::temp_dir().join(format!("cli-state-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = host_test::scratch_dir("cli-state");
     let state = dir.to_str().unwrap();
     // Nothing listens on this port: the event fails, and is kept.
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();

@@ -196,10 +196,7 @@ fn a_thousand_events_with_a_fifth_of_requests_failing_end_exactly_as_without_fau
 
 #[test]
 fn a_restarted_host_with_a_durable_store_writes_nothing_twice() {
-    let dir = std::env::temp_dir().join(format!("reliability-restart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = dir.join("state.db");
-    let _ = std::fs::remove_file(&db);
+    let db = host_test::scratch_dir("reliability-restart").join("state.db");
     let api = mock(MockOptions::default());
     {
         let rt = runtime_for(&api, KeyValueStore::open(&db).unwrap(), None);
