@@ -74,10 +74,8 @@ impl DeadLetters {
     }
 
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let db = Connection::open(path)?;
-        db.pragma_update(None, "journal_mode", "WAL")?;
-        db.pragma_update(None, "synchronous", "FULL")?;
-        db.execute_batch(
+        let db = crate::keyvalue::open_database(
+            path,
             "CREATE TABLE IF NOT EXISTS dead_letters (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
                 name TEXT NOT NULL, source TEXT NOT NULL, body BLOB NOT NULL UNIQUE,

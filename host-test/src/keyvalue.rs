@@ -42,10 +42,7 @@ impl KeyValueStore {
     /// it returns (WAL journal, `synchronous=FULL`), so a record the plugin made survives a
     /// crash of the host.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let db = Connection::open(path)?;
-        db.pragma_update(None, "journal_mode", "WAL")?;
-        db.pragma_update(None, "synchronous", "FULL")?;
-        db.execute_batch("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL)")?;
+        let db = open_database(path, "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL)")?;
         Ok(KeyValueStore { backend: Arc::new(Mutex::new(Backend::Sqlite(db))) })
     }
 
@@ -111,6 +108,16 @@ impl KeyValueStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The host's SQLite file (records, dead letters), opened for durability over speed: each
+/// write is on disk when it returns. `schema` creates the caller's table if it is missing.
+pub(crate) fn open_database(path: &Path, schema: &str) -> anyhow::Result<Connection> {
+    let db = Connection::open(path)?;
+    db.pragma_update(None, "journal_mode", "WAL")?;
+    db.pragma_update(None, "synchronous", "FULL")?;
+    db.execute_batch(schema)?;
+    Ok(db)
 }
 
 /// What a `bucket` resource points at.

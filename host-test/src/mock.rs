@@ -917,17 +917,16 @@ impl MockState {
             "remove-tags" => data.remove_tags(contact, &body, ok, &now),
             // Notes
             "create-note" => data.create_note(contact, body, ok, &now),
-            "get-all-notes" => data.all_notes(contact, ok),
-            "get-note" => data.get_note(contact, param("id"), ok),
-            "update-note" => data.update_note(contact, param("id"), body, ok),
-            "delete-note" => data.delete_note(contact, param("id"), ok),
+            "get-all-notes" => data.all_children(Child::Note, contact, ok),
+            "get-note" => data.get_child(Child::Note, contact, param("id"), ok),
+            "update-note" => data.update_child(Child::Note, contact, param("id"), body, ok),
+            "delete-note" => data.delete_child(Child::Note, contact, param("id"), ok),
             // Tasks
-            "get-all-tasks" => data.all_tasks(contact, ok),
+            "get-all-tasks" => data.all_children(Child::Task, contact, ok),
             "create-task" => data.create_task(contact, body, ok),
-            "get-task" => data.get_task(contact, param("taskId"), ok),
-            "update-task" => data.update_task(contact, param("taskId"), body, ok),
-            "update-task-completed" => data.update_task(contact, param("taskId"), body, ok),
-            "delete-task" => data.delete_task(contact, param("taskId"), ok),
+            "get-task" => data.get_child(Child::Task, contact, param("taskId"), ok),
+            "update-task" | "update-task-completed" => data.update_child(Child::Task, contact, param("taskId"), body, ok),
+            "delete-task" => data.delete_child(Child::Task, contact, param("taskId"), ok),
             // Appointments
             "get-appointments-for-contact" => data.appointments_of(contact, ok),
             // Followers
@@ -1556,6 +1555,36 @@ struct Reply {
     body: Value,
 }
 
+/// The two kinds of items a contact owns that the API reads, updates and deletes alike.
+#[derive(Clone, Copy)]
+enum Child {
+    Note,
+    Task,
+}
+
+impl Child {
+    fn list_key(self) -> &'static str {
+        match self {
+            Child::Note => "notes",
+            Child::Task => "tasks",
+        }
+    }
+
+    fn item_key(self) -> &'static str {
+        match self {
+            Child::Note => "note",
+            Child::Task => "task",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Child::Note => "Note",
+            Child::Task => "Task",
+        }
+    }
+}
+
 impl Reply {
     fn new(status: u16, body: Value) -> Reply {
         Reply { status, body }
@@ -1568,14 +1597,6 @@ impl Reply {
 
     fn contact_not_found(id: &str) -> Reply {
         Reply::error(400, format!("Contact with id {id} not found"))
-    }
-
-    fn note_not_found(id: &str) -> Reply {
-        Reply::error(400, format!("Note with id {id} not found"))
-    }
-
-    fn task_not_found(id: &str) -> Reply {
-        Reply::error(400, format!("Task with id {id} not found"))
     }
 
     /// `{"succeded": true}` (sic), the body of every delete and of the campaign/workflow operations.
@@ -2172,56 +2193,66 @@ impl Data {
         Reply::new(ok, json!({ "note": note }))
     }
 
-    fn all_notes(&self, contact_id: &str, ok: u16) -> Reply {
+    /// The notes or the tasks.
+    fn children(&self, kind: Child) -> &Vec<Map<String, Value>> {
+        match kind {
+            Child::Note => &self.notes,
+            Child::Task => &self.tasks,
+        }
+    }
+
+    fn children_mut(&mut self, kind: Child) -> &mut Vec<Map<String, Value>> {
+        match kind {
+            Child::Note => &mut self.notes,
+            Child::Task => &mut self.tasks,
+        }
+    }
+
+    /// `get-all-notes` / `get-all-tasks`: the contact must exist.
+    fn all_children(&self, kind: Child, contact_id: &str, ok: u16) -> Reply {
         if let Err(reply) = self.existing(contact_id) {
             return reply;
         }
-        let notes: Vec<&Map<String, Value>> = self.notes.iter().filter(|n| belongs_to(n, contact_id)).collect();
-        Reply::new(ok, json!({ "notes": notes }))
+        let items: Vec<&Map<String, Value>> = self.children(kind).iter().filter(|n| belongs_to(n, contact_id)).collect();
+        Reply::new(ok, json!({ (kind.list_key()): items }))
     }
 
-    /// The note `id` of contact `contact_id`: the contact must exist, and the note must belong to it.
-    fn note_index(&self, contact_id: &str, id: &str) -> Result<usize, Reply> {
+    /// The note or task `id` of contact `contact_id`: the contact must exist, and the item must belong to it.
+    fn child_index(&self, kind: Child, contact_id: &str, id: &str) -> Result<usize, Reply> {
         self.existing(contact_id)?;
-        self.notes
+        self.children(kind)
             .iter()
             .position(|n| belongs_to(n, contact_id) && str_field(n, "id") == Some(id))
-            .ok_or_else(|| Reply::note_not_found(id))
+            .ok_or_else(|| Reply::error(400, format!("{} with id {id} not found", kind.noun())))
     }
 
-    fn get_note(&self, contact_id: &str, id: &str, ok: u16) -> Reply {
-        match self.note_index(contact_id, id) {
-            Ok(index) => Reply::new(ok, json!({ "note": self.notes[index] })),
+    fn get_child(&self, kind: Child, contact_id: &str, id: &str, ok: u16) -> Reply {
+        match self.child_index(kind, contact_id, id) {
+            Ok(index) => Reply::new(ok, json!({ (kind.item_key()): self.children(kind)[index] })),
             Err(reply) => reply,
         }
     }
 
-    fn update_note(&mut self, contact_id: &str, id: &str, body: Map<String, Value>, ok: u16) -> Reply {
-        match self.note_index(contact_id, id) {
+    /// `update-note`, and both `update-task` (any of the five fields) and `update-task-completed` (`{completed}`).
+    fn update_child(&mut self, kind: Child, contact_id: &str, id: &str, body: Map<String, Value>, ok: u16) -> Reply {
+        match self.child_index(kind, contact_id, id) {
             Ok(index) => {
-                merge(&mut self.notes[index], body);
-                Reply::new(ok, json!({ "note": self.notes[index] }))
+                let item = &mut self.children_mut(kind)[index];
+                merge(item, body);
+                Reply::new(ok, json!({ (kind.item_key()): item }))
             }
             Err(reply) => reply,
         }
     }
 
-    fn delete_note(&mut self, contact_id: &str, id: &str, ok: u16) -> Reply {
-        match self.note_index(contact_id, id) {
+    fn delete_child(&mut self, kind: Child, contact_id: &str, id: &str, ok: u16) -> Reply {
+        match self.child_index(kind, contact_id, id) {
             Ok(index) => {
-                self.notes.remove(index);
+                self.children_mut(kind).remove(index);
                 Reply::succeded(ok)
             }
             Err(reply) => reply,
         }
-    }
-
-    fn all_tasks(&self, contact_id: &str, ok: u16) -> Reply {
-        if let Err(reply) = self.existing(contact_id) {
-            return reply;
-        }
-        let tasks: Vec<&Map<String, Value>> = self.tasks.iter().filter(|t| belongs_to(t, contact_id)).collect();
-        Reply::new(ok, json!({ "tasks": tasks }))
     }
 
     /// A task is `TaskSchema`: `{id, title, body?, assignedTo?, dueDate, completed, contactId}`.
@@ -2235,43 +2266,6 @@ impl Data {
         merge(&mut task, body);
         self.tasks.push(task.clone());
         Reply::new(ok, json!({ "task": task }))
-    }
-
-    /// The task `id` of contact `contact_id`: the contact must exist, and the task must belong to it.
-    fn task_index(&self, contact_id: &str, id: &str) -> Result<usize, Reply> {
-        self.existing(contact_id)?;
-        self.tasks
-            .iter()
-            .position(|t| belongs_to(t, contact_id) && str_field(t, "id") == Some(id))
-            .ok_or_else(|| Reply::task_not_found(id))
-    }
-
-    fn get_task(&self, contact_id: &str, id: &str, ok: u16) -> Reply {
-        match self.task_index(contact_id, id) {
-            Ok(index) => Reply::new(ok, json!({ "task": self.tasks[index] })),
-            Err(reply) => reply,
-        }
-    }
-
-    /// Both `update-task` (any of the five fields) and `update-task-completed` (`{completed}`).
-    fn update_task(&mut self, contact_id: &str, id: &str, body: Map<String, Value>, ok: u16) -> Reply {
-        match self.task_index(contact_id, id) {
-            Ok(index) => {
-                merge(&mut self.tasks[index], body);
-                Reply::new(ok, json!({ "task": self.tasks[index] }))
-            }
-            Err(reply) => reply,
-        }
-    }
-
-    fn delete_task(&mut self, contact_id: &str, id: &str, ok: u16) -> Reply {
-        match self.task_index(contact_id, id) {
-            Ok(index) => {
-                self.tasks.remove(index);
-                Reply::succeded(ok)
-            }
-            Err(reply) => reply,
-        }
     }
 
     fn appointments_of(&self, contact_id: &str, ok: u16) -> Reply {
