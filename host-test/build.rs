@@ -8,6 +8,9 @@
 //!
 //! The nested cargo gets its own target directory: the outer cargo holds the lock on its own.
 
+#[path = "src/stamp.rs"]
+mod stamp;
+
 use std::env;
 use std::path::PathBuf;
 use std::process::Command;
@@ -39,6 +42,27 @@ fn main() {
     for (constant, file) in [("PLUGIN_WASM", "dialpad_ghl_plugin.wasm"), ("HOSTILE_PLUGIN_WASM", "hostile_plugin.wasm")] {
         let wasm = guest_target.join("wasm32-wasip2/wasm-release").join(file);
         assert!(wasm.exists(), "the guest build produced no {}", wasm.display());
+        let wasm = if constant == "PLUGIN_WASM" { stamp_version(&wasm, &workspace, &guest_target) } else { wasm };
         println!("cargo:rustc-env={constant}={}", wasm.display());
     }
 }
+
+/// The component as shipped: the build with a custom section `dialpad-ghl:version` appended
+/// (`stamp.rs`), so a host can tell what it is before compiling it (the versions `meta` reports).
+fn stamp_version(built: &std::path::Path, workspace: &std::path::Path, guest_target: &std::path::Path) -> PathBuf {
+    let wit = std::fs::read_to_string(workspace.join("wit/sync.wit")).expect("reading wit/sync.wit");
+    let api = wit
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("package dialpad-ghl:sync@"))
+        .and_then(|v| v.strip_suffix(';'))
+        .expect("wit/sync.wit names its package version");
+    let plugin = env::var("CARGO_PKG_VERSION").unwrap();
+    let mut bytes = std::fs::read(built).expect("reading the built component");
+    stamp::append(&mut bytes, &plugin, api);
+    let stamped = guest_target.join("dialpad-ghl-plugin.wasm");
+    std::fs::write(&stamped, bytes).expect("writing the stamped component");
+    println!("cargo:rustc-env=PLUGIN_VERSION={plugin}");
+    println!("cargo:rustc-env=PLUGIN_API_VERSION={api}");
+    stamped
+}
+

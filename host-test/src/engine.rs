@@ -59,7 +59,9 @@ impl CompiledPlugin {
         CompiledPlugin::from_bytes(&bytes)
     }
 
+    /// Refuses, before compiling, a plugin whose WIT API this host does not speak.
     pub fn from_bytes(wasm: &[u8]) -> anyhow::Result<CompiledPlugin> {
+        crate::version::check(wasm)?;
         let mut config = Config::new();
         config.epoch_interruption(true);
         let engine = Engine::new(&config)?;

@@ -22,6 +22,8 @@ pub mod oauth;
 pub mod outbound;
 pub mod report;
 pub mod settings;
+pub mod stamp;
+pub mod version;
 
 /// Path of the plugin component that `build.rs` built from `plugin/`.
 pub const PLUGIN_WASM: &str = env!("PLUGIN_WASM");

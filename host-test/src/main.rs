@@ -98,6 +98,14 @@ enum Command {
         #[arg(long, default_value = host_test::PLUGIN_WASM)]
         plugin: PathBuf,
     },
+    /// Write the release artifact: `<out>/dialpad-ghl-plugin-<version>.wasm`, its `.sha256`,
+    /// and the WIT it implements (`dialpad-ghl-sync-<api>.wit`).
+    Dist {
+        #[arg(long, default_value = "dist")]
+        out: PathBuf,
+        #[arg(long, default_value = host_test::PLUGIN_WASM)]
+        plugin: PathBuf,
+    },
     /// Print the unified view of a HighLevel contact (contact, tasks, notes, appointments) as JSON.
     View {
         /// A phone number in any format Dialpad sends.
@@ -158,6 +166,7 @@ fn main() {
         Command::Invoke { operation_id, input, target } => invoke(&operation_id, &input, target),
         Command::ConfigSchema { plugin, platform_event } => config_schema(&plugin, platform_event),
         Command::ValidateConfig { file, plugin } => validate_config(&file, &plugin),
+        Command::Dist { out, plugin } => dist(&out, &plugin),
         Command::View { phone, contact_id, dialpad_contact, target } => view(phone, contact_id, dialpad_contact, target),
     };
     if let Err(e) = result {
@@ -289,6 +298,31 @@ fn validate_config(file: &std::path::Path, plugin: &std::path::Path) -> anyhow::
         println!("{}: {}: {}", file.display(), if p.path.is_empty() { "/" } else { &p.path }, p.message);
     }
     bail!("{} problem(s) in {}", problems.len(), file.display())
+}
+
+/// The WIT package the plugin implements, as shipped beside it.
+const SYNC_WIT: &str = include_str!("../../wit/sync.wit");
+
+fn dist(out: &std::path::Path, plugin: &std::path::Path) -> anyhow::Result<()> {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(plugin).with_context(|| format!("reading {}", plugin.display()))?;
+    let versions = host_test::version::check(&bytes)?;
+    let Some(plugin_version) = versions.plugin else { bail!("{} carries no `{}` section: build it with this workspace", plugin.display(), host_test::version::SECTION) };
+    // Loads and answers `meta` the same: the stamp tells the truth.
+    let meta = offline_runtime(plugin)?.meta()?;
+    if (meta.plugin_version.as_str(), meta.api_version.as_str()) != (plugin_version.as_str(), versions.api.as_str()) {
+        bail!("the section says {plugin_version} / {}, but meta says {} / {}", versions.api, meta.plugin_version, meta.api_version);
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let name = format!("dialpad-ghl-plugin-{plugin_version}.wasm");
+    let digest: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(out.join(&name), &bytes)?;
+    std::fs::write(out.join(format!("{name}.sha256")), format!("{digest}  {name}\n"))?;
+    let wit = format!("dialpad-ghl-sync-{}.wit", versions.api);
+    std::fs::write(out.join(&wit), SYNC_WIT)?;
+    println!("{}: {} bytes, sha256 {digest}", out.join(&name).display(), bytes.len());
+    println!("{}: the WIT it implements (dialpad-ghl:sync@{}; its WASI dependencies are the standard packages it names)", out.join(&wit).display(), versions.api);
+    Ok(())
 }
 
 fn invoke(operation_id: &str, input: &str, target: TargetArgs) -> anyhow::Result<()> {

@@ -292,3 +292,30 @@ fn failed_events_are_kept_in_the_state_dir_and_replay_dead_letters_delivers_them
     let out = run(&["replay", "--dead-letters", "--state", state, "--api-base", &mock.base]);
     assert!(json_lines(&out).is_empty());
 }
+
+#[test]
+fn dist_writes_a_versioned_checksummed_artifact_and_its_wit() {
+    use sha2::Digest as _;
+    let out = host_test::scratch_dir("cli-dist");
+    run(&["dist", "--out", out.to_str().unwrap()]);
+    let version = env!("CARGO_PKG_VERSION");
+    let wasm = std::fs::read(out.join(format!("dialpad-ghl-plugin-{version}.wasm"))).unwrap();
+    let digest: String = sha2::Sha256::digest(&wasm).iter().map(|b| format!("{b:02x}")).collect();
+    let sums = std::fs::read_to_string(out.join(format!("dialpad-ghl-plugin-{version}.wasm.sha256"))).unwrap();
+    assert_eq!(sums, format!("{digest}  dialpad-ghl-plugin-{version}.wasm\n"));
+    let api = host_test::version::HOST_API_VERSION;
+    let wit = std::fs::read_to_string(out.join(format!("dialpad-ghl-sync-{api}.wit"))).unwrap();
+    assert!(wit.contains(&format!("package dialpad-ghl:sync@{api};")));
+    assert_eq!(host_test::version::of(&wasm).unwrap().plugin.as_deref(), Some(version));
+}
+
+#[test]
+fn a_plugin_of_another_api_version_is_refused_with_a_clear_message() {
+    let built = std::fs::read(host_test::PLUGIN_WASM).unwrap();
+    let old = host_test::scratch_dir("cli-old-plugin").join("old.wasm");
+    std::fs::write(&old, host_test::version::stamp(&built, "0.0.9", "0.2.0")).unwrap();
+    let out = host().args(["replay", "--mock", "--plugin", old.to_str().unwrap(), &fixture("call_inbound_missed.json")]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the plugin implements dialpad-ghl:sync@0.2.0, and this host speaks @0.3"), "{stderr}");
+}

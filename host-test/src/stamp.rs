@@ -1,0 +1,13 @@
+//! Appends the `dialpad-ghl:version` custom section to a component. Shared by `build.rs`
+//! (which stamps the plugin it builds) and [`crate::version`] (`#[path]`-included there).
+
+/// The custom section's name.
+pub const SECTION: &str = "dialpad-ghl:version";
+
+/// Appends `{"plugin":"…","api":"…"}` as the section: a component may end with custom sections.
+pub fn append(component: &mut Vec<u8>, plugin: &str, api: &str) {
+    let data = format!(r#"{{"plugin":"{plugin}","api":"{api}"}}"#);
+    let section = wasm_encoder::CustomSection { name: SECTION.into(), data: data.as_bytes().into() };
+    component.push(wasm_encoder::Section::id(&section));
+    wasm_encoder::Encode::encode(&section, component);
+}
