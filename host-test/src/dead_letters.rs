@@ -22,14 +22,14 @@ pub enum EventSource {
 }
 
 impl EventSource {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             EventSource::Webhook => "webhook",
             EventSource::Platform => "platform",
         }
     }
 
-    fn parse(s: &str) -> EventSource {
+    pub fn parse(s: &str) -> EventSource {
         if s == "platform" {
             EventSource::Platform
         } else {
@@ -116,6 +116,17 @@ impl DeadLetters {
             }
             Backend::Sqlite(db) => {
                 db.execute("DELETE FROM dead_letters WHERE id = ?1", [id])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the letter of this body, if any: it got through after all.
+    pub fn remove_body(&self, body: &[u8]) -> anyhow::Result<()> {
+        match &mut *self.backend.lock().unwrap() {
+            Backend::Memory { letters, .. } => letters.retain(|_, l| l.body != body),
+            Backend::Sqlite(db) => {
+                db.execute("DELETE FROM dead_letters WHERE body = ?1", [body])?;
             }
         }
         Ok(())

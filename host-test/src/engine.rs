@@ -53,6 +53,30 @@ pub struct CompiledPlugin {
     _ticker: Arc<EpochTicker>,
 }
 
+/// How the engine allocates instances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Allocation {
+    /// A fresh mapping per instance (wasmtime's default).
+    #[default]
+    OnDemand,
+    /// Slots reserved up front and reused: instantiation costs a slot reset, not an mmap.
+    Pooling,
+}
+
+/// Concurrent instances the pooling allocator reserves slots for: the workers, the listeners'
+/// routing calls and the views, with room to spare.
+pub const POOLED_INSTANCES: u32 = 128;
+
+/// Linear memory a pooled slot keeps mapped between instances (see `Allocation::Pooling`).
+pub const KEEP_RESIDENT_BYTES: usize = 4 << 20;
+
+/// Whether a compiled copy was found in the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheUse {
+    Hit,
+    Miss,
+}
+
 impl CompiledPlugin {
     pub fn from_file(path: &Path) -> anyhow::Result<CompiledPlugin> {
         let bytes = std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
@@ -61,13 +85,36 @@ impl CompiledPlugin {
 
     /// Refuses, before compiling, a plugin whose WIT API this host does not speak.
     pub fn from_bytes(wasm: &[u8]) -> anyhow::Result<CompiledPlugin> {
+        CompiledPlugin::compile(wasm, Allocation::default(), None).map(|(plugin, _)| plugin)
+    }
+
+    /// Compiles with the given allocation strategy; with a `cache_dir`, reuses the machine code
+    /// compiled there before for the same bytes and the same engine settings (~0.2 s saved).
+    /// The cache is trusted as code: keep it in a directory only this host writes (`--state`).
+    pub fn compile(wasm: &[u8], allocation: Allocation, cache_dir: Option<&Path>) -> anyhow::Result<(CompiledPlugin, CacheUse)> {
         crate::version::check(wasm)?;
         let mut config = Config::new();
         config.epoch_interruption(true);
+        if allocation == Allocation::Pooling {
+            let mut pool = wasmtime::PoolingAllocationConfig::default();
+            pool.total_component_instances(POOLED_INSTANCES)
+                .total_core_instances(POOLED_INSTANCES * 8)
+                .total_memories(POOLED_INSTANCES * 4)
+                .total_tables(POOLED_INSTANCES * 8)
+                .max_memory_size(256 << 20)
+                // An event's heap is a few MiB: keep that much of a slot's memory mapped and
+                // zero it on reuse, instead of returning it and faulting it in again page by page.
+                .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+                .table_keep_resident(64 << 10);
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        }
         let engine = Engine::new(&config)?;
-        let component = Component::new(&engine, wasm).map_err(anyhow::Error::from).context("compiling the plugin component")?;
+        let (component, cache_use) = match cache_dir {
+            Some(dir) => cached_component(&engine, wasm, dir)?,
+            None => (Component::new(&engine, wasm).map_err(anyhow::Error::from).context("compiling the plugin component")?, CacheUse::Miss),
+        };
         let ticker = Arc::new(EpochTicker::start(engine.clone()));
-        Ok(CompiledPlugin { engine, component, _ticker: ticker })
+        Ok((CompiledPlugin { engine, component, _ticker: ticker }, cache_use))
     }
 
     pub fn engine(&self) -> &Engine {
@@ -77,6 +124,34 @@ impl CompiledPlugin {
     pub fn component(&self) -> &Component {
         &self.component
     }
+}
+
+/// The compiled component from `dir`, or compiled now and stored there. The file is named by
+/// the SHA-256 of the component and of the engine's compatibility hash (wasmtime version,
+/// settings, CPU features), so a stale or foreign copy is never picked up.
+fn cached_component(engine: &Engine, wasm: &[u8], dir: &Path) -> anyhow::Result<(Component, CacheUse)> {
+    use sha2::Digest as _;
+    use std::hash::{Hash as _, Hasher as _};
+    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut engine_hash);
+    let mut key = sha2::Sha256::new();
+    key.update(wasm);
+    key.update(engine_hash.finish().to_le_bytes());
+    let name: String = key.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let path = dir.join(format!("plugin-{name}.cwasm"));
+    if path.exists() {
+        // SAFETY: the file was written by `Component::serialize` below, for this engine's
+        // settings (its name says so), in a directory only this host writes.
+        if let Ok(component) = unsafe { Component::deserialize_file(engine, &path) } {
+            return Ok((component, CacheUse::Hit));
+        }
+    }
+    let component = Component::new(engine, wasm).map_err(anyhow::Error::from).context("compiling the plugin component")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, component.serialize()?).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, &path)?;
+    Ok((component, CacheUse::Miss))
 }
 
 /// Bumps the engine's epoch every tick until dropped.
@@ -146,6 +221,19 @@ impl Runtime {
         Ok(Runtime { plugin: plugin.clone(), pre, options, policy, kv, log: HttpLog::default() })
     }
 
+    /// The same runtime with an HTTP log of its own, for telling what one event sent. Cheap:
+    /// the compiled, linked plugin and the stores are shared.
+    pub fn with_own_log(&self) -> Runtime {
+        Runtime {
+            plugin: self.plugin.clone(),
+            pre: self.pre.clone(),
+            options: self.options.clone(),
+            policy: self.policy.clone(),
+            kv: self.kv.clone(),
+            log: HttpLog::default(),
+        }
+    }
+
     /// The outbound exchanges of every event so far.
     pub fn http_log(&self) -> &HttpLog {
         &self.log
@@ -155,7 +243,7 @@ impl Runtime {
         &self.kv
     }
 
-    fn instantiate(&self) -> anyhow::Result<(Store<HostState>, PluginCore)> {
+    pub(crate) fn instantiate(&self) -> anyhow::Result<(Store<HostState>, PluginCore)> {
         let state = HostState {
             // No preopened directories, no environment, no sockets, no inherited stdio: the
             // plugin reaches the world only through wasi:http, and that through the policy.
@@ -181,6 +269,18 @@ impl Runtime {
     pub fn handle(&self, body: &[u8]) -> HostResult<Result<wit::Report, wit::SyncError>> {
         let (mut store, plugin) = self.instantiate()?;
         Ok(plugin.dialpad_ghl_sync_triggers().call_handle(&mut store, body)?)
+    }
+
+    /// Checks a webhook body (signature, shape) and says how to schedule it. Sends nothing.
+    pub fn route(&self, body: &[u8]) -> HostResult<Result<wit::Routing, wit::SyncError>> {
+        let (mut store, plugin) = self.instantiate()?;
+        Ok(plugin.dialpad_ghl_sync_triggers().call_route(&mut store, body)?)
+    }
+
+    /// `route` for a platform task or note event.
+    pub fn route_platform_event(&self, event: &str) -> HostResult<Result<wit::Routing, wit::SyncError>> {
+        let (mut store, plugin) = self.instantiate()?;
+        Ok(plugin.dialpad_ghl_sync_triggers().call_route_platform_event(&mut store, event)?)
     }
 
     /// Plans one raw webhook body as a dry run.
@@ -217,6 +317,12 @@ impl Runtime {
     pub fn view(&self, subject: &views::Subject) -> HostResult<Result<views::ContactView, wit::SyncError>> {
         let (mut store, plugin) = self.instantiate()?;
         Ok(plugin.dialpad_ghl_sync_views().call_get(&mut store, subject)?)
+    }
+
+    /// Every problem of the configuration this runtime gives the plugin (none when valid).
+    pub fn config_problems(&self) -> HostResult<Vec<wit::Problem>> {
+        let config = self.options.config_vars.iter().find(|(key, _)| key == "config").map(|(_, value)| value.as_str()).unwrap_or("{}");
+        self.validate_config(config)
     }
 
     /// Every problem of a configuration document, as the plugin sees it.

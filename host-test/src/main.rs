@@ -8,16 +8,18 @@
 //! - `config-schema`: print the plugin's configuration JSON Schema.
 //! - `validate-config <file>`: every problem of a configuration (JSON or TOML), with its path.
 //! - `view`: the unified view of a contact (contact, tasks, notes, appointments).
+//! - `serve`: the webhook receiver: durable inbox, workers, monitoring page, `/metrics`.
 
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 use host_test::bindings::exports::dialpad_ghl::sync::views::Subject;
 use host_test::dead_letters::{deliver, replay_dead_letters, DeadLetters, EventSource};
-use host_test::engine::{CompiledPlugin, Runtime};
+use host_test::engine::{Allocation, CompiledPlugin, Runtime};
 use host_test::keyvalue::KeyValueStore;
 use host_test::mock::{MockOptions, MockServer};
 use host_test::outbound::Secret;
 use host_test::report;
+use host_test::serve::{ServeOptions, Server};
 use host_test::settings::Settings;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -106,6 +108,41 @@ enum Command {
         #[arg(long, default_value = host_test::PLUGIN_WASM)]
         plugin: PathBuf,
     },
+    /// Receive Dialpad webhooks (POST /webhooks/dialpad) and platform events (POST
+    /// /events/platform): each is committed to the SQLite inbox in `--state` before the 200,
+    /// then handled by workers. The admin address serves the monitoring page, /healthz and
+    /// /metrics.
+    Serve {
+        /// Where Dialpad delivers (loopback unless you put a public address here).
+        #[arg(long, default_value = "127.0.0.1:8790")]
+        listen: SocketAddr,
+        /// The monitoring page, /metrics and /healthz; it can replay events: keep it private.
+        #[arg(long, default_value = "127.0.0.1:8791")]
+        admin_listen: SocketAddr,
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// Handlings of a delivery that keeps failing transiently before it is dead-lettered.
+        #[arg(long, default_value_t = 5)]
+        max_attempts: u32,
+        /// First retry delay (doubled per attempt), e.g. 2s or 500ms.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        retry_base: std::time::Duration,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Measure the plugin against its goals (instantiation, overhead, the stock host, the view,
+    /// requests per workflow, a rate-limited burst, size, cold start); prints a Markdown table.
+    Bench {
+        /// A short run (seconds), for checking the command itself.
+        #[arg(long)]
+        quick: bool,
+        /// The burst's rate-limit window, standing for HighLevel's 10 s.
+        #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+        burst_window: std::time::Duration,
+        /// Also write the results, with the machine and the command, to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print the unified view of a HighLevel contact (contact, tasks, notes, appointments) as JSON.
     View {
         /// A phone number in any format Dialpad sends.
@@ -168,6 +205,10 @@ fn main() {
         Command::ValidateConfig { file, plugin } => validate_config(&file, &plugin),
         Command::Dist { out, plugin } => dist(&out, &plugin),
         Command::View { phone, contact_id, dialpad_contact, target } => view(phone, contact_id, dialpad_contact, target),
+        Command::Bench { quick, burst_window, out } => bench(quick, burst_window, out),
+        Command::Serve { listen, admin_listen, workers, max_attempts, retry_base, target } => {
+            serve(ServeOptions { listen, admin_listen, workers, max_attempts, retry_base }, target)
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -203,7 +244,9 @@ fn target_runtime(target: TargetArgs) -> anyhow::Result<(Runtime, Option<MockSer
         settings.set("api_base", base);
     }
     settings.start_oauth(state)?;
-    let plugin = CompiledPlugin::from_file(&target.plugin)?;
+    let wasm = std::fs::read(&target.plugin).with_context(|| format!("reading plugin {}", target.plugin.display()))?;
+    // With a state directory, the compiled plugin is kept there: a restart skips the compile.
+    let (plugin, _) = CompiledPlugin::compile(&wasm, Allocation::default(), state.map(|dir| dir.join("compiled")).as_deref())?;
     let (kv, dead_letters, durable) = match state {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -265,6 +308,44 @@ fn platform_event(body: &[u8]) -> Option<&str> {
     let value: serde_json::Value = serde_json::from_str(text).ok()?;
     let kind = value.get("type")?.as_str()?;
     (kind.starts_with("task.") || kind.starts_with("note.")).then_some(text)
+}
+
+fn bench(quick: bool, burst_window: std::time::Duration, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let results = host_test::bench::run(host_test::bench::BenchOptions { quick, burst_window })?;
+    let table = host_test::bench::markdown(&results);
+    println!("{table}");
+    let machine = host_test::bench::machine();
+    println!("machine: {machine}; {} s in all", started.elapsed().as_secs());
+    if let Some(out) = out {
+        let command = format!("cargo run --release -- bench{}{}", if quick { " --quick" } else { "" }, format_args!(" --burst-window {}", humantime::format_duration(burst_window)));
+        let document = format!(
+            "# Benchmarks\n\nOne run of `{command} --out {}`, on {machine}, {} s in all. The figures are\nthis machine's; rerun the command to measure yours.\n\n{table}",
+            out.display(),
+            started.elapsed().as_secs()
+        );
+        std::fs::write(&out, document).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
+
+/// Where `serve` keeps its inbox and records when `--state` is not given.
+const SERVE_STATE_DIR: &str = "dialpad-ghl-state";
+
+fn serve(options: ServeOptions, mut target: TargetArgs) -> anyhow::Result<()> {
+    let state = target.state.get_or_insert_with(|| PathBuf::from(SERVE_STATE_DIR)).clone();
+    let (runtime, _mock, dead_letters) = target_runtime(target)?;
+    let problems = runtime.config_problems()?;
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(|p| format!("{}: {}", if p.path.is_empty() { "/" } else { &p.path }, p.message)).collect();
+        bail!("the configuration is invalid:\n  {}", list.join("\n  "));
+    }
+    let server = Server::start(runtime, &state.join("state.db"), dead_letters, options)?;
+    println!("webhooks: {}/webhooks/dialpad (platform events: {}/events/platform)", server.webhook_url(), server.webhook_url());
+    println!("monitor: {}/ (metrics: {}/metrics)", server.admin_url(), server.admin_url());
+    println!("state: {} ({} queued from before)", state.display(), server.inbox().queued()?);
+    std::io::stdout().flush()?;
+    server.run_until_signal()
 }
 
 fn view(phone: Option<String>, contact_id: Option<String>, dialpad_contact: Option<String>, target: TargetArgs) -> anyhow::Result<()> {

@@ -72,7 +72,7 @@ impl fmt::Display for Origin {
 }
 
 /// One outbound exchange as the host saw it.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct HttpExchange {
     pub method: String,
     pub url: String,
@@ -83,6 +83,33 @@ pub struct HttpExchange {
     /// `ok`, `denied: …`, `timeout after …`, or the transport error.
     pub outcome: String,
     pub elapsed_ms: u64,
+    /// The body sent, as text (cut at [`BODY_SHOWN_BYTES`]), with the credential redacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
+    /// The body received, the same way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
+}
+
+/// How much of a body the log keeps: Contacts API bodies are small JSON documents.
+pub const BODY_SHOWN_BYTES: usize = 16 * 1024;
+
+/// A body as the log shows it: text cut at [`BODY_SHOWN_BYTES`], the credential redacted.
+fn shown_body(bytes: &[u8], credential: Option<&Secret>) -> Option<String> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else { return Some(format!("<{} bytes, not text>", bytes.len())) };
+    let mut text = match credential {
+        Some(c) if !c.expose().is_empty() => text.replace(c.expose(), "[redacted]"),
+        _ => text.to_string(),
+    };
+    if text.len() > BODY_SHOWN_BYTES {
+        let cut = (0..=BODY_SHOWN_BYTES).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        text.truncate(cut);
+        text.push_str(&format!("… ({} bytes in all)", bytes.len()));
+    }
+    Some(text)
 }
 
 /// The shared log of outbound exchanges.
@@ -187,10 +214,8 @@ impl WasiHttpHooks for OutboundHooks {
                     method,
                     url,
                     request_headers: redacted(request.headers(), None),
-                    status: None,
-                    response_headers: Vec::new(),
                     outcome: "denied: origin not in the allowlist".into(),
-                    elapsed_ms: 0,
+                    ..HttpExchange::default()
                 });
                 return Err(HttpError::HttpRequestDenied);
             };
@@ -226,8 +251,14 @@ impl WasiHttpHooks for OutboundHooks {
                 let request_headers = redacted(request.headers(), credential.as_ref());
                 let result = tokio::time::timeout(policy.timeout, wasmtime_wasi_http::default_send_request(request, Some(options))).await;
                 let elapsed_ms = started.elapsed().as_millis() as u64;
-                let mut exchange =
-                    HttpExchange { method: method.clone(), url: url.clone(), request_headers, status: None, response_headers: Vec::new(), outcome: String::new(), elapsed_ms };
+                let mut exchange = HttpExchange {
+                    method: method.clone(),
+                    url: url.clone(),
+                    request_headers,
+                    elapsed_ms,
+                    request_body: shown_body(&body, credential.as_ref()),
+                    ..HttpExchange::default()
+                };
                 return match result {
                     Err(_) => {
                         exchange.outcome = format!("timeout after {} ms", policy.timeout.as_millis());
@@ -247,6 +278,37 @@ impl WasiHttpHooks for OutboundHooks {
                         let status = response.status().as_u16();
                         exchange.status = Some(status);
                         exchange.response_headers = redacted(response.headers(), None);
+                        // Read whole (small JSON) so the log can show it; the connection's
+                        // own future is driven meanwhile, as the body needs it.
+                        let (response_parts, response_body) = response.into_parts();
+                        let mut io = Box::pin(io);
+                        let mut io_result = None;
+                        let collected = tokio::time::timeout(policy.timeout, async {
+                            let collect = response_body.collect();
+                            tokio::pin!(collect);
+                            loop {
+                                tokio::select! {
+                                    read = &mut collect => break read,
+                                    done = &mut io, if io_result.is_none() => io_result = Some(done),
+                                }
+                            }
+                        })
+                        .await;
+                        let bytes = match collected {
+                            Ok(Ok(c)) => c.to_bytes(),
+                            Ok(Err(e)) => {
+                                exchange.outcome = format!("error reading the response: {e}");
+                                log.push(exchange);
+                                return Err(e);
+                            }
+                            Err(_) => {
+                                exchange.outcome = format!("timeout after {} ms reading the response", policy.timeout.as_millis());
+                                log.push(exchange);
+                                return Err(HttpError::HttpResponseTimeout);
+                            }
+                        };
+                        exchange.response_body = shown_body(&bytes, credential.as_ref());
+                        exchange.elapsed_ms = started.elapsed().as_millis() as u64;
                         exchange.outcome = "ok".into();
                         log.push(exchange);
                         // An access token refused before its time (revoked, rotated elsewhere):
@@ -256,7 +318,12 @@ impl WasiHttpHooks for OutboundHooks {
                             retried = true;
                             continue;
                         }
-                        Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
+                        let response = http::Response::from_parts(response_parts, Full::new(bytes).map_err(|never| match never {}).boxed_unsync());
+                        let rest: Box<dyn Future<Output = Result<(), HttpError>> + Send> = match io_result {
+                            Some(done) => Box::new(async move { done }),
+                            None => Box::new(io),
+                        };
+                        Ok((response, rest))
                     }
                 };
             }
@@ -266,15 +333,7 @@ impl WasiHttpHooks for OutboundHooks {
 
 /// A refresh that failed: logged, and the request fails as a host error the plugin reports.
 fn oauth_failure(log: &HttpLog, method: &str, url: &str, reason: String) -> HttpError {
-    log.push(HttpExchange {
-        method: method.to_string(),
-        url: url.to_string(),
-        request_headers: Vec::new(),
-        status: None,
-        response_headers: Vec::new(),
-        outcome: format!("no credential: {reason}"),
-        elapsed_ms: 0,
-    });
+    log.push(HttpExchange { method: method.to_string(), url: url.to_string(), outcome: format!("no credential: {reason}"), ..HttpExchange::default() });
     HttpError::InternalError(Some(format!("OAuth: {reason}")))
 }
 

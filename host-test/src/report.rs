@@ -62,6 +62,26 @@ pub fn error_message(error: &wit::SyncError) -> String {
     error_json(error)["message"].as_str().unwrap_or_default().to_string()
 }
 
+/// What went wrong, for a person watching the monitor: what it means and what to do.
+pub fn plain_words(error: &wit::SyncError) -> String {
+    use wit::SyncError as E;
+    match error {
+        E::InvalidSignature(_) => "Refused: the event's signature does not match the webhook secret configured here. Check that this host and the Dialpad webhook use the same secret.".into(),
+        E::MalformedEvent(m) => format!("Refused: this is not an event the plugin can read ({m})."),
+        E::BadConfig(problems) => format!("The plugin's configuration is invalid ({}). Fix it, restart, then replay the event.", problem_text(problems)),
+        E::InvalidInput(problems) => format!("The event has missing or wrong fields: {}.", problem_text(problems)),
+        E::UnknownOperation(id) => format!("No Contacts API operation is called \"{id}\"."),
+        E::MissingScope(scopes) => format!("The HighLevel credential lacks the scope {}. Grant it in HighLevel, then replay the event.", scopes.join(", ")),
+        E::RateLimited(r) => format!("HighLevel asked us to slow down (429) on {}. Retried automatically.", r.operation_id),
+        E::Upstream(u) if u.status == 401 => format!("HighLevel refused the credential (401) on {}: the token is wrong, expired or revoked.", u.operation_id),
+        E::Upstream(u) if u.status >= 500 => format!("HighLevel failed ({}) on {}: {}. Retried automatically; replay it if it ends here.", u.status, u.operation_id, u.message),
+        E::Upstream(u) => format!("HighLevel refused {} ({}): {}.", u.operation_id, u.status, u.message),
+        E::Transport(m) => format!("HighLevel could not be reached ({m}). Retried automatically; replay it once HighLevel answers."),
+        E::Storage(m) => format!("The host's store failed ({m})."),
+        E::NotFound(m) => format!("Nothing to attach it to: {m}."),
+    }
+}
+
 /// A contact view as JSON (its parts parsed back from the JSON strings the plugin returns).
 pub fn view_json(view: &views::ContactView) -> Value {
     let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);

@@ -79,6 +79,21 @@ impl Settings {
             };
             settings.oauth_app = Some(OAuthApp { client_id, client_secret: Secret::new(client_secret), refresh_token: Secret::new(refresh_token), token_url: text("token_url") });
         }
+        // `{"requests": 100, "per_seconds": 10}` (HighLevel's burst limit, the default), or
+        // `false` to send without waiting (an API with no limit, a load test).
+        match settings.plugin_config.remove("rate_limit") {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(false)) => settings.rate_limiter = None,
+            Some(limit) => {
+                let (Some(requests), Some(per_seconds)) = (limit.get("requests").and_then(Value::as_u64), limit.get("per_seconds").and_then(Value::as_f64)) else {
+                    bail!("{}: rate_limit must be false or {{\"requests\": <n>, \"per_seconds\": <s>}}", path.display());
+                };
+                if requests == 0 || per_seconds <= 0.0 {
+                    bail!("{}: rate_limit needs requests > 0 and per_seconds > 0", path.display());
+                }
+                settings.rate_limiter = Some(Arc::new(RateLimiter::new(requests.min(u32::MAX as u64) as u32, std::time::Duration::from_secs_f64(per_seconds))));
+            }
+        }
         if let Some(token) = settings.plugin_config.remove("token") {
             match token {
                 Value::String(t) if !t.is_empty() => settings.token = Some(Secret::new(t)),

@@ -193,6 +193,20 @@ impl Config {
         })
     }
 
+    /// The configuration as the `config` key of `wasi:config` holds it: the JSON itself, or
+    /// `base64:` and the JSON in base64 (standard alphabet, padded), for hosts whose command
+    /// line cannot carry the JSON: `wasmtime serve -Sconfig-var=config=…` cuts its value at
+    /// every comma.
+    pub fn from_store_value(value: &str) -> Result<Config, SyncError> {
+        use base64::Engine as _;
+        let Some(encoded) = value.trim_start().strip_prefix("base64:") else {
+            return Config::from_json(value);
+        };
+        let bad = |message: &str| SyncError::BadConfig(vec![problem("", format!("configuration after `base64:` {message}"))]);
+        let bytes = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| bad("is not valid base64"))?;
+        Config::from_json(&String::from_utf8(bytes).map_err(|_| bad("does not decode to UTF-8 text"))?)
+    }
+
     /// Every problem of a configuration document, each with its path; empty when it is valid.
     pub fn problems(text: &str) -> Vec<Problem> {
         match Config::from_json(text) {
@@ -458,6 +472,18 @@ mod tests {
             ]
         );
         assert!(problems[5].message.contains("unknown placeholder {{contact}}"), "{}", problems[5].message);
+    }
+
+    #[test]
+    fn the_store_value_may_be_base64_for_command_lines_that_split_at_commas() {
+        use base64::Engine as _;
+        let json = r#"{"location_id":"loc1","token":"t","durable_state":false}"#;
+        let encoded = format!("base64:{}\n", base64::engine::general_purpose::STANDARD.encode(json));
+        assert!(!encoded.contains(','));
+        assert_eq!(Config::from_store_value(&encoded).unwrap(), Config::from_json(json).unwrap());
+        assert_eq!(Config::from_store_value(json).unwrap().token.as_deref(), Some("t"));
+        let Err(SyncError::BadConfig(problems)) = Config::from_store_value("base64:not base64!") else { panic!() };
+        assert_eq!(problems[0].message, "configuration after `base64:` is not valid base64");
     }
 
     #[test]

@@ -120,6 +120,13 @@ pub struct ExecutedOperation {
     pub attempts: u32,
 }
 
+/// How a host may schedule a delivery: same lane, one at a time and in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub kind: EventKind,
+    pub lane: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     pub kind: EventKind,

@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::dialpad::{self, Event};
-use crate::error::{EventKind, Outcome, PlanView, Report, SyncError};
+use crate::error::{EventKind, Outcome, PlanView, Report, Route, SyncError};
 use crate::platform;
 use crate::contact_sync::ContactRecord;
 use crate::execute::{execute, Execution, Transport};
@@ -15,6 +15,42 @@ use crate::signature;
 pub trait Store {
     fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, String>;
     fn set(&mut self, key: &str, value: &[u8]) -> Result<(), String>;
+}
+
+/// Verifies and classifies one raw webhook body, and names its lane: the other party's phone
+/// number when there is one, since a call, a text and a contact edit about one person may each
+/// create that person's contact, and must not race to do it.
+pub fn route_body(body: &[u8], config: &Config) -> Result<Route, SyncError> {
+    let json = signature::event_json(body, config.webhook_secret.as_deref())?;
+    let event = dialpad::parse(&json, config.default_region)?;
+    let lane = match &event {
+        Event::Call(call) => match &call.external_phone {
+            Some(phone) => format!("phone:{phone}"),
+            None => format!("call:{}", call.default_activity_id()),
+        },
+        Event::Sms(sms) => match &sms.external_phone {
+            Some(phone) => format!("phone:{phone}"),
+            None => format!("sms:{}", sms.id),
+        },
+        Event::Contact(contact) => match &contact.phone {
+            Some(phone) => format!("phone:{phone}"),
+            None => format!("contact:{}", contact.id),
+        },
+        Event::AgentStatus => "agent-status".to_string(),
+    };
+    Ok(Route { kind: event.kind(), lane })
+}
+
+/// [`route_body`] for a platform task or note event: its contact's phone, else its contact,
+/// else its `ref`.
+pub fn route_platform_event(text: &str, config: &Config) -> Result<Route, SyncError> {
+    let event = platform::parse(text, config)?;
+    let lane = match (&event.phone, &event.contact_id) {
+        (Some(phone), _) => format!("phone:{phone}"),
+        (None, Some(contact)) => format!("contact:{contact}"),
+        (None, None) => format!("ref:{}", event.reference),
+    };
+    Ok(Route { kind: event.kind, lane })
 }
 
 /// Plans one raw webhook body without sending or writing anything.
@@ -46,7 +82,6 @@ pub fn handle_body(body: &[u8], config: &Config, store: &mut dyn Store, transpor
     let pending = plan.record_key.as_deref().map(pending_key);
     mark_pending(&plan, pending.as_deref(), store)?;
     let run = execute(&plan, config, transport);
-    settle_pending(&run, pending.as_deref(), store)?;
     report.operations = run.operations.clone();
     report.contact_id = run.contact_id.clone().or(report.contact_id);
     report.note_id = run.note_id.clone().or(report.note_id);
@@ -54,6 +89,9 @@ pub fn handle_body(body: &[u8], config: &Config, store: &mut dyn Store, transpor
     // failure is linked, so the retry finds it instead of creating another.
     record(&plan, &run, known.record.as_ref().map(|r| r.note_id.as_str()), store)?;
     forget_view(&run, config, store)?;
+    // Only now: a host killed between the writes and the records finds the mark, and looks
+    // before it writes again.
+    settle_pending(&run, pending.as_deref(), store)?;
     if let Some(error) = run.error {
         return Err(error);
     }
@@ -87,7 +125,23 @@ pub fn handle_platform_event(text: &str, config: &Config, store: &mut dyn Store,
     let pending = pending_key(&platform::event_key(&config.location_id, &event.id));
     mark_pending(&plan, Some(&pending), store)?;
     let run = execute(&plan, config, transport);
-    settle_pending(&run, Some(&pending), store)?;
+    let result = record_platform_event(&event, &plan, &run, &known, config, store);
+    // After the records (see `handle_body`); a record that failed keeps the mark.
+    if !matches!(result, Err(SyncError::Storage(_))) {
+        settle_pending(&run, Some(&pending), store)?;
+    }
+    result
+}
+
+/// What a platform event's run learned: its links and its done mark.
+fn record_platform_event(
+    event: &platform::PlatformEvent,
+    plan: &Plan,
+    run: &Execution,
+    known: &platform::PlatformKnown,
+    config: &Config,
+    store: &mut dyn Store,
+) -> Result<Report, SyncError> {
     let mut report = Report {
         kind: plan.kind,
         event_key: plan.event_key.clone(),
@@ -103,9 +157,9 @@ pub fn handle_platform_event(text: &str, config: &Config, store: &mut dyn Store,
     if let (Some(key), Some(contact)) = (&plan.phone_key, &run.contact_id) {
         store.set(key, contact.as_bytes()).map_err(SyncError::Storage)?;
     }
-    forget_view(&run, config, store)?;
-    if let Some(error) = run.error {
-        return Err(error);
+    forget_view(run, config, store)?;
+    if let Some(error) = &run.error {
+        return Err(error.clone());
     }
     let Some(contact) = run.contact_id.clone() else {
         return Err(SyncError::NotFound("no HighLevel contact matches the event's contact (phone, e-mail)".into()));
@@ -321,6 +375,55 @@ mod tests {
 
     fn body(name: &str) -> Vec<u8> {
         std::fs::read(format!("{FIXTURES}{name}")).unwrap()
+    }
+
+    #[test]
+    fn lanes_follow_the_other_party_so_one_person_is_never_handled_twice_at_once() {
+        let cfg = config();
+        let lane = |name: &str| route_body(&body(name), &cfg).unwrap().lane;
+        // The call, its recap and the caller's text share a lane; the agent's status has its own.
+        assert_eq!(lane("call_inbound_hangup_completed.json"), "phone:+13125550187");
+        assert_eq!(lane("call_recap_summary.json"), "phone:+13125550187");
+        assert_eq!(lane("sms_inbound.json"), "phone:+13125550187");
+        assert_eq!(lane("agent_status_on_duty.json"), "agent-status");
+        assert_eq!(route_body(&body("contact_created_shared.json"), &cfg).unwrap().kind, EventKind::Contact);
+        let task = r#"{"id":"e1","type":"task.created","contact":{"phone":"(312) 555-0187"},"task":{"ref":"t1","title":"Call back","due":"2026-03-12T09:00:00-05:00"}}"#;
+        assert_eq!(route_platform_event(task, &cfg).unwrap().lane, "phone:+13125550187");
+        // Routing checks what handling would: a signed body without the secret is refused.
+        let signed = body("call_inbound_hangup_completed.jwt");
+        assert!(matches!(route_body(&signed, &cfg), Err(SyncError::InvalidSignature(_))));
+        assert!(matches!(route_body(b"{", &cfg), Err(SyncError::MalformedEvent(_))));
+    }
+
+    /// A store whose record writes fail, as if the host died after the writes and before the
+    /// records: only pending marks and view drops get through.
+    struct RecordsLost(MemStore);
+    impl Store for RecordsLost {
+        fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, String> {
+            self.0.get(key)
+        }
+        fn set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
+            if key.starts_with("pending:") || key.starts_with("view:") {
+                self.0.set(key, value)
+            } else {
+                Err("the host died".into())
+            }
+        }
+    }
+
+    #[test]
+    fn the_pending_mark_outlives_writes_whose_records_were_lost() {
+        let cfg = config();
+        let mut store = RecordsLost(MemStore::default());
+        let mut api = Scripted::default()
+            .answer(200, json!({"contact": null}))
+            .answer(201, json!({"contact": {"id": "c1"}}))
+            .answer(201, json!({"note": {"id": "n1"}}));
+        let result = handle_body(&body("call_inbound_hangup_completed.json"), &cfg, &mut store, &mut api);
+        assert!(matches!(result, Err(SyncError::Storage(_))), "{result:?}");
+        assert_eq!(api.sent.len(), 3);
+        let marks: Vec<&Vec<u8>> = store.0 .0.iter().filter(|(k, _)| k.starts_with("pending:")).map(|(_, v)| v).collect();
+        assert_eq!(marks, [&b"1".to_vec()], "the next delivery must look before it writes");
     }
 
     #[test]

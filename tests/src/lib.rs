@@ -153,16 +153,7 @@ impl Default for Harness {
     }
 }
 
-/// Prints one of the suite's figures (events, faults, cases) where `cargo test` shows it even
-/// for a passing test: straight to the process's stderr, which the test harness's output
-/// capture (it captures the `print!` macros) does not intercept.
-#[macro_export]
-macro_rules! figure {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
+pub use host_test::figure;
 
 /// Operation ids and statuses of a report.
 pub fn operations(report: &Report) -> Vec<(String, Option<u16>)> {

@@ -231,11 +231,10 @@ fn prism_flags_a_request_that_breaks_the_spec() {
     let exchange = |method: &str, path: &str, response: &prism::RawResponse| HttpExchange {
         method: method.into(),
         url: format!("{}{path}", prism.base_url),
-        request_headers: Vec::new(),
         status: Some(response.status),
         response_headers: response.headers.clone(),
         outcome: "ok".into(),
-        elapsed_ms: 0,
+        ..HttpExchange::default()
     };
 
     // A conforming create-contact passes: the detector is not simply always on.

@@ -120,7 +120,7 @@ fn take(future: &FutureIncomingResponse) -> Option<Result<HttpResponse, NoAnswer
     Some(body.map(|body| HttpResponse { status, headers, body }))
 }
 
-fn write_body(body: &OutgoingBody, mut bytes: &[u8]) -> Result<(), StreamError> {
+pub(super) fn write_body(body: &OutgoingBody, mut bytes: &[u8]) -> Result<(), StreamError> {
     if bytes.is_empty() {
         return Ok(());
     }

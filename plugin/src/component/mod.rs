@@ -2,6 +2,7 @@
 //! and transport to `wasi:keyvalue` and `wasi:http` (through waki's bindings). Nothing else here.
 
 mod http;
+mod incoming;
 
 wit_bindgen::generate!({
     world: "plugin-core",
@@ -43,6 +44,14 @@ impl meta::Guest for Component {
 }
 
 impl triggers::Guest for Component {
+    fn route(body: Vec<u8>) -> Result<wit::Routing, wit::SyncError> {
+        sync::route_body(&body, &load_config()?).map(route).map_err(error)
+    }
+
+    fn route_platform_event(event: String) -> Result<wit::Routing, wit::SyncError> {
+        sync::route_platform_event(&event, &load_config()?).map(route).map_err(error)
+    }
+
     fn handle(body: Vec<u8>) -> Result<wit::Report, wit::SyncError> {
         let config = load_config()?;
         let mut store = Bucket::open()?;
@@ -116,6 +125,9 @@ impl actions::Guest for Component {
 }
 
 export!(Component);
+// `wasi:http/incoming-handler` (`incoming.rs`), through the export macro of the bindings waki
+// generated for `wasi:http/proxy`: the types are waki's, as the outbound client's are.
+waki::bindings::export!(Component with_types_in waki::bindings);
 
 fn wit_problems(problems: Vec<core::Problem>) -> Vec<wit::Problem> {
     problems.into_iter().map(|p| wit::Problem { path: p.path, message: p.message }).collect()
@@ -124,7 +136,7 @@ fn wit_problems(problems: Vec<core::Problem>) -> Vec<wit::Problem> {
 fn load_config() -> Result<Config, wit::SyncError> {
     let bad = |message: String| wit::SyncError::BadConfig(vec![wit::Problem { path: String::new(), message }]);
     match wasi::config::store::get(CONFIG_KEY) {
-        Ok(Some(text)) => Config::from_json(&text).map_err(error),
+        Ok(Some(text)) => Config::from_store_value(&text).map_err(error),
         Ok(None) => Err(bad(format!("wasi:config has no \"{CONFIG_KEY}\" key: the configuration JSON goes there"))),
         Err(wasi::config::store::Error::Upstream(m) | wasi::config::store::Error::Io(m)) => Err(bad(format!("wasi:config failed: {m}"))),
     }
@@ -191,6 +203,10 @@ fn outcome(o: core::Outcome) -> wit::Outcome {
         core::Outcome::Unchanged => wit::Outcome::Unchanged,
         core::Outcome::Skipped(reason) => wit::Outcome::Skipped(reason),
     }
+}
+
+fn route(r: core::Route) -> wit::Routing {
+    wit::Routing { kind: kind(r.kind), lane: r.lane }
 }
 
 fn report(r: core::Report) -> wit::Report {

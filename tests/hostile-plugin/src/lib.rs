@@ -11,7 +11,7 @@
 
 wit_bindgen::generate!({ world: "plugin-core", path: "../../wit", generate_all });
 
-use dialpad_ghl::sync::types::{EventKind, EventPlan, Outcome, Report, SyncError};
+use dialpad_ghl::sync::types::{EventKind, EventPlan, Outcome, Report, Routing, SyncError};
 use dialpad_ghl::sync::types::OperationInfo;
 use exports::dialpad_ghl::sync::{actions, meta, triggers, views};
 
@@ -51,6 +51,14 @@ impl triggers::Guest for Hostile {
         }
     }
 
+    fn route(_body: Vec<u8>) -> Result<Routing, SyncError> {
+        Ok(Routing { kind: EventKind::Call, lane: "hostile".into() })
+    }
+
+    fn route_platform_event(_event: String) -> Result<Routing, SyncError> {
+        Ok(Routing { kind: EventKind::Task, lane: "hostile".into() })
+    }
+
     fn plan(_body: Vec<u8>) -> Result<EventPlan, SyncError> {
         Err(SyncError::MalformedEvent("the hostile plugin does not plan".into()))
     }
@@ -75,7 +83,7 @@ impl meta::Guest for Hostile {
         "0.0.0-hostile".into()
     }
     fn api_version() -> String {
-        "0.3.0".into()
+        "0.4.0".into()
     }
     fn config_schema() -> String {
         "{}".into()

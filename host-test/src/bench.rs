@@ -1,0 +1,449 @@
+//! `host-test bench`: the plugin measured against its goals, side by side in one run on one
+//! machine, printed as Markdown (`BENCHMARKS.md` is one such run).
+//!
+//! Each figure comes from the real component in the real host, against the mock Contacts API on
+//! loopback; nothing is simulated but the API. Speeds are medians (p50) and 99th percentiles
+//! over many repetitions; the counts (requests, 429s) are exact.
+
+use crate::bindings::exports::dialpad_ghl::sync::views::Subject;
+use crate::dead_letters::DeadLetters;
+use crate::engine::{Allocation, CacheUse, CompiledPlugin, Runtime};
+use crate::keyvalue::KeyValueStore;
+use crate::mock::{MockOptions, MockServer, RateLimit};
+use crate::outbound::{RateLimiter, Secret};
+use crate::serve::{ServeOptions, Server};
+use crate::settings::Settings;
+use crate::stock_host::{StockComponent, StockHost};
+use anyhow::{bail, Context as _};
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "bench-token";
+const LOCATION: &str = "loc-bench";
+
+/// How long the benchmark runs: `quick` takes a few seconds (for a test of the command).
+#[derive(Clone, Copy, Debug)]
+pub struct BenchOptions {
+    pub quick: bool,
+    /// The rate-limit window of the burst, standing for HighLevel's 10 s.
+    pub burst_window: Duration,
+}
+
+/// Requests one fixture made, against the fewest the spec allows for what it must do.
+#[derive(Clone, Debug)]
+pub struct Workflow {
+    pub name: String,
+    /// Operation ids, in order.
+    pub made: Vec<String>,
+    pub minimum: usize,
+    pub why: String,
+}
+
+/// One line of the summary table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub measure: String,
+    pub figure: String,
+    pub goal: String,
+    /// `met`, or how far from it.
+    pub verdict: String,
+}
+
+/// Everything one run measured.
+#[derive(Clone, Debug, Default)]
+pub struct Results {
+    pub rows: Vec<Row>,
+    pub workflows: Vec<Workflow>,
+    pub notes: Vec<String>,
+}
+
+impl Results {
+    fn row(&mut self, measure: &str, figure: String, goal: &str, verdict: String) {
+        self.rows.push(Row { measure: measure.into(), figure, goal: goal.into(), verdict });
+    }
+}
+
+/// p50 and p99 of a sample.
+fn percentiles(mut sample: Vec<Duration>) -> (Duration, Duration) {
+    sample.sort();
+    let at = |q: f64| sample[((sample.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// `met`, or the factor by which `value` misses an upper bound.
+fn at_most(value: f64, goal: f64) -> String {
+    if value <= goal {
+        "met".into()
+    } else {
+        format!("missed: {:.2}× the goal", value / goal)
+    }
+}
+
+fn settings_for(mock: &MockServer) -> Settings {
+    let mut settings = Settings::default();
+    settings.set("api_base", mock.base_url());
+    settings.set("location_id", LOCATION);
+    settings.token = Some(Secret::new(TOKEN));
+    // The mock has no limit here; the burst measures the limiter on its own.
+    settings.rate_limiter = None;
+    settings
+}
+
+fn mock() -> anyhow::Result<MockServer> {
+    MockServer::start(MockOptions { token: Some(TOKEN.into()), ..MockOptions::default() })
+}
+
+/// A hangup from caller `n` (a fresh number), call `call`.
+fn hangup(template: &Value, n: usize, call: usize) -> Vec<u8> {
+    let mut event = template.clone();
+    let number = format!("+1415555{:04}", n % 10_000);
+    event["call_id"] = json!(8_200_000_000_000_000u64 + (n * 100 + call) as u64);
+    event["external_number"] = json!(number);
+    event["contact"]["phone"] = json!(number);
+    event["contact"]["id"] = json!(6_200_000_000_000_000u64 + n as u64);
+    event.to_string().into_bytes()
+}
+
+const HANGUP: &str = include_str!("../demo-events/call_inbound_hangup_completed.json");
+
+pub fn run(options: BenchOptions) -> anyhow::Result<Results> {
+    let wasm = std::fs::read(crate::PLUGIN_WASM).context("reading the plugin")?;
+    let template: Value = serde_json::from_str(HANGUP)?;
+    let mut results = Results::default();
+    let reps = if options.quick { 200 } else { 5_000 };
+
+    // 1. Instantiation from InstancePre.
+    let mut instantiation = Vec::new();
+    for allocation in [Allocation::OnDemand, Allocation::Pooling] {
+        let (plugin, _) = CompiledPlugin::compile(&wasm, allocation, None)?;
+        let runtime = Runtime::new(&plugin, Settings::default().runtime_options(false)?, KeyValueStore::new())?;
+        for _ in 0..50 {
+            drop(runtime.instantiate()?);
+        }
+        let sample = (0..reps)
+            .map(|_| {
+                let started = Instant::now();
+                let instance = runtime.instantiate();
+                let took = started.elapsed();
+                drop(instance);
+                took
+            })
+            .collect();
+        instantiation.push(percentiles(sample));
+    }
+    let [(on_demand_p50, on_demand_p99), (pooled_p50, pooled_p99)] = instantiation[..] else { unreachable!() };
+    results.row("Instantiation per event, on-demand allocator (p50 / p99)", format!("{} / {}", micros(on_demand_p50), micros(on_demand_p99)), "—", "—".into());
+    results.row(
+        "Instantiation per event, pooling allocator (p50 / p99)",
+        format!("{} / {} ({:.1}× faster)", micros(pooled_p50), micros(pooled_p99), on_demand_p50.as_secs_f64() / pooled_p50.as_secs_f64()),
+        "≤ 20 µs p50",
+        at_most(pooled_p50.as_secs_f64(), 20e-6),
+    );
+
+    // 2. Host + plugin overhead, and events per second against the stock host.
+    let (plugin, _) = CompiledPlugin::compile(&wasm, Allocation::Pooling, None)?;
+    let api = mock()?;
+    let settings = settings_for(&api);
+    let durable = Runtime::new(&plugin, settings.runtime_options(true)?, KeyValueStore::new())?;
+    let known = hangup(&template, 0, 0);
+    durable.handle(&known)?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    // The event is built outside the timed part; its answer is checked after.
+    let timed_events = |bodies: Vec<Vec<u8>>| -> anyhow::Result<(Duration, Duration)> {
+        let mut sample = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            let started = Instant::now();
+            let result = durable.handle(&body)?;
+            sample.push(started.elapsed());
+            result.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        }
+        Ok(percentiles(sample))
+    };
+    let overhead = timed_events(vec![known; reps])?;
+    results.row(
+        "Host + plugin per event, no API request (redelivery: verify, classify, plan) p50 / p99",
+        format!("{} / {}", micros(overhead.0), micros(overhead.1)),
+        "≤ 100 µs p50",
+        at_most(overhead.0.as_secs_f64(), 100e-6),
+    );
+    let one_request = timed_events((1..=reps.min(2_000)).map(|call| hangup(&template, 0, call)).collect())?;
+    results.row(
+        "Event with one API request (known caller, new call: create-note over loopback) p50 / p99",
+        format!("{} / {}", micros(one_request.0), micros(one_request.1)),
+        "—",
+        "—".into(),
+    );
+
+    let events = if options.quick { 50 } else { 1_000 };
+    // The same work on both paths: new callers (search, create contact, create note), and a
+    // store that does not outlive the event, as on `wasmtime serve`.
+    let ours_api = mock()?;
+    let ours = Runtime::new(&plugin, settings_for(&ours_api).runtime_options(false)?, KeyValueStore::new())?;
+    let started = Instant::now();
+    for n in 0..events {
+        ours.handle(&hangup(&template, 10_000 + n, 0))?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    let ours_rate = events as f64 / started.elapsed().as_secs_f64();
+    let stock_api = mock()?;
+    let config = json!({"location_id": LOCATION, "api_base": stock_api.base_url(), "token": TOKEN}).to_string();
+    let stock = StockHost::with_component(&StockComponent::new(&wasm)?, vec![("config".into(), config)]);
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let started = Instant::now();
+    for n in 0..events {
+        let request = http::Request::post("http://localhost/webhooks/dialpad").body(bytes::Bytes::from(hangup(&template, 10_000 + n, 0)))?;
+        let response = tokio.block_on(stock.handle(request))?;
+        if response.status() != 200 {
+            bail!("the stock host answered {}: {}", response.status(), String::from_utf8_lossy(response.body()));
+        }
+    }
+    let stock_rate = events as f64 / started.elapsed().as_secs_f64();
+    let (ours_requests, stock_requests) = (ours_api.requests().len(), stock_api.requests().len());
+    if ours_requests != stock_requests {
+        results.notes.push(format!("The two paths made {ours_requests} and {stock_requests} API requests for the same {events} events."));
+    }
+    results.row(
+        "Events per second, this host vs. the stock `wasmtime serve` path (same component, events, API work)",
+        format!("{ours_rate:.0} vs. {stock_rate:.0} /s = {:.2}×", ours_rate / stock_rate),
+        "≥ 1.0×",
+        if ours_rate >= stock_rate { "met".into() } else { format!("missed: {:.2}×", ours_rate / stock_rate) },
+    );
+
+    // 3. The unified view with 50 ms of API latency.
+    let view_api = mock()?;
+    let contact = view_api.seed_contact(json!({"firstName": "Ana", "phone": "+14155550100"}));
+    view_api.set_latency(Duration::from_millis(50));
+    let mut cached = settings_for(&view_api);
+    cached.set("view_cache_ttl_seconds", 60);
+    let mut uncached = settings_for(&view_api);
+    uncached.set("view_cache_ttl_seconds", 0);
+    let uncached = Runtime::new(&plugin, uncached.runtime_options(true)?, KeyValueStore::new())?;
+    let rounds = if options.quick { 3 } else { 9 };
+    let median = |mut sample: Vec<Duration>| {
+        sample.sort();
+        sample[sample.len() / 2]
+    };
+    let round_trip = median((0..rounds).map(|_| time(|| uncached.invoke("get-contact", &json!({"contactId": contact}).to_string()))).collect::<anyhow::Result<_>>()?);
+    let concurrent = median((0..rounds).map(|_| time(|| uncached.view(&Subject::ContactId(contact.clone())))).collect::<anyhow::Result<_>>()?);
+    let sequential = median(
+        (0..rounds)
+            .map(|_| {
+                time(|| {
+                    for operation in ["get-contact", "get-all-tasks", "get-all-notes", "get-appointments-for-contact"] {
+                        uncached.invoke(operation, &json!({"contactId": contact}).to_string())?.map_err(|e| anyhow::anyhow!("{operation}: {e:?}"))?;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
+    );
+    let ratio = concurrent.as_secs_f64() / round_trip.as_secs_f64();
+    results.row(
+        "Contact view, 4 reads at 50 ms latency: concurrent vs. sequential, as multiples of one round trip",
+        format!("{} vs. {} = {ratio:.2}× vs. {:.2}× one round trip ({})", millis(concurrent), millis(sequential), sequential.as_secs_f64() / round_trip.as_secs_f64(), millis(round_trip)),
+        "≤ 1.3×",
+        at_most(ratio, 1.3),
+    );
+    let cached = Runtime::new(&plugin, cached.runtime_options(true)?, KeyValueStore::new())?;
+    cached.view(&Subject::ContactId(contact.clone()))?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let before = view_api.requests().len();
+    let repeat = cached.view(&Subject::ContactId(contact.clone()))?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let repeat_requests = view_api.requests().len() - before;
+    results.row(
+        "Contact view repeated within the cache TTL",
+        format!("{repeat_requests} requests (from cache: {})", repeat.from_cache),
+        "0 requests",
+        if repeat_requests == 0 { "met".into() } else { format!("missed: {repeat_requests} requests") },
+    );
+
+    // 4. Requests per workflow.
+    results.workflows = workflows(&plugin)?;
+    let redundant: usize = results.workflows.iter().map(|w| w.made.len().saturating_sub(w.minimum)).sum();
+    let over: Vec<&str> = results.workflows.iter().filter(|w| w.made.len() > w.minimum).map(|w| w.name.as_str()).collect();
+    results.row(
+        "API requests per workflow over the bundled fixtures, against the minimum the spec allows (table below)",
+        format!("{} requests made; {redundant} above the minimum ({})", results.workflows.iter().map(|w| w.made.len()).sum::<usize>(), if over.is_empty() { "none".to_string() } else { over.join(", ") }),
+        "equal",
+        if redundant == 0 { "met".into() } else { format!("missed: {redundant} requests above the minimum, by choice (see the table)") },
+    );
+
+    // 5. A burst against an enforced rate limit.
+    let burst = burst(&plugin, options)?;
+    results.row(
+        &format!("Burst of {} events against a mock enforcing 100 requests / {} (standing for 10 s): 429s received", burst.events, millis(options.burst_window)),
+        format!("{} (of {} requests)", burst.rate_limited, burst.requests),
+        "0",
+        if burst.rate_limited == 0 { "met".into() } else { format!("missed: {}", burst.rate_limited) },
+    );
+    results.row(
+        "Same burst: drain time against the limit's theoretical minimum",
+        format!("{} vs. {} = {:.2}×", millis(burst.drain), millis(burst.minimum), burst.drain.as_secs_f64() / burst.minimum.as_secs_f64()),
+        "≤ 1.1×",
+        at_most(burst.drain.as_secs_f64() / burst.minimum.as_secs_f64(), 1.1),
+    );
+
+    // 6. Size and cold start.
+    results.row("Component size (wasm-release: opt-level z, LTO, strip)", format!("{} bytes", wasm.len()), "≤ 400 KB (409,600 bytes)", at_most(wasm.len() as f64, 409_600.0));
+    let cache = crate::scratch_dir("bench-compile-cache");
+    let compile = time(|| CompiledPlugin::compile(&wasm, Allocation::Pooling, Some(&cache)))?;
+    let cold = median(
+        (0..rounds)
+            .map(|_| {
+                time(|| {
+                    let (plugin, hit) = CompiledPlugin::compile(&wasm, Allocation::Pooling, Some(&cache))?;
+                    anyhow::ensure!(hit == CacheUse::Hit, "the compiled component was not cached");
+                    let runtime = Runtime::new(&plugin, Settings::default().runtime_options(false)?, KeyValueStore::new())?;
+                    runtime.meta().map(drop)
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
+    );
+    results.row(
+        "Host cold start with the compiled component cached (load, link, first call)",
+        format!("{} (compiling instead: {})", millis(cold), millis(compile)),
+        "≤ 20 ms",
+        at_most(cold.as_secs_f64(), 0.020),
+    );
+    Ok(results)
+}
+
+fn time<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    f()?;
+    Ok(started.elapsed())
+}
+
+/// The bundled fixtures in a day's order, each with the fewest requests the spec allows for
+/// what it must do, and why.
+const WORKFLOWS: &[(&str, &str, usize, &str)] = &[
+    ("ringing (unknown caller)", "call_inbound_ringing_unknown_number.json", 0, "nothing to write until the call ends"),
+    ("connected", "call_inbound_connected.json", 0, "nothing to write until the call ends"),
+    (
+        "hangup, unknown caller",
+        "call_inbound_hangup_completed.json",
+        2,
+        "upsert-contact + create-note would do; the plugin searches first (get-duplicate-contact) so that it never overwrites fields edited in HighLevel",
+    ),
+    ("AI recap of the same call", "call_recap_summary.json", 3, "update-note, and one create-task per action item (the spec has no bulk task create)"),
+    ("outbound hangup, unknown callee with an e-mail", "call_outbound_hangup_recorded.json", 2, "upsert-contact + create-note; the plugin searches by phone, then by e-mail, then creates"),
+    ("missed call, unknown phone, e-mail given", "call_inbound_missed.json", 2, "upsert-contact + create-note; the plugin searches by phone, then by e-mail, then creates"),
+    ("voicemail, unknown caller", "call_voicemail_uploaded.json", 2, "upsert-contact + create-note (search first, as above)"),
+    ("voicemail transcription, same call", "call_voicemail_transcription.json", 1, "update-note"),
+    ("SMS from a known caller", "sms_inbound.json", 1, "create-note"),
+    ("Dialpad contact created, known by phone", "contact_created_shared.json", 1, "update-contact (the contact is known from the missed call)"),
+    ("Dialpad contact updated", "contact_updated_new_email.json", 1, "update-contact"),
+    ("agent status", "agent_status_on_duty.json", 0, "not a CRM event"),
+    ("hangup redelivered", "call_inbound_hangup_completed.json", 0, "already synced"),
+];
+
+fn workflows(plugin: &CompiledPlugin) -> anyhow::Result<Vec<Workflow>> {
+    let api = mock()?;
+    let runtime = Runtime::new(plugin, settings_for(&api).runtime_options(true)?, KeyValueStore::new())?;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo-events");
+    let mut rows = Vec::new();
+    for (name, file, minimum, why) in WORKFLOWS {
+        let body = std::fs::read(fixtures.join(file)).with_context(|| format!("reading {file}"))?;
+        let before = api.requests().len();
+        runtime.handle(&body)?.map_err(|e| anyhow::anyhow!("{name}: {e:?}"))?;
+        let made = api.requests()[before..].iter().map(|r| r.operation_id.unwrap_or("?").to_string()).collect();
+        rows.push(Workflow { name: name.to_string(), made, minimum: *minimum, why: why.to_string() });
+    }
+    Ok(rows)
+}
+
+struct Burst {
+    events: usize,
+    requests: usize,
+    rate_limited: usize,
+    drain: Duration,
+    minimum: Duration,
+}
+
+/// Events through `serve` (inbox, workers, the host's limiter) against a mock that enforces
+/// 100 requests per `burst_window`, with the host's limiter set to the same.
+fn burst(plugin: &CompiledPlugin, options: BenchOptions) -> anyhow::Result<Burst> {
+    const LIMIT: u32 = 100;
+    let events = if options.quick { 100 } else { 1_000 };
+    let api = MockServer::start(MockOptions {
+        token: Some(TOKEN.into()),
+        rate_limit: Some(RateLimit { max_requests: LIMIT, window: options.burst_window }),
+        ..MockOptions::default()
+    })?;
+    let mut settings = settings_for(&api);
+    settings.rate_limiter = Some(Arc::new(RateLimiter::new(LIMIT, options.burst_window)));
+    let db = crate::scratch_dir("bench-burst").join("state.db");
+    let runtime = Runtime::new(plugin, settings.runtime_options(true)?, KeyValueStore::open(&db)?)?;
+    let server = Server::start(
+        runtime,
+        &db,
+        DeadLetters::open(&db)?,
+        ServeOptions { listen: "127.0.0.1:0".parse()?, admin_listen: "127.0.0.1:0".parse()?, workers: 4, max_attempts: 5, retry_base: Duration::from_millis(100) },
+    )?;
+    // A quarter new callers (3 requests), the rest their later calls (1 request each).
+    let template: Value = serde_json::from_str(HANGUP)?;
+    let bodies: Vec<Vec<u8>> = (0..events).map(|i| hangup(&template, 20_000 + i % (events / 4), i / (events / 4))).collect();
+    let url = format!("{}/webhooks/dialpad", server.webhook_url());
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for chunk in bodies.chunks(events / 8) {
+            let url = &url;
+            scope.spawn(move || {
+                for body in chunk {
+                    let _ = crate::loopback_request("POST", url, body);
+                }
+            });
+        }
+    });
+    if !server.wait_idle(Duration::from_secs(600)) {
+        bail!("the burst did not drain");
+    }
+    let drain = started.elapsed();
+    let requests = api.requests().len();
+    let rate_limited = api.rate_limited_count();
+    // The limit lets the first 100 go at once, then 100 per window.
+    let minimum = options.burst_window * ((requests as u32).saturating_sub(1) / LIMIT);
+    Ok(Burst { events, requests, rate_limited, drain, minimum })
+}
+
+/// The run as Markdown: the summary table, the workflow table, the notes.
+pub fn markdown(results: &Results) -> String {
+    let mut text = String::new();
+    let _ = writeln!(text, "| Measure | Result | Goal | Verdict |\n|---|---|---|---|");
+    for row in &results.rows {
+        let _ = writeln!(text, "| {} | {} | {} | {} |", row.measure, row.figure, row.goal, row.verdict);
+    }
+    let _ = writeln!(text, "\nAPI requests per workflow (bundled fixtures, in order, on a fresh location):\n");
+    let _ = writeln!(text, "| Event | Requests made | Minimum the spec allows | Why |\n|---|---|---|---|");
+    for w in &results.workflows {
+        let list = if w.made.is_empty() { "none".to_string() } else { w.made.join(", ") };
+        let _ = writeln!(text, "| {} | {} ({list}) | {} | {} |", w.name, w.made.len(), w.minimum, w.why);
+    }
+    for note in &results.notes {
+        let _ = writeln!(text, "\n{note}");
+    }
+    text
+}
+
+/// The machine, for the record: CPU model, cores, OS.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| info.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, m)| m.trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<u64>().ok()))
+        .map(|kb| format!("{} GiB", kb / (1024 * 1024)))
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores, {memory}, {} {}", std::env::consts::OS, std::env::consts::ARCH)
+}

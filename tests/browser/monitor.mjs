@@ -1,0 +1,50 @@
+// Drives serve's monitoring page in a real headless Chromium (Debian's), as a person would:
+// open the page, see a synced event, open it to read its plan and HTTP operations, press
+// Replay on a dead letter, and see it go through. Prints what it saw as one JSON object;
+// the Rust test (tests/tests/monitor_browser.rs) checks it against the mock API.
+//
+// usage: node monitor.mjs <admin url> [screenshot.png]
+import { chromium } from "playwright-core";
+
+const [url, screenshot] = process.argv.slice(2);
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+const browser = await chromium.launch({
+  executablePath,
+  headless: true,
+  // The machine's network is closed: without these, Chromium keeps trying to reach Google.
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"],
+});
+const seen = {};
+try {
+  const page = await browser.newPage();
+  page.setDefaultTimeout(20000);
+  await page.goto(url);
+  seen.title = await page.title();
+
+  const synced = page.locator('#events tr.event[data-status="done"]').first();
+  await synced.waitFor();
+  seen.synced_row = await synced.innerText();
+
+  await synced.click();
+  await page.locator("#detail li.exchange").first().waitFor();
+  seen.detail = await page.locator("#detail").innerText();
+
+  const letter = page.locator("#dead-letters li.letter").first();
+  await letter.waitFor();
+  seen.dead_letter = await letter.innerText();
+  await letter.locator("button.replay").click();
+  await page.locator("#dead-letters li.empty").waitFor();
+  seen.message = await page.locator("#message").innerText();
+  const replayed = page.locator('#events tr.event[data-status="done"]').first();
+  seen.replayed_row = await replayed.innerText();
+  seen.queue_depth = await page.locator("#queue-depth").innerText();
+  seen.page_text = await page.locator("body").innerText();
+  if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+  seen.chromium = browser.version();
+} catch (error) {
+  seen.error = String(error);
+}
+await browser.close();
+console.log(JSON.stringify(seen));
+process.exit(seen.error ? 1 : 0);
