@@ -246,7 +246,7 @@ fn target_runtime(target: TargetArgs) -> anyhow::Result<(Runtime, Option<MockSer
     settings.start_oauth(state)?;
     let wasm = std::fs::read(&target.plugin).with_context(|| format!("reading plugin {}", target.plugin.display()))?;
     // With a state directory, the compiled plugin is kept there: a restart skips the compile.
-    let (plugin, _) = CompiledPlugin::compile(&wasm, Allocation::default(), state.map(|dir| dir.join("compiled")).as_deref())?;
+    let (plugin, _) = CompiledPlugin::compile(&wasm, Allocation::best(), state.map(|dir| dir.join("compiled")).as_deref())?;
     let (kv, dead_letters, durable) = match state {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

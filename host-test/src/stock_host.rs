@@ -110,7 +110,7 @@ impl StockComponent {
 
 /// `wasmtime serve`'s probe (`use_pooling_allocator_by_default`): the pooling allocator's
 /// default 1,000 slots need about 42 bits of address space, which some machines lack.
-fn pooling_allocator_fits() -> bool {
+pub(crate) fn pooling_allocator_fits() -> bool {
     const BITS_TO_TEST: u32 = 42;
     let mut config = Config::new();
     config.wasm_memory64(true);

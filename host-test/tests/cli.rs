@@ -320,3 +320,31 @@ fn a_plugin_of_another_api_version_is_refused_with_a_clear_message() {
     let host = host_test::version::HOST_API_VERSION;
     assert!(stderr.contains(&format!("the plugin implements dialpad-ghl:sync@0.2.0, and this host speaks @{host}")), "{stderr}");
 }
+
+#[test]
+fn bench_measures_every_goal_and_writes_the_document() {
+    let out = host_test::scratch_dir("cli-bench").join("BENCHMARKS.md");
+    let printed = String::from_utf8(run(&["bench", "--quick", "--burst-window", "200ms", "--out", out.to_str().unwrap()]).stdout).unwrap();
+    let row = |start: &str| printed.lines().find(|l| l.starts_with(&format!("| {start}"))).unwrap_or_else(|| panic!("no row {start:?} in\n{printed}")).to_string();
+    for measure in [
+        "Instantiation per event, on-demand",
+        "Instantiation per event, pooling",
+        "Host + plugin per event",
+        "Events per second",
+        "Contact view, 4 reads",
+        "Component size",
+        "Host cold start",
+    ] {
+        let line = row(measure);
+        assert_eq!(line.matches(" | ").count(), 3, "{line}");
+    }
+    // The counts are exact, whatever the machine's speed.
+    assert!(row("Contact view repeated").contains("| 0 requests (from cache: true) |"), "{printed}");
+    assert!(row("Burst of 100 events").contains("| 0 (of "), "the limiter let a request through to a 429:\n{printed}");
+    assert!(row("hangup, unknown caller").contains("| 3 (get-duplicate-contact, create-contact, create-note) | 2 |"), "{printed}");
+    assert!(row("AI recap of the same call").contains("| 3 (update-note, create-task, create-task) | 3 |"), "{printed}");
+    assert!(row("hangup redelivered").contains("| 0 (none) | 0 |"), "{printed}");
+    let document = std::fs::read_to_string(&out).unwrap();
+    assert!(document.starts_with("# Benchmarks\n\nOne run of `cargo run --release -- bench --quick --burst-window 200ms"), "{document}");
+    assert!(document.contains("cores") && document.contains(&row("Component size")));
+}
