@@ -419,7 +419,7 @@ fn burst(plugin: &CompiledPlugin, options: BenchOptions) -> anyhow::Result<Burst
         runtime,
         &db,
         DeadLetters::open(&db)?,
-        ServeOptions { listen: "127.0.0.1:0".parse()?, admin_listen: "127.0.0.1:0".parse()?, workers: 4, max_attempts: 5, retry_base: Duration::from_millis(100) },
+        ServeOptions { listen: "127.0.0.1:0".parse()?, admin_listen: "127.0.0.1:0".parse()?, workers: 4, max_attempts: 5, retry_base: Duration::from_millis(100), reconcile: None },
     )?;
     // A quarter new callers (3 requests), the rest their later calls (1 request each).
     let template: Value = serde_json::from_str(HANGUP)?;

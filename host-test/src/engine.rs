@@ -3,7 +3,7 @@
 //! instead of hanging the host, and no state leaks from one event to the next except through
 //! the key-value store the host chooses to share.
 
-use crate::bindings::exports::dialpad_ghl::sync::views;
+use crate::bindings::exports::dialpad_ghl::sync::{backfill, views};
 use crate::bindings::{dialpad_ghl::sync::types as wit, PluginCore, PluginCorePre};
 use crate::keyvalue::KeyValueStore;
 use crate::outbound::{HttpLog, OutboundHooks, OutboundPolicy};
@@ -325,6 +325,18 @@ impl Runtime {
     pub fn view(&self, subject: &views::Subject) -> HostResult<Result<views::ContactView, wit::SyncError>> {
         let (mut store, plugin) = self.instantiate()?;
         Ok(plugin.dialpad_ghl_sync_views().call_get(&mut store, subject)?)
+    }
+
+    /// One page of Dialpad's call history, each call synced (`backfill.sync-page`).
+    pub fn backfill_page(&self, window: backfill::Window, cursor: Option<&str>) -> HostResult<Result<backfill::Page, wit::SyncError>> {
+        let (mut store, plugin) = self.instantiate()?;
+        Ok(plugin.dialpad_ghl_sync_backfill().call_sync_page(&mut store, window, cursor)?)
+    }
+
+    /// The same page as a dry run (`backfill.plan-page`).
+    pub fn backfill_plan_page(&self, window: backfill::Window, cursor: Option<&str>) -> HostResult<Result<backfill::PlannedPage, wit::SyncError>> {
+        let (mut store, plugin) = self.instantiate()?;
+        Ok(plugin.dialpad_ghl_sync_backfill().call_plan_page(&mut store, window, cursor)?)
     }
 
     /// Every problem of the configuration this runtime gives the plugin (none when valid).

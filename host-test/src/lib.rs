@@ -14,8 +14,10 @@ pub mod bindings {
     });
 }
 
+pub mod backfill;
 pub mod bench;
 pub mod dead_letters;
+pub mod dialpad_mock;
 pub mod engine;
 pub mod keyvalue;
 pub mod mock;

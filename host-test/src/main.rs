@@ -130,6 +130,22 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// Bring Dialpad's concluded calls of a period over (GET /api/v2/call), each synced as its
+    /// hangup webhook would be: a call already synced changes nothing. The paging cursor and
+    /// the counts are kept in --state after every page: an interrupted backfill resumes there.
+    Backfill {
+        /// First day (2026-03-01) or instant (RFC 3339) of the calls' start, exclusive.
+        #[arg(long)]
+        since: String,
+        /// Last day or instant, exclusive (default: now).
+        #[arg(long)]
+        until: Option<String>,
+        /// Print each call's plan; send nothing to HighLevel, keep no progress.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
     /// Measure the plugin against its goals (instantiation, overhead, the stock host, the view,
     /// requests per workflow, a rate-limited burst, size, cold start); prints a Markdown table.
     Bench {
@@ -176,6 +192,13 @@ struct TargetArgs {
     /// Dialpad webhook secret: bodies must then be HS256 JWTs.
     #[arg(long, env = "DIALPAD_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
+    /// Dialpad API key (company admin, scope calls:list), injected by the host into requests to
+    /// Dialpad's origin only: `backfill` and `serve`'s reconciliation list calls with it.
+    #[arg(long, env = "DIALPAD_API_KEY", hide_env_values = true)]
+    dialpad_api_key: Option<String>,
+    /// Dialpad API origin (default https://dialpad.com).
+    #[arg(long)]
+    dialpad_api_base: Option<String>,
     /// Start the embedded mock API and target it.
     #[arg(long, conflicts_with = "api_base")]
     mock: bool,
@@ -206,8 +229,9 @@ fn main() {
         Command::Dist { out, plugin } => dist(&out, &plugin),
         Command::View { phone, contact_id, dialpad_contact, target } => view(phone, contact_id, dialpad_contact, target),
         Command::Bench { quick, burst_window, out } => bench(quick, burst_window, out),
+        Command::Backfill { since, until, dry_run, target } => backfill(&since, until.as_deref(), dry_run, target),
         Command::Serve { listen, admin_listen, workers, max_attempts, retry_base, target } => {
-            serve(ServeOptions { listen, admin_listen, workers, max_attempts, retry_base }, target)
+            serve(ServeOptions { listen, admin_listen, workers, max_attempts, retry_base, reconcile: None }, target)
         }
     };
     if let Err(e) = result {
@@ -218,7 +242,18 @@ fn main() {
 
 /// The runtime that `replay`, `view` and `invoke` use, the embedded mock when `--mock` asked
 /// for it, and where failed events go.
-fn target_runtime(target: TargetArgs) -> anyhow::Result<(Runtime, Option<MockServer>, DeadLetters)> {
+/// What `target_runtime` sets up.
+struct Target {
+    runtime: Runtime,
+    /// The embedded mock, alive as long as this.
+    _mock: Option<MockServer>,
+    dead_letters: DeadLetters,
+    reconcile: Option<host_test::settings::Reconcile>,
+    /// Whether a Dialpad API key was given (flag, environment or configuration).
+    has_dialpad_key: bool,
+}
+
+fn target_runtime(target: TargetArgs) -> anyhow::Result<Target> {
     let state = target.state.as_deref();
     let mut settings = match &target.config {
         Some(path) => Settings::from_file(path)?,
@@ -232,6 +267,12 @@ fn target_runtime(target: TargetArgs) -> anyhow::Result<(Runtime, Option<MockSer
     }
     if let Some(secret) = target.webhook_secret {
         settings.set("webhook_secret", secret);
+    }
+    if let Some(key) = target.dialpad_api_key {
+        settings.dialpad_key = Some(Secret::new(key));
+    }
+    if let Some(base) = target.dialpad_api_base {
+        settings.set("dialpad_api_base", base);
     }
     let mock = if target.mock { Some(MockServer::start(MockOptions::default())?) } else { None };
     if let Some(m) = &mock {
@@ -258,7 +299,7 @@ fn target_runtime(target: TargetArgs) -> anyhow::Result<(Runtime, Option<MockSer
         None => (KeyValueStore::new(), DeadLetters::in_memory(), mock.is_some()),
     };
     let runtime = Runtime::new(&plugin, settings.runtime_options(durable)?, kv)?;
-    Ok((runtime, mock, dead_letters))
+    Ok(Target { runtime, _mock: mock, dead_letters, reconcile: settings.reconcile, has_dialpad_key: settings.dialpad_key.is_some() })
 }
 
 fn replay(files: &[PathBuf], dry_run: bool, from_dead_letters: bool, target: TargetArgs) -> anyhow::Result<()> {
@@ -267,7 +308,7 @@ fn replay(files: &[PathBuf], dry_run: bool, from_dead_letters: bool, target: Tar
         .iter()
         .map(|f| std::fs::read(f).with_context(|| format!("reading {}", f.display())).map(|b| (f.display().to_string(), b)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (runtime, _mock, dead_letters) = target_runtime(target)?;
+    let Target { runtime, _mock, dead_letters, .. } = target_runtime(target)?;
     let mut stdout = std::io::stdout().lock();
     if from_dead_letters {
         let tally = replay_dead_letters(&runtime, &dead_letters, |letter, result| {
@@ -329,12 +370,78 @@ fn bench(quick: bool, burst_window: std::time::Duration, out: Option<PathBuf>) -
     Ok(())
 }
 
+fn backfill(since: &str, until: Option<&str>, dry_run: bool, mut target: TargetArgs) -> anyhow::Result<()> {
+    use host_test::backfill::{parse_instant_ms, Backfills, Mode};
+    use host_test::bindings::exports::dialpad_ghl::sync::backfill::Window;
+    let started_after = parse_instant_ms(since)?;
+    let started_before = match until {
+        Some(until) => parse_instant_ms(until)?,
+        None => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64,
+    };
+    if started_before <= started_after {
+        bail!("--until must come after --since");
+    }
+    let state = target.state.get_or_insert_with(|| PathBuf::from(SERVE_STATE_DIR)).clone();
+    let Target { runtime, _mock, has_dialpad_key, .. } = target_runtime(target)?;
+    if !has_dialpad_key {
+        bail!("backfill lists calls through Dialpad's API: give --dialpad-api-key (or DIALPAD_API_KEY, or dialpad_api_key in --config)");
+    }
+    let backfills = Backfills::open(&state.join("state.db"))?;
+    let window = Window { started_after, started_before: Some(started_before) };
+    let span = (started_before - started_after) / 1000;
+    let bar = indicatif::ProgressBar::new(span.max(1));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {percent}% of the period, eta {eta} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let mut stdout = std::io::stdout().lock();
+    let mode = if dry_run { Mode::DryRun } else { Mode::Sync };
+    let result = host_test::backfill::run(&runtime, Some(&backfills), window, mode, |progress, lines| {
+        for line in lines {
+            let _ = writeln!(stdout, "{line}");
+        }
+        // Newest first: the period is covered from its end back to its start.
+        let covered = progress.oldest_started.map_or(0, |oldest| started_before.saturating_sub(oldest) / 1000);
+        bar.set_position(if progress.done { span } else { covered.min(span) });
+        bar.set_message(format!("fetched {}, synced {}, unchanged {}, skipped {}, failed {}", progress.fetched, progress.synced, progress.unchanged, progress.skipped, progress.failed));
+    })?;
+    bar.finish_and_clear();
+    let (progress, error) = match result {
+        Ok(progress) => (progress, None),
+        Err((progress, error)) => (progress, Some(error)),
+    };
+    eprintln!(
+        "backfill{}: {} pages, {} calls fetched: {} synced, {} unchanged, {} skipped, {} failed, in {:.1} s",
+        if dry_run { " (dry run)" } else { "" },
+        progress.pages,
+        progress.fetched,
+        progress.synced,
+        progress.unchanged,
+        progress.skipped,
+        progress.failed,
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(error) = error {
+        bail!("stopped: {} (run the same command again to resume from page {})", report::error_message(&error), progress.pages + 1);
+    }
+    if progress.failed > 0 {
+        eprintln!("{} calls failed (their lines above say why): run the same command again to retry them; the others change nothing", progress.failed);
+    }
+    Ok(())
+}
+
 /// Where `serve` keeps its inbox and records when `--state` is not given.
 const SERVE_STATE_DIR: &str = "dialpad-ghl-state";
 
-fn serve(options: ServeOptions, mut target: TargetArgs) -> anyhow::Result<()> {
+fn serve(mut options: ServeOptions, mut target: TargetArgs) -> anyhow::Result<()> {
     let state = target.state.get_or_insert_with(|| PathBuf::from(SERVE_STATE_DIR)).clone();
-    let (runtime, _mock, dead_letters) = target_runtime(target)?;
+    let Target { runtime, _mock, dead_letters, reconcile, has_dialpad_key } = target_runtime(target)?;
+    if reconcile.is_some() && !has_dialpad_key {
+        bail!("reconcile lists calls through Dialpad's API: give --dialpad-api-key (or DIALPAD_API_KEY, or dialpad_api_key in --config)");
+    }
+    options.reconcile = reconcile;
     let problems = runtime.config_problems()?;
     if !problems.is_empty() {
         let list: Vec<String> = problems.iter().map(|p| format!("{}: {}", if p.path.is_empty() { "/" } else { &p.path }, p.message)).collect();
@@ -355,7 +462,7 @@ fn view(phone: Option<String>, contact_id: Option<String>, dialpad_contact: Opti
         (_, _, Some(d)) => Subject::DialpadContact(d),
         _ => bail!("say whose view: --phone, --contact-id or --dialpad-contact"),
     };
-    let (runtime, _mock, _) = target_runtime(target)?;
+    let Target { runtime, _mock, .. } = target_runtime(target)?;
     match runtime.view(&subject)? {
         Ok(v) => {
             println!("{}", serde_json::to_string_pretty(&report::view_json(&v))?);
@@ -407,7 +514,7 @@ fn dist(out: &std::path::Path, plugin: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn invoke(operation_id: &str, input: &str, target: TargetArgs) -> anyhow::Result<()> {
-    let (runtime, _mock, _) = target_runtime(target)?;
+    let Target { runtime, _mock, .. } = target_runtime(target)?;
     match runtime.invoke(operation_id, input)? {
         Ok(response) => {
             let json: serde_json::Value = serde_json::from_str(&response).unwrap_or(serde_json::Value::String(response));

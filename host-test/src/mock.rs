@@ -201,13 +201,72 @@ struct Gate {
     fallback: Duration,
 }
 
+/// Per contact phone: how many contacts, their notes' bodies, their tasks' titles.
+pub type Holdings = BTreeMap<String, (usize, Vec<String>, Vec<String>)>;
+
 /// A running mock on 127.0.0.1 (random port unless given). Runs on its own thread with its own
 /// tokio runtime, so callers can be plain synchronous code. Dropping it shuts the server down.
 pub struct MockServer {
-    addr: SocketAddr,
+    server: LoopbackServer,
     state: Arc<MockState>,
+}
+
+/// An axum app served on a loopback port from a thread of its own, with its own tokio runtime,
+/// so that callers can be plain synchronous code; dropping it shuts the server down. The mocks
+/// (this one, and Dialpad's call listing) run on it.
+pub struct LoopbackServer {
+    addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl LoopbackServer {
+    /// Binds `addr` (port 0: any free port) before returning, so the server accepts connections
+    /// as soon as the caller has it in hand; `name` names the thread and the errors.
+    pub fn start(name: &str, addr: SocketAddr, app: Router) -> anyhow::Result<LoopbackServer> {
+        let std_listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding the {name} to {addr}"))?;
+        std_listener.set_nonblocking(true).with_context(|| format!("making the {name}'s listener non-blocking"))?;
+        let addr = std_listener.local_addr().with_context(|| format!("reading the {name}'s local address"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().with_context(|| format!("building the {name}'s tokio runtime"))?;
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(std_listener).with_context(|| format!("registering the {name}'s listener with tokio"))?
+        };
+        let (shutdown, stop) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("{}-{}", name.replace(' ', "-"), addr.port()))
+            .spawn(move || serve(runtime, listener, app, stop))
+            .with_context(|| format!("spawning the {name}'s server thread"))?;
+        Ok(LoopbackServer { addr, shutdown: Some(shutdown), thread: Some(thread) })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Blocks the calling thread until the server stops (for the CLI). The server only stops
+    /// on its own if its accept loop fails, so in practice this runs until the process ends.
+    pub fn wait(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl MockServer {
@@ -221,35 +280,18 @@ impl MockServer {
     pub fn start_on(addr: SocketAddr, options: MockOptions) -> anyhow::Result<MockServer> {
         // Parse the embedded error schemas up front so a broken embed fails here, not in a request.
         error_texts();
-        let std_listener =
-            std::net::TcpListener::bind(addr).with_context(|| format!("binding the mock Contacts API to {addr}"))?;
-        std_listener.set_nonblocking(true).context("making the mock's listener non-blocking")?;
-        let addr = std_listener.local_addr().context("reading the mock's local address")?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("building the mock's tokio runtime")?;
-        let listener = {
-            let _guard = runtime.enter();
-            tokio::net::TcpListener::from_std(std_listener).context("registering the mock's listener with tokio")?
-        };
         let state = Arc::new(MockState::new(options));
-        let app = router(Arc::clone(&state));
-        let (shutdown, stop) = oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name(format!("ghl-mock-{}", addr.port()))
-            .spawn(move || serve(runtime, listener, app, stop))
-            .context("spawning the mock's server thread")?;
-        Ok(MockServer { addr, state, shutdown: Some(shutdown), thread: Some(thread) })
+        let server = LoopbackServer::start("mock Contacts API", addr, router(Arc::clone(&state)))?;
+        Ok(MockServer { server, state })
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash, ready to prefix operation paths.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// The shared state, for callers that want to inspect it without going through HTTP.
@@ -283,7 +325,25 @@ impl MockServer {
     }
 
     /// Seeds a contact directly (no request logged); returns its id.
-    pub fn seed_contact(&self, contact: Value) -> String {
+/// What the location holds, without the ids the mock made up: contacts by phone, each with
+    /// how many there are, their notes' bodies and their tasks' titles (sorted). Two runs that
+    /// synced the same events hold equal values.
+    pub fn holdings(&self) -> Holdings {
+        let (notes, tasks) = (self.notes(), self.tasks());
+        let mut held = Holdings::new();
+        for contact in self.contacts() {
+            let id = contact["id"].as_str().unwrap_or_default();
+            let entry = held.entry(contact["phone"].as_str().unwrap_or("-").to_string()).or_default();
+            entry.0 += 1;
+            entry.1.extend(notes.iter().filter(|n| n["contactId"] == id).filter_map(|n| n["body"].as_str().map(str::to_string)));
+            entry.2.extend(tasks.iter().filter(|t| t["contactId"] == id).filter_map(|t| t["title"].as_str().map(str::to_string)));
+            entry.1.sort();
+            entry.2.sort();
+        }
+        held
+    }
+
+        pub fn seed_contact(&self, contact: Value) -> String {
         self.state.seed_contact(contact)
     }
 
@@ -350,21 +410,8 @@ impl MockServer {
     /// Blocks the calling thread until the server stops (for the `mock` CLI command). The server
     /// only stops on its own if its accept loop fails, so in practice this runs until the
     /// process is terminated.
-    pub fn wait(mut self) {
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for MockServer {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    pub fn wait(self) {
+        self.server.wait();
     }
 }
 

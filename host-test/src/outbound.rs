@@ -140,8 +140,9 @@ pub struct OutboundPolicy {
     pub credentials: Vec<(Origin, Secret)>,
     /// Deadline for one request, from sending to the response head.
     pub timeout: Duration,
-    /// Shared by every runtime built from the same settings (one location, one credential).
-    pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// Per origin; shared by every runtime built from the same settings (one location, one
+    /// credential).
+    pub rate_limiters: Vec<(Origin, Arc<RateLimiter>)>,
     /// OAuth tokens for this origin, in place of a static credential.
     pub oauth: Option<(Origin, Arc<OAuthTokens>)>,
 }
@@ -283,8 +284,8 @@ impl WasiHttpHooks for OutboundHooks {
             let mut retried = false;
             loop {
                 // Held until this attempt's answer is read (end of the iteration).
-                let _slot = match &policy.rate_limiter {
-                    Some(limiter) => Some(limiter.acquire().await),
+                let _slot = match policy.rate_limiters.iter().find(|(o, _)| o == origin) {
+                    Some((_, limiter)) => Some(limiter.acquire().await),
                     None => None,
                 };
                 let started = Instant::now();

@@ -29,6 +29,20 @@ pub struct Settings {
     pub oauth: Option<Arc<OAuthTokens>>,
     /// The configuration's `oauth` section, until [`Settings::start_oauth`] makes `oauth` of it.
     pub oauth_app: Option<OAuthApp>,
+    /// Dialpad API key, injected by the host into requests to Dialpad's origin (the backfill's
+    /// call listing). Dialpad's origin is allowed only when this is set.
+    pub dialpad_key: Option<Secret>,
+    /// Keeps the call listing under Dialpad's limit (1,200 requests per minute).
+    pub dialpad_rate_limiter: Option<Arc<RateLimiter>>,
+    /// `serve`'s scheduled reconciliation: every `every`, the calls of the last `window` are
+    /// listed and synced, so a call whose webhook never came is caught.
+    pub reconcile: Option<Reconcile>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reconcile {
+    pub every: Duration,
+    pub window: Duration,
 }
 
 /// An OAuth app's credentials and the location's refresh token, as configured.
@@ -52,6 +66,9 @@ impl Default for Settings {
             rate_limiter: Some(Arc::new(RateLimiter::highlevel())),
             oauth: None,
             oauth_app: None,
+            dialpad_key: None,
+            dialpad_rate_limiter: Some(Arc::new(RateLimiter::new(1200, Duration::from_secs(60)))),
+            reconcile: None,
         }
     }
 }
@@ -93,6 +110,21 @@ impl Settings {
                 }
                 settings.rate_limiter = Some(Arc::new(RateLimiter::new(requests.min(u32::MAX as u64) as u32, std::time::Duration::from_secs_f64(per_seconds))));
             }
+        }
+        if let Some(key) = settings.plugin_config.remove("dialpad_api_key") {
+            match key {
+                Value::String(k) if !k.is_empty() => settings.dialpad_key = Some(Secret::new(k)),
+                Value::String(_) | Value::Null => {}
+                _ => bail!("{}: dialpad_api_key must be a string", path.display()),
+            }
+        }
+        // `{"every_seconds": 900, "window_seconds": 86400}`.
+        if let Some(reconcile) = settings.plugin_config.remove("reconcile") {
+            let seconds = |key: &str| reconcile.get(key).and_then(Value::as_f64).filter(|s| *s > 0.0).map(Duration::from_secs_f64);
+            let (Some(every), Some(window)) = (seconds("every_seconds"), seconds("window_seconds")) else {
+                bail!("{}: reconcile needs every_seconds > 0 and window_seconds > 0", path.display());
+            };
+            settings.reconcile = Some(Reconcile { every, window });
         }
         if let Some(token) = settings.plugin_config.remove("token") {
             match token {
@@ -141,19 +173,36 @@ impl Settings {
             .to_string()
     }
 
-    /// The runtime options: the plugin's config var, an allowlist of exactly the API origin,
-    /// and the credential bound to that origin.
+    /// Dialpad's API origin, as the plugin will use it.
+    pub fn dialpad_api_base(&self) -> String {
+        self.plugin_config.get("dialpad_api_base").and_then(Value::as_str).unwrap_or("https://dialpad.com").trim_end_matches('/').to_string()
+    }
+
+    /// The runtime options: the plugin's config var, an allowlist of exactly the API origin
+    /// (and Dialpad's, when a Dialpad key is set), and each credential bound to its origin.
     pub fn runtime_options(&self, durable_state: bool) -> anyhow::Result<RuntimeOptions> {
         let origin = Origin::parse(&self.api_base()).context("api_base")?;
         let mut config = self.plugin_config.clone();
         config.insert("durable_state".into(), Value::Bool(durable_state));
+        let mut allowed = vec![origin.clone()];
+        let mut credentials: Vec<(Origin, Secret)> = self.token.iter().map(|t| (origin.clone(), t.clone())).collect();
+        let mut rate_limiters: Vec<(Origin, Arc<RateLimiter>)> = self.rate_limiter.iter().map(|l| (origin.clone(), l.clone())).collect();
+        if let Some(key) = &self.dialpad_key {
+            let dialpad = Origin::parse(&self.dialpad_api_base()).context("dialpad_api_base")?;
+            if dialpad == origin {
+                bail!("dialpad_api_base and api_base are the same origin: each credential must go to its own API only");
+            }
+            allowed.push(dialpad.clone());
+            credentials.push((dialpad.clone(), key.clone()));
+            rate_limiters.extend(self.dialpad_rate_limiter.iter().map(|l| (dialpad.clone(), l.clone())));
+        }
         Ok(RuntimeOptions {
             config_vars: vec![("config".into(), Value::Object(config).to_string())],
             policy: OutboundPolicy {
-                allowed: vec![origin.clone()],
-                credentials: self.token.iter().map(|t| (origin.clone(), t.clone())).collect(),
+                allowed,
+                credentials,
                 timeout: self.request_timeout,
-                rate_limiter: self.rate_limiter.clone(),
+                rate_limiters,
                 oauth: self.oauth.clone().map(|tokens| (origin.clone(), tokens)),
             },
             memory_limit_bytes: self.memory_limit_bytes,

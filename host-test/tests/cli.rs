@@ -348,3 +348,44 @@ fn bench_measures_every_goal_and_writes_the_document() {
     assert!(document.starts_with("# Benchmarks\n\nOne run of `cargo run --release -- bench --quick --burst-window 200ms"), "{document}");
     assert!(document.contains("cores") && document.contains(&row("Component size")));
 }
+
+#[test]
+fn backfill_lists_dialpad_calls_syncs_them_and_a_dry_run_only_plans() {
+    use host_test::dialpad_mock::{DialpadMock, DialpadMockOptions};
+    let hangup: Value = serde_json::from_str(&std::fs::read_to_string(fixture("call_inbound_hangup_completed.json")).unwrap()).unwrap();
+    let dialpad = DialpadMock::start(DialpadMockOptions { api_key: "cli-dialpad-key".into(), page_size: 2 }).unwrap();
+    for i in 0..3u64 {
+        let mut call = hangup.clone();
+        call["call_id"] = serde_json::json!(7_400_000_000_000_000u64 + i);
+        call["date_started"] = serde_json::json!(1_773_155_045_211u64 + i * 60_000);
+        dialpad.add_call(call);
+    }
+    let api = MockProcess::start();
+    let state = host_test::scratch_dir("cli-backfill");
+    let state = state.to_str().unwrap();
+    let dialpad_base = dialpad.base_url();
+    let args = |extra: &[&'static str]| -> Vec<String> {
+        let fixed = ["backfill", "--since", "2026-03-10", "--until", "2026-03-11", "--api-base", &api.base, "--token", TOKEN, "--location-id", "loc-cli"];
+        let dialpad = ["--dialpad-api-base", &dialpad_base, "--dialpad-api-key", "cli-dialpad-key", "--state", state];
+        fixed.iter().chain(dialpad.iter()).chain(extra.iter()).map(|a| a.to_string()).collect()
+    };
+    let run = |args: Vec<String>| run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let planned = run(args(&["--dry-run"]));
+    let lines = json_lines(&planned);
+    assert_eq!(lines.len(), 3);
+    assert!(lines.iter().all(|l| l["dry_run"] == true), "{lines:?}");
+    assert!(String::from_utf8_lossy(&planned.stderr).contains("backfill (dry run): 2 pages, 3 calls fetched"));
+    assert_eq!(api.debug("/__mock/requests").as_array().map(Vec::len), Some(0), "the dry run wrote to HighLevel");
+
+    let synced = run(args(&[]));
+    let lines = json_lines(&synced);
+    // One caller, three calls: the first creates the contact, each writes its note.
+    assert_eq!(lines.iter().map(|l| l["outcome"].as_str().unwrap()).collect::<Vec<_>>(), ["synced", "synced", "synced"]);
+    assert!(String::from_utf8_lossy(&synced.stderr).contains("2 pages, 3 calls fetched: 3 synced, 0 unchanged, 0 skipped, 0 failed"), "{}", String::from_utf8_lossy(&synced.stderr));
+    let again = run(args(&[]));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("3 calls fetched: 0 synced, 3 unchanged"), "{}", String::from_utf8_lossy(&again.stderr));
+
+    let without_key = host().args(["backfill", "--since", "2026-03-10", "--mock"]).output().unwrap();
+    assert!(!without_key.status.success());
+    assert!(String::from_utf8_lossy(&without_key.stderr).contains("give --dialpad-api-key"));
+}

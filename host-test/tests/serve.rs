@@ -7,13 +7,12 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use host_test::engine::{CompiledPlugin, Runtime};
 use host_test::keyvalue::KeyValueStore;
-use host_test::mock::{FaultKind, Faults, MockOptions, MockServer};
+use host_test::mock::{Holdings, FaultKind, Faults, MockOptions, MockServer};
 use host_test::outbound::Secret;
 use host_test::serve::{ServeOptions, Server};
 use host_test::settings::Settings;
 use host_test::{dead_letters::DeadLetters, loopback_request};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -62,25 +61,8 @@ fn mock() -> MockServer {
     MockServer::start(MockOptions { token: Some(TOKEN.into()), ..MockOptions::default() }).unwrap()
 }
 
-/// What HighLevel holds, without the ids the mock made up: contacts by phone, each with its
-/// notes' bodies and its tasks' titles.
-fn holdings(mock: &MockServer) -> BTreeMap<String, (usize, Vec<String>, Vec<String>)> {
-    let (notes, tasks) = (mock.notes(), mock.tasks());
-    let mut held: BTreeMap<String, (usize, Vec<String>, Vec<String>)> = BTreeMap::new();
-    for contact in mock.contacts() {
-        let id = contact["id"].as_str().unwrap();
-        let entry = held.entry(contact["phone"].as_str().unwrap_or("-").to_string()).or_default();
-        entry.0 += 1;
-        entry.1.extend(notes.iter().filter(|n| n["contactId"] == id).map(|n| n["body"].as_str().unwrap().to_string()));
-        entry.2.extend(tasks.iter().filter(|t| t["contactId"] == id).map(|t| t["title"].as_str().unwrap().to_string()));
-        entry.1.sort();
-        entry.2.sort();
-    }
-    held
-}
-
 /// The same events handled one by one, in order, by the library: what the mock must hold.
-fn reference_holdings(bodies: &[Vec<u8>], secret: Option<&str>) -> BTreeMap<String, (usize, Vec<String>, Vec<String>)> {
+fn reference_holdings(bodies: &[Vec<u8>], secret: Option<&str>) -> Holdings {
     let mock = mock();
     let mut settings = Settings::default();
     settings.set("api_base", mock.base_url());
@@ -95,7 +77,7 @@ fn reference_holdings(bodies: &[Vec<u8>], secret: Option<&str>) -> BTreeMap<Stri
     for body in bodies {
         runtime.handle(body).unwrap().unwrap();
     }
-    holdings(&mock)
+    mock.holdings()
 }
 
 /// A `host-test serve` process. Dropping it kills it.
@@ -202,7 +184,7 @@ fn survives_sigkill(name: &str, secret: Option<&str>) {
     serve.wait_idle();
     let health = serve.health();
     assert_eq!(health["dead_letters"], 0, "{health}");
-    let held = holdings(&mock);
+    let held = mock.holdings();
     if held != expected {
         for r in mock.requests() {
             eprintln!("{} {} {} {:?}", r.method, r.path_and_query, r.status, r.operation_id);
@@ -254,6 +236,7 @@ fn loopback_options() -> ServeOptions {
         workers: 2,
         max_attempts: 3,
         retry_base: Duration::from_millis(20),
+        reconcile: None,
     }
 }
 

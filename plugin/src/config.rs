@@ -53,6 +53,10 @@ pub struct Config {
     pub follow_up_rules: Vec<FollowUpRule>,
     pub tag_rules: Vec<TagRule>,
     pub action_items: ActionItems,
+    /// Origin of Dialpad's API, for the backfill's call listing.
+    pub dialpad_api_base: String,
+    /// Dialpad API key. Normally absent: the host injects it for Dialpad's origin.
+    pub dialpad_api_key: Option<String>,
 }
 
 /// What a contact deleted in Dialpad does to its HighLevel contact.
@@ -100,7 +104,12 @@ const KNOWN_KEYS: &[&str] = &[
     "follow_up_rules",
     "tag_rules",
     "recap_action_items",
+    "dialpad_api_base",
+    "dialpad_api_key",
 ];
+
+/// Dialpad's API origin when the configuration names none.
+pub const DEFAULT_DIALPAD_API_BASE: &str = "https://dialpad.com";
 
 /// The mapping used when the configuration has none.
 const DEFAULT_MAPPING: &[(&str, &str)] = &[
@@ -131,6 +140,11 @@ impl Config {
         let zone_name = text(&mut r, "time_zone").unwrap_or_else(|| "UTC".into());
         let delete_action = text(&mut r, "on_contact_deleted");
         let deleted_tag = text(&mut r, "deleted_tag").unwrap_or_else(|| "dialpad-deleted".into());
+        let dialpad_api_base = text(&mut r, "dialpad_api_base").unwrap_or_else(|| DEFAULT_DIALPAD_API_BASE.to_string()).trim_end_matches('/').to_string();
+        let dialpad_api_key = text(&mut r, "dialpad_api_key");
+        if !(dialpad_api_base.starts_with("https://") || dialpad_api_base.starts_with("http://")) || dialpad_api_base.len() < "http://x".len() {
+            r.problem("/dialpad_api_base", "must be an http(s) origin such as https://dialpad.com");
+        }
 
         let api_base = api_base.trim_end_matches('/').to_string();
         if !(api_base.starts_with("https://") || api_base.starts_with("http://")) || api_base.len() < "http://x".len() {
@@ -190,6 +204,8 @@ impl Config {
             follow_up_rules,
             tag_rules,
             action_items,
+            dialpad_api_base,
+            dialpad_api_key,
         })
     }
 

@@ -386,7 +386,7 @@ fn duplicate_of(response: &HttpResponse) -> Option<String> {
 
 /// How long the API asked us to wait: `Retry-After` (seconds), else the rest of the
 /// `X-RateLimit-Interval-Milliseconds` window when `X-RateLimit-Remaining` is 0.
-fn retry_after_ms(response: &HttpResponse) -> Option<u64> {
+pub(crate) fn retry_after_ms(response: &HttpResponse) -> Option<u64> {
     if let Some(secs) = response.header("retry-after").and_then(|v| v.trim().parse::<f64>().ok()) {
         return Some((secs.max(0.0) * 1000.0) as u64);
     }
@@ -399,7 +399,7 @@ fn retry_after_ms(response: &HttpResponse) -> Option<u64> {
 }
 
 /// Exponential from 250 ms, capped at 8 s; what the API asked for wins (capped at a minute).
-fn backoff_ms(config: &Config, attempt: u32, asked: Option<u64>) -> u64 {
+pub(crate) fn backoff_ms(config: &Config, attempt: u32, asked: Option<u64>) -> u64 {
     let exponential = config.retry_base_delay_ms.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(BACKOFF_CAP_MS);
     asked.map(|ms| ms.min(60_000)).unwrap_or(exponential)
 }

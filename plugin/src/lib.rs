@@ -12,6 +12,7 @@
 
 pub mod actions;
 pub mod activity;
+pub mod backfill;
 pub mod config;
 pub mod contact_sync;
 pub mod dialpad;
@@ -34,4 +35,4 @@ mod component;
 /// The plugin's own version, stamped from its crate version.
 pub const PLUGIN_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The version of the WIT package (`wit/sync.wit`) this plugin implements.
-pub const API_VERSION: &str = "0.4.0";
+pub const API_VERSION: &str = "0.5.0";

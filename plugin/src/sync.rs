@@ -55,13 +55,23 @@ pub fn route_platform_event(text: &str, config: &Config) -> Result<Route, SyncEr
 
 /// Plans one raw webhook body without sending or writing anything.
 pub fn plan_body(body: &[u8], config: &Config, store: &mut dyn Store) -> Result<PlanView, SyncError> {
-    let (event, known) = understand(body, config, store)?;
+    plan_json(&signature::event_json(body, config.webhook_secret.as_deref())?, config, store)
+}
+
+/// Plans one event already trusted (verified, or fetched from Dialpad's API).
+pub fn plan_json(json: &[u8], config: &Config, store: &mut dyn Store) -> Result<PlanView, SyncError> {
+    let (event, known) = understand(json, config, store)?;
     Ok(plan::plan(&event, config, &known)?.view())
 }
 
 /// Handles one raw webhook body.
 pub fn handle_body(body: &[u8], config: &Config, store: &mut dyn Store, transport: &mut dyn Transport) -> Result<Report, SyncError> {
-    let (event, known) = understand(body, config, store)?;
+    handle_json(&signature::event_json(body, config.webhook_secret.as_deref())?, config, store, transport)
+}
+
+/// Handles one event already trusted (verified, or fetched from Dialpad's API).
+pub fn handle_json(json: &[u8], config: &Config, store: &mut dyn Store, transport: &mut dyn Transport) -> Result<Report, SyncError> {
+    let (event, known) = understand(json, config, store)?;
     let plan = plan::plan(&event, config, &known)?;
     let mut report = Report {
         kind: plan.kind,
@@ -201,10 +211,9 @@ pub fn invoke_action(operation_id: &str, input: &str, config: &Config, store: &m
     Ok(crate::actions::normalize_response(run.response.unwrap_or(serde_json::Value::Null)).to_string())
 }
 
-/// Verify, parse, and read what the store knows about the event's caller and call.
-fn understand(body: &[u8], config: &Config, store: &mut dyn Store) -> Result<(Event, KnownState), SyncError> {
-    let json = signature::event_json(body, config.webhook_secret.as_deref())?;
-    let event = dialpad::parse(&json, config.default_region)?;
+/// Parse a trusted event, and read what the store knows about its caller and call.
+fn understand(json: &[u8], config: &Config, store: &mut dyn Store) -> Result<(Event, KnownState), SyncError> {
+    let event = dialpad::parse(json, config.default_region)?;
     let mut known = KnownState::default();
     if let Event::Call(call) = &event {
         for id in call.all_call_ids() {

@@ -156,17 +156,18 @@ fn the_component_speaks_only_standard_wasi_and_its_own_interfaces() {
     let imports: Vec<String> = ty.imports(plugin.engine()).map(|(name, _)| name.to_string()).collect();
     let exports: Vec<String> = ty.exports(plugin.engine()).map(|(name, _)| name.to_string()).collect();
     // `types` holds only type definitions: the world imports it implicitly, with no functions.
-    assert!(imports.iter().all(|i| i.starts_with("wasi:") || i == "dialpad-ghl:sync/types@0.4.0"), "{imports:?}");
+    assert!(imports.iter().all(|i| i.starts_with("wasi:") || i == "dialpad-ghl:sync/types@0.5.0"), "{imports:?}");
     for needed in ["wasi:http/outgoing-handler@", "wasi:config/store@0.2.0-rc.1", "wasi:keyvalue/store@0.2.0-draft"] {
         assert!(imports.iter().any(|i| i.starts_with(needed)), "{needed} not in {imports:?}");
     }
     for forbidden in ["wasi:sockets/tcp", "wasi:sockets/udp", "wasi:http/incoming-handler"] {
         assert!(!imports.iter().any(|i| i.starts_with(forbidden)), "{forbidden} in {imports:?}");
     }
-    assert!(exports.contains(&"dialpad-ghl:sync/triggers@0.4.0".to_string()), "{exports:?}");
-    assert!(exports.contains(&"dialpad-ghl:sync/meta@0.4.0".to_string()), "{exports:?}");
-    assert!(exports.contains(&"dialpad-ghl:sync/actions@0.4.0".to_string()), "{exports:?}");
-    assert!(exports.contains(&"dialpad-ghl:sync/views@0.4.0".to_string()), "{exports:?}");
+    assert!(exports.contains(&"dialpad-ghl:sync/triggers@0.5.0".to_string()), "{exports:?}");
+    assert!(exports.contains(&"dialpad-ghl:sync/meta@0.5.0".to_string()), "{exports:?}");
+    assert!(exports.contains(&"dialpad-ghl:sync/actions@0.5.0".to_string()), "{exports:?}");
+    assert!(exports.contains(&"dialpad-ghl:sync/views@0.5.0".to_string()), "{exports:?}");
+    assert!(exports.contains(&"dialpad-ghl:sync/backfill@0.5.0".to_string()), "{exports:?}");
     // One version of wasi:http in the WIT (waki's 0.2.2): the export keeps it.
     assert!(exports.contains(&"wasi:http/incoming-handler@0.2.2".to_string()), "{exports:?}");
     assert!(exports.iter().all(|e| e.starts_with("dialpad-ghl:sync/") || e == "wasi:http/incoming-handler@0.2.2"), "{exports:?}");

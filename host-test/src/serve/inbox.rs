@@ -246,6 +246,20 @@ impl Inbox {
         self.wake.notify_all();
     }
 
+    /// Waits up to `timeout`; true once [`Inbox::stop`] was called.
+    pub fn wait_stopped(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut running = self.running.lock().unwrap();
+        while !running.stopping {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            running = self.wake.wait_timeout(running, left).unwrap().0;
+        }
+        true
+    }
+
     /// Deliveries accepted and not yet finished.
     pub fn queued(&self) -> anyhow::Result<u64> {
         let db = self.db.lock().unwrap();

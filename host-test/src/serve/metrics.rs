@@ -14,6 +14,7 @@ pub struct Metrics {
     registry: Registry,
     events: Family<Labels, Counter>,
     requests: Family<Labels, Counter>,
+    reconciled: Family<Labels, Counter>,
     queue_depth: Gauge,
     dead_letters: Gauge,
     latency: Histogram,
@@ -34,6 +35,8 @@ impl Default for Metrics {
         );
         let requests = Family::<Labels, Counter>::default();
         registry.register("api_requests", "Contacts API requests by status (\"none\" when no answer came)", requests.clone());
+        let reconciled = Family::<Labels, Counter>::default();
+        registry.register("reconciled_calls", "Calls listed by the scheduled reconciliation, by outcome (synced: its webhook never came)", reconciled.clone());
         let queue_depth = Gauge::default();
         registry.register("queue_depth", "Deliveries accepted and not yet handled", queue_depth.clone());
         let dead_letters = Gauge::default();
@@ -43,13 +46,17 @@ impl Default for Metrics {
         registry.register("event_latency_seconds", "From acceptance to the end of handling", latency.clone());
         let handling = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         registry.register("event_handling_seconds", "Time in the plugin for one handling, HTTP included", handling.clone());
-        Metrics { registry, events, requests, queue_depth, dead_letters, latency, handling }
+        Metrics { registry, events, requests, reconciled, queue_depth, dead_letters, latency, handling }
     }
 }
 
 impl Metrics {
     pub fn event(&self, outcome: &str) {
         self.events.get_or_create(&vec![("outcome", outcome.to_string())]).inc();
+    }
+
+    pub fn reconciled(&self, outcome: &str) {
+        self.reconciled.get_or_create(&vec![("outcome", outcome.to_string())]).inc();
     }
 
     pub fn request(&self, status: Option<u16>) {

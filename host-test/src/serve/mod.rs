@@ -20,6 +20,7 @@ use crate::bindings::dialpad_ghl::sync::types::SyncError;
 use crate::dead_letters::{DeadLetters, EventSource};
 use crate::engine::{HostResult, Runtime};
 use crate::report;
+use crate::settings::Reconcile;
 use anyhow::Context as _;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::{header, StatusCode};
@@ -49,6 +50,9 @@ pub struct ServeOptions {
     pub max_attempts: u32,
     /// First retry delay; doubled per attempt, capped at 5 minutes.
     pub retry_base: Duration,
+    /// Every `every`, list Dialpad's calls of the last `window` and sync them: a call whose
+    /// webhook never came is caught, one already synced changes nothing.
+    pub reconcile: Option<Reconcile>,
 }
 
 impl Default for ServeOptions {
@@ -59,6 +63,7 @@ impl Default for ServeOptions {
             workers: 4,
             max_attempts: 5,
             retry_base: Duration::from_secs(2),
+            reconcile: None,
         }
     }
 }
@@ -66,6 +71,10 @@ impl Default for ServeOptions {
 /// What the listeners and the workers share.
 struct Shared {
     runtime: Runtime,
+    /// Workers handle deliveries under a read guard; a reconciliation pass takes the write
+    /// guard, so it never handles a call at the same moment as that call's webhook (lanes do
+    /// this among deliveries; the listing's calls are not in the inbox).
+    handling: std::sync::RwLock<()>,
     inbox: Inbox,
     dead_letters: DeadLetters,
     metrics: Metrics,
@@ -88,7 +97,7 @@ impl Server {
     /// earlier process are handled first.
     pub fn start(runtime: Runtime, state_db: &Path, dead_letters: DeadLetters, options: ServeOptions) -> anyhow::Result<Server> {
         let inbox = Inbox::open(state_db).with_context(|| format!("opening the inbox in {}", state_db.display()))?;
-        let shared = Arc::new(Shared { runtime, inbox, dead_letters, metrics: Metrics::default(), options: options.clone() });
+        let shared = Arc::new(Shared { runtime, handling: std::sync::RwLock::new(()), inbox, dead_letters, metrics: Metrics::default(), options: options.clone() });
         let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("serve-http").enable_all().build()?;
         let stop = Arc::new(tokio::sync::Notify::new());
         let (webhook_listener, admin_listener) = tokio.block_on(async {
@@ -107,12 +116,16 @@ impl Server {
                 }
             });
         }
-        let workers = (0..options.workers.max(1))
+        let mut workers: Vec<std::thread::JoinHandle<()>> = (0..options.workers.max(1))
             .map(|n| {
                 let shared = shared.clone();
                 std::thread::Builder::new().name(format!("serve-worker-{n}")).spawn(move || shared.work()).expect("spawning a worker")
             })
             .collect();
+        if let Some(reconcile) = options.reconcile {
+            let shared = shared.clone();
+            workers.push(std::thread::Builder::new().name("serve-reconcile".into()).spawn(move || shared.reconcile_every(reconcile)).expect("spawning the reconciliation"));
+        }
         Ok(Server { shared, webhook_addr, admin_addr, stop, tokio: Some(tokio), workers })
     }
 
@@ -251,6 +264,7 @@ impl Shared {
     }
 
     fn handle(&self, delivery: &Delivery) -> anyhow::Result<()> {
+        let _handling = self.handling.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         let runtime = self.runtime.with_own_log();
         let name = format!("inbox #{}", delivery.id);
         let text = String::from_utf8_lossy(&delivery.body);
@@ -281,12 +295,16 @@ impl Shared {
             outcome["plain"] = report::plain_words(error).into();
         }
         let mut handled = Handled { status: Status::Done, outcome, plan, http: serde_json::to_value(&exchanges)?, duration_ms: handling.as_millis() as u64 };
+        // Everything this handling counts is counted, and a dead letter it settles removed,
+        // before the inbox says it is finished: whoever sees the inbox drained sees the rest.
+        let waited = Duration::from_millis((inbox::now_ms() - delivery.received_ms).max(0) as u64);
+        self.metrics.handled(waited.as_secs_f64(), handling.as_secs_f64());
         match &result {
             Ok(report) => {
-                self.inbox.finish(delivery, &handled)?;
-                self.metrics.event(report::outcome_name(&report.outcome).0);
                 // A replayed dead letter, or a redelivery of one, got through.
                 self.dead_letters.remove_body(&delivery.body)?;
+                self.metrics.event(report::outcome_name(&report.outcome).0);
+                self.inbox.finish(delivery, &handled)?;
             }
             Err(error) if retryable(error) && delivery.attempts + 1 < self.options.max_attempts => {
                 let backoff = self.options.retry_base.saturating_mul(1 << delivery.attempts.min(16)).min(Duration::from_secs(300));
@@ -295,19 +313,46 @@ impl Shared {
                     _ => None,
                 };
                 handled.status = Status::Queued;
-                self.inbox.retry_later(delivery, &handled, asked.unwrap_or(backoff).max(backoff))?;
                 self.metrics.event("retried");
+                self.inbox.retry_later(delivery, &handled, asked.unwrap_or(backoff).max(backoff))?;
             }
             Err(error) => {
                 self.dead_letters.record(&name, delivery.source, &delivery.body, error)?;
                 handled.status = Status::Failed;
-                self.inbox.finish(delivery, &handled)?;
                 self.metrics.event("failed");
+                self.inbox.finish(delivery, &handled)?;
             }
         }
-        let waited = Duration::from_millis((inbox::now_ms() - delivery.received_ms).max(0) as u64);
-        self.metrics.handled(waited.as_secs_f64(), handling.as_secs_f64());
         Ok(())
+    }
+
+    /// The scheduled reconciliation: until the inbox stops, every `every`, the calls of the
+    /// last `window` through `backfill` (no resuming: each pass lists its window afresh).
+    fn reconcile_every(&self, reconcile: Reconcile) {
+        use crate::bindings::exports::dialpad_ghl::sync::backfill::Window;
+        loop {
+            if self.inbox.wait_stopped(reconcile.every) {
+                return;
+            }
+            let now = inbox::now_ms() as u64;
+            let window = Window { started_after: now.saturating_sub(reconcile.window.as_millis() as u64), started_before: Some(now) };
+            let runtime = self.runtime.with_own_log();
+            let exclusive = self.handling.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let result = crate::backfill::run(&runtime, None, window, crate::backfill::Mode::Sync, |_, lines| {
+                for line in lines {
+                    self.metrics.reconciled(line["outcome"].as_str().unwrap_or("failed"));
+                }
+            });
+            drop(exclusive);
+            for exchange in runtime.http_log().take() {
+                self.metrics.request(exchange.status);
+            }
+            match result {
+                Ok(Ok(progress)) => tracing::info!("serve: reconciled {} calls: {} synced, {} failed", progress.fetched, progress.synced, progress.failed),
+                Ok(Err((_, error))) => tracing::warn!("serve: reconciliation stopped: {}", report::error_message(&error)),
+                Err(trap) => tracing::error!("serve: reconciliation failed: {trap:#}"),
+            }
+        }
     }
 
     fn health(&self) -> (StatusCode, Json<Value>) {

@@ -15,7 +15,7 @@ use crate::error as core;
 use crate::execute::{HttpRequest, HttpResponse, NoAnswer, Transport};
 use crate::sync::{self, Store};
 use dialpad_ghl::sync::types as wit;
-use exports::dialpad_ghl::sync::{actions, meta, triggers, views};
+use exports::dialpad_ghl::sync::{actions, backfill, meta, triggers, views};
 use std::time::Duration;
 use wasi::keyvalue::store as kv;
 
@@ -75,6 +75,34 @@ impl triggers::Guest for Component {
         let mut store = Bucket::open()?;
         sync::plan_platform_event(&event, &config, &mut store).map(plan).map_err(error)
     }
+}
+
+impl backfill::Guest for Component {
+    fn sync_page(window: backfill::Window, cursor: Option<String>) -> Result<backfill::Page, wit::SyncError> {
+        let config = load_config()?;
+        let mut store = Bucket::open()?;
+        let page = crate::backfill::sync_page(&config, &window_of(window), cursor.as_deref(), &mut store, &mut WasiHttp).map_err(error)?;
+        Ok(backfill::Page {
+            calls: page.calls.into_iter().map(|(call_id, result)| backfill::SyncedCall { call_id, handled: result.map(report).map_err(error) }).collect(),
+            next_cursor: page.next_cursor,
+            oldest_started: page.oldest_started,
+        })
+    }
+
+    fn plan_page(window: backfill::Window, cursor: Option<String>) -> Result<backfill::PlannedPage, wit::SyncError> {
+        let config = load_config()?;
+        let mut store = Bucket::open()?;
+        let page = crate::backfill::plan_page(&config, &window_of(window), cursor.as_deref(), &mut store, &mut WasiHttp).map_err(error)?;
+        Ok(backfill::PlannedPage {
+            calls: page.calls.into_iter().map(|(call_id, result)| backfill::PlannedCall { call_id, plan: result.map(plan).map_err(error) }).collect(),
+            next_cursor: page.next_cursor,
+            oldest_started: page.oldest_started,
+        })
+    }
+}
+
+fn window_of(w: backfill::Window) -> crate::backfill::Window {
+    crate::backfill::Window { started_after: w.started_after, started_before: w.started_before }
 }
 
 impl views::Guest for Component {

@@ -13,7 +13,7 @@ wit_bindgen::generate!({ world: "plugin-core", path: "../../wit", generate_all }
 
 use dialpad_ghl::sync::types::{EventKind, EventPlan, Outcome, Report, Routing, SyncError};
 use dialpad_ghl::sync::types::OperationInfo;
-use exports::dialpad_ghl::sync::{actions, meta, triggers, views};
+use exports::dialpad_ghl::sync::{actions, backfill, meta, triggers, views};
 
 struct Hostile;
 
@@ -78,12 +78,22 @@ impl views::Guest for Hostile {
     }
 }
 
+impl backfill::Guest for Hostile {
+    fn sync_page(_window: backfill::Window, _cursor: Option<String>) -> Result<backfill::Page, SyncError> {
+        Err(SyncError::NotFound("the hostile plugin has no backfill".into()))
+    }
+
+    fn plan_page(_window: backfill::Window, _cursor: Option<String>) -> Result<backfill::PlannedPage, SyncError> {
+        Err(SyncError::NotFound("the hostile plugin has no backfill".into()))
+    }
+}
+
 impl meta::Guest for Hostile {
     fn plugin_version() -> String {
         "0.0.0-hostile".into()
     }
     fn api_version() -> String {
-        "0.4.0".into()
+        "0.5.0".into()
     }
     fn config_schema() -> String {
         "{}".into()
