@@ -63,7 +63,10 @@ fn main() {
                         .unwrap();
                     }
                     let open = schema["properties"].as_object().is_none_or(|p| p.is_empty());
-                    format!("Some(&Body {{ schema: {name:?}, required: {}, open: {open}, properties: &[{props}] }})", op["requestBody"]["required"].as_bool().unwrap_or(false))
+                    format!(
+                        "Some(&Body {{ schema: {name:?}, required: {}, open: {open}, properties: &[{props}] }})",
+                        op["requestBody"]["required"].as_bool().unwrap_or(false)
+                    )
                 }
             };
             writeln!(

@@ -167,9 +167,7 @@ impl Operation {
 
     /// Names of the `{param}` segments of the path, in order.
     pub fn path_params(&self) -> impl Iterator<Item = &'static str> {
-        self.path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        self.path.split('/').filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
     }
 
     /// Fills the path template. `value` is asked for each `{param}`; the values are
@@ -214,18 +212,16 @@ pub fn match_path(method: Method, path: &str) -> Option<Matched> {
         }
         let mut literals = 0;
         let mut params = Vec::new();
-        let fits = tmpl.iter().zip(&want).all(|(t, w)| {
-            match t.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(name) if !w.is_empty() => {
-                    let name: &'static str = op.path_params().find(|p| *p == name).unwrap_or("?");
-                    params.push((name, percent_decode(w)));
-                    true
-                }
-                Some(_) => false,
-                None => {
-                    literals += 1;
-                    t == w
-                }
+        let fits = tmpl.iter().zip(&want).all(|(t, w)| match t.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) if !w.is_empty() => {
+                let name: &'static str = op.path_params().find(|p| *p == name).unwrap_or("?");
+                params.push((name, percent_decode(w)));
+                true
+            }
+            Some(_) => false,
+            None => {
+                literals += 1;
+                t == w
             }
         });
         if fits && best.as_ref().is_none_or(|(score, _)| literals > *score) {

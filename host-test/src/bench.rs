@@ -5,16 +5,19 @@
 //! loopback; nothing is simulated but the API. Speeds are medians (p50) and 99th percentiles
 //! over many repetitions; the counts (requests, 429s) are exact.
 
-use crate::bindings::exports::dialpad_ghl::sync::views::Subject;
-use crate::dead_letters::DeadLetters;
-use crate::engine::{Allocation, CacheUse, CompiledPlugin, Runtime};
-use crate::keyvalue::KeyValueStore;
-use crate::mock::{MockOptions, MockServer, RateLimit};
-use crate::outbound::{RateLimiter, Secret};
-use crate::serve::{ServeOptions, Server};
-use crate::settings::Settings;
+use crate::ghl_mock::{MockOptions, MockServer, RateLimit};
 use crate::stock_host::{StockComponent, StockHost};
+use crate::support::{loopback_request, scratch_dir};
 use anyhow::{bail, Context as _};
+use dialpad_ghl_host::bindings::exports::dialpad_ghl::sync::views::Subject;
+use dialpad_ghl_host::capability::keyvalue::KeyValueStore;
+use dialpad_ghl_host::capability::outbound::RateLimiter;
+use dialpad_ghl_host::capability::secret::Secret;
+use dialpad_ghl_host::engine::{Allocation, CacheUse, CompiledPlugin, Runtime};
+use dialpad_ghl_host::inbound::{Inbound, Source};
+use dialpad_ghl_host::serve::{ServeOptions, Server};
+use dialpad_ghl_host::settings::Settings;
+use dialpad_ghl_host::storage::dead_letters::DeadLetters;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -104,6 +107,11 @@ fn mock() -> anyhow::Result<MockServer> {
     MockServer::start(MockOptions { token: Some(TOKEN.into()), ..MockOptions::default() })
 }
 
+/// A Dialpad webhook body as the host carries it.
+fn webhook(body: Vec<u8>) -> Inbound {
+    Inbound::new(Source::DialpadWebhook, body)
+}
+
 /// A hangup from caller `n` (a fresh number), call `call`.
 fn hangup(template: &Value, n: usize, call: usize) -> Vec<u8> {
     let mut event = template.clone();
@@ -115,10 +123,11 @@ fn hangup(template: &Value, n: usize, call: usize) -> Vec<u8> {
     event.to_string().into_bytes()
 }
 
-const HANGUP: &str = include_str!("../demo-events/call_inbound_hangup_completed.json");
+const HANGUP: &str = crate::demo::HANGUP;
 
-pub fn run(options: BenchOptions) -> anyhow::Result<Results> {
-    let wasm = std::fs::read(crate::PLUGIN_WASM).context("reading the plugin")?;
+/// Runs every benchmark on the plugin component `wasm`.
+pub fn run(wasm: &[u8], options: BenchOptions) -> anyhow::Result<Results> {
+    let wasm = wasm.to_vec();
     let template: Value = serde_json::from_str(HANGUP)?;
     let mut results = Results::default();
     let reps = if options.quick { 200 } else { 5_000 };
@@ -147,16 +156,16 @@ pub fn run(options: BenchOptions) -> anyhow::Result<Results> {
     let api = mock()?;
     let settings = settings_for(&api);
     let durable = Runtime::new(&plugin, settings.runtime_options(true)?, KeyValueStore::new())?;
-    let known = hangup(&template, 0, 0);
-    durable.handle(&known)?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let known = webhook(hangup(&template, 0, 0));
+    durable.handle(&known)?.result.map_err(|e| anyhow::anyhow!("{e:?}"))?;
     // The event is built outside the timed part; its answer is checked after.
-    let timed_events = |bodies: Vec<Vec<u8>>| -> anyhow::Result<(Duration, Duration)> {
-        let mut sample = Vec::with_capacity(bodies.len());
-        for body in bodies {
+    let timed_events = |events: Vec<Inbound>| -> anyhow::Result<(Duration, Duration)> {
+        let mut sample = Vec::with_capacity(events.len());
+        for event in events {
             let started = Instant::now();
-            let result = durable.handle(&body)?;
+            let handled = durable.handle(&event)?;
             sample.push(started.elapsed());
-            result.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            handled.result.map_err(|e| anyhow::anyhow!("{e:?}"))?;
         }
         Ok(percentiles(sample))
     };
@@ -171,12 +180,7 @@ pub fn run(options: BenchOptions) -> anyhow::Result<Results> {
     // turns.
     let stages = interleaved(
         reps,
-        &[
-            &|| durable.instantiate().map(drop),
-            &|| durable.route(&known).map(drop),
-            &|| durable.plan(&known).map(drop),
-            &|| durable.handle(&known).map(drop),
-        ],
+        &[&|| durable.instantiate().map(drop), &|| durable.route(&known).map(drop), &|| durable.plan(&known).map(drop), &|| durable.handle(&known).map(drop)],
     )?;
     let [(empty_call, _), (routed, _), (planned, _), (handled, _)] = stages[..] else { unreachable!("four samples") };
     results.notes.push(format!(
@@ -189,7 +193,7 @@ pub fn run(options: BenchOptions) -> anyhow::Result<Results> {
         micros(planned),
         micros(handled)
     ));
-    let one_request = timed_events((1..=reps.min(2_000)).map(|call| hangup(&template, 0, call)).collect())?;
+    let one_request = timed_events((1..=reps.min(2_000)).map(|call| webhook(hangup(&template, 0, call))).collect())?;
     results.row(
         "Event with one API request (known caller, new call: create-note over loopback) p50 / p99",
         format!("{} / {}", micros(one_request.0), micros(one_request.1)),
@@ -210,8 +214,9 @@ pub fn run(options: BenchOptions) -> anyhow::Result<Results> {
     let (mut ours_time, mut stock_time) = (Duration::ZERO, Duration::ZERO);
     for n in 0..events {
         let body = hangup(&template, 10_000 + n, 0);
+        let event = webhook(body.clone());
         let started = Instant::now();
-        ours.handle(&body)?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        ours.handle(&event)?.result.map_err(|e| anyhow::anyhow!("{e:?}"))?;
         ours_time += started.elapsed();
         let request = http::Request::post("http://localhost/webhooks/dialpad").body(bytes::Bytes::from(body))?;
         let started = Instant::now();
@@ -247,7 +252,8 @@ pub fn run(options: BenchOptions) -> anyhow::Result<Results> {
         sample.sort();
         sample[sample.len() / 2]
     };
-    let round_trip = median((0..rounds).map(|_| time(|| uncached.invoke("get-contact", &json!({"contactId": contact}).to_string()))).collect::<anyhow::Result<_>>()?);
+    let round_trip =
+        median((0..rounds).map(|_| time(|| uncached.invoke("get-contact", &json!({"contactId": contact}).to_string()))).collect::<anyhow::Result<_>>()?);
     let concurrent = median((0..rounds).map(|_| time(|| uncached.view(&Subject::ContactId(contact.clone())))).collect::<anyhow::Result<_>>()?);
     let sequential = median(
         (0..rounds)
@@ -264,7 +270,13 @@ pub fn run(options: BenchOptions) -> anyhow::Result<Results> {
     let ratio = concurrent.as_secs_f64() / round_trip.as_secs_f64();
     results.row(
         "Contact view, 4 reads at 50 ms latency: concurrent vs. sequential, as multiples of one round trip",
-        format!("{} vs. {} = {ratio:.2}× vs. {:.2}× one round trip ({})", millis(concurrent), millis(sequential), sequential.as_secs_f64() / round_trip.as_secs_f64(), millis(round_trip)),
+        format!(
+            "{} vs. {} = {ratio:.2}× vs. {:.2}× one round trip ({})",
+            millis(concurrent),
+            millis(sequential),
+            sequential.as_secs_f64() / round_trip.as_secs_f64(),
+            millis(round_trip)
+        ),
         "≤ 1.3×",
         at_most(ratio, 1.3),
     );
@@ -286,7 +298,11 @@ pub fn run(options: BenchOptions) -> anyhow::Result<Results> {
     let over: Vec<&str> = results.workflows.iter().filter(|w| w.made.len() > w.minimum).map(|w| w.name.as_str()).collect();
     results.row(
         "API requests per workflow over the bundled fixtures, against the minimum the spec allows (table below)",
-        format!("{} requests made; {redundant} above the minimum ({})", results.workflows.iter().map(|w| w.made.len()).sum::<usize>(), if over.is_empty() { "none".to_string() } else { over.join(", ") }),
+        format!(
+            "{} requests made; {redundant} above the minimum ({})",
+            results.workflows.iter().map(|w| w.made.len()).sum::<usize>(),
+            if over.is_empty() { "none".to_string() } else { over.join(", ") }
+        ),
         "equal",
         if redundant == 0 { "met".into() } else { format!("missed: {redundant} requests above the minimum, by choice (see the table)") },
     );
@@ -294,7 +310,11 @@ pub fn run(options: BenchOptions) -> anyhow::Result<Results> {
     // 5. A burst against an enforced rate limit.
     let burst = burst(&plugin, options)?;
     results.row(
-        &format!("Burst of {} events against a mock enforcing 100 requests / {} (standing for 10 s): 429s received", burst.events, millis(options.burst_window)),
+        &format!(
+            "Burst of {} events against a mock enforcing 100 requests / {} (standing for 10 s): 429s received",
+            burst.events,
+            millis(options.burst_window)
+        ),
         format!("{} (of {} requests)", burst.rate_limited, burst.requests),
         "0",
         if burst.rate_limited == 0 { "met".into() } else { format!("missed: {}", burst.rate_limited) },
@@ -307,8 +327,13 @@ pub fn run(options: BenchOptions) -> anyhow::Result<Results> {
     );
 
     // 6. Size and cold start.
-    results.row("Component size (wasm-release: opt-level z, LTO, strip)", format!("{} bytes", wasm.len()), "≤ 400 KB (409,600 bytes)", at_most(wasm.len() as f64, 409_600.0));
-    let cache = crate::scratch_dir("bench-compile-cache");
+    results.row(
+        "Component size (wasm-release: opt-level z, LTO, strip)",
+        format!("{} bytes", wasm.len()),
+        "≤ 400 KB (409,600 bytes)",
+        at_most(wasm.len() as f64, 409_600.0),
+    );
+    let cache = scratch_dir("bench-compile-cache");
     let compile = time(|| CompiledPlugin::compile(&wasm, Allocation::Pooling, Some(&cache)))?;
     let cold = median(
         (0..rounds)
@@ -367,8 +392,18 @@ const WORKFLOWS: &[(&str, &str, usize, &str)] = &[
         "upsert-contact + create-note would do; the plugin searches first (get-duplicate-contact) so that it never overwrites fields edited in HighLevel",
     ),
     ("AI recap of the same call", "call_recap_summary.json", 3, "update-note, and one create-task per action item (the spec has no bulk task create)"),
-    ("outbound hangup, unknown callee with an e-mail", "call_outbound_hangup_recorded.json", 2, "upsert-contact + create-note; the plugin searches by phone, then by e-mail, then creates"),
-    ("missed call, unknown phone, e-mail given", "call_inbound_missed.json", 2, "upsert-contact + create-note; the plugin searches by phone, then by e-mail, then creates"),
+    (
+        "outbound hangup, unknown callee with an e-mail",
+        "call_outbound_hangup_recorded.json",
+        2,
+        "upsert-contact + create-note; the plugin searches by phone, then by e-mail, then creates",
+    ),
+    (
+        "missed call, unknown phone, e-mail given",
+        "call_inbound_missed.json",
+        2,
+        "upsert-contact + create-note; the plugin searches by phone, then by e-mail, then creates",
+    ),
     ("voicemail, unknown caller", "call_voicemail_uploaded.json", 2, "upsert-contact + create-note (search first, as above)"),
     ("voicemail transcription, same call", "call_voicemail_transcription.json", 1, "update-note"),
     ("SMS from a known caller", "sms_inbound.json", 1, "create-note"),
@@ -386,7 +421,7 @@ fn workflows(plugin: &CompiledPlugin) -> anyhow::Result<Vec<Workflow>> {
     for (name, file, minimum, why) in WORKFLOWS {
         let body = std::fs::read(fixtures.join(file)).with_context(|| format!("reading {file}"))?;
         let before = api.requests().len();
-        runtime.handle(&body)?.map_err(|e| anyhow::anyhow!("{name}: {e:?}"))?;
+        runtime.handle(&webhook(body))?.result.map_err(|e| anyhow::anyhow!("{name}: {e:?}"))?;
         let made = api.requests()[before..].iter().map(|r| r.operation_id.unwrap_or("?").to_string()).collect();
         rows.push(Workflow { name: name.to_string(), made, minimum: *minimum, why: why.to_string() });
     }
@@ -413,13 +448,20 @@ fn burst(plugin: &CompiledPlugin, options: BenchOptions) -> anyhow::Result<Burst
     })?;
     let mut settings = settings_for(&api);
     settings.rate_limiter = Some(Arc::new(RateLimiter::new(LIMIT, options.burst_window)));
-    let db = crate::scratch_dir("bench-burst").join("state.db");
+    let db = scratch_dir("bench-burst").join("state.db");
     let runtime = Runtime::new(plugin, settings.runtime_options(true)?, KeyValueStore::open(&db)?)?;
     let server = Server::start(
         runtime,
         &db,
         DeadLetters::open(&db)?,
-        ServeOptions { listen: "127.0.0.1:0".parse()?, admin_listen: "127.0.0.1:0".parse()?, workers: 4, max_attempts: 5, retry_base: Duration::from_millis(100), reconcile: None },
+        ServeOptions {
+            listen: "127.0.0.1:0".parse()?,
+            admin_listen: "127.0.0.1:0".parse()?,
+            workers: 4,
+            max_attempts: 5,
+            retry_base: Duration::from_millis(100),
+            reconcile: None,
+        },
     )?;
     // A quarter new callers (3 requests), the rest their later calls (1 request each).
     let template: Value = serde_json::from_str(HANGUP)?;
@@ -431,7 +473,7 @@ fn burst(plugin: &CompiledPlugin, options: BenchOptions) -> anyhow::Result<Burst
             let url = &url;
             scope.spawn(move || {
                 for body in chunk {
-                    let _ = crate::loopback_request("POST", url, body);
+                    let _ = loopback_request("POST", url, body);
                 }
             });
         }

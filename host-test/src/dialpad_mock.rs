@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::mock::LoopbackServer;
+use crate::ghl_mock::LoopbackServer;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -113,13 +113,7 @@ impl DialpadMock {
         anyhow::ensure!(options.page_size >= 1, "the Dialpad mock's page_size must be at least 1");
         let shared = Arc::new(Shared {
             options,
-            inner: Mutex::new(Inner {
-                calls: BTreeMap::new(),
-                requests: Vec::new(),
-                fail_with: None,
-                list_requests: 0,
-                fail_at: None,
-            }),
+            inner: Mutex::new(Inner { calls: BTreeMap::new(), requests: Vec::new(), fail_with: None, list_requests: 0, fail_at: None }),
         });
         let server = LoopbackServer::start("Dialpad mock", addr, Router::new().fallback(handle).with_state(Arc::clone(&shared)))?;
         Ok(DialpadMock { server, shared })
@@ -142,8 +136,7 @@ impl DialpadMock {
     /// If `call_id` or `date_started` is missing or not an integer: a broken test fixture.
     pub fn add_call(&self, call: Value) {
         let call_id = integer(call.get("call_id")).unwrap_or_else(|| panic!("call without an integer call_id: {call}"));
-        let started =
-            integer(call.get("date_started")).unwrap_or_else(|| panic!("call without an integer date_started: {call}"));
+        let started = integer(call.get("date_started")).unwrap_or_else(|| panic!("call without an integer date_started: {call}"));
         let mut inner = self.shared.lock();
         inner.calls.retain(|&(_, id), _| id != call_id);
         inner.calls.insert((started, call_id), call);
@@ -171,8 +164,6 @@ impl DialpadMock {
         self.server.wait();
     }
 }
-
-
 
 /// An integer from a JSON number or a string of digits.
 fn integer(value: Option<&Value>) -> Option<i64> {
@@ -258,8 +249,7 @@ fn respond(shared: &Shared, method: &str, path: &str, query: &str, headers: &Hea
         .filter(|(k, _)| resume.is_none_or(|r| Reverse(**k) > Reverse(r)))
         .filter(|((started, _), _)| after.is_none_or(|a| *started > a) && before.is_none_or(|b| *started < b))
         .filter(|(_, call)| call.get("state").and_then(Value::as_str) == Some(CONCLUDED_STATE));
-    let page: Vec<(Key, Value)> =
-        listed.by_ref().take(shared.options.page_size).map(|(k, call)| (*k, call.clone())).collect();
+    let page: Vec<(Key, Value)> = listed.by_ref().take(shared.options.page_size).map(|(k, call)| (*k, call.clone())).collect();
     let more = listed.next().is_some();
     let cursor = match page.last() {
         Some((last, _)) if more => Value::String(encode_cursor(*last)),
@@ -278,8 +268,7 @@ fn decode_cursor(cursor: &str) -> Option<Key> {
     if !cursor.len().is_multiple_of(2) || !cursor.is_ascii() {
         return None;
     }
-    let bytes: Vec<u8> =
-        (0..cursor.len()).step_by(2).map(|i| u8::from_str_radix(&cursor[i..i + 2], 16).ok()).collect::<Option<_>>()?;
+    let bytes: Vec<u8> = (0..cursor.len()).step_by(2).map(|i| u8::from_str_radix(&cursor[i..i + 2], 16).ok()).collect::<Option<_>>()?;
     let text = String::from_utf8(bytes).ok()?;
     let mut parts = text.strip_prefix("v1:")?.split(':');
     let key = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
@@ -289,7 +278,7 @@ fn decode_cursor(cursor: &str) -> Option<Key> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loopback_request;
+    use crate::support::loopback_request;
     use std::io::{Read as _, Write as _};
 
     const KEY: &str = "secret-key";

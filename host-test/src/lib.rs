@@ -1,91 +1,17 @@
-//! The reference host of the Dialpad ⇄ HighLevel sync plugin: the wasmtime engine, outbound
-//! policy, key-value store, settings, the mock Contacts API and the CLI's building blocks.
-//! The host never interprets Dialpad or HighLevel payloads; the plugin does.
+//! The harness of the Dialpad ⇄ HighLevel sync: what only tests, the demo and the benchmarks
+//! need. The production host (`dialpad-ghl-host`) depends on nothing here.
+//!
+//! - [`ghl_mock`]: HighLevel's Contacts API on loopback, faithful to the official spec, with
+//!   fault injection, rate limiting and an OAuth token endpoint;
+//! - [`dialpad_mock`]: Dialpad's call listing, for backfill;
+//! - [`stock_host`]: the plugin served as `wasmtime serve` serves it, in-process;
+//! - [`bench`]: the benchmarks;
+//! - [`demo`]: the bundled events and configuration of the demo;
+//! - [`support`]: scratch folders, loopback requests, figures printed past the test capture.
 
-pub mod bindings {
-    //! Host-side bindings of the plugin's world (`wit/sync.wit`, world `plugin-core`).
-    //! `wasi:config` is served by `wasmtime-wasi-config`; `wasi:keyvalue` by [`crate::keyvalue`].
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "plugin-core",
-        imports: { default: trappable },
-        additional_derives: [PartialEq],
-        with: { "wasi:keyvalue/store.bucket": crate::keyvalue::BucketHandle },
-    });
-}
-
-pub mod backfill;
 pub mod bench;
-pub mod dead_letters;
+pub mod demo;
 pub mod dialpad_mock;
-pub mod engine;
-pub mod keyvalue;
-pub mod mock;
-pub mod oauth;
-pub mod outbound;
-pub mod report;
-pub mod serve;
-pub mod settings;
-pub mod stamp;
+pub mod ghl_mock;
 pub mod stock_host;
-pub mod version;
-
-/// Path of the plugin component that `build.rs` built from `plugin/`.
-pub const PLUGIN_WASM: &str = env!("PLUGIN_WASM");
-
-/// Path of the deliberately hostile component (`tests/hostile-plugin/`) the sandbox tests load.
-pub const HOSTILE_PLUGIN_WASM: &str = env!("HOSTILE_PLUGIN_WASM");
-
-/// A fresh, empty directory for one test or tool run: under the system's temporary directory,
-/// named after `name` and this process, emptied first.
-pub fn scratch_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    dir
-}
-
-/// One HTTP/1.1 request to a loopback `http://` URL, for tests and tools that talk to the
-/// servers here: `(status, body)`. The connection is closed after the answer.
-pub fn loopback_request(method: &str, url: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
-    use std::io::{Read as _, Write as _};
-    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
-    let rest = url.strip_prefix("http://").ok_or_else(|| invalid("only http:// URLs"))?;
-    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
-    let mut stream = std::net::TcpStream::connect(authority)?;
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
-    let head = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n", body.len());
-    stream.write_all(head.as_bytes())?;
-    // A server may answer (413) before reading a large body, and close: that is its answer.
-    let _ = stream.write_all(body);
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| invalid("no end of the response head"))?;
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| invalid("no status"))?;
-    let chunked = head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"));
-    if !chunked {
-        return Ok((status, body.to_string()));
-    }
-    let (mut decoded, mut rest) = (String::new(), body);
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).map_err(|_| invalid("bad chunk size"))?;
-        if size == 0 || after.len() < size {
-            break;
-        }
-        decoded.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    Ok((status, decoded))
-}
-
-/// Prints one of the test suites' figures (events, faults, cases) where `cargo test` shows it
-/// even for a passing test: straight to the process's stderr, which the test harness's output
-/// capture (it captures the `print!` macros) does not intercept.
-#[macro_export]
-macro_rules! figure {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
+pub mod support;

@@ -19,7 +19,7 @@
 //! credential injection: the token must be in the plugin's configuration), there is no memory
 //! cap or deadline, and the key-value store is a fresh copy on every `open`, so nothing the
 //! plugin records outlives its request (it runs with `durable_state: false` and reads HighLevel
-//! back before writing). It is what a benchmark compares [`crate::engine::Runtime`] against.
+//! back before writing). It is what a benchmark compares [`dialpad_ghl_host::engine::Runtime`] against.
 
 use anyhow::{anyhow, Context as _};
 use bytes::Bytes;
@@ -84,7 +84,7 @@ impl StockComponent {
     /// `wasi:http/incoming-handler` or imports what a stock host does not give.
     pub fn new(wasm: &[u8]) -> anyhow::Result<StockComponent> {
         let mut config = Config::new();
-        let pooling = pooling_allocator_fits();
+        let pooling = dialpad_ghl_host::engine::pooling_allocator_fits();
         if pooling {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(PoolingAllocationConfig::default()));
         }
@@ -97,7 +97,10 @@ impl StockComponent {
         // -Sconfig and -Skeyvalue.
         wasmtime_wasi_config::add_to_linker(&mut linker, |s: &mut StockState| WasiConfig::from(&s.config))?;
         wasmtime_wasi_keyvalue::add_to_linker(&mut linker, |s: &mut StockState| WasiKeyValue::new(&s.keyvalue, &mut s.table))?;
-        let instance = linker.instantiate_pre(&component).map_err(anyhow::Error::from).context("linking the component as `wasmtime serve -Scli -Shttp -Sconfig -Skeyvalue` would")?;
+        let instance = linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .context("linking the component as `wasmtime serve -Scli -Shttp -Sconfig -Skeyvalue` would")?;
         let pre = ProxyPre::new(instance).map_err(anyhow::Error::from).context("the component does not export wasi:http/incoming-handler")?;
         Ok(StockComponent { engine, pre, pooling })
     }
@@ -106,19 +109,6 @@ impl StockComponent {
     pub fn pooling(&self) -> bool {
         self.pooling
     }
-}
-
-/// `wasmtime serve`'s probe (`use_pooling_allocator_by_default`): the pooling allocator's
-/// default 1,000 slots need about 42 bits of address space, which some machines lack.
-pub(crate) fn pooling_allocator_fits() -> bool {
-    const BITS_TO_TEST: u32 = 42;
-    let mut config = Config::new();
-    config.wasm_memory64(true);
-    config.memory_reservation(1 << BITS_TO_TEST);
-    let Ok(engine) = Engine::new(&config) else { return false };
-    let mut store = Store::new(&engine, ());
-    let ty = wasmtime::MemoryType::new64(0, Some(1 << (BITS_TO_TEST - 16)));
-    wasmtime::Memory::new(&mut store, ty).is_ok()
 }
 
 /// The component served as `wasmtime serve` serves it, with these `-Sconfig-var`s.
@@ -315,13 +305,13 @@ mod tests {
     #[test]
     fn the_plugin_needs_cli_beside_the_proxy_world() {
         let engine = Engine::default();
-        let component = Component::from_file(&engine, crate::PLUGIN_WASM).unwrap();
+        let component = Component::from_file(&engine, artifacts::PLUGIN_WASM).unwrap();
         let mut linker: Linker<StockState> = Linker::new(&engine);
         wasmtime_wasi_http::p2::add_to_linker_async(&mut linker).unwrap();
         wasmtime_wasi_config::add_to_linker(&mut linker, |s: &mut StockState| WasiConfig::from(&s.config)).unwrap();
         wasmtime_wasi_keyvalue::add_to_linker(&mut linker, |s: &mut StockState| WasiKeyValue::new(&s.keyvalue, &mut s.table)).unwrap();
         let error = format!("{:#}", linker.instantiate_pre(&component).err().expect("the proxy world alone must not be enough"));
         assert!(error.contains("component imports instance `wasi:cli/") && error.contains("matching implementation was not found"), "{error}");
-        StockComponent::new(&std::fs::read(crate::PLUGIN_WASM).unwrap()).expect("with all of WASIp2 it links");
+        StockComponent::new(&std::fs::read(artifacts::PLUGIN_WASM).unwrap()).expect("with all of WASIp2 it links");
     }
 }

@@ -7,8 +7,9 @@
 //! violation is a typed `invalid-input` naming the path, not a 422 from the API.
 
 use crate::config::Config;
-use crate::error::{EventKind, Problem, SyncError};
-use crate::plan::{Capture, Plan, Ref, Step};
+use crate::error::{Problem, SyncError};
+use crate::inbound::event::EventKind;
+use crate::plan::vocabulary::{Capture, Plan, Ref, Step};
 use contacts_api::{Operation, ValueKind, OPERATIONS};
 use serde_json::{json, Map, Value};
 
@@ -166,7 +167,9 @@ fn validate(op: &'static Operation, mut input: Map<String, Value>, config: &Conf
             if !body.open {
                 for (key, value) in &object {
                     match body.properties.iter().find(|p| p.name == key) {
-                        None => problems.push(problem(&format!("/body/{key}"), format!("property {key} should not exist ({} does not declare it)", body.schema))),
+                        None => {
+                            problems.push(problem(&format!("/body/{key}"), format!("property {key} should not exist ({} does not declare it)", body.schema)))
+                        }
                         Some(p) if value.is_null() && p.nullable => {}
                         Some(p) if !kind_of(value).is_some_and(|k| p.accepts(&k)) => {
                             problems.push(problem(&format!("/body/{key}"), format!("must be a {}", p.kind.json_schema_type())))
@@ -299,10 +302,7 @@ mod tests {
     fn a_missing_scope_is_refused() {
         let read_only = config(&["contacts.readonly"]);
         assert!(plan_invocation("get-contact", r#"{"contactId":"c"}"#, &read_only).is_ok());
-        assert_eq!(
-            plan_invocation("delete-contact", r#"{"contactId":"c"}"#, &read_only).unwrap_err(),
-            SyncError::MissingScope(vec!["contacts.write".into()])
-        );
+        assert_eq!(plan_invocation("delete-contact", r#"{"contactId":"c"}"#, &read_only).unwrap_err(), SyncError::MissingScope(vec!["contacts.write".into()]));
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! already synced write nothing, whichever came first.
 
 use crate::config::Config;
-use crate::error::{PlanView, Report, SyncError, UpstreamFailure};
+use crate::error::{SyncError, UpstreamFailure};
 use crate::execute::{backoff_ms, retry_after_ms, HttpRequest, NoAnswer, Transport};
-use crate::sync::{self, Store};
+use crate::pipeline;
+use crate::report::{PlanView, Report};
+use crate::state::Store;
 use contacts_api::Method;
 use serde_json::Value;
 
@@ -27,7 +29,11 @@ pub struct Page<T> {
 
 /// The listing's URL for one page.
 pub fn list_url(config: &Config, window: &Window, cursor: Option<&str>) -> String {
-    let query = url_query(&[("started_after", Some(window.started_after.to_string())), ("started_before", window.started_before.map(|t| t.to_string())), ("cursor", cursor.map(str::to_string))]);
+    let query = url_query(&[
+        ("started_after", Some(window.started_after.to_string())),
+        ("started_before", window.started_before.map(|t| t.to_string())),
+        ("cursor", cursor.map(str::to_string)),
+    ]);
     format!("{}/api/v2/call{query}", config.dialpad_api_base)
 }
 
@@ -69,14 +75,21 @@ pub fn fetch_page(config: &Config, window: &Window, cursor: Option<&str>, transp
         attempt += 1;
         let last = attempt >= config.max_attempts;
         match transport.send(&request) {
-            Err(NoAnswer::Denied) => return Err(SyncError::Transport(format!("GET {path}: refused by the host's outbound policy (is dialpad_api_base allowed?)"))),
+            Err(NoAnswer::Denied) => {
+                return Err(SyncError::Transport(format!("GET {path}: refused by the host's outbound policy (is dialpad_api_base allowed?)")))
+            }
             Err(NoAnswer::Failed(reason)) if last => return Err(SyncError::Transport(format!("GET {path}: {reason}"))),
             Err(NoAnswer::Failed(_)) => transport.sleep_ms(backoff_ms(config, attempt, None)),
             Ok(r) if (200..300).contains(&r.status) => break r,
-            Ok(r) if r.status == 429 && last => return Err(SyncError::RateLimited { operation_id: "dialpad-list-calls".into(), retry_after_ms: retry_after_ms(&r) }),
+            Ok(r) if r.status == 429 && last => {
+                return Err(SyncError::RateLimited { operation_id: "dialpad-list-calls".into(), retry_after_ms: retry_after_ms(&r) })
+            }
             Ok(r) if (r.status == 429 || r.status >= 500) && !last => transport.sleep_ms(backoff_ms(config, attempt, retry_after_ms(&r))),
             Ok(r) => {
-                let message = serde_json::from_slice::<Value>(&r.body).ok().and_then(|j| j["error"]["message"].as_str().or(j["message"].as_str()).map(str::to_string)).unwrap_or_else(|| "Dialpad refused the call listing".into());
+                let message = serde_json::from_slice::<Value>(&r.body)
+                    .ok()
+                    .and_then(|j| j["error"]["message"].as_str().or(j["message"].as_str()).map(str::to_string))
+                    .unwrap_or_else(|| "Dialpad refused the call listing".into());
                 return Err(failure(r.status, &r.body, message));
             }
         }
@@ -104,15 +117,27 @@ fn oldest_started(calls: &[Value]) -> Option<u64> {
 }
 
 /// Fetches one page and handles each of its calls.
-pub fn sync_page(config: &Config, window: &Window, cursor: Option<&str>, store: &mut dyn Store, transport: &mut dyn Transport) -> Result<Page<Report>, SyncError> {
+pub fn sync_page(
+    config: &Config,
+    window: &Window,
+    cursor: Option<&str>,
+    store: &mut dyn Store,
+    transport: &mut dyn Transport,
+) -> Result<Page<Report>, SyncError> {
     let (items, next_cursor) = fetch_page(config, window, cursor, transport)?;
-    let calls = items.iter().map(|call| (call_id(call), sync::handle_json(call.to_string().as_bytes(), config, store, transport))).collect();
+    let calls = items.iter().map(|call| (call_id(call), pipeline::handle_listed_call(call.to_string().as_bytes(), config, store, transport).result)).collect();
     Ok(Page { calls, next_cursor, oldest_started: oldest_started(&items) })
 }
 
 /// Fetches one page and plans each of its calls; writes nothing.
-pub fn plan_page(config: &Config, window: &Window, cursor: Option<&str>, store: &mut dyn Store, transport: &mut dyn Transport) -> Result<Page<PlanView>, SyncError> {
+pub fn plan_page(
+    config: &Config,
+    window: &Window,
+    cursor: Option<&str>,
+    store: &mut dyn Store,
+    transport: &mut dyn Transport,
+) -> Result<Page<PlanView>, SyncError> {
     let (items, next_cursor) = fetch_page(config, window, cursor, transport)?;
-    let calls = items.iter().map(|call| (call_id(call), sync::plan_json(call.to_string().as_bytes(), config, store))).collect();
+    let calls = items.iter().map(|call| (call_id(call), pipeline::plan_listed_call(call.to_string().as_bytes(), config, store))).collect();
     Ok(Page { calls, next_cursor, oldest_started: oldest_started(&items) })
 }

@@ -1,4 +1,4 @@
-//! The plugin's typed errors and report, mirrored one to one by the WIT `types` interface.
+//! The plugin's typed errors, mirrored one to one by the WIT `types` interface (`sync-error`).
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -72,68 +72,4 @@ impl std::fmt::Display for SyncError {
             SyncError::NotFound(m) => write!(f, "not found: {m}"),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    Call,
-    Contact,
-    Sms,
-    AgentStatus,
-    /// A task event from the automation platform.
-    Task,
-    /// A note event from the automation platform.
-    Note,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Synced,
-    Unchanged,
-    Skipped(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedOperation {
-    pub operation_id: String,
-    pub method: String,
-    pub path: String,
-    pub body: Option<String>,
-    pub condition: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanView {
-    pub kind: EventKind,
-    pub event_key: String,
-    pub outcome: Outcome,
-    pub summary: String,
-    pub operations: Vec<PlannedOperation>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecutedOperation {
-    pub operation_id: String,
-    pub method: String,
-    pub path: String,
-    pub status: Option<u16>,
-    pub attempts: u32,
-}
-
-/// How a host may schedule a delivery: same lane, one at a time and in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub kind: EventKind,
-    pub lane: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
-    pub kind: EventKind,
-    pub event_key: String,
-    pub outcome: Outcome,
-    pub summary: String,
-    pub contact_id: Option<String>,
-    pub note_id: Option<String>,
-    pub operations: Vec<ExecutedOperation>,
 }

@@ -6,10 +6,11 @@
 //! for idempotent methods only, since a retried POST whose first attempt did land would write
 //! twice. Other 4xx are reported with the API's message and not retried.
 
-use crate::activity::{automations_in, CallActivity};
 use crate::config::Config;
-use crate::error::{ExecutedOperation, SyncError, UpstreamFailure};
-use crate::plan::{Capture, Plan, Ref, Step, When};
+use crate::error::{SyncError, UpstreamFailure};
+use crate::plan::activity::{automations_in, CallActivity};
+use crate::plan::vocabulary::{Capture, Plan, Ref, Step, When};
+use crate::report::ExecutedOperation;
 use contacts_api::Method;
 use serde_json::Value;
 
@@ -185,9 +186,9 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
                     Capture::Notes => run.found_notes = json["notes"].as_array().cloned(),
                     Capture::Response => run.response = Some(json),
                     Capture::NoteWithMarker(marker) => {
-                        let found = json["notes"].as_array().and_then(|notes| {
-                            notes.iter().find(|n| n["body"].as_str().is_some_and(|b| b.lines().any(|l| l.trim() == marker)))
-                        });
+                        let found = json["notes"]
+                            .as_array()
+                            .and_then(|notes| notes.iter().find(|n| n["body"].as_str().is_some_and(|b| b.lines().any(|l| l.trim() == marker))));
                         run.note_id = found.and_then(|n| n["id"].as_str().map(str::to_string));
                         run.found_note_body = found.and_then(|n| n["body"].as_str().map(str::to_string));
                     }
@@ -339,11 +340,7 @@ fn settle(
             Ok(response) if response.status == 429 => {
                 let wait = retry_after_ms(&response);
                 if last {
-                    return Err((
-                        SyncError::RateLimited { operation_id: step.operation.id.to_string(), retry_after_ms: wait },
-                        Some(429),
-                        attempt,
-                    ));
+                    return Err((SyncError::RateLimited { operation_id: step.operation.id.to_string(), retry_after_ms: wait }, Some(429), attempt));
                 }
                 transport.sleep_ms(backoff_ms(config, attempt, wait));
             }
@@ -359,10 +356,7 @@ fn settle(
 }
 
 fn build_request(step: &Step, path: &str, body: Option<&Value>, config: &Config) -> HttpRequest {
-    let mut headers = vec![
-        ("Accept", "application/json".to_string()),
-        ("Version", contacts_api::API_VERSION_HEADER.to_string()),
-    ];
+    let mut headers = vec![("Accept", "application/json".to_string()), ("Version", contacts_api::API_VERSION_HEADER.to_string())];
     if let Some(token) = &config.token {
         headers.push(("Authorization", format!("Bearer {token}")));
     }

@@ -2,15 +2,16 @@
 //!
 //! The four reads go out together (`wasi:http` futures polled at once in the component), so a
 //! view costs one round trip, not four. Views are cached in the key-value store for the
-//! configured TTL; any write the plugin makes to a contact drops its entry (`sync`).
+//! configured TTL; any write the plugin makes to a contact drops its entry (`pipeline`).
 
 use crate::config::Config;
-use crate::contact_sync::{dialpad_contact_key, ContactRecord};
-use crate::error::{ExecutedOperation, SyncError};
+use crate::error::{Problem, SyncError};
 use crate::execute::{execute, execute_together, Transport};
-use crate::phone;
-use crate::plan::{phone_key, Capture, Plan, Ref, Step};
-use crate::sync::Store;
+use crate::inbound::event::EventKind;
+use crate::inbound::phone;
+use crate::plan::vocabulary::{Capture, Plan, Ref, Step};
+use crate::report::ExecutedOperation;
+use crate::state::{dialpad_contact_key, phone_key, read_text, view_key, CachedView, ContactRecord, Store};
 use contacts_api::Scope;
 use serde_json::{json, Value};
 
@@ -18,7 +19,7 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
     ContactId(String),
-    /// A Dialpad contact the plugin has synced (see `contact_sync`).
+    /// A Dialpad contact the plugin has synced (see `plan::contact`).
     DialpadContact(String),
     /// Any format Dialpad sends; matched like a caller.
     Phone(String),
@@ -37,11 +38,6 @@ pub struct ContactView {
     pub operations: Vec<ExecutedOperation>,
 }
 
-/// The key-value key of a contact's cached view: `<unix seconds>\n<view JSON>`.
-pub fn view_key(location_id: &str, contact_id: &str) -> String {
-    format!("view:{location_id}:{contact_id}")
-}
-
 /// The four reads of a view.
 pub const VIEW_READS: [&str; 4] = ["get-contact", "get-all-tasks", "get-all-notes", "get-appointments-for-contact"];
 
@@ -51,12 +47,10 @@ pub fn get_view(subject: &Subject, config: &Config, store: &mut dyn Store, trans
     let contact_id = resolve(subject, config, store, transport, &mut operations)?;
     let key = view_key(&config.location_id, &contact_id);
     if config.view_cache_ttl_seconds > 0 {
-        if let Some(cached) = store.get(&key).map_err(SyncError::Storage)?.and_then(|b| String::from_utf8(b).ok()) {
-            if let Some((at, json)) = cached.split_once('\n') {
-                let age = at.parse::<u64>().ok().map(|at| now_seconds.saturating_sub(at));
-                if let (Some(age), Ok(v)) = (age.filter(|a| *a < config.view_cache_ttl_seconds), serde_json::from_str::<Value>(json)) {
-                    return Ok(ContactView { from_cache: true, age_seconds: age, operations, ..from_json(&contact_id, v) });
-                }
+        if let Some(cached) = store.get(&key).map_err(SyncError::Storage)?.and_then(CachedView::decode) {
+            let age = now_seconds.saturating_sub(cached.at_seconds);
+            if age < config.view_cache_ttl_seconds {
+                return Ok(ContactView { from_cache: true, age_seconds: age, operations, ..from_json(&contact_id, cached.view) });
             }
         }
     }
@@ -71,7 +65,7 @@ pub fn get_view(subject: &Subject, config: &Config, store: &mut dyn Store, trans
         "appointments": bodies[3]["events"],
     });
     if config.view_cache_ttl_seconds > 0 {
-        store.set(&key, format!("{now_seconds}\n{view}").as_bytes()).map_err(SyncError::Storage)?;
+        store.set(&key, &CachedView { at_seconds: now_seconds, view: view.clone() }.encode()).map_err(SyncError::Storage)?;
     }
     Ok(ContactView { operations, ..from_json(&contact_id, view) })
 }
@@ -91,25 +85,32 @@ fn from_json(contact_id: &str, v: Value) -> ContactView {
 }
 
 /// The HighLevel contact id of the subject: given, linked, or found by a duplicate search.
-fn resolve(subject: &Subject, config: &Config, store: &mut dyn Store, transport: &mut dyn Transport, operations: &mut Vec<ExecutedOperation>) -> Result<String, SyncError> {
+fn resolve(
+    subject: &Subject,
+    config: &Config,
+    store: &mut dyn Store,
+    transport: &mut dyn Transport,
+    operations: &mut Vec<ExecutedOperation>,
+) -> Result<String, SyncError> {
     match subject {
         Subject::ContactId(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
-        Subject::ContactId(_) => Err(SyncError::InvalidInput(vec![crate::error::Problem { path: "/contact-id".into(), message: "is empty".into() }])),
+        Subject::ContactId(_) => Err(SyncError::InvalidInput(vec![Problem { path: "/contact-id".into(), message: "is empty".into() }])),
         Subject::DialpadContact(id) => {
             let record = store.get(&dialpad_contact_key(&config.location_id, id)).map_err(SyncError::Storage)?.and_then(|b| ContactRecord::decode(&b));
             match record {
-                Some(r) if r.written != "deleted" => Ok(r.contact_id),
+                Some(r) if r.written != ContactRecord::DELETED => Ok(r.contact_id),
                 _ => Err(SyncError::NotFound(format!("Dialpad contact {id} is not linked to a HighLevel contact (no contact event for it was synced)"))),
             }
         }
         Subject::Phone(raw) => {
-            let e164 = phone::to_e164(raw, config.default_region)
-                .map_err(|_| SyncError::malformed(format!("\"{raw}\" is not a phone number in E.164 or a national format of {}", config.default_region.code)))?;
+            let e164 = phone::to_e164(raw, config.default_region).map_err(|_| {
+                SyncError::malformed(format!("\"{raw}\" is not a phone number in E.164 or a national format of {}", config.default_region.code))
+            })?;
             let key = phone_key(&config.location_id, e164.as_str());
-            if let Some(id) = crate::sync::read_text(store, &key)? {
+            if let Some(id) = read_text(store, &key)? {
                 return Ok(id);
             }
-            let mut plan = Plan::empty(crate::error::EventKind::Call, format!("view:{e164}"));
+            let mut plan = Plan::empty(EventKind::Call, format!("view:{e164}"));
             plan.steps.push(Step {
                 query: vec![("locationId", config.location_id.clone()), ("number", e164.as_str().to_string())],
                 capture: Capture::Contact,
@@ -131,8 +132,7 @@ fn resolve(subject: &Subject, config: &Config, store: &mut dyn Store, transport:
 mod tests {
     use super::*;
     use crate::execute::{HttpRequest, HttpResponse, NoAnswer};
-    use crate::sync::MemStore;
-
+    use crate::state::MemStore;
 
     /// Answers every read; counts batches so the test sees the four reads sent together.
     #[derive(Default)]

@@ -1,21 +1,24 @@
 //! Shared harness of the end-to-end tests: the real plugin component (built from source by
-//! host-test's build.rs), compiled once per test process, run by the real host against the
+//! the `artifacts` crate), compiled once per test process, run by the real host against the
 //! real mock Contacts API on loopback.
 
 // The WIT-generated error is what the tests assert on; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
-use host_test::bindings::dialpad_ghl::sync::types as wit;
-use host_test::engine::{CompiledPlugin, Runtime, RuntimeOptions};
-use host_test::keyvalue::KeyValueStore;
-use host_test::mock::{MockOptions, MockServer};
-use host_test::outbound::Secret;
-use host_test::settings::Settings;
+use dialpad_ghl_host::bindings::dialpad_ghl::sync::types as wit;
+use dialpad_ghl_host::capability::keyvalue::KeyValueStore;
+use dialpad_ghl_host::capability::secret::Secret;
+use dialpad_ghl_host::engine::HostResult;
+use dialpad_ghl_host::engine::{CompiledPlugin, Runtime, RuntimeOptions};
+use dialpad_ghl_host::inbound::{Inbound, Source};
+use dialpad_ghl_host::settings::Settings;
+use host_test::ghl_mock::{MockOptions, MockServer};
 use std::sync::OnceLock;
 
 pub mod oauth;
 pub mod prism;
-pub use host_test::report;
+pub mod serve;
+pub use dialpad_ghl_host::report;
 pub use wit::{Outcome, Report, SyncError};
 
 /// Dialpad's webhook fixtures, read where CI lays `../shared` beside the clone.
@@ -97,7 +100,7 @@ pub fn fixture(name: &str) -> Vec<u8> {
 /// The component, compiled once per process (a debug wasmtime takes ~2 s per compile).
 pub fn plugin() -> &'static CompiledPlugin {
     static PLUGIN: OnceLock<CompiledPlugin> = OnceLock::new();
-    PLUGIN.get_or_init(|| CompiledPlugin::from_file(std::path::Path::new(host_test::PLUGIN_WASM)).expect("compiling the plugin"))
+    PLUGIN.get_or_init(|| CompiledPlugin::from_file(std::path::Path::new(artifacts::PLUGIN_WASM)).expect("compiling the plugin"))
 }
 
 /// A mock API, and a host runtime targeting it.
@@ -134,7 +137,7 @@ impl Harness {
     }
 
     pub fn handle(&self, body: &[u8]) -> Result<Report, SyncError> {
-        self.runtime.handle(body).expect("the plugin must not trap")
+        self.runtime.handle_webhook(body).expect("the plugin must not trap")
     }
 
     pub fn handle_fixture(&self, name: &str) -> Result<Report, SyncError> {
@@ -154,6 +157,43 @@ impl Default for Harness {
 }
 
 pub use host_test::figure;
+
+/// The plugin's answers to one event of each source, in the shapes the tests assert on. Every
+/// call goes through the host's one dispatch ([`Inbound`] into `Runtime::handle`/`plan`).
+pub trait Events {
+    /// A Dialpad webhook body: its report or typed error.
+    fn handle_webhook(&self, body: &[u8]) -> HostResult<Result<Report, SyncError>>;
+    /// A platform task or note event.
+    fn handle_platform(&self, event: &str) -> HostResult<Result<Report, SyncError>>;
+    /// A Dialpad webhook body, planned as a dry run.
+    fn plan_webhook(&self, body: &[u8]) -> HostResult<Result<wit::EventPlan, SyncError>>;
+}
+
+impl Events for Runtime {
+    fn handle_webhook(&self, body: &[u8]) -> HostResult<Result<Report, SyncError>> {
+        Ok(self.handle(&Inbound::new(Source::DialpadWebhook, body.to_vec()))?.result)
+    }
+
+    fn handle_platform(&self, event: &str) -> HostResult<Result<Report, SyncError>> {
+        Ok(self.handle(&Inbound::new(Source::Platform, event.as_bytes().to_vec()))?.result)
+    }
+
+    fn plan_webhook(&self, body: &[u8]) -> HostResult<Result<wit::EventPlan, SyncError>> {
+        self.plan(&Inbound::new(Source::DialpadWebhook, body.to_vec()))
+    }
+}
+
+/// Host settings for tests against a mock at `api_base`: its location and token, retries
+/// without waiting, and no client-side rate limit (the mocks have none unless a test sets one).
+pub fn quick_settings(api_base: &str, location: &str, token: &str) -> Settings {
+    let mut settings = Settings::default();
+    settings.set("api_base", api_base);
+    settings.set("location_id", location);
+    settings.set("retry_base_delay_ms", 1);
+    settings.token = Some(Secret::new(token));
+    settings.rate_limiter = None;
+    settings
+}
 
 /// Operation ids and statuses of a report.
 pub fn operations(report: &Report) -> Vec<(String, Option<u16>)> {

@@ -1,12 +1,12 @@
 //! A host holding OAuth location tokens (no static token) against the mock's token endpoint.
 
 use crate::{plugin, LOCATION};
-use host_test::engine::Runtime;
-use host_test::keyvalue::KeyValueStore;
-use host_test::mock::{MockOptions, MockServer, OAuthOptions};
-use host_test::oauth::{OAuthSettings, OAuthTokens};
-use host_test::outbound::Secret;
-use host_test::settings::Settings;
+use dialpad_ghl_host::capability::keyvalue::KeyValueStore;
+use dialpad_ghl_host::capability::secret::Secret;
+use dialpad_ghl_host::engine::Runtime;
+use dialpad_ghl_host::oauth::{OAuthSettings, OAuthTokens};
+use dialpad_ghl_host::settings::Settings;
+use host_test::ghl_mock::{MockOptions, MockServer, OAuthOptions};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! bad input or a missing scope is refused before any request.
 
 use e2e_tests::*;
-use host_test::mock::MockOptions;
+use host_test::ghl_mock::MockOptions;
 use serde_json::{json, Value};
 
 /// `(operationId, METHOD, path, scope)` of every operation in the official spec (read from
@@ -27,8 +27,7 @@ fn spec_operations() -> Vec<(String, String, String, String)> {
 fn the_catalog_equals_the_official_spec_one_for_one() {
     let h = Harness::new();
     let catalog = h.runtime.catalog().unwrap();
-    let mut ours: Vec<(String, String, String, String)> =
-        catalog.iter().map(|o| (o.id.clone(), o.method.clone(), o.path.clone(), o.scope.clone())).collect();
+    let mut ours: Vec<(String, String, String, String)> = catalog.iter().map(|o| (o.id.clone(), o.method.clone(), o.path.clone(), o.scope.clone())).collect();
     ours.sort();
     assert_eq!(ours, spec_operations());
     assert_eq!(catalog.len(), 32);
@@ -114,7 +113,11 @@ fn the_apis_refusals_come_back_typed() {
 #[test]
 fn the_apis_quirks_are_handled() {
     let h = Harness::new();
-    let created = h.runtime.invoke("create-contact", r#"{"body":{"firstName":"Bo","phone":"+13125550100","customFields":[{"key":"plan","field_value":"gold"}]}}"#).unwrap().unwrap();
+    let created = h
+        .runtime
+        .invoke("create-contact", r#"{"body":{"firstName":"Bo","phone":"+13125550100","customFields":[{"key":"plan","field_value":"gold"}]}}"#)
+        .unwrap()
+        .unwrap();
     let id = serde_json::from_str::<Value>(&created).unwrap()["contact"]["id"].as_str().unwrap().to_string();
     let read = h.runtime.invoke("get-contact", &json!({"contactId": id}).to_string()).unwrap().unwrap();
     let fields = serde_json::from_str::<Value>(&read).unwrap()["contact"]["customFields"].clone();

@@ -1,9 +1,9 @@
 //! A Dialpad call that ends is synced to HighLevel: through the real component, the real host
 //! and the mock Contacts API, asserting the API's final state and the exact request list.
 
+use dialpad_ghl_host::capability::keyvalue::KeyValueStore;
 use e2e_tests::*;
-use host_test::keyvalue::KeyValueStore;
-use host_test::mock::MockOptions;
+use host_test::ghl_mock::MockOptions;
 use serde_json::Value;
 
 #[test]
@@ -68,8 +68,7 @@ fn a_day_of_events_gives_one_contact_per_caller_and_one_note_per_call() {
     let phones: Vec<&str> = contacts.iter().map(|c| c["phone"].as_str().unwrap()).collect();
     assert_eq!(phones, vec!["+13125550187", "+15035550139", "+12065550174", "+17375550166"]);
     // Known Dialpad contacts bring their names; unknown callers' formatted numbers do not.
-    let names: Vec<(Option<&str>, Option<&str>)> =
-        contacts.iter().map(|c| (c["firstName"].as_str(), c["lastName"].as_str())).collect();
+    let names: Vec<(Option<&str>, Option<&str>)> = contacts.iter().map(|c| (c["firstName"].as_str(), c["lastName"].as_str())).collect();
     assert_eq!(names, vec![(None, None), (Some("Kenji"), Some("Watanabe")), (Some("Dana"), Some("Whitfield")), (None, None)]);
     assert_eq!(contacts[1]["email"], "kenji.watanabe@example.net");
     assert!(contacts.iter().all(|c| c["source"] == "Dialpad" && c["locationId"] == LOCATION));
@@ -83,7 +82,12 @@ fn a_day_of_events_gives_one_contact_per_caller_and_one_note_per_call() {
         matching[0]["body"].as_str().unwrap().to_string()
     };
     let first = body_of("6011482093420544");
-    assert!(first.starts_with("Dialpad call: inbound, completed\nFrom: +13125550187\nWhen: 2026-03-10 15:04 UTC\nDuration: 4m 07s\nAgent: Maya Patel <maya.patel@example.com>"), "{first}");
+    assert!(
+        first.starts_with(
+            "Dialpad call: inbound, completed\nFrom: +13125550187\nWhen: 2026-03-10 15:04 UTC\nDuration: 4m 07s\nAgent: Maya Patel <maya.patel@example.com>"
+        ),
+        "{first}"
+    );
     assert!(first.contains("Dialpad Ai recap:\nCaller Priya from Lakeside Dental"), "the recap updates the call's note: {first}");
     let recorded = body_of("4617205983150080");
     assert!(recorded.contains("Dialpad call: outbound, completed\nTo: +15035550139"));
@@ -129,10 +133,7 @@ fn a_known_caller_is_found_not_duplicated() {
     assert_eq!(report.contact_id.as_deref(), Some(existing.as_str()));
     assert_eq!(
         h.requests(),
-        vec![
-            "GET /contacts/search/duplicate?locationId=loc-e2e&number=%2B15035550139 → 200".to_string(),
-            format!("POST /contacts/{existing}/notes → 201"),
-        ]
+        vec!["GET /contacts/search/duplicate?locationId=loc-e2e&number=%2B15035550139 → 200".to_string(), format!("POST /contacts/{existing}/notes → 201"),]
     );
     assert_eq!(h.mock.contacts().len(), 1);
     assert_eq!(h.mock.contacts()[0]["lastName"], "W.", "the HighLevel name is not overwritten");
@@ -180,15 +181,12 @@ fn a_redelivered_event_changes_nothing() {
 fn a_stateless_host_still_writes_one_note_per_call() {
     let h = Harness::new();
     let stateless = |h: &Harness| h.runtime_with(h.settings.runtime_options(false).unwrap(), KeyValueStore::new());
-    let first = stateless(&h).handle(&fixture("call_inbound_hangup_completed.json")).unwrap().unwrap();
-    assert_eq!(
-        operations(&first),
-        vec![("get-duplicate-contact".into(), Some(200)), ("create-contact".into(), Some(201)), ("create-note".into(), Some(201))]
-    );
-    let again = stateless(&h).handle(&fixture("call_inbound_hangup_completed.json")).unwrap().unwrap();
+    let first = stateless(&h).handle_webhook(&fixture("call_inbound_hangup_completed.json")).unwrap().unwrap();
+    assert_eq!(operations(&first), vec![("get-duplicate-contact".into(), Some(200)), ("create-contact".into(), Some(201)), ("create-note".into(), Some(201))]);
+    let again = stateless(&h).handle_webhook(&fixture("call_inbound_hangup_completed.json")).unwrap().unwrap();
     assert_eq!(again.outcome, Outcome::Unchanged);
     assert_eq!(operations(&again), vec![("get-duplicate-contact".into(), Some(200)), ("get-all-notes".into(), Some(200))]);
-    let recap = stateless(&h).handle(&fixture("call_recap_summary.json")).unwrap().unwrap();
+    let recap = stateless(&h).handle_webhook(&fixture("call_recap_summary.json")).unwrap().unwrap();
     assert_eq!(
         operations(&recap),
         vec![
@@ -202,12 +200,12 @@ fn a_stateless_host_still_writes_one_note_per_call() {
         ]
     );
     // The recap redelivered: both tasks are found (same title and body), none is made again.
-    let again = stateless(&h).handle(&fixture("call_recap_summary.json")).unwrap().unwrap();
+    let again = stateless(&h).handle_webhook(&fixture("call_recap_summary.json")).unwrap().unwrap();
     assert_eq!(again.outcome, Outcome::Unchanged);
     assert_eq!(h.mock.tasks().len(), 2);
     // The hangup redelivered after the recap: the note is read back and merged, so the recap
     // stays and nothing is written.
-    let late = stateless(&h).handle(&fixture("call_inbound_hangup_completed.json")).unwrap().unwrap();
+    let late = stateless(&h).handle_webhook(&fixture("call_inbound_hangup_completed.json")).unwrap().unwrap();
     assert_eq!(late.outcome, Outcome::Unchanged);
     assert_eq!(h.mock.contacts().len(), 1);
     assert_eq!(h.mock.notes().len(), 1);
@@ -218,11 +216,10 @@ fn a_stateless_host_still_writes_one_note_per_call() {
 #[test]
 fn a_dry_run_plans_without_sending_or_storing() {
     let h = Harness::new();
-    let plan = h.runtime.plan(&fixture("call_inbound_hangup_completed.json")).unwrap().unwrap();
+    let plan = h.runtime.plan_webhook(&fixture("call_inbound_hangup_completed.json")).unwrap().unwrap();
     let line = report::plan_line("hangup", &Ok(plan.clone()));
     assert_eq!(plan.event_key, "call:6011482093420544:hangup");
-    let ops: Vec<(&str, &str, Option<&str>)> =
-        plan.operations.iter().map(|o| (o.operation_id.as_str(), o.path.as_str(), o.condition.as_deref())).collect();
+    let ops: Vec<(&str, &str, Option<&str>)> = plan.operations.iter().map(|o| (o.operation_id.as_str(), o.path.as_str(), o.condition.as_deref())).collect();
     assert_eq!(
         ops,
         vec![
@@ -252,7 +249,8 @@ fn the_plugin_reports_its_versions_and_config_schema() {
     let h = Harness::new();
     let meta = h.runtime.meta().unwrap();
     assert_eq!(meta.plugin_version, "0.1.0");
-    assert_eq!(meta.api_version, "0.5.0");
+    assert_eq!(meta.api_version, dialpad_ghl_host::version::HOST_API_VERSION);
+    assert_eq!(meta.api_version, "0.6.0");
     let schema: Value = serde_json::from_str(&meta.config_schema).unwrap();
     assert_eq!(schema["required"], serde_json::json!(["location_id"]));
     assert_eq!(schema["additionalProperties"], false);

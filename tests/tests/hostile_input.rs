@@ -9,7 +9,7 @@
 //! the transcript as sent).
 
 use e2e_tests::*;
-use host_test::mock::MockOptions;
+use host_test::ghl_mock::MockOptions;
 use serde_json::{json, Value};
 use std::time::Instant;
 
@@ -285,7 +285,11 @@ fn signatures() -> Vec<Case> {
         signed("signed with an empty secret", hs256::sign(HS256_HEADER, &fixture(HANGUP), ""), BAD_SIGNATURE),
         signed("claims changed, signature kept", format!("{header}.{forged_claims}.{signature}"), BAD_SIGNATURE),
         signed("header changed, signature kept", format!("{}.{claims}.{signature}", b64(r#"{"alg":"HS256","typ":"JWS"}"#)), BAD_SIGNATURE),
-        signed("another token's signature", format!("{header}.{claims}.{}", sign(br#"{"call_id":1,"state":"hangup"}"#).rsplit('.').next().unwrap()), BAD_SIGNATURE),
+        signed(
+            "another token's signature",
+            format!("{header}.{claims}.{}", sign(br#"{"call_id":1,"state":"hangup"}"#).rsplit('.').next().unwrap()),
+            BAD_SIGNATURE,
+        ),
         signed("truncated inside the signature", jwt[..jwt.len() - 10].to_string(), BAD_SIGNATURE),
         signed("truncated after the claims' dot", format!("{header}.{claims}."), BAD_SIGNATURE),
         // WIT: a truncated JWT is a malformed event.
@@ -311,7 +315,11 @@ fn ids() -> Vec<Case> {
         webhook("call_id as a string", hangup_with(|v| v["call_id"] = "6011482093420544".into()), synced([note_ends_with(HANGUP_MARKER)])),
         webhook("call_id as a padded string", hangup_with(|v| v["call_id"] = "  6011482093420544 ".into()), synced([note_ends_with(HANGUP_MARKER)])),
         // Above 2^53 a double would round it; the id must stay exact.
-        webhook("call_id above 2^53", hangup_with(|v| v["call_id"] = 9_007_199_254_740_993u64.into()), synced([note_ends_with("Dialpad call ID: 9007199254740993")])),
+        webhook(
+            "call_id above 2^53",
+            hangup_with(|v| v["call_id"] = 9_007_199_254_740_993u64.into()),
+            synced([note_ends_with("Dialpad call ID: 9007199254740993")]),
+        ),
         webhook("call_id of u64::MAX", hangup_with(|v| v["call_id"] = u64::MAX.into()), synced([note_ends_with("Dialpad call ID: 18446744073709551615")])),
         webhook("call_id as a boolean", hangup_with(|v| v["call_id"] = true.into()), MALFORMED),
         webhook("call_id as an array", hangup_with(|v| v["call_id"] = json!([6011482093420544u64])), MALFORMED),
@@ -341,13 +349,18 @@ fn empty_strings() -> Vec<Case> {
             hangup_with(|v| v["external_number"] = "".into()),
             synced([contact_phone(CALLER), note_ends_with(HANGUP_MARKER)]),
         ),
+        webhook("external_number null, contact.phone set", hangup_with(|v| v["external_number"] = Value::Null), synced([contact_phone(CALLER)])),
+        // No number at all is an anonymous caller: skipped, not refused.
         webhook(
-            "external_number null, contact.phone set",
-            hangup_with(|v| v["external_number"] = Value::Null),
-            synced([contact_phone(CALLER)]),
+            "external_number and contact.phone empty",
+            hangup_with(|v| (v["external_number"], v["contact"]["phone"]) = ("".into(), "".into())),
+            Expect::Skipped,
         ),
-        webhook("external_number and contact.phone empty", hangup_with(|v| (v["external_number"], v["contact"]["phone"]) = ("".into(), "".into())), MALFORMED),
-        webhook("external_number and contact.phone blank", hangup_with(|v| (v["external_number"], v["contact"]["phone"]) = ("   ".into(), "\t".into())), MALFORMED),
+        webhook(
+            "external_number and contact.phone blank",
+            hangup_with(|v| (v["external_number"], v["contact"]["phone"]) = ("   ".into(), "\t".into())),
+            Expect::Skipped,
+        ),
         webhook("call_id empty", hangup_with(|v| v["call_id"] = "".into()), MALFORMED),
         webhook("state empty", hangup_with(|v| v["state"] = "".into()), MALFORMED),
         webhook("direction empty", hangup_with(|v| v["direction"] = "".into()), synced([note_contains("Dialpad call: unknown-direction, completed")])),
@@ -356,7 +369,11 @@ fn empty_strings() -> Vec<Case> {
             fixture_with(OUTBOUND, |v| (v["contact"]["name"], v["contact"]["email"]) = ("".into(), "".into())),
             synced([contact_phone("+15035550139"), contact_lacks("firstName"), contact_lacks("email")]),
         ),
-        webhook("agent name and e-mail empty", hangup_with(|v| (v["target"]["name"], v["target"]["email"]) = ("".into(), "".into())), synced([note_lacks("Agent:")])),
+        webhook(
+            "agent name and e-mail empty",
+            hangup_with(|v| (v["target"]["name"], v["target"]["email"]) = ("".into(), "".into())),
+            synced([note_lacks("Agent:")]),
+        ),
         webhook(
             "every timestamp empty",
             hangup_with(|v| {
@@ -381,7 +398,11 @@ fn unicode() -> Vec<Case> {
     let long_transcript: String = "Hola, soy Zoë — llámame mañana al 737 555 0166. 🚀 ".chars().cycle().take(24 * 1024).collect();
     let forged_lines = "Call me back.\n\nDialpad call ID: 1\nTranscript:\nDialpad Ai recap:\n- wire $10,000";
     vec![
-        webhook("a caller named with accents and an emoji", caller_named("Zoë 🚀 Ñúñez"), synced([contact_phone("+15035550139"), contact_name("Zoë 🚀 Ñúñez")])),
+        webhook(
+            "a caller named with accents and an emoji",
+            caller_named("Zoë 🚀 Ñúñez"),
+            synced([contact_phone("+15035550139"), contact_name("Zoë 🚀 Ñúñez")]),
+        ),
         webhook(
             "the same name as JSON \\u escapes (a surrogate pair)",
             with_raw(caller_named(RAW), r#""Zo\u00eb \ud83d\ude80 \u00d1\u00fa\u00f1ez""#),
@@ -398,12 +419,12 @@ fn unicode() -> Vec<Case> {
             hangup_with(|v| v["target"]["name"] = "Łukasz Żółć 🎧".into()),
             synced([note_contains("Agent: Łukasz Żółć 🎧 <maya.patel@example.com>")]),
         ),
+        webhook("a message in four scripts and emoji", message("¿Mañana? 你好 привет 👋🏽 — ok"), synced([note_contains("\n¿Mañana? 你好 привет 👋🏽 — ok\n")])),
         webhook(
-            "a message in four scripts and emoji",
-            message("¿Mañana? 你好 привет 👋🏽 — ok"),
-            synced([note_contains("\n¿Mañana? 你好 привет 👋🏽 — ok\n")]),
+            "a message of HTML and script",
+            message("<script>alert('x')</script><b>hi</b>"),
+            synced([note_contains("\n<script>alert('x')</script><b>hi</b>\n")]),
         ),
-        webhook("a message of HTML and script", message("<script>alert('x')</script><b>hi</b>"), synced([note_contains("\n<script>alert('x')</script><b>hi</b>\n")])),
         webhook(
             "a 24 KB transcript",
             fixture_with(TRANSCRIPTION, |v| v["transcription_text"] = long_transcript.clone().into()),
@@ -531,7 +552,6 @@ fn phone_numbers() -> Vec<Case> {
     ];
     let invalid: &[&str] = &[
         "555-0187",
-        "anonymous",
         "+",
         "+0 312 555 0187",
         "++13125550187",
@@ -546,10 +566,16 @@ fn phone_numbers() -> Vec<Case> {
     ];
     let mut cases: Vec<Case> = valid
         .iter()
-        .map(|(raw, e164)| webhook(format!("phone {raw:?} → {e164}"), caller_number((*raw).into()), synced([contact_phone(e164), note_contains(format!("From: {e164}"))])))
+        .map(|(raw, e164)| {
+            webhook(format!("phone {raw:?} → {e164}"), caller_number((*raw).into()), synced([contact_phone(e164), note_contains(format!("From: {e164}"))]))
+        })
         .collect();
     cases.extend(invalid.iter().map(|raw| webhook(format!("phone {raw:?} refused"), caller_number((*raw).into()), MALFORMED)));
     cases.extend([
+        // A withheld caller ID has no number: the call is anonymous, skipped, not refused.
+        webhook("a withheld caller id (\"anonymous\")", caller_number("anonymous".into()), Expect::Skipped),
+        webhook("a withheld caller id (\"BLOCKED\")", caller_number("BLOCKED".into()), Expect::Skipped),
+        webhook("an empty caller number", caller_number("".into()), Expect::Skipped),
         webhook("phone as a JSON number", caller_number(13125550187u64.into()), synced([contact_phone(CALLER)])),
         webhook("phone of 10,000 digits", caller_number("1".repeat(10_000).into()), MALFORMED),
         webhook("phone as a boolean", caller_number(true.into()), MALFORMED),
@@ -586,7 +612,12 @@ fn messages() -> Vec<Case> {
         webhook("an SMS whose text is a number", sms(|v| (v["text"], v["text_content"]) = (42.into(), Value::Null)), synced([note_contains("\n42\n")])),
         webhook("an SMS whose text is an object", sms(|v| v["text"] = json!({"body": "hi"})), MALFORMED),
         webhook("an SMS id empty", sms(|v| v["id"] = "".into()), MALFORMED),
-        webhook("an SMS with no usable number", sms(|v| (v["from_number"], v["contact"]["phone_number"]) = ("".into(), "".into())), MALFORMED),
+        webhook(
+            "an SMS with no number (an anonymous sender)",
+            sms(|v| (v["from_number"], v["contact"]["phone_number"]) = ("".into(), "".into())),
+            Expect::Skipped,
+        ),
+        webhook("an SMS with an unusable number", sms(|v| (v["from_number"], v["contact"]["phone_number"]) = ("text me".into(), "".into())), MALFORMED),
         webhook("a bare text with nothing else", r#"{"text": "hi"}"#, MALFORMED),
         webhook("an internal SMS", sms(|v| v["is_internal"] = true.into()), Expect::Skipped),
         webhook(
@@ -717,8 +748,8 @@ fn run(case: &Case) -> Verdict {
         body = String::from_utf8(body).unwrap().replace("{EXISTING}", &id).into_bytes();
     }
     let answer = match case.entry {
-        Entry::Webhook => h.runtime.handle(&body),
-        Entry::Platform => h.runtime.handle_platform_event(std::str::from_utf8(&body).expect("a platform event is text")),
+        Entry::Webhook => h.runtime.handle_webhook(&body),
+        Entry::Platform => h.runtime.handle_platform(std::str::from_utf8(&body).expect("a platform event is text")),
     };
     match answer {
         Err(trap) => Verdict::Trap(format!("{trap:#}")),
@@ -906,12 +937,12 @@ mod hs256 {
     }
 
     const K: [u32; 64] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be,
-        0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa,
-        0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85,
-        0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3,
-        0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f,
-        0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
+        0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+        0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+        0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ];
 
     /// FIPS 180-4 SHA-256.

@@ -1,9 +1,10 @@
 //! Bad input, signatures, configuration, scopes, the outbound allowlist and the credential:
 //! each gets a typed answer, and nothing is written that should not be.
 
+use dialpad_ghl_host::capability::keyvalue::KeyValueStore;
+use dialpad_ghl_host::capability::outbound::Origin;
+use dialpad_ghl_host::version::HOST_API_VERSION;
 use e2e_tests::*;
-use host_test::keyvalue::KeyValueStore;
-use host_test::outbound::Origin;
 
 #[test]
 fn the_signed_fixture_verifies_with_its_secret_and_fails_with_any_other() {
@@ -37,7 +38,7 @@ fn bad_input_gets_a_typed_error_and_writes_nothing() {
     let (header, _) = jwt.split_once('.').unwrap();
     let claims_cut = format!("{header}.eyJjYWxsX2lkIjo.xyz");
     let no_phone = fixture_with("call_inbound_hangup_completed.json", |v| {
-        v["external_number"] = "".into();
+        v["external_number"] = "twelve".into();
         v["contact"]["phone"] = "".into();
     });
     let cases: Vec<(&str, &Harness, Vec<u8>, &str)> = vec![
@@ -91,7 +92,7 @@ fn requests_outside_the_allowlist_are_refused_and_logged() {
     options.policy.allowed = vec![Origin::parse("https://services.leadconnectorhq.com").unwrap()];
     options.policy.credentials.clear();
     let fenced = h.runtime_with(options, KeyValueStore::new());
-    let err = fenced.handle(&fixture("call_inbound_hangup_completed.json")).unwrap().unwrap_err();
+    let err = fenced.handle_webhook(&fixture("call_inbound_hangup_completed.json")).unwrap().unwrap_err();
     match err {
         SyncError::Transport(m) => assert!(m.contains("refused by the host's outbound policy"), "{m}"),
         other => panic!("{other:?}"),
@@ -110,9 +111,11 @@ fn requests_outside_the_allowlist_are_refused_and_logged() {
     let mut options = h.settings.runtime_options(true).unwrap();
     options.policy.allowed = vec![Origin::parse("https://services.leadconnectorhq.com").unwrap()];
     let fenced = h.runtime_with(options, h.kv.clone());
-    let err = fenced.handle(&known_caller_new_call).unwrap().unwrap_err();
+    let err = fenced.handle_webhook(&known_caller_new_call).unwrap().unwrap_err();
     match err {
-        SyncError::Transport(m) => assert!(m.starts_with("create-note /contacts/contact0000000000001/notes") && m.contains("refused by the host's outbound policy"), "{m}"),
+        SyncError::Transport(m) => {
+            assert!(m.starts_with("create-note /contacts/contact0000000000001/notes") && m.contains("refused by the host's outbound policy"), "{m}")
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(fenced.http_log().entries().len(), 1);
@@ -156,18 +159,16 @@ fn the_component_speaks_only_standard_wasi_and_its_own_interfaces() {
     let imports: Vec<String> = ty.imports(plugin.engine()).map(|(name, _)| name.to_string()).collect();
     let exports: Vec<String> = ty.exports(plugin.engine()).map(|(name, _)| name.to_string()).collect();
     // `types` holds only type definitions: the world imports it implicitly, with no functions.
-    assert!(imports.iter().all(|i| i.starts_with("wasi:") || i == "dialpad-ghl:sync/types@0.5.0"), "{imports:?}");
+    assert!(imports.iter().all(|i| i.starts_with("wasi:") || *i == format!("dialpad-ghl:sync/types@{HOST_API_VERSION}")), "{imports:?}");
     for needed in ["wasi:http/outgoing-handler@", "wasi:config/store@0.2.0-rc.1", "wasi:keyvalue/store@0.2.0-draft"] {
         assert!(imports.iter().any(|i| i.starts_with(needed)), "{needed} not in {imports:?}");
     }
     for forbidden in ["wasi:sockets/tcp", "wasi:sockets/udp", "wasi:http/incoming-handler"] {
         assert!(!imports.iter().any(|i| i.starts_with(forbidden)), "{forbidden} in {imports:?}");
     }
-    assert!(exports.contains(&"dialpad-ghl:sync/triggers@0.5.0".to_string()), "{exports:?}");
-    assert!(exports.contains(&"dialpad-ghl:sync/meta@0.5.0".to_string()), "{exports:?}");
-    assert!(exports.contains(&"dialpad-ghl:sync/actions@0.5.0".to_string()), "{exports:?}");
-    assert!(exports.contains(&"dialpad-ghl:sync/views@0.5.0".to_string()), "{exports:?}");
-    assert!(exports.contains(&"dialpad-ghl:sync/backfill@0.5.0".to_string()), "{exports:?}");
+    for interface in ["triggers", "meta", "actions", "views", "backfill"] {
+        assert!(exports.contains(&format!("dialpad-ghl:sync/{interface}@{HOST_API_VERSION}")), "{interface}: {exports:?}");
+    }
     // One version of wasi:http in the WIT (waki's 0.2.2): the export keeps it.
     assert!(exports.contains(&"wasi:http/incoming-handler@0.2.2".to_string()), "{exports:?}");
     assert!(exports.iter().all(|e| e.starts_with("dialpad-ghl:sync/") || e == "wasi:http/incoming-handler@0.2.2"), "{exports:?}");

@@ -3,7 +3,7 @@
 
 use e2e_tests::oauth::{harness, CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH_TOKEN};
 use e2e_tests::*;
-use host_test::mock::MockServer;
+use host_test::ghl_mock::MockServer;
 use std::time::Duration;
 
 fn statuses(mock: &MockServer) -> Vec<u16> {
@@ -14,7 +14,7 @@ fn statuses(mock: &MockServer) -> Vec<u16> {
 fn the_first_request_gets_a_token_and_the_rotated_refresh_token_is_stored() {
     let h = harness(Duration::from_secs(86_399), Duration::from_secs(300));
     for name in ["call_inbound_missed.json", "sms_inbound.json"] {
-        h.runtime.handle(&fixture(name)).unwrap().unwrap();
+        h.runtime.handle_webhook(&fixture(name)).unwrap().unwrap();
     }
     assert_eq!(h.tokens.refresh_count(), 1, "one refresh serves every request while the token lives");
     assert_eq!(h.mock.oauth_refresh_count(), 1);
@@ -27,10 +27,10 @@ fn the_first_request_gets_a_token_and_the_rotated_refresh_token_is_stored() {
 #[test]
 fn a_401_is_answered_with_one_refresh_and_one_retry() {
     let h = harness(Duration::from_secs(86_399), Duration::from_secs(300));
-    h.runtime.handle(&fixture("call_inbound_missed.json")).unwrap().unwrap();
+    h.runtime.handle_webhook(&fixture("call_inbound_missed.json")).unwrap().unwrap();
     // The API stops accepting the token before its time (revoked, say).
     h.mock.expire_access_tokens();
-    let report = h.runtime.handle(&fixture("sms_inbound.json")).unwrap().unwrap();
+    let report = h.runtime.handle_webhook(&fixture("sms_inbound.json")).unwrap().unwrap();
     assert!(matches!(report.outcome, Outcome::Synced));
     assert_eq!(h.tokens.refresh_count(), 2);
     let statuses = statuses(&h.mock);
@@ -44,7 +44,7 @@ fn a_token_about_to_expire_is_refreshed_before_use() {
     // Tokens live 60 s and the margin is 120 s: every token is "about to expire" when issued,
     // so each request refreshes first and none is refused.
     let h = harness(Duration::from_secs(60), Duration::from_secs(120));
-    h.runtime.handle(&fixture("call_inbound_missed.json")).unwrap().unwrap();
+    h.runtime.handle_webhook(&fixture("call_inbound_missed.json")).unwrap().unwrap();
     let statuses = statuses(&h.mock);
     assert!(statuses.iter().all(|s| *s < 300), "{statuses:?}");
     assert_eq!(h.tokens.refresh_count(), statuses.len(), "a refresh before each request");
@@ -56,7 +56,7 @@ fn a_refused_refresh_is_a_typed_error_and_nothing_is_written() {
     // Someone else used the refresh token: HighLevel refuses it.
     let status = refresh_elsewhere(&h.mock, FIRST_REFRESH_TOKEN);
     assert_eq!(status, 200);
-    let err = h.runtime.handle(&fixture("call_inbound_missed.json")).unwrap().unwrap_err();
+    let err = h.runtime.handle_webhook(&fixture("call_inbound_missed.json")).unwrap().unwrap_err();
     assert!(matches!(err, SyncError::Transport(ref m) if m.contains("OAuth") || m.contains("host error")), "{err:?}");
     assert!(statuses(&h.mock).is_empty(), "no API request went out without a token");
 }

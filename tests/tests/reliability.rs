@@ -5,13 +5,14 @@
 // The WIT-generated error is what the tests assert on; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
+use dialpad_ghl_host::capability::keyvalue::KeyValueStore;
+use dialpad_ghl_host::capability::outbound::RateLimiter;
+use dialpad_ghl_host::engine::Runtime;
+use dialpad_ghl_host::inbound::{Inbound, Source};
+use dialpad_ghl_host::settings::Settings;
+use dialpad_ghl_host::storage::dead_letters::{deliver, replay_dead_letters, DeadLetters};
 use e2e_tests::*;
-use host_test::dead_letters::{deliver, replay_dead_letters, DeadLetters, EventSource};
-use host_test::engine::Runtime;
-use host_test::keyvalue::KeyValueStore;
-use host_test::mock::{FaultKind, Faults, MockOptions, MockServer, RateLimit};
-use host_test::outbound::RateLimiter;
-use host_test::settings::Settings;
+use host_test::ghl_mock::{FaultKind, Faults, MockOptions, MockServer, RateLimit};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -39,7 +40,7 @@ fn runtime_for(mock: &MockServer, kv: KeyValueStore, rate_limiter: Option<Arc<Ra
     }
     settings.set("api_base", mock.base_url());
     settings.set("location_id", LOCATION);
-    settings.token = Some(host_test::outbound::Secret::new(TOKEN));
+    settings.token = Some(dialpad_ghl_host::capability::secret::Secret::new(TOKEN));
     settings.rate_limiter = rate_limiter;
     Runtime::new(plugin(), settings.runtime_options(true).unwrap(), kv).unwrap()
 }
@@ -132,7 +133,7 @@ fn a_thousand_events_with_a_fifth_of_requests_failing_end_exactly_as_without_fau
     let clean = mock(MockOptions::default());
     let rt = runtime_for(&clean, KeyValueStore::new(), None);
     for (name, body) in &events {
-        rt.handle(body).unwrap().unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        rt.handle_webhook(body).unwrap().unwrap_or_else(|e| panic!("{name}: {e:?}"));
     }
     let expected = state(&clean);
 
@@ -156,7 +157,7 @@ fn a_thousand_events_with_a_fifth_of_requests_failing_end_exactly_as_without_fau
     let dead_letters = DeadLetters::in_memory();
     let mut failed_first = 0;
     for (name, body) in &events {
-        failed_first += usize::from(deliver(&rt, &dead_letters, name, EventSource::Webhook, body).unwrap().is_err());
+        failed_first += usize::from(deliver(&rt, &dead_letters, name, &Inbound::new(Source::DialpadWebhook, body.to_vec())).unwrap().result.is_err());
     }
     // Dead letters are delivered again, as an operator (or a schedule) would, until none is left.
     let mut rounds = 0;
@@ -196,24 +197,24 @@ fn a_thousand_events_with_a_fifth_of_requests_failing_end_exactly_as_without_fau
 
 #[test]
 fn a_restarted_host_with_a_durable_store_writes_nothing_twice() {
-    let db = host_test::scratch_dir("reliability-restart").join("state.db");
+    let db = host_test::support::scratch_dir("reliability-restart").join("state.db");
     let api = mock(MockOptions::default());
     {
         let rt = runtime_for(&api, KeyValueStore::open(&db).unwrap(), None);
         for name in DAY_OF_EVENTS {
-            rt.handle(&fixture(name)).unwrap().unwrap();
+            rt.handle_webhook(&fixture(name)).unwrap().unwrap();
         }
     }
     let before = api.requests().len();
     // A new process: a new runtime on the same file.
     let rt = runtime_for(&api, KeyValueStore::open(&db).unwrap(), None);
     for name in DAY_OF_EVENTS {
-        let report = rt.handle(&fixture(name)).unwrap().unwrap();
+        let report = rt.handle_webhook(&fixture(name)).unwrap().unwrap();
         assert!(!matches!(report.outcome, Outcome::Synced), "{name}: {report:?}");
     }
     assert_eq!(api.requests().len(), before, "a redelivery after the restart sent nothing");
     // An out-of-order `connected` after the hangup reopens nothing either.
-    let connected = rt.handle(&fixture("call_inbound_connected.json")).unwrap().unwrap();
+    let connected = rt.handle_webhook(&fixture("call_inbound_connected.json")).unwrap().unwrap();
     assert!(matches!(connected.outcome, Outcome::Skipped(_)));
     assert_eq!(api.requests().len(), before);
 }
@@ -225,7 +226,7 @@ fn failed_events_are_dead_lettered_with_their_error_and_replayed() {
     let rt = runtime_for(&api, KeyValueStore::new(), None);
     let dead_letters = DeadLetters::in_memory();
     for name in ["call_inbound_missed.json", "sms_inbound.json"] {
-        assert!(deliver(&rt, &dead_letters, name, EventSource::Webhook, &fixture(name)).unwrap().is_err());
+        assert!(deliver(&rt, &dead_letters, name, &Inbound::new(Source::DialpadWebhook, fixture(name))).unwrap().result.is_err());
     }
     let letters = dead_letters.list().unwrap();
     assert_eq!(letters.len(), 2);
@@ -251,7 +252,7 @@ fn the_host_limiter_keeps_a_burst_under_the_apis_rate_limit() {
         let api = mock(MockOptions { rate_limit: Some(limit), ..MockOptions::default() });
         let rt = runtime_for(&api, KeyValueStore::new(), limiter);
         for (name, body) in &burst {
-            rt.handle(body).unwrap().unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            rt.handle_webhook(body).unwrap().unwrap_or_else(|e| panic!("{name}: {e:?}"));
         }
         (api.rate_limited_count(), api.requests().len())
     };

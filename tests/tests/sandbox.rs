@@ -3,16 +3,16 @@
 //! the allowlist are refused and logged, no environment or filesystem is granted, a trap does
 //! not take the host down, and a request that gets no answer times out.
 
+use dialpad_ghl_host::capability::keyvalue::KeyValueStore;
+use dialpad_ghl_host::engine::{CompiledPlugin, Runtime};
 use e2e_tests::*;
-use host_test::engine::{CompiledPlugin, Runtime};
-use host_test::keyvalue::KeyValueStore;
 use std::net::TcpListener;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 fn hostile() -> &'static CompiledPlugin {
     static HOSTILE: OnceLock<CompiledPlugin> = OnceLock::new();
-    HOSTILE.get_or_init(|| CompiledPlugin::from_file(std::path::Path::new(host_test::HOSTILE_PLUGIN_WASM)).unwrap())
+    HOSTILE.get_or_init(|| CompiledPlugin::from_file(std::path::Path::new(artifacts::HOSTILE_PLUGIN_WASM)).unwrap())
 }
 
 /// The hostile component in a host that allows only the mock, with tight limits.
@@ -32,11 +32,11 @@ fn a_runaway_guest_is_stopped_by_the_epoch_deadline_and_the_host_keeps_serving()
     let h = Harness::new();
     let rt = hostile_runtime(&h);
     let started = Instant::now();
-    let trap = rt.handle(b"spin").expect_err("an endless loop must trap");
+    let trap = rt.handle_webhook(b"spin").expect_err("an endless loop must trap");
     assert!(format!("{trap:?}").contains("interrupt"), "{trap:?}");
     // Generous bound: the point is that it stops at all, not how fast (that is a benchmark).
     assert!(started.elapsed() < Duration::from_secs(30));
-    assert_eq!(summary(rt.handle(b"hello").unwrap()), "harmless: hello");
+    assert_eq!(summary(rt.handle_webhook(b"hello").unwrap()), "harmless: hello");
     // The real plugin in the same process is unaffected.
     assert_eq!(h.handle_fixture("call_inbound_hangup_completed.json").unwrap().outcome, Outcome::Synced);
 }
@@ -45,17 +45,17 @@ fn a_runaway_guest_is_stopped_by_the_epoch_deadline_and_the_host_keeps_serving()
 fn memory_is_capped() {
     let h = Harness::new();
     let rt = hostile_runtime(&h);
-    let trap = rt.handle(b"grow").expect_err("growing past the cap must trap");
+    let trap = rt.handle_webhook(b"grow").expect_err("growing past the cap must trap");
     let text = format!("{trap:?}");
     assert!(text.contains("memory") || text.contains("unreachable"), "{text}");
-    assert_eq!(summary(rt.handle(b"again").unwrap()), "harmless: again");
+    assert_eq!(summary(rt.handle_webhook(b"again").unwrap()), "harmless: again");
 }
 
 #[test]
 fn a_request_outside_the_allowlist_is_refused_and_logged() {
     let h = Harness::new();
     let rt = hostile_runtime(&h);
-    let result = rt.handle(b"exfiltrate").expect("no trap");
+    let result = rt.handle_webhook(b"exfiltrate").expect("no trap");
     assert!(matches!(result, Err(SyncError::Transport(_))), "{result:?}");
     let log = rt.http_log().entries();
     assert_eq!(log.len(), 1);
@@ -69,8 +69,8 @@ fn no_environment_and_no_filesystem_are_granted() {
     std::env::set_var("HOST_SECRET_FOR_SANDBOX_TEST", "must-not-leak");
     let h = Harness::new();
     let rt = hostile_runtime(&h);
-    assert_eq!(summary(rt.handle(b"env").unwrap()), "env: []");
-    let fs = summary(rt.handle(b"read-file").unwrap());
+    assert_eq!(summary(rt.handle_webhook(b"env").unwrap()), "env: []");
+    let fs = summary(rt.handle_webhook(b"read-file").unwrap());
     assert!(fs.starts_with("no filesystem"), "{fs}");
 }
 
@@ -78,8 +78,8 @@ fn no_environment_and_no_filesystem_are_granted() {
 fn a_panicking_guest_traps_and_the_host_survives() {
     let h = Harness::new();
     let rt = hostile_runtime(&h);
-    assert!(rt.handle(b"panic").is_err());
-    assert_eq!(summary(rt.handle(b"after").unwrap()), "harmless: after");
+    assert!(rt.handle_webhook(b"panic").is_err());
+    assert_eq!(summary(rt.handle_webhook(b"after").unwrap()), "harmless: after");
 }
 
 /// A server that accepts connections and never answers: the host's own deadline ends each
@@ -101,7 +101,7 @@ fn a_request_that_gets_no_answer_times_out() {
     settings.set("api_base", format!("http://{addr}"));
     settings.request_timeout = Duration::from_millis(300);
     let rt = Runtime::new(plugin(), settings.runtime_options(true).unwrap(), KeyValueStore::new()).unwrap();
-    let err = rt.handle(&fixture("call_inbound_hangup_completed.json")).unwrap().unwrap_err();
+    let err = rt.handle_webhook(&fixture("call_inbound_hangup_completed.json")).unwrap().unwrap_err();
     match err {
         SyncError::Transport(m) => {
             assert!(m.starts_with("get-duplicate-contact"), "{m}");

@@ -7,10 +7,11 @@
 // The WIT-generated error is what the tests assert on; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
+use dialpad_ghl_host::bindings::exports::dialpad_ghl::sync::views::Subject;
+use dialpad_ghl_host::inbound::{Inbound, Source};
+use dialpad_ghl_host::storage::dead_letters::{deliver, DeadLetters};
 use e2e_tests::*;
-use host_test::bindings::exports::dialpad_ghl::sync::views::Subject;
-use host_test::dead_letters::{deliver, DeadLetters, EventSource};
-use host_test::mock::MockOptions;
+use host_test::ghl_mock::MockOptions;
 use serde_json::json;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -50,19 +51,25 @@ fn neither_the_token_nor_the_webhook_secret_appears_in_any_log_line() {
     record(format!("{:?}", h.runtime.invoke("get-contacts", "{}").unwrap()));
     record(format!("{:?}", h.runtime.view(&Subject::Phone("+13125550187".into())).unwrap()));
     let event = json!({"id": "e1", "type": "task.created", "contact": {"phone": "+13125550187"}, "task": {"ref": "r", "title": "t", "due": "2026-03-12T09:00:00-05:00"}});
-    record(report::report_line("platform", &h.runtime.handle_platform_event(&event.to_string()).unwrap()).to_string());
-    record(report::plan_line("dry run", &h.runtime.plan(&fixture("call_inbound_missed.json")).unwrap()).to_string());
+    record(report::report_line("platform", &h.runtime.handle_platform(&event.to_string()).unwrap()).to_string());
+    record(report::plan_line("dry run", &h.runtime.plan_webhook(&fixture("call_inbound_missed.json")).unwrap()).to_string());
     record(format!("{:?}", h.runtime.validate_config(r#"{"token": 5}"#).unwrap()));
     // A refused request and a failure kept as a dead letter: errors carry no credential either.
     let dead_letters = DeadLetters::in_memory();
     let down = Harness::with(MockOptions { token: Some("another-token".into()), ..MockOptions::default() }, |_| {});
-    record(report::report_line("401", &deliver(&down.runtime, &dead_letters, "401", EventSource::Webhook, &fixture("call_inbound_missed.json")).unwrap()).to_string());
+    record(
+        report::report_line(
+            "401",
+            &deliver(&down.runtime, &dead_letters, "401", &Inbound::new(Source::DialpadWebhook, fixture("call_inbound_missed.json"))).unwrap().result,
+        )
+        .to_string(),
+    );
 
     // OAuth: the first request gets a token, a revoked one is refreshed on its 401.
     let oauth = e2e_tests::oauth::harness(std::time::Duration::from_secs(86_399), std::time::Duration::from_secs(300));
-    record(report::report_line("oauth", &oauth.runtime.handle(&fixture("call_inbound_missed.json")).unwrap()).to_string());
+    record(report::report_line("oauth", &oauth.runtime.handle_webhook(&fixture("call_inbound_missed.json")).unwrap()).to_string());
     oauth.mock.expire_access_tokens();
-    record(report::report_line("oauth 401", &oauth.runtime.handle(&fixture("sms_inbound.json")).unwrap()).to_string());
+    record(report::report_line("oauth 401", &oauth.runtime.handle_webhook(&fixture("sms_inbound.json")).unwrap()).to_string());
     for exchange in oauth.runtime.http_log().entries() {
         record(serde_json::to_string(&exchange).unwrap());
     }
@@ -86,7 +93,13 @@ fn neither_the_token_nor_the_webhook_secret_appears_in_any_log_line() {
     lines.extend(traced.lines().map(str::to_string));
 
     let leaks: Vec<&String> = lines.iter().filter(|l| secrets.iter().any(|s| l.contains(s.as_str()))).collect();
-    e2e_tests::figure!("secrets: {} log lines searched ({} from tracing at TRACE level): {} contain one of the {} secrets", lines.len(), traced.lines().count(), leaks.len(), secrets.len());
+    e2e_tests::figure!(
+        "secrets: {} log lines searched ({} from tracing at TRACE level): {} contain one of the {} secrets",
+        lines.len(),
+        traced.lines().count(),
+        leaks.len(),
+        secrets.len()
+    );
     assert!(traced.lines().count() > 50, "tracing captured the host's logs");
     assert!(leaks.is_empty(), "{leaks:#?}");
 }

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use e2e_tests::*;
-use host_test::mock::{MockOptions, MockServer, RateLimit};
+use host_test::ghl_mock::{MockOptions, MockServer, RateLimit};
 use host_test::stock_host::{StockComponent, StockHost, StockServer};
 use serde_json::{json, Value};
 use std::io::{Read as _, Write as _};
@@ -17,7 +17,7 @@ use std::time::Duration;
 /// The plugin compiled and linked once per process, as `wasmtime serve` links it.
 fn component() -> &'static StockComponent {
     static COMPONENT: OnceLock<StockComponent> = OnceLock::new();
-    COMPONENT.get_or_init(|| StockComponent::from_file(std::path::Path::new(host_test::PLUGIN_WASM)).expect("linking the plugin as wasmtime serve does"))
+    COMPONENT.get_or_init(|| StockComponent::from_file(std::path::Path::new(artifacts::PLUGIN_WASM)).expect("linking the plugin as wasmtime serve does"))
 }
 
 /// Standard base64 (what `base64 -w0` prints).
@@ -125,10 +125,8 @@ impl Answer {
 fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Answer {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
+    let head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(body).unwrap();
     let mut raw = Vec::new();
@@ -198,7 +196,10 @@ fn a_hangup_syncs_one_contact_and_one_note_and_its_redelivery_writes_nothing() {
     assert!(stock.mock.requests().iter().all(|r| r.authorization_present));
     let contacts = stock.mock.contacts();
     assert_eq!(contacts.len(), 1);
-    assert_eq!((contacts[0]["phone"].as_str(), contacts[0]["locationId"].as_str(), contacts[0]["source"].as_str()), (Some("+13125550187"), Some(LOCATION), Some("Dialpad")));
+    assert_eq!(
+        (contacts[0]["phone"].as_str(), contacts[0]["locationId"].as_str(), contacts[0]["source"].as_str()),
+        (Some("+13125550187"), Some(LOCATION), Some("Dialpad"))
+    );
     let notes = stock.mock.notes();
     assert_eq!(notes.len(), 1);
     assert_eq!(notes[0]["contactId"], "contact0000000000001");
@@ -214,10 +215,7 @@ fn a_hangup_syncs_one_contact_and_one_note_and_its_redelivery_writes_nothing() {
     assert_eq!(again.operations(), [("get-duplicate-contact".into(), 200), ("get-all-notes".into(), 200)]);
     assert_eq!(
         stock.requests()[3..],
-        [
-            "GET /contacts/search/duplicate?locationId=loc-e2e&number=%2B13125550187 → 200",
-            "GET /contacts/contact0000000000001/notes → 200",
-        ]
+        ["GET /contacts/search/duplicate?locationId=loc-e2e&number=%2B13125550187 → 200", "GET /contacts/contact0000000000001/notes → 200",]
     );
     assert_eq!(stock.mock.contacts().len(), 1, "no duplicate contact");
     assert_eq!(stock.mock.notes(), notes, "still the one note, unchanged");
@@ -265,10 +263,7 @@ fn a_platform_task_event_creates_the_task() {
     assert_eq!(answer.json()["contact_id"], dana.as_str());
     assert_eq!(
         stock.requests(),
-        [
-            "GET /contacts/search/duplicate?locationId=loc-e2e&number=%2B12065550174 → 200".to_string(),
-            format!("POST /contacts/{dana}/tasks → 201"),
-        ]
+        ["GET /contacts/search/duplicate?locationId=loc-e2e&number=%2B12065550174 → 200".to_string(), format!("POST /contacts/{dana}/tasks → 201"),]
     );
     let tasks = stock.mock.tasks();
     assert_eq!(tasks.len(), 1);

@@ -6,9 +6,9 @@
 // The WIT-generated error is what the tests assert on; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
-use e2e_tests::{fixture, fixture_with, operations, Harness, Outcome, SyncError, LOCATION, TOKEN};
-use host_test::bindings::exports::dialpad_ghl::sync::views::Subject;
-use host_test::mock::MockOptions;
+use dialpad_ghl_host::bindings::exports::dialpad_ghl::sync::views::Subject;
+use e2e_tests::{fixture, fixture_with, operations, Events, Harness, Outcome, SyncError, LOCATION, TOKEN};
+use host_test::ghl_mock::MockOptions;
 use serde_json::{json, Value};
 
 fn harness(config: Value) -> Harness {
@@ -33,10 +33,10 @@ fn tasks_of(h: &Harness, contact_id: &str) -> Vec<Value> {
 }
 
 fn platform(h: &Harness, event: Value) -> Result<e2e_tests::Report, SyncError> {
-    h.runtime.handle_platform_event(&event.to_string()).expect("no trap")
+    h.runtime.handle_platform(&event.to_string()).expect("no trap")
 }
 
-fn view(h: &Harness, subject: Subject) -> host_test::bindings::exports::dialpad_ghl::sync::views::ContactView {
+fn view(h: &Harness, subject: Subject) -> dialpad_ghl_host::bindings::exports::dialpad_ghl::sync::views::ContactView {
     h.runtime.view(&subject).expect("no trap").expect("a view")
 }
 
@@ -140,7 +140,10 @@ fn contact_events_create_then_update_through_the_mapping_and_a_redelivery_writes
     assert_eq!(contacts.len(), 1);
     let c = &contacts[0];
     assert_eq!((c["firstName"].as_str(), c["lastName"].as_str(), c["companyName"].as_str()), (Some("Dana"), Some("Whitfield"), Some("Whitfield Logistics")));
-    assert_eq!((c["email"].as_str(), c["phone"].as_str(), c["source"].as_str()), (Some("dana.whitfield@example.org"), Some("+12065550174"), Some("Dialpad (shared contact)")));
+    assert_eq!(
+        (c["email"].as_str(), c["phone"].as_str(), c["source"].as_str()),
+        (Some("dana.whitfield@example.org"), Some("+12065550174"), Some("Dialpad (shared contact)"))
+    );
     assert_eq!(c["customFields"][0]["value"], "Operations Manager");
     let id = c["id"].as_str().unwrap().to_string();
     assert_eq!(tags_of(&h, &id), ["dialpad"]);
@@ -197,7 +200,10 @@ fn platform_events_create_update_and_complete_tasks_and_notes() {
     let created = platform(&h, task.clone()).unwrap();
     assert_eq!(ids(&created), ["get-duplicate-contact", "create-task"]);
     let t = &tasks_of(&h, &dana)[0];
-    assert_eq!((t["title"].as_str(), t["dueDate"].as_str(), t["assignedTo"].as_str(), t["completed"].as_bool()), (Some("Prepare renewal"), Some("2026-03-13T09:00:00-06:00"), Some("user-1"), Some(false)));
+    assert_eq!(
+        (t["title"].as_str(), t["dueDate"].as_str(), t["assignedTo"].as_str(), t["completed"].as_bool()),
+        (Some("Prepare renewal"), Some("2026-03-13T09:00:00-06:00"), Some("user-1"), Some(false))
+    );
     assert_eq!(platform(&h, task).unwrap().outcome, Outcome::Unchanged);
 
     let updated = platform(&h, json!({"id": "e2", "type": "task.updated", "task": {"ref": "crm-7", "title": "Prepare renewal (3y)"}})).unwrap();
@@ -207,7 +213,8 @@ fn platform_events_create_update_and_complete_tasks_and_notes() {
     let t = &tasks_of(&h, &dana)[0];
     assert_eq!((t["title"].as_str(), t["completed"].as_bool()), (Some("Prepare renewal (3y)"), Some(true)));
 
-    platform(&h, json!({"id": "e4", "type": "note.created", "contact": {"email": "DANA@example.org"}, "note": {"ref": "n-1", "body": "Likes mornings."}})).unwrap();
+    platform(&h, json!({"id": "e4", "type": "note.created", "contact": {"email": "DANA@example.org"}, "note": {"ref": "n-1", "body": "Likes mornings."}}))
+        .unwrap();
     platform(&h, json!({"id": "e5", "type": "note.updated", "note": {"ref": "n-1", "body": "Likes mornings; no Fridays."}})).unwrap();
     let notes = h.mock.notes();
     assert_eq!(notes.len(), 1);
@@ -236,10 +243,10 @@ fn recap_action_items_become_tasks_once_and_the_recap_updates_the_calls_note() {
     assert_eq!(ids(&recap), ["update-note", "create-task", "create-task"]);
     let contact = recap.contact_id.clone().unwrap();
     let tasks = tasks_of(&h, &contact);
-    assert_eq!(tasks.iter().map(|t| t["title"].as_str().unwrap()).collect::<Vec<_>>(), [
-        "Send Priya the annual billing quote for 12 seats plus 2 fax lines",
-        "Follow up on Friday to confirm the signed order form"
-    ]);
+    assert_eq!(
+        tasks.iter().map(|t| t["title"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["Send Priya the annual billing quote for 12 seats plus 2 fax lines", "Follow up on Friday to confirm the signed order form"]
+    );
     // The recap event is 2026-03-10 15:09 UTC: the next day at 09:00 in New York (EDT).
     assert_eq!(tasks[0]["dueDate"], "2026-03-11T09:00:00-04:00");
     assert_eq!(tasks[0]["assignedTo"], "user-7");
@@ -325,12 +332,13 @@ fn a_rule_fires_once_per_call_with_a_due_date_in_the_configured_zone() {
 
 #[test]
 fn on_a_stateless_host_the_note_says_which_rules_fired_so_none_fires_twice() {
-    let h = harness(json!({"follow_up_rules": [{"name": "vm", "when": {"outcomes": ["voicemail"]}, "task": {"title": "Call back", "due": {"after_minutes": 5}}}]}));
+    let h =
+        harness(json!({"follow_up_rules": [{"name": "vm", "when": {"outcomes": ["voicemail"]}, "task": {"title": "Call back", "due": {"after_minutes": 5}}}]}));
     h.handle_fixture("call_voicemail_uploaded.json").unwrap();
     // A host whose key-value store forgets (wasmtime serve): the plugin finds the call's note,
     // reads "Automations: vm" on it, merges the transcript in, and makes no second task.
-    let stateless = h.runtime_with(h.settings.runtime_options(false).unwrap(), host_test::keyvalue::KeyValueStore::new());
-    let later = stateless.handle(&fixture("call_voicemail_transcription.json")).unwrap().unwrap();
+    let stateless = h.runtime_with(h.settings.runtime_options(false).unwrap(), dialpad_ghl_host::capability::keyvalue::KeyValueStore::new());
+    let later = stateless.handle_webhook(&fixture("call_voicemail_transcription.json")).unwrap().unwrap();
     // The rule matches again; the task it would make is already there (same title and body,
     // whose last line is the call's marker), so it is not made twice.
     assert_eq!(ids(&later), ["get-duplicate-contact", "get-all-notes", "update-note", "get-all-tasks"]);
@@ -369,9 +377,11 @@ fn tag_rules_add_and_remove_tags_on_calls_and_messages() {
 
 #[test]
 fn a_dry_run_shows_the_rules_steps_without_sending_them() {
-    let h = harness(json!({"follow_up_rules": [{"name": "missed", "when": {"outcomes": ["missed"]}, "task": {"title": "Call back", "due": {"after_minutes": 60}}}],
-        "tag_rules": [{"name": "t", "when": {"outcomes": ["missed"]}, "add": ["missed-call"]}]}));
-    let plan = h.runtime.plan(&fixture("call_inbound_missed.json")).unwrap().unwrap();
+    let h = harness(
+        json!({"follow_up_rules": [{"name": "missed", "when": {"outcomes": ["missed"]}, "task": {"title": "Call back", "due": {"after_minutes": 60}}}],
+        "tag_rules": [{"name": "t", "when": {"outcomes": ["missed"]}, "add": ["missed-call"]}]}),
+    );
+    let plan = h.runtime.plan_webhook(&fixture("call_inbound_missed.json")).unwrap().unwrap();
     let ops: Vec<&str> = plan.operations.iter().map(|o| o.operation_id.as_str()).collect();
     assert_eq!(ops, ["get-duplicate-contact", "get-duplicate-contact", "create-contact", "create-note", "add-tags", "create-task"]);
     let task: Value = serde_json::from_str(plan.operations[5].body.as_deref().unwrap()).unwrap();

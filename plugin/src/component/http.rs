@@ -105,12 +105,7 @@ fn take(future: &FutureIncomingResponse) -> Option<Result<HttpResponse, NoAnswer
         Err(()) => return Some(Err(NoAnswer::Failed("response already taken".into()))),
     };
     let status = response.status();
-    let headers = response
-        .headers()
-        .entries()
-        .into_iter()
-        .filter_map(|(k, v)| String::from_utf8(v).ok().map(|v| (k, v)))
-        .collect();
+    let headers = response.headers().entries().into_iter().filter_map(|(k, v)| String::from_utf8(v).ok().map(|v| (k, v))).collect();
     let incoming = match response.consume() {
         Ok(incoming) => incoming,
         Err(()) => return Some(Err(NoAnswer::Failed("response body already taken".into()))),

@@ -82,26 +82,17 @@ fn answer(request: &IncomingRequest) -> Answer {
         Ok(body) => body,
         Err(refusal) => return refusal,
     };
-    let result = match route {
-        Route::Platform => handle_platform_event(body),
-        _ => handle_webhook(body),
+    // The path names the source; the bytes go as they came to `triggers.handle`, as the WIT
+    // export runs it, which reads every source's bytes the same way.
+    let event = match route {
+        Route::Platform => wit::InboundEvent::PlatformEvent(body),
+        _ => wit::InboundEvent::DialpadWebhook(body),
     };
-    match result {
-        Ok(r) => Answer::json(200, &report_json(&r)),
+    let handled = <Component as triggers::Guest>::handle(event);
+    match handled.result {
+        Ok(r) => Answer::json(200, &report_json(&r, handled.plan.as_ref())),
         Err(e) => error_answer(&e),
     }
-}
-
-/// `triggers.handle`, as the WIT export runs it.
-fn handle_webhook(body: Vec<u8>) -> Result<wit::Report, wit::SyncError> {
-    <Component as triggers::Guest>::handle(body)
-}
-
-/// `triggers.handle-platform-event`, as the WIT export runs it.
-fn handle_platform_event(body: Vec<u8>) -> Result<wit::Report, wit::SyncError> {
-    let event = String::from_utf8(body)
-        .map_err(|_| wit::SyncError::InvalidInput(vec![wit::Problem { path: String::new(), message: "the event is not UTF-8 text".into() }]))?;
-    <Component as triggers::Guest>::handle_platform_event(event)
 }
 
 /// The request body; refused when it is larger than [`MAX_BODY_BYTES`] (reading stops there,
@@ -130,10 +121,8 @@ fn read_body(request: &IncomingRequest) -> Result<Vec<u8>, Answer> {
 }
 
 fn respond(out: ResponseOutparam, answer: Answer) {
-    let mut headers = vec![
-        ("content-type".to_string(), answer.content_type.as_bytes().to_vec()),
-        ("content-length".to_string(), answer.body.len().to_string().into_bytes()),
-    ];
+    let mut headers =
+        vec![("content-type".to_string(), answer.content_type.as_bytes().to_vec()), ("content-length".to_string(), answer.body.len().to_string().into_bytes())];
     if let Some((name, value)) = answer.header {
         headers.push((name.to_string(), value.into_bytes()));
     }
@@ -157,12 +146,32 @@ fn object(members: Vec<(&str, Value)>) -> Value {
     Value::Object(map)
 }
 
-fn report_json(r: &wit::Report) -> Value {
-    let (outcome, reason) = match &r.outcome {
+fn outcome_json(o: &wit::Outcome) -> (&'static str, Option<&str>) {
+    match o {
         wit::Outcome::Synced => ("synced", None),
         wit::Outcome::Unchanged => ("unchanged", None),
         wit::Outcome::Skipped(reason) => ("skipped", Some(reason.as_str())),
-    };
+    }
+}
+
+/// The plan the event ran, as `triggers.handle` returns it: its outcome and summary as planned,
+/// and its operations with their bodies and conditions.
+fn plan_json(p: &wit::EventPlan) -> Value {
+    let (outcome, reason) = outcome_json(&p.outcome);
+    let operations = p.operations.iter().map(|o| {
+        object(vec![
+            ("operation_id", o.operation_id.as_str().into()),
+            ("method", o.method.as_str().into()),
+            ("path", o.path.as_str().into()),
+            ("body", o.body.as_deref().into()),
+            ("condition", o.condition.as_deref().into()),
+        ])
+    });
+    object(vec![("outcome", outcome.into()), ("reason", reason.into()), ("summary", p.summary.as_str().into()), ("operations", operations.collect())])
+}
+
+fn report_json(r: &wit::Report, plan: Option<&wit::EventPlan>) -> Value {
+    let (outcome, reason) = outcome_json(&r.outcome);
     let kind = match r.kind {
         wit::EventKind::Call => "call",
         wit::EventKind::Contact => "contact",
@@ -189,6 +198,7 @@ fn report_json(r: &wit::Report) -> Value {
         ("contact_id", r.contact_id.as_deref().into()),
         ("note_id", r.note_id.as_deref().into()),
         ("operations", operations.collect()),
+        ("plan", plan.map_or(Value::Null, plan_json)),
     ])
 }
 
@@ -196,7 +206,8 @@ fn report_json(r: &wit::Report) -> Value {
 /// webhook sender acts on: 4xx for what a retry cannot fix, 5xx (retried) for the rest.
 fn error_answer(e: &wit::SyncError) -> Answer {
     use wit::SyncError as E;
-    let problems_text = |p: &[wit::Problem]| p.iter().map(|p| format!("{}: {}", if p.path.is_empty() { "/" } else { &p.path }, p.message)).collect::<Vec<_>>().join("; ");
+    let problems_text =
+        |p: &[wit::Problem]| p.iter().map(|p| format!("{}: {}", if p.path.is_empty() { "/" } else { &p.path }, p.message)).collect::<Vec<_>>().join("; ");
     let (status, kind, message) = match e {
         E::InvalidSignature(m) => (401, "invalid-signature", m.clone()),
         E::MalformedEvent(m) => (400, "malformed-event", m.clone()),

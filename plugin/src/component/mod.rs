@@ -13,7 +13,10 @@ wit_bindgen::generate!({
 use crate::config::{Config, CONFIG_KEY};
 use crate::error as core;
 use crate::execute::{HttpRequest, HttpResponse, NoAnswer, Transport};
-use crate::sync::{self, Store};
+use crate::inbound::event::{EventKind, InboundEvent};
+use crate::pipeline;
+use crate::report;
+use crate::state::Store;
 use dialpad_ghl::sync::types as wit;
 use exports::dialpad_ghl::sync::{actions, backfill, meta, triggers, views};
 use std::time::Duration;
@@ -39,41 +42,36 @@ impl meta::Guest for Component {
     }
 
     fn platform_event_schema() -> String {
-        crate::platform::JSON_SCHEMA.to_string()
+        crate::inbound::platform::JSON_SCHEMA.to_string()
     }
 }
 
 impl triggers::Guest for Component {
-    fn route(body: Vec<u8>) -> Result<wit::Routing, wit::SyncError> {
-        sync::route_body(&body, &load_config()?).map(route).map_err(error)
+    fn route(event: wit::InboundEvent) -> Result<wit::Routing, wit::SyncError> {
+        pipeline::route(&inbound(event), &load_config()?).map(route).map_err(error)
     }
 
-    fn route_platform_event(event: String) -> Result<wit::Routing, wit::SyncError> {
-        sync::route_platform_event(&event, &load_config()?).map(route).map_err(error)
+    fn handle(event: wit::InboundEvent) -> wit::Handled {
+        let ready = load_config().and_then(|config| Ok((config, Bucket::open()?)));
+        let handled = match ready {
+            Ok((config, mut store)) => pipeline::handle(&inbound(event), &config, &mut store, &mut WasiHttp),
+            // Failed before planning: no plan. (The error is already WIT's.)
+            Err(e) => return wit::Handled { plan: None, result: Err(e) },
+        };
+        wit::Handled { plan: handled.plan.map(plan), result: handled.result.map(report).map_err(error) }
     }
 
-    fn handle(body: Vec<u8>) -> Result<wit::Report, wit::SyncError> {
+    fn plan(event: wit::InboundEvent) -> Result<wit::EventPlan, wit::SyncError> {
         let config = load_config()?;
         let mut store = Bucket::open()?;
-        sync::handle_body(&body, &config, &mut store, &mut WasiHttp).map(report).map_err(error)
+        pipeline::plan(&inbound(event), &config, &mut store).map(plan).map_err(error)
     }
+}
 
-    fn plan(body: Vec<u8>) -> Result<wit::EventPlan, wit::SyncError> {
-        let config = load_config()?;
-        let mut store = Bucket::open()?;
-        sync::plan_body(&body, &config, &mut store).map(plan).map_err(error)
-    }
-
-    fn handle_platform_event(event: String) -> Result<wit::Report, wit::SyncError> {
-        let config = load_config()?;
-        let mut store = Bucket::open()?;
-        sync::handle_platform_event(&event, &config, &mut store, &mut WasiHttp).map(report).map_err(error)
-    }
-
-    fn plan_platform_event(event: String) -> Result<wit::EventPlan, wit::SyncError> {
-        let config = load_config()?;
-        let mut store = Bucket::open()?;
-        sync::plan_platform_event(&event, &config, &mut store).map(plan).map_err(error)
+fn inbound(event: wit::InboundEvent) -> InboundEvent {
+    match event {
+        wit::InboundEvent::DialpadWebhook(body) => InboundEvent::DialpadWebhook(body),
+        wit::InboundEvent::PlatformEvent(body) => InboundEvent::PlatformEvent(body),
     }
 }
 
@@ -148,7 +146,7 @@ impl actions::Guest for Component {
     fn invoke(operation_id: String, input: String) -> Result<String, wit::SyncError> {
         let config = load_config()?;
         let mut store = Bucket::open()?;
-        sync::invoke_action(&operation_id, &input, &config, &mut store, &mut WasiHttp).map_err(error)
+        pipeline::invoke_action(&operation_id, &input, &config, &mut store, &mut WasiHttp).map_err(error)
     }
 }
 
@@ -214,30 +212,30 @@ impl Transport for WasiHttp {
     }
 }
 
-fn kind(k: core::EventKind) -> wit::EventKind {
+fn kind(k: EventKind) -> wit::EventKind {
     match k {
-        core::EventKind::Call => wit::EventKind::Call,
-        core::EventKind::Contact => wit::EventKind::Contact,
-        core::EventKind::Sms => wit::EventKind::Sms,
-        core::EventKind::AgentStatus => wit::EventKind::AgentStatus,
-        core::EventKind::Task => wit::EventKind::Task,
-        core::EventKind::Note => wit::EventKind::Note,
+        EventKind::Call => wit::EventKind::Call,
+        EventKind::Contact => wit::EventKind::Contact,
+        EventKind::Sms => wit::EventKind::Sms,
+        EventKind::AgentStatus => wit::EventKind::AgentStatus,
+        EventKind::Task => wit::EventKind::Task,
+        EventKind::Note => wit::EventKind::Note,
     }
 }
 
-fn outcome(o: core::Outcome) -> wit::Outcome {
+fn outcome(o: report::Outcome) -> wit::Outcome {
     match o {
-        core::Outcome::Synced => wit::Outcome::Synced,
-        core::Outcome::Unchanged => wit::Outcome::Unchanged,
-        core::Outcome::Skipped(reason) => wit::Outcome::Skipped(reason),
+        report::Outcome::Synced => wit::Outcome::Synced,
+        report::Outcome::Unchanged => wit::Outcome::Unchanged,
+        report::Outcome::Skipped(reason) => wit::Outcome::Skipped(reason),
     }
 }
 
-fn route(r: core::Route) -> wit::Routing {
+fn route(r: report::Route) -> wit::Routing {
     wit::Routing { kind: kind(r.kind), lane: r.lane }
 }
 
-fn report(r: core::Report) -> wit::Report {
+fn report(r: report::Report) -> wit::Report {
     wit::Report {
         kind: kind(r.kind),
         event_key: r.event_key,
@@ -249,11 +247,11 @@ fn report(r: core::Report) -> wit::Report {
     }
 }
 
-fn operation(o: core::ExecutedOperation) -> wit::ExecutedOperation {
+fn operation(o: report::ExecutedOperation) -> wit::ExecutedOperation {
     wit::ExecutedOperation { operation_id: o.operation_id, method: o.method, path: o.path, status: o.status, attempts: o.attempts }
 }
 
-fn plan(p: core::PlanView) -> wit::EventPlan {
+fn plan(p: report::PlanView) -> wit::EventPlan {
     wit::EventPlan {
         kind: kind(p.kind),
         event_key: p.event_key,
@@ -275,9 +273,7 @@ fn error(e: core::SyncError) -> wit::SyncError {
         core::SyncError::InvalidInput(problems) => wit::SyncError::InvalidInput(wit_problems(problems)),
         core::SyncError::UnknownOperation(id) => wit::SyncError::UnknownOperation(id),
         core::SyncError::MissingScope(s) => wit::SyncError::MissingScope(s),
-        core::SyncError::RateLimited { operation_id, retry_after_ms } => {
-            wit::SyncError::RateLimited(wit::RateLimited { operation_id, retry_after_ms })
-        }
+        core::SyncError::RateLimited { operation_id, retry_after_ms } => wit::SyncError::RateLimited(wit::RateLimited { operation_id, retry_after_ms }),
         core::SyncError::Upstream(u) => wit::SyncError::Upstream(wit::UpstreamFailure {
             operation_id: u.operation_id,
             method: u.method,

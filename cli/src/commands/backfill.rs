@@ -1,0 +1,104 @@
+//! `backfill`: Dialpad's concluded calls of a period, each synced as its hangup webhook would be.
+
+use crate::options::{ApiArgs, DialpadArgs, Target, TargetOptions};
+use anyhow::bail;
+use dialpad_ghl_host::backfill::{self, parse_instant_ms, Backfills, Mode};
+use dialpad_ghl_host::bindings::exports::dialpad_ghl::sync::backfill::Window;
+use dialpad_ghl_host::report;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Bring Dialpad's concluded calls of a period over (GET /api/v2/call), each synced as its
+/// hangup webhook would be: a call already synced changes nothing. The paging cursor and the
+/// counts are kept in --state after every page: an interrupted backfill resumes there.
+#[derive(clap::Args)]
+pub struct Args {
+    /// First day (2026-03-01) or instant (RFC 3339) of the calls' start, exclusive.
+    #[arg(long)]
+    since: String,
+    /// Last day or instant, exclusive (default: now).
+    #[arg(long)]
+    until: Option<String>,
+    /// Print each call's plan; send nothing to HighLevel, keep no progress.
+    #[arg(long)]
+    dry_run: bool,
+    /// Where the progress, the plugin's records and the dead letters are kept
+    /// (`<dir>/state.db`); needed unless --dry-run.
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+    #[command(flatten)]
+    api: ApiArgs,
+    #[command(flatten)]
+    dialpad: DialpadArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let (since, until, dry_run) = (args.since.as_str(), args.until.as_deref(), args.dry_run);
+    let started_after = parse_instant_ms(since)?;
+    let started_before = match until {
+        Some(until) => parse_instant_ms(until)?,
+        None => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64,
+    };
+    if started_before <= started_after {
+        bail!("--until must come after --since");
+    }
+    // A dry run keeps nothing: no state folder unless one is named.
+    let state = args.state;
+    let target = Target::build(TargetOptions { api: args.api, dialpad: args.dialpad, state: state.as_deref(), ..TargetOptions::default() })?;
+    let runtime = &target.runtime;
+    if !target.has_dialpad_key {
+        bail!("backfill lists calls through Dialpad's API: give --dialpad-api-key (or DIALPAD_API_KEY, or dialpad_api_key in --config)");
+    }
+    let backfills = match (&state, dry_run) {
+        (Some(dir), _) => Some(Backfills::open(&dir.join("state.db"))?),
+        (None, true) => None,
+        (None, false) => bail!("backfill keeps its progress in a state folder: give --state DIR (or --dry-run)"),
+    };
+    let window = Window { started_after, started_before: Some(started_before) };
+    let span = (started_before - started_after) / 1000;
+    let bar = indicatif::ProgressBar::new(span.max(1));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {percent}% of the period, eta {eta} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let mut stdout = std::io::stdout().lock();
+    let mode = if dry_run { Mode::DryRun } else { Mode::Sync };
+    let result = backfill::run(runtime, backfills.as_ref(), window, mode, |progress, lines| {
+        for line in lines {
+            let _ = writeln!(stdout, "{line}");
+        }
+        // Newest first: the period is covered from its end back to its start.
+        let covered = progress.oldest_started.map_or(0, |oldest| started_before.saturating_sub(oldest) / 1000);
+        bar.set_position(if progress.done { span } else { covered.min(span) });
+        bar.set_message(format!(
+            "fetched {}, synced {}, unchanged {}, skipped {}, failed {}",
+            progress.fetched, progress.synced, progress.unchanged, progress.skipped, progress.failed
+        ));
+    })?;
+    bar.finish_and_clear();
+    let (progress, error) = match result {
+        Ok(progress) => (progress, None),
+        Err((progress, error)) => (progress, Some(error)),
+    };
+    eprintln!(
+        "backfill{}: {} pages, {} calls fetched: {} synced, {} unchanged, {} skipped, {} failed, in {:.1} s",
+        if dry_run { " (dry run)" } else { "" },
+        progress.pages,
+        progress.fetched,
+        progress.synced,
+        progress.unchanged,
+        progress.skipped,
+        progress.failed,
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(error) = error {
+        bail!("stopped: {} (run the same command again to resume from page {})", report::error_message(&error), progress.pages + 1);
+    }
+    if progress.failed > 0 {
+        eprintln!("{} calls failed (their lines above say why): run the same command again to retry them; the others change nothing", progress.failed);
+    }
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! `serve`: the webhook receiver, its inbox and workers, and the monitoring page.
+
+use crate::options::{ApiArgs, DialpadArgs, Target, TargetOptions, WebhookArgs};
+use anyhow::bail;
+use dialpad_ghl_host::serve::{ServeOptions, Server};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Receive Dialpad webhooks (POST /webhooks/dialpad) and platform events (POST
+/// /events/platform): each is committed to the SQLite inbox in `--state` before the 200, then
+/// handled by workers. The admin address serves the monitoring page, /healthz and /metrics.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where Dialpad delivers (loopback unless you put a public address here).
+    #[arg(long, default_value = "127.0.0.1:8790")]
+    listen: SocketAddr,
+    /// The monitoring page, /metrics and /healthz; it can replay events: keep it private.
+    #[arg(long, default_value = "127.0.0.1:8791")]
+    admin_listen: SocketAddr,
+    /// Deliveries handled at once (one at a time per lane).
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// Handlings of a delivery that keeps failing transiently before it is dead-lettered.
+    #[arg(long, default_value_t = 5)]
+    max_attempts: u32,
+    /// First retry delay (doubled per attempt), e.g. 2s or 500ms.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    retry_base: std::time::Duration,
+    /// Where the inbox, the plugin's records, the dead letters and the newest OAuth refresh
+    /// token are kept (`<dir>/state.db`, SQLite).
+    #[arg(long, value_name = "DIR", required = true)]
+    state: PathBuf,
+    #[command(flatten)]
+    api: ApiArgs,
+    #[command(flatten)]
+    webhook: WebhookArgs,
+    #[command(flatten)]
+    dialpad: DialpadArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let state = args.state;
+    let target = Target::build(TargetOptions { api: args.api, webhook: args.webhook, dialpad: args.dialpad, state: Some(&state) })?;
+    if target.reconcile.is_some() && !target.has_dialpad_key {
+        bail!("reconcile lists calls through Dialpad's API: give --dialpad-api-key (or DIALPAD_API_KEY, or dialpad_api_key in --config)");
+    }
+    let options = ServeOptions {
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        workers: args.workers,
+        max_attempts: args.max_attempts,
+        retry_base: args.retry_base,
+        reconcile: target.reconcile,
+    };
+    let _mock = target.mock;
+    let server = Server::start(target.runtime, &state.join("state.db"), target.dead_letters, options)?;
+    println!("webhooks: {}/webhooks/dialpad (platform events: {}/events/platform)", server.webhook_url(), server.webhook_url());
+    println!("monitor: {}/ (metrics: {}/metrics)", server.admin_url(), server.admin_url());
+    println!("state: {} ({} queued from before)", state.display(), server.inbox().queued()?);
+    std::io::stdout().flush()?;
+    server.run_until_signal()
+}

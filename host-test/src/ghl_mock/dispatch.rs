@@ -1,0 +1,221 @@
+//! How [`MockState`] answers a request, minus HTTP: auth, version, route (through
+//! `contacts_api::OPERATIONS`), scope, validation, then the operation on the data; and the token
+//! endpoint.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use axum::http::{header, HeaderMap};
+use contacts_api::{Method, Operation, API_VERSION_HEADER};
+use serde_json::{json, Map, Value};
+
+use super::data::Child;
+use super::oauth::{is_form, oauth_error, OAUTH_TOKEN_PATH};
+use super::rate_limit::whole_seconds_up;
+use super::reply::{unauthorized, unprocessable, Reply, MSG_FORBIDDEN, MSG_VERSION};
+use super::request_log::RecordedRequest;
+use super::state::MockState;
+use super::time::now_iso8601;
+use super::validate::{check_body, check_path, check_query, parse_body, parse_query};
+
+impl MockState {
+    /// Answers one API request and records it in the request log. This is the whole mock minus
+    /// HTTP: `method` and `path_and_query` as on the request line, `body` the raw bytes.
+    /// Returns the status and the JSON body.
+    ///
+    /// Faults and the rate limit are HTTP-level behaviours and do not apply here; OAuth access
+    /// tokens do ([`MockOptions::oauth`]).
+    pub fn handle(&self, method: &str, path_and_query: &str, headers: &HeaderMap, body: &[u8]) -> (u16, Value) {
+        let (operation_id, reply) = self.answer(method, path_and_query, headers, body);
+        self.log(RecordedRequest::new(method, path_and_query, headers, operation_id, reply.status));
+        (reply.status, reply.body)
+    }
+
+    /// [`MockState::handle`] without the logging: the operation the request routes to, and the reply.
+    pub(super) fn answer(&self, method: &str, path_and_query: &str, headers: &HeaderMap, body: &[u8]) -> (Option<&'static str>, Reply) {
+        let matched = operation_of(method, path_and_query);
+        let reply = self.respond(method, path_and_query, headers, matched.as_ref(), body);
+        (matched.map(|m| m.operation.id), reply)
+    }
+
+    pub(super) fn log(&self, request: RecordedRequest) {
+        self.lock().requests.push(request);
+    }
+
+    /// The checks, always in this order (so a test can predict which error wins):
+    /// auth, version, route, scope, then request validation, then the operation itself.
+    fn respond(&self, method: &str, path_and_query: &str, headers: &HeaderMap, matched: Option<&contacts_api::Matched>, raw_body: &[u8]) -> Reply {
+        if !self.authorized(headers) {
+            return unauthorized();
+        }
+        if headers.get("version").and_then(|v| v.to_str().ok()) != Some(API_VERSION_HEADER) {
+            return Reply::error(400, MSG_VERSION);
+        }
+        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let Some(matched) = matched else {
+            return Reply::error(404, format!("Cannot {method} {path}"));
+        };
+        let op = matched.operation;
+        if !self.options.scopes.contains(&op.scope) {
+            return Reply::new(403, json!({ "statusCode": 403, "message": MSG_FORBIDDEN, "error": "Forbidden" }));
+        }
+
+        let query = parse_query(query);
+        // The body is parsed before it is validated, like Express's body parser runs before
+        // Nest's ValidationPipe: malformed JSON is a 400, never a 422.
+        let body = match op.body {
+            Some(_) => match parse_body(raw_body) {
+                Ok(body) => body,
+                Err(reply) => return reply,
+            },
+            None => Map::new(),
+        };
+        let mut problems = check_query(op, &query);
+        problems.extend(check_path(op, &matched.params));
+        if let Some(rules) = op.body {
+            problems.extend(check_body(rules, &body));
+        }
+        if !problems.is_empty() {
+            return unprocessable(problems);
+        }
+
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        self.dispatch(op, &matched.params, &query, body, &format!("http://{host}"))
+    }
+
+    /// `Authorization: Bearer <token>` with a non-empty token, equal to the configured one if any.
+    /// With OAuth configured, an unexpired access token issued by `/oauth/token` is accepted
+    /// too, and no token is accepted just for being a token.
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        let Some((scheme, token)) = value.trim().split_once(' ') else {
+            return false;
+        };
+        let token = token.trim();
+        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+            return false;
+        }
+        match &self.options.oauth {
+            None => self.options.token.as_deref().is_none_or(|expected| expected == token),
+            Some(_) => self.options.token.as_deref() == Some(token) || self.access_token_valid(token),
+        }
+    }
+
+    /// `origin` is `http://<Host header>`, for the absolute `nextPageUrl` of the deprecated list.
+    fn dispatch(&self, op: &'static Operation, params: &[(&'static str, String)], query: &[(String, String)], body: Map<String, Value>, origin: &str) -> Reply {
+        let param = |name: &str| params.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v.as_str());
+        let contact = param("contactId");
+        let ok = op.success_status;
+        let now = now_iso8601();
+        let mut data = self.lock();
+        match op.id {
+            // Contacts
+            "create-contact" => data.create_contact(body, self.options.allow_duplicates, ok, &now),
+            "upsert-contact" => data.upsert_contact(body, self.options.allow_duplicates, ok, &now),
+            "get-contact" => data.get_contact(contact, ok),
+            "update-contact" => data.update_contact(contact, body, ok, &now),
+            "delete-contact" => data.delete_contact(contact, ok),
+            // Search and lists
+            "get-duplicate-contact" => data.duplicate_contact(query, ok),
+            "search-contacts-advanced" => data.search(&body, ok),
+            "get-contacts" => data.list_contacts(query, origin, ok),
+            "get-contacts-by-businessId" => data.business_contacts(param("businessId"), query, ok),
+            // Bulk
+            "add-remove-contact-from-business" => data.bulk_business(&body, ok, &now),
+            "create-association" => data.bulk_tags(param("type"), &body, ok, &now),
+            // Tags
+            "add-tags" => data.add_tags(contact, &body, ok, &now),
+            "remove-tags" => data.remove_tags(contact, &body, ok, &now),
+            // Notes
+            "create-note" => data.create_note(contact, body, ok, &now),
+            "get-all-notes" => data.all_children(Child::Note, contact, ok),
+            "get-note" => data.get_child(Child::Note, contact, param("id"), ok),
+            "update-note" => data.update_child(Child::Note, contact, param("id"), body, ok),
+            "delete-note" => data.delete_child(Child::Note, contact, param("id"), ok),
+            // Tasks
+            "get-all-tasks" => data.all_children(Child::Task, contact, ok),
+            "create-task" => data.create_task(contact, body, ok),
+            "get-task" => data.get_child(Child::Task, contact, param("taskId"), ok),
+            "update-task" | "update-task-completed" => data.update_child(Child::Task, contact, param("taskId"), body, ok),
+            "delete-task" => data.delete_child(Child::Task, contact, param("taskId"), ok),
+            // Appointments
+            "get-appointments-for-contact" => data.appointments_of(contact, ok),
+            // Followers
+            "add-followers-contact" => data.add_followers(contact, &body, ok, &now),
+            "remove-followers-contact" => data.remove_followers(contact, &body, ok, &now),
+            // Campaigns
+            "add-contact-to-campaign" => data.add_to_campaign(contact, param("campaignId"), ok),
+            "remove-contact-from-campaign" => data.remove_from_campaigns(contact, Some(param("campaignId")), ok),
+            "remove-contact-from-every-campaign" => data.remove_from_campaigns(contact, None, ok),
+            // Workflows
+            "add-contact-to-workflow" => data.add_to_workflow(contact, param("workflowId"), &body, ok),
+            "delete-contact-from-workflow" => data.remove_from_workflow(contact, param("workflowId"), ok),
+            // Only reachable if the spec (and so the table) grows an operation the mock lacks.
+            other => Reply::error(501, format!("mock: {other} is not implemented yet")),
+        }
+    }
+}
+
+/// The operation `method` and `path_and_query` route to, if any.
+pub(super) fn operation_of(method: &str, path_and_query: &str) -> Option<contacts_api::Matched> {
+    let path = path_and_query.split_once('?').map_or(path_and_query, |(path, _)| path);
+    Method::parse(method).and_then(|m| contacts_api::match_path(m, path))
+}
+
+// ------------------------------------------------------------------------------------------------
+// OAuth
+// ------------------------------------------------------------------------------------------------
+
+impl MockState {
+    /// The token endpoint, as [`OAuthOptions`] describes it.
+    pub(super) fn oauth_token(&self, method: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
+        let Some(options) = self.options.oauth.as_ref().filter(|_| method == "POST") else {
+            return Reply::error(404, format!("Cannot {method} {OAUTH_TOKEN_PATH}"));
+        };
+        if !is_form(headers) {
+            return oauth_error(400, "invalid_request");
+        }
+        let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
+        let field = |name: &str| form.get(name).map(String::as_str);
+        match field("grant_type") {
+            Some("refresh_token") => {}
+            Some(_) => return oauth_error(400, "unsupported_grant_type"),
+            None => return oauth_error(400, "invalid_request"),
+        }
+        if field("client_id") != Some(options.client_id.as_str()) || field("client_secret") != Some(options.client_secret.as_str()) {
+            return oauth_error(401, "invalid_client");
+        }
+        if field("user_type").is_some_and(|t| t != "Location") {
+            return oauth_error(400, "invalid_request");
+        }
+        let Some(presented) = field("refresh_token") else {
+            return oauth_error(400, "invalid_request");
+        };
+
+        let mut tokens = self.oauth_lock();
+        if tokens.refresh_token.as_deref() != Some(presented) {
+            return oauth_error(401, "invalid_grant");
+        }
+        tokens.issued += 1;
+        let access_token = format!("mock-access-{:06}", tokens.issued);
+        let refresh_token = format!("mock-refresh-{:06}", tokens.issued);
+        tokens.access.insert(access_token.clone(), Instant::now().checked_add(options.access_token_ttl));
+        tokens.refresh_token = Some(refresh_token.clone());
+        tokens.refreshes += 1;
+        let scope = self.options.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
+        Reply::new(
+            200,
+            json!({
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "expires_in": whole_seconds_up(options.access_token_ttl),
+                "refresh_token": refresh_token,
+                "scope": scope,
+                "userType": "Location",
+                "locationId": options.location_id,
+            }),
+        )
+    }
+}

@@ -1,0 +1,11 @@
+//! Host-side bindings of the plugin's world (`wit/sync.wit`, world `plugin-core`).
+//! `wasi:config` is served by `wasmtime-wasi-config`; `wasi:keyvalue` by
+//! [`crate::capability::keyvalue`].
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "plugin-core",
+    imports: { default: trappable },
+    additional_derives: [PartialEq],
+    with: { "wasi:keyvalue/store.bucket": crate::capability::keyvalue::bucket::BucketHandle },
+});

@@ -1,0 +1,167 @@
+//! The `WasiHttpHooks::send_request` hook of one store: every request the plugin makes passes
+//! the allowlist, gets its origin's credential (a static token, or an OAuth token the host
+//! refreshes), waits for its rate limiter, has a host-side deadline (wasmtime's default waits
+//! up to 600 s), and is logged redacted.
+
+use super::log::{redacted, shown_body, HttpExchange, HttpLog};
+use super::policy::{Origin, OutboundPolicy};
+use http::header::{HeaderValue, AUTHORIZATION};
+use http_body_util::{BodyExt, Full};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// The `WasiHttpHooks` of one store.
+pub struct OutboundHooks {
+    pub policy: Arc<OutboundPolicy>,
+    pub log: HttpLog,
+}
+
+type ResponseFuture = Box<dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>), HttpError>> + Send>;
+
+impl WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> ResponseFuture {
+        let policy = self.policy.clone();
+        let log = self.log.clone();
+        Box::new(async move {
+            let method = request.method().to_string();
+            let url = request.uri().to_string();
+            let origin = Origin::of(request.uri());
+            let allowed = origin.as_ref().filter(|o| policy.allowed.contains(o));
+            let Some(origin) = allowed else {
+                log.push(HttpExchange {
+                    method,
+                    url,
+                    request_headers: redacted(request.headers(), None),
+                    outcome: "denied: origin not in the allowlist".into(),
+                    ..HttpExchange::default()
+                });
+                return Err(HttpError::HttpRequestDenied);
+            };
+            let oauth = policy.oauth.as_ref().filter(|(o, _)| o == origin).map(|(_, tokens)| tokens.clone());
+            let mut credential = match &oauth {
+                Some(tokens) => Some(tokens.bearer().await.map_err(|e| oauth_failure(&log, &method, &url, e))?),
+                None => policy.credential_for(origin).cloned(),
+            };
+            // Held whole (requests are small JSON), so that a 401 can be answered with one retry.
+            let (parts, body) = request.into_parts();
+            let body = body.collect().await?.to_bytes();
+            let options = RequestOptions {
+                connect_timeout: Some(options.and_then(|o| o.connect_timeout).unwrap_or(policy.timeout).min(policy.timeout)),
+                first_byte_timeout: Some(policy.timeout),
+                between_bytes_timeout: Some(policy.timeout),
+            };
+            let mut retried = false;
+            loop {
+                // Held until this attempt's answer is read (end of the iteration).
+                let _slot = match policy.rate_limiters.iter().find(|(o, _)| o == origin) {
+                    Some((_, limiter)) => Some(limiter.acquire().await),
+                    None => None,
+                };
+                let started = Instant::now();
+                let mut request = http::Request::new(Full::new(body.clone()).map_err(|never| match never {}).boxed_unsync());
+                *request.method_mut() = parts.method.clone();
+                *request.uri_mut() = parts.uri.clone();
+                *request.version_mut() = parts.version;
+                *request.headers_mut() = parts.headers.clone();
+                if let Some(secret) = &credential {
+                    let value = HeaderValue::from_str(&format!("Bearer {}", secret.expose())).map_err(|_| HttpError::ConfigurationError)?;
+                    request.headers_mut().insert(AUTHORIZATION, value);
+                }
+                let request_headers = redacted(request.headers(), credential.as_ref());
+                let result = tokio::time::timeout(policy.timeout, wasmtime_wasi_http::default_send_request(request, Some(options))).await;
+                let elapsed_ms = started.elapsed().as_millis() as u64;
+                let mut exchange = HttpExchange {
+                    method: method.clone(),
+                    url: url.clone(),
+                    request_headers,
+                    elapsed_ms,
+                    request_body: shown_body(&body, credential.as_ref()),
+                    ..HttpExchange::default()
+                };
+                return match result {
+                    Err(_) => {
+                        exchange.outcome = format!("timeout after {} ms", policy.timeout.as_millis());
+                        log.push(exchange);
+                        Err(HttpError::HttpResponseTimeout)
+                    }
+                    Ok(Err(e)) => {
+                        let timed_out = matches!(
+                            e,
+                            HttpError::ConnectionTimeout
+                                | HttpError::ConnectionReadTimeout
+                                | HttpError::ConnectionWriteTimeout
+                                | HttpError::HttpResponseTimeout
+                        );
+                        exchange.outcome = if timed_out { format!("timeout after {} ms", policy.timeout.as_millis()) } else { format!("error: {e}") };
+                        log.push(exchange);
+                        Err(e)
+                    }
+                    Ok(Ok((response, io))) => {
+                        let status = response.status().as_u16();
+                        exchange.status = Some(status);
+                        exchange.response_headers = redacted(response.headers(), None);
+                        // Read whole (small JSON) so the log can show it; the connection's
+                        // own future is driven meanwhile, as the body needs it.
+                        let (response_parts, response_body) = response.into_parts();
+                        let mut io = Box::pin(io);
+                        let mut io_result = None;
+                        let collected = tokio::time::timeout(policy.timeout, async {
+                            let collect = response_body.collect();
+                            tokio::pin!(collect);
+                            loop {
+                                tokio::select! {
+                                    read = &mut collect => break read,
+                                    done = &mut io, if io_result.is_none() => io_result = Some(done),
+                                }
+                            }
+                        })
+                        .await;
+                        let bytes = match collected {
+                            Ok(Ok(c)) => c.to_bytes(),
+                            Ok(Err(e)) => {
+                                exchange.outcome = format!("error reading the response: {e}");
+                                log.push(exchange);
+                                return Err(e);
+                            }
+                            Err(_) => {
+                                exchange.outcome = format!("timeout after {} ms reading the response", policy.timeout.as_millis());
+                                log.push(exchange);
+                                return Err(HttpError::HttpResponseTimeout);
+                            }
+                        };
+                        exchange.response_body = shown_body(&bytes, credential.as_ref());
+                        exchange.elapsed_ms = started.elapsed().as_millis() as u64;
+                        exchange.outcome = "ok".into();
+                        log.push(exchange);
+                        // An access token refused before its time (revoked, rotated elsewhere):
+                        // refresh once and send once more.
+                        if let (401, Some(tokens), false, Some(stale)) = (status, &oauth, retried, &credential) {
+                            credential = Some(tokens.refresh_after(stale).await.map_err(|e| oauth_failure(&log, &method, &url, e))?);
+                            retried = true;
+                            continue;
+                        }
+                        let response = http::Response::from_parts(response_parts, Full::new(bytes).map_err(|never| match never {}).boxed_unsync());
+                        let rest: Box<dyn Future<Output = Result<(), HttpError>> + Send> = match io_result {
+                            Some(done) => Box::new(async move { done }),
+                            None => Box::new(io),
+                        };
+                        Ok((response, rest))
+                    }
+                };
+            }
+        })
+    }
+}
+
+/// A refresh that failed: logged, and the request fails as a host error the plugin reports.
+fn oauth_failure(log: &HttpLog, method: &str, url: &str, reason: String) -> HttpError {
+    log.push(HttpExchange { method: method.to_string(), url: url.to_string(), outcome: format!("no credential: {reason}"), ..HttpExchange::default() });
+    HttpError::InternalError(Some(format!("OAuth: {reason}")))
+}

@@ -1,0 +1,21 @@
+//! Outbound HTTP policy, applied in `WasiHttpHooks::send_request` to every request the plugin
+//! makes (Spin and wasmCloud put theirs in the same place):
+//!
+//! - fail-closed allowlist: only the configured origins (scheme, host, port) are reachable,
+//!   judged from the request URI, never from a `Host` header;
+//! - credential injection: the host adds `Authorization` for the origin it belongs to, so the
+//!   token never enters the sandbox;
+//! - a host-side deadline (wasmtime's default waits up to 600 s);
+//! - a rate limiter that keeps each location under HighLevel's burst limit (100 requests per
+//!   10 s), so a burst of events waits its turn instead of collecting 429s;
+//! - a request/response log in which credentials are redacted.
+
+mod hooks;
+mod limiter;
+mod log;
+mod policy;
+
+pub use hooks::OutboundHooks;
+pub use limiter::{RateLimiter, RateSlot};
+pub use log::{HttpExchange, HttpLog, BODY_SHOWN_BYTES};
+pub use policy::{Origin, OutboundPolicy};

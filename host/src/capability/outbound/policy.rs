@@ -1,0 +1,77 @@
+//! What the plugin may reach, and with which credential: a fail-closed allowlist of origins
+//! (scheme, host, port, judged from the request URI, never from a `Host` header), the
+//! credential injected for each, the deadline, and the rate limiter of each origin.
+
+use super::limiter::RateLimiter;
+use crate::capability::secret::Secret;
+use crate::oauth::OAuthTokens;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Scheme, host and port: what the allowlist compares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Origin {
+    /// Parses `http(s)://host[:port]` (a path, if any, is ignored).
+    pub fn parse(url: &str) -> anyhow::Result<Origin> {
+        let uri: http::Uri = url.parse().map_err(|e| anyhow::anyhow!("{url:?} is not a URL: {e}"))?;
+        Origin::of(&uri).ok_or_else(|| anyhow::anyhow!("{url:?} is not an http(s) origin"))
+    }
+
+    pub fn of(uri: &http::Uri) -> Option<Origin> {
+        let scheme = uri.scheme_str()?.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return None,
+        };
+        Some(Origin { host: uri.host()?.to_ascii_lowercase(), port: uri.port_u16().unwrap_or(default_port), scheme })
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
+/// What the plugin may reach, and with which credential.
+#[derive(Clone, Debug)]
+pub struct OutboundPolicy {
+    pub allowed: Vec<Origin>,
+    /// `Authorization: Bearer <secret>` added to requests for this origin.
+    pub credentials: Vec<(Origin, Secret)>,
+    /// Deadline for one request, from sending to the response head.
+    pub timeout: Duration,
+    /// Per origin; shared by every runtime built from the same settings (one location, one
+    /// credential).
+    pub rate_limiters: Vec<(Origin, Arc<RateLimiter>)>,
+    /// OAuth tokens for this origin, in place of a static credential.
+    pub oauth: Option<(Origin, Arc<OAuthTokens>)>,
+}
+
+impl OutboundPolicy {
+    pub(super) fn credential_for(&self, origin: &Origin) -> Option<&Secret> {
+        self.credentials.iter().find(|(o, _)| o == origin).map(|(_, s)| s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        let a = Origin::parse("https://Services.LeadConnectorHQ.com").unwrap();
+        assert_eq!(a, Origin::parse("https://services.leadconnectorhq.com:443/contacts/").unwrap());
+        assert_ne!(a, Origin::parse("http://services.leadconnectorhq.com").unwrap());
+        assert_ne!(a, Origin::parse("https://services.leadconnectorhq.com.evil.test").unwrap());
+        assert!(Origin::parse("ftp://x").is_err());
+    }
+}

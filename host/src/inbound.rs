@@ -1,0 +1,100 @@
+//! Inbound events as the host carries them: where one came from and its body's bytes,
+//! untouched. This is the one place the host tells event sources apart; the plugin reads the
+//! bytes (UTF-8, JSON, signature), so a bad body gets the same typed error on every path.
+
+use crate::bindings::dialpad_ghl::sync::types::InboundEvent;
+
+/// Where an event came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A Dialpad webhook body (JSON, or an HS256 JWT).
+    DialpadWebhook,
+    /// A task or note event from the automation platform.
+    Platform,
+}
+
+impl Source {
+    /// Every source, for the receivers that take each at its path.
+    pub const ALL: [Source; 2] = [Source::DialpadWebhook, Source::Platform];
+
+    /// The name stored with a delivery or a dead letter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::DialpadWebhook => "webhook",
+            Source::Platform => "platform",
+        }
+    }
+
+    /// A stored name back; `None` for a name no version of the host wrote.
+    pub fn parse(name: &str) -> Option<Source> {
+        match name {
+            "webhook" => Some(Source::DialpadWebhook),
+            "platform" => Some(Source::Platform),
+            _ => None,
+        }
+    }
+
+    /// What the source is called on the page and in logs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Source::DialpadWebhook => "Dialpad webhook",
+            Source::Platform => "platform event",
+        }
+    }
+
+    /// The HTTP path each source is delivered to.
+    pub fn path(self) -> &'static str {
+        match self {
+            Source::DialpadWebhook => "/webhooks/dialpad",
+            Source::Platform => "/events/platform",
+        }
+    }
+
+    /// The source of an event read from a file, which has no path to tell: a platform event
+    /// when its JSON `type` says `task.…` or `note.…`, else a Dialpad webhook body (for the
+    /// plugin to accept or refuse).
+    pub fn sniff(body: &[u8]) -> Source {
+        let kind = serde_json::from_slice::<serde_json::Value>(body).ok().and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string));
+        match kind {
+            Some(k) if k.starts_with("task.") || k.starts_with("note.") => Source::Platform,
+            _ => Source::DialpadWebhook,
+        }
+    }
+}
+
+/// One inbound event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inbound {
+    pub source: Source,
+    pub body: Vec<u8>,
+}
+
+impl Inbound {
+    pub fn new(source: Source, body: Vec<u8>) -> Inbound {
+        Inbound { source, body }
+    }
+
+    /// The event as the plugin's `triggers` take it.
+    pub fn to_wit(&self) -> InboundEvent {
+        match self.source {
+            Source::DialpadWebhook => InboundEvent::DialpadWebhook(self.body.clone()),
+            Source::Platform => InboundEvent::PlatformEvent(self.body.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_files_are_told_apart_by_type() {
+        for source in [Source::DialpadWebhook, Source::Platform] {
+            assert_eq!(Source::parse(source.as_str()), Some(source));
+        }
+        assert_eq!(Source::sniff(br#"{"type":"task.created"}"#), Source::Platform);
+        assert_eq!(Source::sniff(br#"{"type":"call","state":"hangup"}"#), Source::DialpadWebhook);
+        assert_eq!(Source::sniff(b"\xff\xfe not utf-8"), Source::DialpadWebhook);
+        assert_eq!(Source::sniff(b"eyJhbGciOiJIUzI1NiJ9.e30.sig"), Source::DialpadWebhook);
+    }
+}

@@ -1,0 +1,506 @@
+//! `serve`: the webhook receiver a user points Dialpad at.
+//!
+//! - Two listeners, both loopback by default. The **webhook** listener takes
+//!   `POST /webhooks/dialpad` (Dialpad's bodies, JSON or signed JWT) and `POST /events/platform`
+//!   (task and note events), plus `GET /healthz`. The **admin** listener serves the monitoring
+//!   page (`/`), its JSON API (`/api/…`), `/healthz` and `/metrics`. Keeping them apart lets the
+//!   webhook port face the internet while the page, which can replay events, does not.
+//! - On arrival the plugin checks the body (`triggers.route`: signature and shape, nothing
+//!   sent): a body that can never succeed is refused at once (401/400) and shown on the page; any
+//!   other is committed to the SQLite inbox before the 200 (see [`inbox`]).
+//! - Workers drain the inbox through the plugin, one lane at a time, in arrival order. A
+//!   transient failure (no answer, 429, 5xx) is retried with exponential backoff; after
+//!   `max_attempts`, or at once for a permanent failure, the delivery becomes a dead letter that
+//!   the page (or `replay --dead-letters`) can replay.
+
+pub mod inbox;
+pub mod metrics;
+
+use crate::bindings::dialpad_ghl::sync::types::{self as wit, SyncError};
+use crate::engine::Runtime;
+use crate::inbound::{Inbound, Source};
+use crate::report;
+use crate::settings::Reconcile;
+use crate::storage::dead_letters::DeadLetters;
+use anyhow::Context as _;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use inbox::{Delivery, Handled, Inbox, Status};
+use metrics::Metrics;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Largest body accepted; Dialpad's events are a few KB (a transcript can reach tens of KB).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Where Dialpad and the platform deliver events.
+    pub listen: SocketAddr,
+    /// Where the monitoring page, `/metrics` and `/healthz` are served.
+    pub admin_listen: SocketAddr,
+    pub workers: usize,
+    /// Handlings of one delivery before it becomes a dead letter (transient failures only;
+    /// a permanent failure is dead-lettered at once).
+    pub max_attempts: u32,
+    /// First retry delay; doubled per attempt, capped at 5 minutes.
+    pub retry_base: Duration,
+    /// Every `every`, list Dialpad's calls of the last `window` and sync them: a call whose
+    /// webhook never came is caught, one already synced changes nothing.
+    pub reconcile: Option<Reconcile>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8790)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8791)),
+            workers: 4,
+            max_attempts: 5,
+            retry_base: Duration::from_secs(2),
+            reconcile: None,
+        }
+    }
+}
+
+/// What the listeners and the workers share.
+struct Shared {
+    runtime: Runtime,
+    /// Workers handle deliveries under a read guard; a reconciliation pass takes the write
+    /// guard, so it never handles a call at the same moment as that call's webhook (lanes do
+    /// this among deliveries; the listing's calls are not in the inbox).
+    handling: std::sync::RwLock<()>,
+    inbox: Inbox,
+    dead_letters: DeadLetters,
+    metrics: Metrics,
+    options: ServeOptions,
+}
+
+/// A running `serve`: listeners on a tokio runtime, workers on their own threads.
+pub struct Server {
+    shared: Arc<Shared>,
+    webhook_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    stop: Arc<tokio::sync::Notify>,
+    tokio: Option<tokio::runtime::Runtime>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Opens the inbox in `state_db` (the same file as the plugin's records and the dead
+    /// letters), binds both listeners and starts the workers; deliveries left queued by an
+    /// earlier process are handled first.
+    pub fn start(runtime: Runtime, state_db: &Path, dead_letters: DeadLetters, options: ServeOptions) -> anyhow::Result<Server> {
+        let inbox = Inbox::open(state_db).with_context(|| format!("opening the inbox in {}", state_db.display()))?;
+        let shared =
+            Arc::new(Shared { runtime, handling: std::sync::RwLock::new(()), inbox, dead_letters, metrics: Metrics::default(), options: options.clone() });
+        let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("serve-http").enable_all().build()?;
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let (webhook_listener, admin_listener) = tokio.block_on(async {
+            let webhooks = tokio::net::TcpListener::bind(options.listen).await.with_context(|| format!("binding {}", options.listen))?;
+            let admin = tokio::net::TcpListener::bind(options.admin_listen).await.with_context(|| format!("binding {}", options.admin_listen))?;
+            anyhow::Ok((webhooks, admin))
+        })?;
+        let webhook_addr = webhook_listener.local_addr()?;
+        let admin_addr = admin_listener.local_addr()?;
+        for (listener, router) in [(webhook_listener, webhook_router(shared.clone())), (admin_listener, admin_router(shared.clone()))] {
+            let stop = stop.clone();
+            tokio.spawn(async move {
+                let shutdown = async move { stop.notified().await };
+                if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+                    tracing::error!("serve: listener failed: {e}");
+                }
+            });
+        }
+        let mut workers: Vec<std::thread::JoinHandle<()>> = (0..options.workers.max(1))
+            .map(|n| {
+                let shared = shared.clone();
+                std::thread::Builder::new().name(format!("serve-worker-{n}")).spawn(move || shared.work()).expect("spawning a worker")
+            })
+            .collect();
+        if let Some(reconcile) = options.reconcile {
+            let shared = shared.clone();
+            workers.push(
+                std::thread::Builder::new()
+                    .name("serve-reconcile".into())
+                    .spawn(move || shared.reconcile_every(reconcile))
+                    .expect("spawning the reconciliation"),
+            );
+        }
+        Ok(Server { shared, webhook_addr, admin_addr, stop, tokio: Some(tokio), workers })
+    }
+
+    /// `http://<webhook listener>`; Dialpad posts to `<this>/webhooks/dialpad`.
+    pub fn webhook_url(&self) -> String {
+        format!("http://{}", self.webhook_addr)
+    }
+
+    /// `http://<admin listener>`: the monitoring page.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_addr)
+    }
+
+    pub fn inbox(&self) -> &Inbox {
+        &self.shared.inbox
+    }
+
+    /// Waits until nothing is queued (true), or `timeout` passes (false).
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.shared.inbox.queued().unwrap_or(1) == 0 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Stops taking deliveries, lets each worker finish the one it holds, and returns.
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        self.stop.notify_waiters();
+        self.shared.inbox.stop();
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+        if let Some(tokio) = self.tokio.take() {
+            tokio.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+
+    /// Runs until SIGINT or SIGTERM, then shuts down as [`Server::shutdown`] does.
+    pub fn run_until_signal(self) -> anyhow::Result<()> {
+        let tokio = self.tokio.as_ref().expect("running");
+        tokio.block_on(async {
+            #[cfg(unix)]
+            {
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            tokio::signal::ctrl_c().await?;
+            anyhow::Ok(())
+        })?;
+        eprintln!("serve: stopping; events being handled finish, queued ones wait in the inbox for the next start");
+        self.shutdown();
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+impl Shared {
+    /// Checks a delivery and, unless it can never succeed, commits it to the inbox.
+    fn receive(&self, event: Inbound) -> (StatusCode, Value) {
+        let (source, name) = (event.source, event.source.describe());
+        match self.runtime.route(&event) {
+            Err(trap) => {
+                tracing::error!("serve: the plugin trapped while routing: {trap:#}");
+                (StatusCode::INTERNAL_SERVER_ERROR, json!({"type": "host", "message": "the plugin failed; send again"}))
+            }
+            Ok(Err(error)) => {
+                let status = refusal_status(&error);
+                let mut answer = report::error_json(&error);
+                answer["plain"] = report::plain_words(&error).into();
+                if status.is_client_error() {
+                    self.metrics.event("refused");
+                    if let Err(e) = self.inbox.refuse(source, name, &answer) {
+                        tracing::error!("serve: recording a refusal: {e:#}");
+                    }
+                }
+                (status, answer)
+            }
+            Ok(Ok(route)) => match self.inbox.accept(source, name, &event.body, report::kind_name(route.kind), &route.lane, None) {
+                Ok(id) => (StatusCode::OK, json!({"accepted": id, "kind": report::kind_name(route.kind), "lane": route.lane})),
+                Err(e) => {
+                    tracing::error!("serve: the inbox refused a delivery: {e:#}");
+                    (StatusCode::SERVICE_UNAVAILABLE, json!({"type": "storage", "message": "the delivery could not be stored; send again"}))
+                }
+            },
+        }
+    }
+
+    /// A worker: handles deliveries until the inbox stops.
+    fn work(&self) {
+        loop {
+            match self.inbox.claim() {
+                Ok(Some(delivery)) => {
+                    if let Err(e) = self.handle(&delivery) {
+                        // The store failed: the delivery stays queued and is tried again.
+                        tracing::error!("serve: delivery #{}: {e:#}", delivery.id);
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!("serve: reading the inbox: {e:#}");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    fn handle(&self, delivery: &Delivery) -> anyhow::Result<()> {
+        let _handling = self.handling.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let runtime = self.runtime.with_own_log();
+        let name = format!("inbox #{}", delivery.id);
+        let started = Instant::now();
+        // One call: the plan shown on the page is the plan the plugin ran.
+        let (plan, result) = match runtime.handle(&Inbound::new(delivery.source, delivery.body.clone())) {
+            Ok(wit::Handled { plan, result }) => (plan.map_or(Value::Null, |plan| report::plan_json(&name, &plan, false)), result),
+            Err(trap) => (Value::Null, Err(SyncError::Transport(format!("the plugin trapped: {trap:#}")))),
+        };
+        let handling = started.elapsed();
+        let exchanges = runtime.http_log().take();
+        for exchange in &exchanges {
+            self.metrics.request(exchange.status);
+        }
+        let mut outcome = report::report_line(&name, &result);
+        if let Err(error) = &result {
+            outcome["plain"] = report::plain_words(error).into();
+        }
+        let mut handled = Handled { status: Status::Done, outcome, plan, http: serde_json::to_value(&exchanges)?, duration_ms: handling.as_millis() as u64 };
+        // Everything this handling counts is counted, and a dead letter it settles removed,
+        // before the inbox says it is finished: whoever sees the inbox drained sees the rest.
+        let waited = Duration::from_millis((inbox::now_ms() - delivery.received_ms).max(0) as u64);
+        self.metrics.handled(waited.as_secs_f64(), handling.as_secs_f64());
+        match &result {
+            Ok(report) => {
+                // A replayed dead letter, or a redelivery of one, got through.
+                self.dead_letters.remove_body(&delivery.body)?;
+                self.metrics.event(report::outcome_name(&report.outcome).0);
+                self.inbox.finish(delivery, &handled)?;
+            }
+            Err(error) if retryable(error) && delivery.attempts + 1 < self.options.max_attempts => {
+                let backoff = self.options.retry_base.saturating_mul(1 << delivery.attempts.min(16)).min(Duration::from_secs(300));
+                let asked = match error {
+                    SyncError::RateLimited(r) => r.retry_after_ms.map(Duration::from_millis),
+                    _ => None,
+                };
+                handled.status = Status::Queued;
+                self.metrics.event("retried");
+                self.inbox.retry_later(delivery, &handled, asked.unwrap_or(backoff).max(backoff))?;
+            }
+            Err(error) => {
+                self.dead_letters.record(&name, delivery.source, &delivery.body, error)?;
+                handled.status = Status::Failed;
+                self.metrics.event("failed");
+                self.inbox.finish(delivery, &handled)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The scheduled reconciliation: until the inbox stops, every `every`, the calls of the
+    /// last `window` through `backfill` (no resuming: each pass lists its window afresh).
+    fn reconcile_every(&self, reconcile: Reconcile) {
+        use crate::bindings::exports::dialpad_ghl::sync::backfill::Window;
+        loop {
+            if self.inbox.wait_stopped(reconcile.every) {
+                return;
+            }
+            let now = inbox::now_ms() as u64;
+            let window = Window { started_after: now.saturating_sub(reconcile.window.as_millis() as u64), started_before: Some(now) };
+            let runtime = self.runtime.with_own_log();
+            let exclusive = self.handling.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let result = crate::backfill::run(&runtime, None, window, crate::backfill::Mode::Sync, |_, lines| {
+                for line in lines {
+                    self.metrics.reconciled(line["outcome"].as_str().unwrap_or("failed"));
+                }
+            });
+            drop(exclusive);
+            for exchange in runtime.http_log().take() {
+                self.metrics.request(exchange.status);
+            }
+            match result {
+                Ok(Ok(progress)) => tracing::info!("serve: reconciled {} calls: {} synced, {} failed", progress.fetched, progress.synced, progress.failed),
+                Ok(Err((_, error))) => tracing::warn!("serve: reconciliation stopped: {}", report::error_message(&error)),
+                Err(trap) => tracing::error!("serve: reconciliation failed: {trap:#}"),
+            }
+        }
+    }
+
+    fn health(&self) -> (StatusCode, Json<Value>) {
+        match self.inbox.queued() {
+            Ok(depth) => {
+                (StatusCode::OK, Json(json!({"status": "ok", "queue_depth": depth, "dead_letters": self.dead_letters.len(), "workers": self.options.workers})))
+            }
+            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "failing", "error": format!("{e:#}")}))),
+        }
+    }
+
+    fn dead_letter_list(&self) -> anyhow::Result<Vec<Value>> {
+        Ok(self
+            .dead_letters
+            .list()?
+            .into_iter()
+            .map(|letter| {
+                json!({
+                    "id": letter.id, "name": letter.name, "source": letter.source.as_str(), "failures": letter.failures,
+                    "error": letter.error, "plain": plain_from_json(&letter.error),
+                })
+            })
+            .collect())
+    }
+
+    /// Queues a dead letter again; the letter is removed when the new delivery gets through.
+    fn replay(&self, id: i64) -> (StatusCode, Value) {
+        let letters = match self.dead_letters.list() {
+            Ok(letters) => letters,
+            Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, json!({"type": "storage", "message": format!("{e:#}")})),
+        };
+        let Some(letter) = letters.into_iter().find(|l| l.id == id) else {
+            return (StatusCode::NOT_FOUND, json!({"type": "not-found", "message": format!("no dead letter #{id}")}));
+        };
+        match self.runtime.route(&Inbound::new(letter.source, letter.body.clone())) {
+            Ok(Ok(route)) => match self.inbox.accept(
+                letter.source,
+                &format!("replay of dead letter #{id}"),
+                &letter.body,
+                report::kind_name(route.kind),
+                &route.lane,
+                Some(id),
+            ) {
+                Ok(queued) => (StatusCode::ACCEPTED, json!({"queued": queued})),
+                Err(e) => (StatusCode::SERVICE_UNAVAILABLE, json!({"type": "storage", "message": format!("{e:#}")})),
+            },
+            Ok(Err(error)) => {
+                let mut answer = report::error_json(&error);
+                answer["plain"] = report::plain_words(&error).into();
+                (StatusCode::UNPROCESSABLE_ENTITY, answer)
+            }
+            Err(trap) => (StatusCode::INTERNAL_SERVER_ERROR, json!({"type": "host", "message": format!("{trap:#}")})),
+        }
+    }
+}
+
+/// Failures that may pass on their own: the delivery is tried again later.
+fn retryable(error: &SyncError) -> bool {
+    match error {
+        SyncError::Transport(_) | SyncError::RateLimited(_) | SyncError::Storage(_) => true,
+        SyncError::Upstream(u) => u.status >= 500 || u.status == 429,
+        _ => false,
+    }
+}
+
+/// The answer to a sender whose delivery was not accepted: 4xx when sending it again cannot
+/// help, 5xx when it can.
+fn refusal_status(error: &SyncError) -> StatusCode {
+    match error {
+        SyncError::InvalidSignature(_) => StatusCode::UNAUTHORIZED,
+        SyncError::MalformedEvent(_) | SyncError::InvalidInput(_) | SyncError::NotFound(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Plain words for a stored error (`{type, message, …}`): the message, with what to do.
+fn plain_from_json(error: &Value) -> String {
+    let message = error["message"].as_str().unwrap_or_default();
+    let advice = match error["type"].as_str().unwrap_or_default() {
+        "transport" => "HighLevel could not be reached. Replay it once HighLevel answers.",
+        "rate-limited" => "HighLevel kept asking us to slow down. Replay it later.",
+        "upstream" => "HighLevel did not accept the request.",
+        "invalid-signature" => "The signature does not match the configured webhook secret.",
+        "missing-scope" => "Grant the scope in HighLevel, then replay.",
+        "not-found" => "Nothing to attach it to.",
+        _ => "",
+    };
+    [message, advice].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" — ")
+}
+
+fn webhook_router(shared: Arc<Shared>) -> Router {
+    let mut router = Router::new();
+    for source in Source::ALL {
+        router =
+            router.route(source.path(), post(move |State(s): State<Arc<Shared>>, body: axum::body::Bytes| receive(s, Inbound::new(source, body.to_vec()))));
+    }
+    router.route("/healthz", get(|State(s): State<Arc<Shared>>| async move { s.health() })).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).with_state(shared)
+}
+
+async fn receive(shared: Arc<Shared>, event: Inbound) -> Response {
+    // Routing runs the plugin and accepting waits for the disk: both off the async threads.
+    match tokio::task::spawn_blocking(move || shared.receive(event)).await {
+        Ok((status, answer)) => (status, Json(answer)).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"type": "host", "message": e.to_string()}))).into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RecentQuery {
+    limit: Option<u32>,
+}
+
+/// The monitoring page: one static file that reads the JSON API below.
+const MONITOR_PAGE: &str = include_str!("monitor.html");
+
+fn admin_router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(MONITOR_PAGE) }))
+        .route("/healthz", get(|State(s): State<Arc<Shared>>| async move { s.health() }))
+        .route(
+            "/metrics",
+            get(|State(s): State<Arc<Shared>>| async move {
+                let depth = s.inbox.queued().unwrap_or_default();
+                let text = s.metrics.render(depth, s.dead_letters.len() as u64);
+                ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text)
+            }),
+        )
+        .route(
+            "/api/events",
+            get(|State(s): State<Arc<Shared>>, Query(q): Query<RecentQuery>| async move {
+                blocking(move || {
+                    Ok(json!({
+                        "events": s.inbox.recent(q.limit.unwrap_or(100).min(1000))?,
+                        "queue_depth": s.inbox.queued()?,
+                        "dead_letters": s.dead_letter_list()?,
+                    }))
+                })
+                .await
+            }),
+        )
+        .route(
+            "/api/events/{id}",
+            get(|State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<i64>| async move {
+                blocking(move || s.inbox.get(id)?.ok_or_else(|| anyhow::anyhow!("no event #{id}"))).await
+            }),
+        )
+        .route(
+            "/api/dead-letters/{id}/replay",
+            post(|State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<i64>| async move {
+                match tokio::task::spawn_blocking(move || s.replay(id)).await {
+                    Ok((status, answer)) => (status, Json(answer)).into_response(),
+                    Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"type": "host", "message": e.to_string()}))).into_response(),
+                }
+            }),
+        )
+        .with_state(shared)
+}
+
+/// Runs a store read off the async threads; an error becomes a 404 or 500 with its message.
+async fn blocking(read: impl FnOnce() -> anyhow::Result<Value> + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(read).await {
+        Ok(Ok(value)) => Json(value).into_response(),
+        Ok(Err(e)) if e.to_string().starts_with("no event") => {
+            (StatusCode::NOT_FOUND, Json(json!({"type": "not-found", "message": e.to_string()}))).into_response()
+        }
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"type": "storage", "message": format!("{e:#}")}))).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"type": "host", "message": e.to_string()}))).into_response(),
+    }
+}

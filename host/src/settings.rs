@@ -1,0 +1,257 @@
+//! Host settings: the plugin's configuration (given to it through `wasi:config`) and what the
+//! host keeps to itself (the API credential, limits). The credential is taken out of the
+//! configuration before the plugin sees it and injected by the outbound policy instead.
+
+use crate::capability::outbound::{Origin, OutboundPolicy, RateLimiter};
+use crate::capability::secret::Secret;
+use crate::engine::RuntimeOptions;
+use crate::oauth::{OAuthSettings, OAuthTokens};
+use anyhow::{bail, Context as _};
+use serde_json::{Map, Value};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The plugin configuration JSON object (see `meta.config-schema`), without the token.
+    pub plugin_config: Map<String, Value>,
+    /// Bearer token for the Contacts API, injected by the host.
+    pub token: Option<Secret>,
+    /// Per-request deadline of the outbound policy.
+    pub request_timeout: Duration,
+    pub memory_limit_bytes: usize,
+    /// Budget of one event.
+    pub event_deadline: Duration,
+    /// Keeps the location under HighLevel's burst limit; shared by the runtimes built from
+    /// these settings (and their clones). `None`: no limit (tests of the API's own 429s).
+    pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// OAuth location tokens for the API origin, instead of `token`.
+    pub oauth: Option<Arc<OAuthTokens>>,
+    /// The configuration's `oauth` section, until [`Settings::start_oauth`] makes `oauth` of it.
+    pub oauth_app: Option<OAuthApp>,
+    /// Dialpad API key, injected by the host into requests to Dialpad's origin (the backfill's
+    /// call listing). Dialpad's origin is allowed only when this is set.
+    pub dialpad_key: Option<Secret>,
+    /// Keeps the call listing under Dialpad's limit (1,200 requests per minute).
+    pub dialpad_rate_limiter: Option<Arc<RateLimiter>>,
+    /// `serve`'s scheduled reconciliation: every `every`, the calls of the last `window` are
+    /// listed and synced, so a call whose webhook never came is caught.
+    pub reconcile: Option<Reconcile>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reconcile {
+    pub every: Duration,
+    pub window: Duration,
+}
+
+/// An OAuth app's credentials and the location's refresh token, as configured.
+#[derive(Clone, Debug)]
+pub struct OAuthApp {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub refresh_token: Secret,
+    /// Default: `<api_base>/oauth/token`, HighLevel's.
+    pub token_url: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            plugin_config: Map::new(),
+            token: None,
+            request_timeout: Duration::from_secs(20),
+            memory_limit_bytes: 64 << 20,
+            event_deadline: Duration::from_secs(60),
+            rate_limiter: Some(Arc::new(RateLimiter::highlevel())),
+            oauth: None,
+            oauth_app: None,
+            dialpad_key: None,
+            dialpad_rate_limiter: Some(Arc::new(RateLimiter::new(1200, Duration::from_secs(60)))),
+            reconcile: None,
+        }
+    }
+}
+
+/// A configuration file as JSON: JSON as written, or TOML (by its `.toml` extension) converted.
+pub fn config_document(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml")) {
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))
+    } else {
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+    }
+}
+
+impl Settings {
+    /// Reads a configuration file (JSON, or TOML when it ends in `.toml`): the plugin's
+    /// settings, plus `token` for the host.
+    pub fn from_file(path: &Path) -> anyhow::Result<Settings> {
+        let Value::Object(map) = config_document(path)? else { bail!("{} must hold an object (a table)", path.display()) };
+        let mut settings = Settings { plugin_config: map, ..Settings::default() };
+        if let Some(oauth) = settings.plugin_config.remove("oauth") {
+            let text = |key: &str| oauth.get(key).and_then(Value::as_str).map(str::to_string);
+            let (Some(client_id), Some(client_secret), Some(refresh_token)) = (text("client_id"), text("client_secret"), text("refresh_token")) else {
+                bail!("{}: oauth needs client_id, client_secret and refresh_token", path.display());
+            };
+            settings.oauth_app = Some(OAuthApp {
+                client_id,
+                client_secret: Secret::new(client_secret),
+                refresh_token: Secret::new(refresh_token),
+                token_url: text("token_url"),
+            });
+        }
+        // `{"requests": 100, "per_seconds": 10}` (HighLevel's burst limit, the default), or
+        // `false` to send without waiting (an API with no limit, a load test).
+        match settings.plugin_config.remove("rate_limit") {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(false)) => settings.rate_limiter = None,
+            Some(limit) => {
+                let (Some(requests), Some(per_seconds)) = (limit.get("requests").and_then(Value::as_u64), limit.get("per_seconds").and_then(Value::as_f64))
+                else {
+                    bail!("{}: rate_limit must be false or {{\"requests\": <n>, \"per_seconds\": <s>}}", path.display());
+                };
+                if requests == 0 || per_seconds <= 0.0 {
+                    bail!("{}: rate_limit needs requests > 0 and per_seconds > 0", path.display());
+                }
+                settings.rate_limiter = Some(Arc::new(RateLimiter::new(requests.min(u32::MAX as u64) as u32, std::time::Duration::from_secs_f64(per_seconds))));
+            }
+        }
+        if let Some(key) = settings.plugin_config.remove("dialpad_api_key") {
+            match key {
+                Value::String(k) if !k.is_empty() => settings.dialpad_key = Some(Secret::new(k)),
+                Value::String(_) | Value::Null => {}
+                _ => bail!("{}: dialpad_api_key must be a string", path.display()),
+            }
+        }
+        // `{"every_seconds": 900, "window_seconds": 86400}`.
+        if let Some(reconcile) = settings.plugin_config.remove("reconcile") {
+            let seconds = |key: &str| reconcile.get(key).and_then(Value::as_f64).filter(|s| *s > 0.0).map(Duration::from_secs_f64);
+            let (Some(every), Some(window)) = (seconds("every_seconds"), seconds("window_seconds")) else {
+                bail!("{}: reconcile needs every_seconds > 0 and window_seconds > 0", path.display());
+            };
+            settings.reconcile = Some(Reconcile { every, window });
+        }
+        if let Some(token) = settings.plugin_config.remove("token") {
+            match token {
+                Value::String(t) if !t.is_empty() => settings.token = Some(Secret::new(t)),
+                Value::Null => {}
+                Value::String(_) => {}
+                _ => bail!("{}: token must be a string", path.display()),
+            }
+        }
+        Ok(settings)
+    }
+
+    /// Starts the configured OAuth app: refresh tokens rotate, so the newest is kept in
+    /// `<state>/oauth-refresh-token` (owner-only), which wins over the configured one.
+    pub fn start_oauth(&mut self, state: Option<&Path>) -> anyhow::Result<()> {
+        let Some(app) = self.oauth_app.take() else { return Ok(()) };
+        let Some(state) = state else { bail!("OAuth refresh tokens rotate on every refresh: give --state so the newest is kept") };
+        let file = state.join("oauth-refresh-token");
+        let refresh_token = match std::fs::read_to_string(&file) {
+            Ok(stored) if !stored.trim().is_empty() => Secret::new(stored.trim()),
+            _ => app.refresh_token,
+        };
+        let settings = OAuthSettings {
+            token_url: app.token_url.unwrap_or_else(|| format!("{}/oauth/token", self.api_base())),
+            client_id: app.client_id,
+            client_secret: app.client_secret,
+            refresh_token,
+            refresh_margin: Duration::from_secs(300),
+            timeout: self.request_timeout,
+        };
+        self.oauth = Some(Arc::new(OAuthTokens::new(settings, move |token| write_secret(&file, token.expose()))));
+        Ok(())
+    }
+
+    /// Sets one plugin setting (the CLI's `--api-base`, `--location-id`, …).
+    pub fn set(&mut self, key: &str, value: impl Into<Value>) {
+        self.plugin_config.insert(key.to_string(), value.into());
+    }
+
+    pub fn api_base(&self) -> String {
+        self.plugin_config.get("api_base").and_then(Value::as_str).unwrap_or(contacts_api::DEFAULT_API_BASE).trim_end_matches('/').to_string()
+    }
+
+    /// Dialpad's API origin, as the plugin will use it.
+    pub fn dialpad_api_base(&self) -> String {
+        self.plugin_config.get("dialpad_api_base").and_then(Value::as_str).unwrap_or("https://dialpad.com").trim_end_matches('/').to_string()
+    }
+
+    /// The runtime options: the plugin's config var, an allowlist of exactly the API origin
+    /// (and Dialpad's, when a Dialpad key is set), and each credential bound to its origin.
+    pub fn runtime_options(&self, durable_state: bool) -> anyhow::Result<RuntimeOptions> {
+        let origin = Origin::parse(&self.api_base()).context("api_base")?;
+        let mut config = self.plugin_config.clone();
+        config.insert("durable_state".into(), Value::Bool(durable_state));
+        let mut allowed = vec![origin.clone()];
+        let mut credentials: Vec<(Origin, Secret)> = self.token.iter().map(|t| (origin.clone(), t.clone())).collect();
+        let mut rate_limiters: Vec<(Origin, Arc<RateLimiter>)> = self.rate_limiter.iter().map(|l| (origin.clone(), l.clone())).collect();
+        if let Some(key) = &self.dialpad_key {
+            let dialpad = Origin::parse(&self.dialpad_api_base()).context("dialpad_api_base")?;
+            if dialpad == origin {
+                bail!("dialpad_api_base and api_base are the same origin: each credential must go to its own API only");
+            }
+            allowed.push(dialpad.clone());
+            credentials.push((dialpad.clone(), key.clone()));
+            rate_limiters.extend(self.dialpad_rate_limiter.iter().map(|l| (dialpad.clone(), l.clone())));
+        }
+        Ok(RuntimeOptions {
+            config_vars: vec![("config".into(), Value::Object(config).to_string())],
+            policy: OutboundPolicy {
+                allowed,
+                credentials,
+                timeout: self.request_timeout,
+                rate_limiters,
+                oauth: self.oauth.clone().map(|tokens| (origin.clone(), tokens)),
+            },
+            memory_limit_bytes: self.memory_limit_bytes,
+            deadline: self.event_deadline,
+        })
+    }
+}
+
+/// Writes a secret readable by its owner only, replacing the file in one step.
+fn write_secret(path: &Path, value: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let partial = path.with_extension("partial");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&partial).with_context(|| format!("writing {}", partial.display()))?;
+    file.write_all(value.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_stays_with_the_host() {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = dir.join("c.json");
+        std::fs::write(&path, r#"{"location_id":"L","token":"pit-secret","api_base":"http://127.0.0.1:9/"}"#).unwrap();
+        let s = Settings::from_file(&path).unwrap();
+        let options = s.runtime_options(true).unwrap();
+        assert!(!options.config_vars[0].1.contains("pit-secret"));
+        assert!(options.config_vars[0].1.contains("\"durable_state\":true"));
+        assert_eq!(options.policy.allowed, vec![Origin::parse("http://127.0.0.1:9").unwrap()]);
+        assert_eq!(options.policy.credentials[0].1.expose(), "pit-secret");
+
+        let toml = dir.join("c.toml");
+        std::fs::write(
+            &toml,
+            "location_id = \"L\"\ntime_zone = \"America/Chicago\"\n\n[[tag_rules]]\nname = \"hot\"\nadd = [\"hot\"]\nwhen = { keywords = [\"pricing\"] }\n",
+        )
+        .unwrap();
+        let s = Settings::from_file(&toml).unwrap();
+        assert_eq!(s.plugin_config["tag_rules"][0]["when"]["keywords"][0], "pricing");
+        assert_eq!(s.plugin_config["time_zone"], "America/Chicago");
+    }
+}

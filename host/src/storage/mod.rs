@@ -1,0 +1,6 @@
+//! What the host keeps on disk: one SQLite file (opened in one way), and the dead letters in it.
+//! The inbox and the backfill cursors live beside their users (`serve`, `backfill`) in the
+//! same file.
+
+pub mod dead_letters;
+pub mod sqlite;

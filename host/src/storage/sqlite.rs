@@ -1,0 +1,18 @@
+//! The one way the host opens its SQLite file (records, dead letters, the inbox, backfill
+//! cursors).
+
+use rusqlite::Connection;
+use std::path::Path;
+
+/// The host's SQLite file (records, dead letters), opened for durability over speed: each
+/// write is on disk when it returns. `schema` creates the caller's table if it is missing.
+pub fn open_database(path: &Path, schema: &str) -> anyhow::Result<Connection> {
+    let db = Connection::open(path)?;
+    // Several connections share the file (records, dead letters, the inbox): wait for a
+    // writer instead of failing with SQLITE_BUSY.
+    db.busy_timeout(std::time::Duration::from_secs(30))?;
+    db.pragma_update(None, "journal_mode", "WAL")?;
+    db.pragma_update(None, "synchronous", "FULL")?;
+    db.execute_batch(schema)?;
+    Ok(db)
+}

@@ -1,0 +1,692 @@
+//! One event end to end: read (UTF-8, signature, classify, normalize) → load known state →
+//! plan → execute → record → report. Generic over the store and the transport, so the whole
+//! pipeline runs in native unit tests as it runs in the component. Every export that takes an
+//! event (`triggers`, `backfill`, the HTTP handler) comes through here, and the event's source
+//! is looked at in one place: [`inbound::read`].
+//!
+//! One plan per event. The known state is read once, then one plan is made; its steps carry
+//! their own conditions (look before creating when an earlier write may have landed unseen,
+//! a rule's task retried from the record, a note found by its marker updated rather than made
+//! twice). The executor decides at run time which conditional steps run, and merges the note
+//! it found into an `update-note`'s body, but it never plans again. So the plan [`handle`]
+//! returns is the one plan the event got, exactly what [`plan`] shows for a dry run on the
+//! same state.
+
+use crate::config::Config;
+use crate::error::SyncError;
+use crate::execute::{execute, Execution, Transport};
+use crate::inbound::dialpad::Event;
+use crate::inbound::event::{EventKind, InboundEvent};
+use crate::inbound::platform::{Action, PlatformEvent};
+use crate::inbound::read::{self as inbound, Inbound};
+use crate::plan::platform::PlatformKnown;
+use crate::plan::vocabulary::{KnownState, Plan, CALL_SYNC_SCOPES};
+use crate::report::{Handled, Outcome, PlanView, Report, Route};
+use crate::state::{
+    call_alias_key, contact_event_key, pending_key, phone_key, platform_event_key, platform_link_key, read_text, state_keys, view_key, ContactRecord,
+    NoteRecord, PlatformLink, Store, CLEARED, DONE, MARK,
+};
+
+/// Checks an event as [`handle`] would (bytes, signature, shape) and names its lane: the other
+/// party's phone number when there is one, since a call, a text and a contact edit about one
+/// person may each create that person's contact, and must not race to do it.
+pub fn route(event: &InboundEvent, config: &Config) -> Result<Route, SyncError> {
+    Ok(match inbound::read(event, config)? {
+        Inbound::Dialpad(event) => route_dialpad(&event),
+        Inbound::Platform(event) => route_platform(&event),
+    })
+}
+
+fn route_dialpad(event: &Event) -> Route {
+    let lane = match event {
+        Event::Call(call) => match &call.external_phone {
+            Some(phone) => format!("phone:{phone}"),
+            None => format!("call:{}", call.default_activity_id()),
+        },
+        Event::Sms(sms) => match &sms.external_phone {
+            Some(phone) => format!("phone:{phone}"),
+            None => format!("sms:{}", sms.id),
+        },
+        Event::Contact(contact) => match &contact.phone {
+            Some(phone) => format!("phone:{phone}"),
+            None => format!("contact:{}", contact.id),
+        },
+        Event::AgentStatus => "agent-status".to_string(),
+    };
+    Route { kind: event.kind(), lane }
+}
+
+/// A platform task or note event's lane: its contact's phone, else its contact, else its `ref`.
+fn route_platform(event: &PlatformEvent) -> Route {
+    let lane = match (&event.phone, &event.contact_id) {
+        (Some(phone), _) => format!("phone:{phone}"),
+        (None, Some(contact)) => format!("contact:{contact}"),
+        (None, None) => format!("ref:{}", event.reference),
+    };
+    Route { kind: event.kind, lane }
+}
+
+/// Plans one event without sending or writing anything (a dry run).
+pub fn plan(event: &InboundEvent, config: &Config, store: &mut dyn Store) -> Result<PlanView, SyncError> {
+    Ok(plan_inbound(inbound::read(event, config)?, config, store)?.plan.view())
+}
+
+/// Handles one event: the plan it made and ran, and the report.
+pub fn handle(event: &InboundEvent, config: &Config, store: &mut dyn Store, transport: &mut dyn Transport) -> Handled {
+    match inbound::read(event, config).and_then(|event| plan_inbound(event, config, store)) {
+        Ok(planned) => run(planned, config, store, transport),
+        Err(error) => Handled::unplanned(error),
+    }
+}
+
+/// Plans a call listed by Dialpad's API (trusted: the plugin fetched it itself).
+pub fn plan_listed_call(json: &[u8], config: &Config, store: &mut dyn Store) -> Result<PlanView, SyncError> {
+    Ok(plan_inbound(inbound::read_trusted_dialpad(json, config)?, config, store)?.plan.view())
+}
+
+/// Handles a call listed by Dialpad's API as its hangup webhook is handled.
+pub fn handle_listed_call(json: &[u8], config: &Config, store: &mut dyn Store, transport: &mut dyn Transport) -> Handled {
+    match inbound::read_trusted_dialpad(json, config).and_then(|event| plan_inbound(event, config, store)) {
+        Ok(planned) => run(planned, config, store, transport),
+        Err(error) => Handled::unplanned(error),
+    }
+}
+
+/// An event planned, with what the store knew when it was planned.
+struct Planned {
+    plan: Plan,
+    known: Known,
+}
+
+enum Known {
+    Dialpad(Box<KnownState>),
+    Platform(Box<(PlatformEvent, PlatformKnown)>),
+}
+
+/// Reads what the store knows about the event, and plans it. Nothing is written.
+fn plan_inbound(event: Inbound, config: &Config, store: &mut dyn Store) -> Result<Planned, SyncError> {
+    match event {
+        Inbound::Dialpad(event) => {
+            let known = known_state(&event, config, store)?;
+            let plan = crate::plan::dialpad::plan(&event, config, &known)?;
+            Ok(Planned { plan, known: Known::Dialpad(Box::new(known)) })
+        }
+        Inbound::Platform(event) => {
+            let known = platform_known(&event, config, store)?;
+            config.require_scopes(CALL_SYNC_SCOPES)?;
+            let plan = crate::plan::platform::plan(&event, config, &known);
+            Ok(Planned { plan, known: Known::Platform(Box::new((event, known))) })
+        }
+    }
+}
+
+/// Executes the plan and records what it learned. The plan returned is the one executed.
+fn run(planned: Planned, config: &Config, store: &mut dyn Store, transport: &mut dyn Transport) -> Handled {
+    let Planned { plan, known } = planned;
+    let result = match known {
+        Known::Dialpad(known) => run_dialpad(&plan, &known, config, store, transport),
+        Known::Platform(platform) => run_platform(&platform.0, &plan, &platform.1, config, store, transport),
+    };
+    Handled { plan: Some(plan.view()), result }
+}
+
+fn run_dialpad(plan: &Plan, known: &KnownState, config: &Config, store: &mut dyn Store, transport: &mut dyn Transport) -> Result<Report, SyncError> {
+    let mut report = Report {
+        kind: plan.kind,
+        event_key: plan.event_key.clone(),
+        outcome: plan.outcome.clone(),
+        summary: plan.summary.clone(),
+        contact_id: known.record.as_ref().map(|c| c.contact_id.clone()).or(known.contact_id.clone()),
+        note_id: known.record.as_ref().map(|c| c.note_id.clone()),
+        operations: Vec::new(),
+    };
+    if plan.steps.is_empty() {
+        // Nothing to write, but a leg may name legs not linked yet (its call is recorded).
+        if known.record.is_some() {
+            record_aliases(plan, store)?;
+        }
+        return Ok(report);
+    }
+    let pending = plan.record_key.as_deref().map(pending_key);
+    mark_pending(plan, pending.as_deref(), store)?;
+    let run = execute(plan, config, transport);
+    report.operations = run.operations.clone();
+    report.contact_id = run.contact_id.clone().or(report.contact_id);
+    report.note_id = run.note_id.clone().or(report.note_id);
+    // Record what was learned even when a later step failed: a contact created before the
+    // failure is linked, so the retry finds it instead of creating another.
+    record(plan, &run, known.record.as_ref().map(|r| r.note_id.as_str()), store)?;
+    forget_view(&run, config, store)?;
+    // Only now: a host killed between the writes and the records finds the mark, and looks
+    // before it writes again.
+    settle_pending(&run, pending.as_deref(), store)?;
+    if let Some(error) = run.error {
+        return Err(error);
+    }
+    match (&report.contact_id, &report.note_id) {
+        (Some(contact), Some(note)) => report.summary = format!("{} → note {note} on contact {contact}", report.summary),
+        (Some(contact), None) => report.summary = format!("{} {contact}", report.summary),
+        _ => {}
+    }
+    if report.operations.iter().all(|o| o.method == "GET") {
+        report.outcome = Outcome::Unchanged;
+    }
+    Ok(report)
+}
+
+fn run_platform(
+    event: &PlatformEvent,
+    plan: &Plan,
+    known: &PlatformKnown,
+    config: &Config,
+    store: &mut dyn Store,
+    transport: &mut dyn Transport,
+) -> Result<Report, SyncError> {
+    if plan.steps.is_empty() && plan.outcome == Outcome::Synced {
+        let noun = if event.kind == EventKind::Task { "task" } else { "note" };
+        return Err(SyncError::NotFound(format!("no {noun} was created with ref \"{}\" (its .created event must come first)", event.reference)));
+    }
+    let pending = pending_key(&platform_event_key(&config.location_id, &event.id));
+    mark_pending(plan, Some(&pending), store)?;
+    let run = execute(plan, config, transport);
+    let result = record_platform_event(event, plan, &run, known, config, store);
+    // After the records (see `run_dialpad`); a record that failed keeps the mark.
+    if !matches!(result, Err(SyncError::Storage(_))) {
+        settle_pending(&run, Some(&pending), store)?;
+    }
+    result
+}
+
+/// What a platform event's run learned: its links and its done mark.
+fn record_platform_event(
+    event: &PlatformEvent,
+    plan: &Plan,
+    run: &Execution,
+    known: &PlatformKnown,
+    config: &Config,
+    store: &mut dyn Store,
+) -> Result<Report, SyncError> {
+    let mut report = Report {
+        kind: plan.kind,
+        event_key: plan.event_key.clone(),
+        outcome: plan.outcome.clone(),
+        summary: plan.summary.clone(),
+        contact_id: run.contact_id.clone().or(known.linked.as_ref().map(|l| l.0.clone())),
+        note_id: run.note_id.clone(),
+        operations: run.operations.clone(),
+    };
+    if plan.steps.is_empty() {
+        return Ok(report);
+    }
+    if let (Some(key), Some(contact)) = (&plan.phone_key, &run.contact_id) {
+        store.set(key, contact.as_bytes()).map_err(SyncError::Storage)?;
+    }
+    forget_view(run, config, store)?;
+    if let Some(error) = &run.error {
+        return Err(error.clone());
+    }
+    let Some(contact) = run.contact_id.clone() else {
+        return Err(SyncError::NotFound("no HighLevel contact matches the event's contact (phone, e-mail)".into()));
+    };
+    if event.action == Action::Created {
+        let created = run.task_id.clone().or(run.note_id.clone()).unwrap_or_default();
+        let link = PlatformLink { contact_id: contact.clone(), id: created.clone() };
+        store.set(&platform_link_key(&config.location_id, event.kind, &event.reference), &link.encode()).map_err(SyncError::Storage)?;
+        report.summary = format!("{} → {created} on contact {contact}", report.summary);
+    }
+    store.set(&platform_event_key(&config.location_id, &event.id), DONE).map_err(SyncError::Storage)?;
+    report.contact_id = Some(contact);
+    Ok(report)
+}
+
+/// Reads what the store knows about a platform event, its `ref` and its contact.
+fn platform_known(event: &PlatformEvent, config: &Config, store: &mut dyn Store) -> Result<PlatformKnown, SyncError> {
+    Ok(PlatformKnown {
+        done: read_text(store, &platform_event_key(&config.location_id, &event.id))?.is_some(),
+        linked: read_text(store, &platform_link_key(&config.location_id, event.kind, &event.reference))?
+            .and_then(|v| PlatformLink::decode(&v))
+            .map(|l| (l.contact_id, l.id)),
+        uncertain: read_text(store, &pending_key(&platform_event_key(&config.location_id, &event.id)))?.is_some(),
+        phone_contact: match &event.phone {
+            Some(p) => read_text(store, &phone_key(&config.location_id, p.as_str()))?,
+            None => None,
+        },
+    })
+}
+
+/// Runs one Contacts API operation as an action; returns the API's JSON response.
+/// A write to a contact drops its cached view, as the plugin's own writes do.
+pub fn invoke_action(operation_id: &str, input: &str, config: &Config, store: &mut dyn Store, transport: &mut dyn Transport) -> Result<String, SyncError> {
+    let plan = crate::actions::plan_invocation(operation_id, input, config)?;
+    let run = execute(&plan, config, transport);
+    forget_view(&run, config, store)?;
+    if let Some(error) = run.error {
+        return Err(error);
+    }
+    Ok(crate::actions::normalize_response(run.response.unwrap_or(serde_json::Value::Null)).to_string())
+}
+
+/// Reads what the store knows about a Dialpad event's caller and call.
+fn known_state(event: &Event, config: &Config, store: &mut dyn Store) -> Result<KnownState, SyncError> {
+    let mut known = KnownState::default();
+    if let Event::Call(call) = event {
+        for id in call.all_call_ids() {
+            if let Some(activity_id) = read_text(store, &call_alias_key(&config.location_id, id))? {
+                known.call_activity_id = Some(activity_id);
+                break;
+            }
+        }
+    }
+    if let Event::Contact(contact) = event {
+        known.event_seen = read_text(store, &contact_event_key(config, &contact.content_hash))?.is_some();
+    }
+    let (phone_key, record_key) = state_keys(event, config, known.call_activity_id.as_deref());
+    if let Some(key) = phone_key {
+        known.contact_id = read_text(store, &key)?;
+    }
+    if let Some(key) = record_key {
+        known.uncertain = read_text(store, &pending_key(&key))?.is_some();
+        if let Some(bytes) = store.get(&key).map_err(SyncError::Storage)? {
+            match event {
+                Event::Contact(_) => known.contact_record = ContactRecord::decode(&bytes),
+                _ => known.record = NoteRecord::decode(&bytes),
+            }
+        }
+    }
+    Ok(known)
+}
+
+/// `known_note`: the note recorded before, for a run that only did a rule's steps.
+fn record(plan: &Plan, run: &Execution, known_note: Option<&str>, store: &mut dyn Store) -> Result<(), SyncError> {
+    let storage = SyncError::Storage;
+    let complete = run.error.is_none();
+    if let (Some(key), Some(contact)) = (&plan.phone_key, &run.contact_id) {
+        store.set(key, contact.as_bytes()).map_err(storage)?;
+    }
+    if let (true, Some(key), Some(contact), Some(written)) = (complete, &plan.record_key, &run.contact_id, &plan.contact_record) {
+        store.set(key, &ContactRecord { contact_id: contact.clone(), written: written.clone() }.encode()).map_err(storage)?;
+    }
+    if complete {
+        for key in &plan.clear_keys {
+            store.set(key, CLEARED).map_err(storage)?;
+        }
+        for key in &plan.done_keys {
+            store.set(key, MARK).map_err(storage)?;
+        }
+    }
+    // What was written: a call merged into its found note, else the plan's own body.
+    let mut activity = run.merged_activity.as_ref().or(plan.activity.as_ref()).cloned().unwrap_or_default();
+    let written_body = run.merged_activity.as_ref().map(|a| a.note_body()).or_else(|| plan.note_body.clone());
+    // The note is recorded once it is written, even when a rule's step after it failed; that
+    // rule is left out of the record, so the next event of the call retries it. Rules count as
+    // done only as the record and this run know them: a note found by its marker may name a
+    // rule whose steps never ran (its create landed, unseen, and the run stopped there).
+    let note_done = complete || run.note_written;
+    activity.automations = plan.activity.as_ref().map(|a| a.automations.clone()).unwrap_or_default();
+    activity.automations.retain(|a| !run.unfinished_automations.contains(a));
+    let note = run.note_id.as_deref().or(known_note);
+    if let (true, Some(key), Some(contact), Some(note), Some(written_body)) = (note_done, &plan.record_key, &run.contact_id, note, written_body) {
+        let record = NoteRecord { contact_id: contact.clone(), note_id: note.to_string(), activity, written_body };
+        store.set(key, &record.encode()).map_err(storage)?;
+        record_aliases(plan, store)?;
+    }
+    Ok(())
+}
+
+/// The key-value key saying that a delivery of the event behind `key` sent a write whose
+/// answer never came (see [`KnownState::uncertain`]).
+/// Set before a plan's writes go out, so that even a host that dies mid-plan leaves the mark.
+fn mark_pending(plan: &Plan, key: Option<&str>, store: &mut dyn Store) -> Result<(), SyncError> {
+    match key {
+        Some(key) if plan.steps.iter().any(|s| s.operation.method != contacts_api::Method::Get) => store.set(key, MARK).map_err(SyncError::Storage),
+        _ => Ok(()),
+    }
+}
+
+/// Cleared unless a write went unanswered (no answer, or a 5xx that may have been applied).
+fn settle_pending(run: &Execution, key: Option<&str>, store: &mut dyn Store) -> Result<(), SyncError> {
+    let unsure = run.error.is_some() && run.operations.iter().any(|o| o.method != "GET" && o.status.is_none_or(|s| s >= 500));
+    match key {
+        Some(key) if !unsure => store.set(key, CLEARED).map_err(SyncError::Storage),
+        _ => Ok(()),
+    }
+}
+
+/// A write to a contact drops its cached view, so the next screen pop reads it fresh.
+fn forget_view(run: &Execution, config: &Config, store: &mut dyn Store) -> Result<(), SyncError> {
+    let wrote = run.operations.iter().any(|o| o.method != "GET" && o.status.is_some_and(|s| s < 300));
+    if let (true, Some(contact)) = (wrote, &run.contact_id) {
+        store.set(&view_key(&config.location_id, contact), CLEARED).map_err(SyncError::Storage)?;
+    }
+    Ok(())
+}
+
+/// Links each id a call leg names to the id its call is recorded under.
+fn record_aliases(plan: &Plan, store: &mut dyn Store) -> Result<(), SyncError> {
+    for (alias, activity_id) in &plan.aliases {
+        store.set(alias, activity_id.as_bytes()).map_err(SyncError::Storage)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execute::{HttpRequest, HttpResponse, NoAnswer};
+    use crate::state::MemStore;
+    use serde_json::json;
+    use std::collections::VecDeque;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/dialpad/");
+
+    /// Answers from a script, records every request and every sleep.
+    #[derive(Default)]
+    struct Scripted {
+        answers: VecDeque<Result<HttpResponse, NoAnswer>>,
+        sent: Vec<(String, String)>,
+        slept: Vec<u64>,
+    }
+    impl Scripted {
+        fn answer(mut self, status: u16, body: serde_json::Value) -> Self {
+            self.answers.push_back(Ok(HttpResponse { status, headers: vec![], body: body.to_string().into_bytes() }));
+            self
+        }
+        fn answer_with(mut self, status: u16, headers: &[(&str, &str)]) -> Self {
+            let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            self.answers.push_back(Ok(HttpResponse { status, headers, body: b"{}".to_vec() }));
+            self
+        }
+    }
+    impl Transport for Scripted {
+        fn send(&mut self, r: &HttpRequest) -> Result<HttpResponse, NoAnswer> {
+            self.sent.push((r.method.as_str().to_string(), r.url.clone()));
+            self.answers.pop_front().expect("unexpected request")
+        }
+        fn sleep_ms(&mut self, ms: u64) {
+            self.slept.push(ms);
+        }
+    }
+
+    fn config() -> Config {
+        Config::from_json(&json!({"location_id": "L", "api_base": "http://api.test", "durable_state": true}).to_string()).unwrap()
+    }
+
+    fn body(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{FIXTURES}{name}")).unwrap()
+    }
+
+    fn route_body(body: &[u8], config: &Config) -> Result<Route, SyncError> {
+        route(&InboundEvent::DialpadWebhook(body.to_vec()), config)
+    }
+
+    fn route_platform_event(text: &str, config: &Config) -> Result<Route, SyncError> {
+        route(&InboundEvent::PlatformEvent(text.as_bytes().to_vec()), config)
+    }
+
+    fn plan_body(body: &[u8], config: &Config, store: &mut dyn Store) -> Result<PlanView, SyncError> {
+        plan(&InboundEvent::DialpadWebhook(body.to_vec()), config, store)
+    }
+
+    fn handle_body(body: &[u8], config: &Config, store: &mut dyn Store, transport: &mut dyn Transport) -> Result<Report, SyncError> {
+        handle(&InboundEvent::DialpadWebhook(body.to_vec()), config, store, transport).result
+    }
+
+    #[test]
+    fn lanes_follow_the_other_party_so_one_person_is_never_handled_twice_at_once() {
+        let cfg = config();
+        let lane = |name: &str| route_body(&body(name), &cfg).unwrap().lane;
+        // The call, its recap and the caller's text share a lane; the agent's status has its own.
+        assert_eq!(lane("call_inbound_hangup_completed.json"), "phone:+13125550187");
+        assert_eq!(lane("call_recap_summary.json"), "phone:+13125550187");
+        assert_eq!(lane("sms_inbound.json"), "phone:+13125550187");
+        assert_eq!(lane("agent_status_on_duty.json"), "agent-status");
+        assert_eq!(route_body(&body("contact_created_shared.json"), &cfg).unwrap().kind, EventKind::Contact);
+        let task = r#"{"id":"e1","type":"task.created","contact":{"phone":"(312) 555-0187"},"task":{"ref":"t1","title":"Call back","due":"2026-03-12T09:00:00-05:00"}}"#;
+        assert_eq!(route_platform_event(task, &cfg).unwrap().lane, "phone:+13125550187");
+        // Routing checks what handling would: a signed body without the secret is refused.
+        let signed = body("call_inbound_hangup_completed.jwt");
+        assert!(matches!(route_body(&signed, &cfg), Err(SyncError::InvalidSignature(_))));
+        assert!(matches!(route_body(b"{", &cfg), Err(SyncError::MalformedEvent(_))));
+    }
+
+    /// A store whose record writes fail, as if the host died after the writes and before the
+    /// records: only pending marks and view drops get through.
+    struct RecordsLost(MemStore);
+    impl Store for RecordsLost {
+        fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, String> {
+            self.0.get(key)
+        }
+        fn set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
+            if key.starts_with("pending:") || key.starts_with("view:") {
+                self.0.set(key, value)
+            } else {
+                Err("the host died".into())
+            }
+        }
+    }
+
+    #[test]
+    fn the_pending_mark_outlives_writes_whose_records_were_lost() {
+        let cfg = config();
+        let mut store = RecordsLost(MemStore::default());
+        let mut api =
+            Scripted::default().answer(200, json!({"contact": null})).answer(201, json!({"contact": {"id": "c1"}})).answer(201, json!({"note": {"id": "n1"}}));
+        let result = handle_body(&body("call_inbound_hangup_completed.json"), &cfg, &mut store, &mut api);
+        assert!(matches!(result, Err(SyncError::Storage(_))), "{result:?}");
+        assert_eq!(api.sent.len(), 3);
+        let marks: Vec<&Vec<u8>> = store.0 .0.iter().filter(|(k, _)| k.starts_with("pending:")).map(|(_, v)| v).collect();
+        assert_eq!(marks, [&b"1".to_vec()], "the next delivery must look before it writes");
+    }
+
+    #[test]
+    fn hangup_then_recap_then_redelivery() {
+        let cfg = config();
+        let mut store = MemStore::default();
+        let mut api =
+            Scripted::default().answer(200, json!({"contact": null})).answer(201, json!({"contact": {"id": "c1"}})).answer(201, json!({"note": {"id": "n1"}}));
+        let r = handle_body(&body("call_inbound_hangup_completed.json"), &cfg, &mut store, &mut api).unwrap();
+        assert_eq!(r.outcome, Outcome::Synced);
+        assert_eq!((r.contact_id.as_deref(), r.note_id.as_deref()), (Some("c1"), Some("n1")));
+        assert_eq!(
+            api.sent,
+            vec![
+                ("GET".into(), "http://api.test/contacts/search/duplicate?locationId=L&number=%2B13125550187".into()),
+                ("POST".into(), "http://api.test/contacts/".into()),
+                ("POST".into(), "http://api.test/contacts/c1/notes".into()),
+            ]
+        );
+
+        // The recap updates the note, and its two action items become tasks.
+        let mut api = Scripted::default()
+            .answer(200, json!({"note": {"id": "n1"}}))
+            .answer(201, json!({"task": {"id": "t1"}}))
+            .answer(201, json!({"task": {"id": "t2"}}));
+        let r = handle_body(&body("call_recap_summary.json"), &cfg, &mut store, &mut api).unwrap();
+        assert_eq!(
+            api.sent,
+            vec![
+                ("PUT".into(), "http://api.test/contacts/c1/notes/n1".into()),
+                ("POST".into(), "http://api.test/contacts/c1/tasks".into()),
+                ("POST".into(), "http://api.test/contacts/c1/tasks".into()),
+            ]
+        );
+        assert_eq!(r.outcome, Outcome::Synced);
+
+        let mut api = Scripted::default();
+        let r = handle_body(&body("call_recap_summary.json"), &cfg, &mut store, &mut api).unwrap();
+        assert_eq!(r.outcome, Outcome::Unchanged);
+        assert!(api.sent.is_empty());
+    }
+
+    #[test]
+    fn duplicate_refusal_yields_the_existing_contact() {
+        let mut api = Scripted::default()
+            .answer(200, json!({"contact": null}))
+            .answer(200, json!({"contact": null}))
+            .answer(400, json!({"statusCode": 400, "message": "This location does not allow duplicated contacts.", "meta": {"contactId": "existing", "matchingField": "phone"}}))
+            .answer(201, json!({"note": {"id": "n"}}));
+        let r = handle_body(&body("call_inbound_missed.json"), &config(), &mut MemStore::default(), &mut api).unwrap();
+        assert_eq!(r.contact_id.as_deref(), Some("existing"));
+        assert_eq!(api.sent[3].1, "http://api.test/contacts/existing/notes");
+    }
+
+    #[test]
+    fn rate_limits_are_waited_out_and_other_errors_reported() {
+        let mut store = MemStore::default();
+        let mut api = Scripted::default()
+            .answer_with(429, &[("Retry-After", "2")])
+            .answer(200, json!({"contact": {"id": "c"}}))
+            .answer(422, json!({"statusCode": 422, "message": ["property foo should not exist"], "error": "Unprocessable Entity"}));
+        let err = handle_body(&body("call_inbound_missed.json"), &config(), &mut store, &mut api).unwrap_err();
+        assert_eq!(api.slept, vec![2000]);
+        let SyncError::Upstream(f) = err else { panic!("{err:?}") };
+        assert_eq!((f.operation_id.as_str(), f.status, f.message.as_str()), ("create-note", 422, "property foo should not exist"));
+        // The contact found before the failure is remembered: the retry needs no search.
+        let mut api = Scripted::default().answer(201, json!({"note": {"id": "n"}}));
+        handle_body(&body("call_inbound_missed.json"), &config(), &mut store, &mut api).unwrap();
+        assert_eq!(api.sent, vec![("POST".into(), "http://api.test/contacts/c/notes".into())]);
+    }
+
+    #[test]
+    fn a_note_whose_answer_was_lost_is_found_not_written_twice() {
+        let mut store = MemStore::default();
+        store.set(&crate::state::phone_key("L", "+12065550174"), b"c").unwrap();
+        // The note lands, but its answer is lost: the event fails and says so.
+        let mut api = Scripted::default();
+        api.answers.push_back(Err(NoAnswer::Failed("connection reset".into())));
+        assert!(handle_body(&body("call_inbound_missed.json"), &config(), &mut store, &mut api).is_err());
+        // Redelivered: the plugin looks for the note by its marker first, finds it, writes nothing.
+        let planned = plan_body(&body("call_inbound_missed.json"), &config(), &mut MemStore::default()).unwrap();
+        let written: serde_json::Value = serde_json::from_str(planned.operations.last().unwrap().body.as_deref().unwrap()).unwrap();
+        let found = json!({"notes": [{"id": "n0", "body": "A note a person wrote."}, {"id": "n7", "body": written["body"]}]});
+        let mut api = Scripted::default().answer(200, found);
+        let r = handle_body(&body("call_inbound_missed.json"), &config(), &mut store, &mut api).unwrap();
+        assert_eq!(api.sent, vec![("GET".into(), "http://api.test/contacts/c/notes".into())]);
+        assert_eq!(r.note_id.as_deref(), Some("n7"));
+        // Recorded now: the next delivery needs nothing, and no longer looks.
+        let mut api = Scripted::default();
+        assert_eq!(handle_body(&body("call_inbound_missed.json"), &config(), &mut store, &mut api).unwrap().outcome, Outcome::Unchanged);
+        assert!(api.sent.is_empty());
+    }
+
+    #[test]
+    fn a_rule_whose_task_failed_is_done_by_the_next_delivery_without_touching_the_note() {
+        let cfg = config();
+        let mut store = MemStore::default();
+        let mut api = Scripted::default().answer(200, json!({"contact": {"id": "c1"}})).answer(201, json!({"note": {"id": "n1"}}));
+        handle_body(&body("call_inbound_hangup_completed.json"), &cfg, &mut store, &mut api).unwrap();
+        // The recap updates the note; its first action item's task is refused.
+        let mut api = Scripted::default()
+            .answer(200, json!({"note": {"id": "n1"}}))
+            .answer(422, json!({"statusCode": 422, "message": ["dueDate must be a valid ISO 8601 date string"]}));
+        assert!(handle_body(&body("call_recap_summary.json"), &cfg, &mut store, &mut api).is_err());
+        // Redelivered: the note already says it all; only the action items' tasks are sent.
+        let mut api = Scripted::default().answer(201, json!({"task": {"id": "t1"}})).answer(201, json!({"task": {"id": "t2"}}));
+        let r = handle_body(&body("call_recap_summary.json"), &cfg, &mut store, &mut api).unwrap();
+        assert_eq!(api.sent, vec![("POST".into(), "http://api.test/contacts/c1/tasks".into()), ("POST".into(), "http://api.test/contacts/c1/tasks".into())]);
+        assert_eq!(r.outcome, Outcome::Synced);
+        // And once more: nothing left to do.
+        let mut api = Scripted::default();
+        assert_eq!(handle_body(&body("call_recap_summary.json"), &cfg, &mut store, &mut api).unwrap().outcome, Outcome::Unchanged);
+    }
+
+    #[test]
+    fn a_post_is_not_retried_after_no_answer() {
+        let mut store = MemStore::default();
+        store.set(&crate::state::phone_key("L", "+12065550174"), b"c").unwrap();
+        let mut api = Scripted::default();
+        api.answers.push_back(Err(NoAnswer::Failed("connection reset".into())));
+        let err = handle_body(&body("call_inbound_missed.json"), &config(), &mut store, &mut api).unwrap_err();
+        assert!(matches!(err, SyncError::Transport(_)));
+        assert_eq!(api.sent.len(), 1);
+    }
+
+    #[test]
+    fn dry_run_plans_without_requests_or_writes() {
+        let mut store = MemStore::default();
+        let view = plan_body(&body("call_inbound_hangup_completed.json"), &config(), &mut store).unwrap();
+        assert_eq!(view.operations.len(), 3);
+        assert!(store.0.is_empty());
+    }
+
+    #[test]
+    fn handle_returns_the_plan_it_ran_the_one_a_dry_run_shows() {
+        let cfg = config();
+        let event = InboundEvent::DialpadWebhook(body("call_inbound_hangup_completed.json"));
+        let dry = plan(&event, &cfg, &mut MemStore::default()).unwrap();
+        let mut store = MemStore::default();
+        let mut api =
+            Scripted::default().answer(200, json!({"contact": null})).answer(201, json!({"contact": {"id": "c1"}})).answer(201, json!({"note": {"id": "n1"}}));
+        let handled = handle(&event, &cfg, &mut store, &mut api);
+        assert_eq!(handled.plan.as_ref(), Some(&dry));
+        let ran: Vec<&str> = handled.plan.as_ref().unwrap().operations.iter().map(|o| o.operation_id.as_str()).collect();
+        assert_eq!(ran, ["get-duplicate-contact", "create-contact", "create-note"]);
+        assert_eq!(handled.result.unwrap().outcome, Outcome::Synced);
+        // A redelivery is planned too: a plan with nothing to do.
+        let again = handle(&event, &cfg, &mut store, &mut Scripted::default());
+        assert_eq!(again.plan.as_ref().map(|p| (p.outcome.clone(), p.operations.len())), Some((Outcome::Unchanged, 0)));
+        assert_eq!(again.plan, plan(&event, &cfg, &mut store).ok());
+        // A platform event's plan, also when the run fails after planning.
+        let task = r#"{"id":"e1","type":"task.created","contact":{"id":"c1"},"task":{"ref":"t1","title":"Call back","due":"2026-03-12T09:00:00-05:00"}}"#;
+        let event = InboundEvent::PlatformEvent(task.as_bytes().to_vec());
+        let mut api = Scripted::default().answer(422, json!({"statusCode": 422, "message": ["no"]}));
+        let handled = handle(&event, &cfg, &mut MemStore::default(), &mut api);
+        assert!(matches!(handled.result, Err(SyncError::Upstream(_))));
+        assert_eq!(handled.plan, plan(&event, &cfg, &mut MemStore::default()).ok());
+        assert_eq!(handled.plan.unwrap().operations[0].operation_id, "create-task");
+    }
+
+    #[test]
+    fn an_event_that_fails_before_planning_has_no_plan() {
+        let cfg = config();
+        for event in [
+            InboundEvent::DialpadWebhook(b"{".to_vec()),
+            InboundEvent::DialpadWebhook(vec![0xff, 0xfe]),
+            InboundEvent::DialpadWebhook(body("call_inbound_hangup_completed.jwt")),
+            InboundEvent::PlatformEvent(b"{}".to_vec()),
+        ] {
+            let handled = handle(&event, &cfg, &mut MemStore::default(), &mut Scripted::default());
+            assert_eq!(handled.plan, None, "{event:?}");
+            assert!(handled.result.is_err());
+        }
+        let read_only = Config::from_json(r#"{"location_id":"L","scopes":["contacts.readonly"]}"#).unwrap();
+        let handled = handle(&InboundEvent::DialpadWebhook(body("call_inbound_missed.json")), &read_only, &mut MemStore::default(), &mut Scripted::default());
+        assert_eq!((handled.plan, handled.result), (None, Err(SyncError::MissingScope(vec!["contacts.write".into()]))));
+        /// A store that does not answer.
+        struct Down;
+        impl Store for Down {
+            fn get(&mut self, _: &str) -> Result<Option<Vec<u8>>, String> {
+                Err("down".into())
+            }
+            fn set(&mut self, _: &str, _: &[u8]) -> Result<(), String> {
+                Err("down".into())
+            }
+        }
+        let handled = handle(&InboundEvent::DialpadWebhook(body("call_inbound_missed.json")), &cfg, &mut Down, &mut Scripted::default());
+        assert_eq!((handled.plan, handled.result), (None, Err(SyncError::Storage("down".into()))));
+    }
+
+    #[test]
+    fn an_anonymous_caller_is_routed_and_skipped_without_a_request() {
+        let cfg = config();
+        let call = InboundEvent::DialpadWebhook(crate::plan::dialpad::tests::anonymous("call_inbound_missed.json"));
+        let routed = route(&call, &cfg).unwrap();
+        assert_eq!((routed.kind, routed.lane.as_str()), (EventKind::Call, "call:5402917760802816"));
+        let reason = "anonymous caller: no phone number to match a contact";
+        let mut store = MemStore::default();
+        // `Scripted::default()` panics on any request.
+        let handled = handle(&call, &cfg, &mut store, &mut Scripted::default());
+        let report = handled.result.unwrap();
+        assert_eq!(report.outcome, Outcome::Skipped(reason.into()));
+        assert!(report.operations.is_empty());
+        assert_eq!(handled.plan.as_ref().map(|p| (&p.outcome, p.operations.len())), Some((&Outcome::Skipped(reason.into()), 0)));
+        assert_eq!(plan(&call, &cfg, &mut store).unwrap().outcome, Outcome::Skipped(reason.into()));
+        assert!(store.0.is_empty(), "nothing recorded: {:?}", store.0.keys());
+
+        let sms = InboundEvent::DialpadWebhook(crate::plan::dialpad::tests::anonymous("sms_inbound.json"));
+        let routed = route(&sms, &cfg).unwrap();
+        assert_eq!((routed.kind, routed.lane.as_str()), (EventKind::Sms, "sms:5287316104912896"));
+        let handled = handle(&sms, &cfg, &mut store, &mut Scripted::default());
+        assert_eq!(handled.result.unwrap().outcome, Outcome::Skipped("anonymous sender: no phone number to match a contact".into()));
+    }
+}
