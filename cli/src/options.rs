@@ -52,7 +52,8 @@ pub struct ApiArgs {
     #[arg(long, value_name = "URL")]
     pub api_base: Option<String>,
     /// HighLevel bearer token (a private integration token), injected by the host into
-    /// requests to the API origin only.
+    /// requests to the API origin only. A flag's value is visible to other users in `ps`:
+    /// prefer GHL_TOKEN, or `token` in an owner-only --config file.
     #[arg(long, env = "GHL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// HighLevel location (sub-account) id.
@@ -68,7 +69,9 @@ pub struct ApiArgs {
 /// How Dialpad's webhooks are authenticated.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct WebhookArgs {
-    /// Dialpad webhook secret: bodies must then be HS256 JWTs signed with it.
+    /// Dialpad webhook secret: bodies must then be HS256 JWTs signed with it. Visible to other
+    /// users in `ps` as a flag: prefer DIALPAD_WEBHOOK_SECRET, or `webhook_secret` in an
+    /// owner-only --config file.
     #[arg(long, env = "DIALPAD_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
 }
@@ -77,7 +80,8 @@ pub struct WebhookArgs {
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct DialpadArgs {
     /// Dialpad API key (company admin, scope calls:list), injected by the host into requests
-    /// to Dialpad's origin only.
+    /// to Dialpad's origin only. Visible to other users in `ps` as a flag: prefer
+    /// DIALPAD_API_KEY, or `dialpad_api_key` in an owner-only --config file.
     #[arg(long, env = "DIALPAD_API_KEY", hide_env_values = true)]
     pub dialpad_api_key: Option<String>,
     /// Dialpad API origin (default https://dialpad.com).
@@ -140,13 +144,17 @@ impl Target {
         } else if let Some(base) = api.api_base {
             settings.set("api_base", base);
         }
+        // The state folder holds personal data and credentials: owner-only (0700), made so
+        // before anything is written in it (the OAuth token, the compiled plugin, state.db).
+        if let Some(dir) = state {
+            dialpad_ghl_host::storage::private::private_dir(dir)?;
+        }
         settings.start_oauth(state)?;
         let (wasm, _) = api.plugin.bytes()?;
         // With a state directory, the compiled plugin is kept there: a restart skips the compile.
         let (plugin, _) = CompiledPlugin::compile(&wasm, Allocation::best(), state.map(|dir| dir.join("compiled")).as_deref())?;
         let (kv, dead_letters, durable) = match state {
             Some(dir) => {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
                 let db = dir.join("state.db");
                 (KeyValueStore::open(&db)?, DeadLetters::open(&db)?, true)
             }

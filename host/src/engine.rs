@@ -163,6 +163,9 @@ fn cached_component(engine: &Engine, wasm: &[u8], dir: &Path) -> anyhow::Result<
     let name: String = key.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
     let path = dir.join(format!("plugin-{name}.cwasm"));
     if path.exists() {
+        // Owner-only, as everything in the state folder (tightened if an older host made it).
+        crate::storage::private::private_dir(dir)?;
+        crate::storage::private::private_file(&path)?;
         // SAFETY: the file was written by `Component::serialize` below, for this engine's
         // settings (its name says so), in a directory only this host writes.
         if let Ok(component) = unsafe { Component::deserialize_file(engine, &path) } {
@@ -170,8 +173,10 @@ fn cached_component(engine: &Engine, wasm: &[u8], dir: &Path) -> anyhow::Result<
         }
     }
     let component = Component::new(engine, wasm).map_err(anyhow::Error::from).context("compiling the plugin component")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::storage::private::private_dir(dir)?;
     let partial = path.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    crate::storage::private::private_new_file(&partial)?;
     std::fs::write(&partial, component.serialize()?).with_context(|| format!("writing {}", partial.display()))?;
     std::fs::rename(&partial, &path)?;
     Ok((component, CacheUse::Miss))
@@ -264,6 +269,13 @@ impl Runtime {
     /// clones: what a test counts to see how often one delivery runs the plugin.
     pub fn plugin_calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
+    }
+
+    /// One of the plugin's settings as the plugin is given it (`None` when unset): what
+    /// `serve` checks before it faces a public address (`webhook_secret`).
+    pub fn plugin_setting(&self, key: &str) -> Option<serde_json::Value> {
+        let (_, config) = self.options.config_vars.iter().find(|(name, _)| name == "config")?;
+        serde_json::from_str::<serde_json::Value>(config).ok()?.get(key).cloned()
     }
 
     /// The outbound exchanges of every event so far.

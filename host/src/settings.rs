@@ -150,6 +150,7 @@ impl Settings {
         let Some(app) = self.oauth_app.take() else { return Ok(()) };
         let Some(state) = state else { bail!("OAuth refresh tokens rotate on every refresh: give --state so the newest is kept") };
         let file = state.join("oauth-refresh-token");
+        crate::storage::private::private_file(&file)?;
         let refresh_token = match std::fs::read_to_string(&file) {
             Ok(stored) if !stored.trim().is_empty() => Secret::new(stored.trim()),
             _ => app.refresh_token,
@@ -222,6 +223,8 @@ fn write_secret(path: &Path, value: &str) -> anyhow::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(&partial).with_context(|| format!("writing {}", partial.display()))?;
+    // `mode` applies only to a new file: a partial one left by an older host is tightened.
+    crate::storage::private::private_file(&partial)?;
     file.write_all(value.as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&partial, path)?;

@@ -3,7 +3,8 @@
 // Replay on a dead letter, and see it go through. Prints what it saw as one JSON object;
 // the Rust test (tests/tests/monitor_browser.rs) checks it against the mock API.
 //
-// usage: node monitor.mjs <admin url> [screenshot.png]
+// usage: [ADMIN_TOKEN=…] node monitor.mjs <admin url> [screenshot.png]
+// With ADMIN_TOKEN, the page first sends the browser to /login, where the token is typed.
 import { chromium } from "playwright-core";
 
 const [url, screenshot] = process.argv.slice(2);
@@ -19,7 +20,20 @@ const seen = {};
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(20000);
+  const errors = [];
+  // Errors but the favicon's 404: a script or style the Content-Security-Policy blocks, an
+  // exception in the page's script.
+  page.on("console", message => {
+    if (message.type() === "error" && !message.text().includes("404")) errors.push(message.text());
+  });
+  page.on("pageerror", error => errors.push(String(error)));
   await page.goto(url);
+  if (process.env.ADMIN_TOKEN) {
+    seen.login_url = page.url();
+    seen.login_title = await page.title();
+    await page.locator('input[name="token"]').fill(process.env.ADMIN_TOKEN);
+    await Promise.all([page.waitForURL(u => !String(u).includes("/login")), page.locator('button[type="submit"]').click()]);
+  }
   seen.title = await page.title();
 
   const synced = page.locator('#events tr.event[data-status="done"]').first();
@@ -42,6 +56,8 @@ try {
   seen.page_text = await page.locator("body").innerText();
   if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
   seen.chromium = browser.version();
+  // A Content-Security-Policy violation shows here (the page's script or style blocked).
+  seen.console_errors = errors;
 } catch (error) {
   seen.error = String(error);
 }

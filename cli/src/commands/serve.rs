@@ -1,5 +1,7 @@
 //! `serve`: the webhook receiver, its inbox and workers, and the monitoring page.
 
+mod access;
+
 use crate::options::{ApiArgs, DialpadArgs, Target, TargetOptions, WebhookArgs};
 use anyhow::bail;
 use dialpad_ghl_host::serve::{ServeOptions, Server};
@@ -37,10 +39,13 @@ pub struct Args {
     webhook: WebhookArgs,
     #[command(flatten)]
     dialpad: DialpadArgs,
+    #[command(flatten)]
+    access: access::AccessArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let state = args.state;
+    let access = args.access.options()?;
     let target = Target::build(TargetOptions { api: args.api, webhook: args.webhook, dialpad: args.dialpad, state: Some(&state) })?;
     if target.reconcile.is_some() && !target.has_dialpad_key {
         bail!("reconcile lists calls through Dialpad's API: give --dialpad-api-key (or DIALPAD_API_KEY, or dialpad_api_key in --config)");
@@ -52,6 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_attempts: args.max_attempts,
         retry_base: args.retry_base,
         reconcile: target.reconcile,
+        access,
     };
     let _mock = target.mock;
     let server = Server::start(target.runtime, &state.join("state.db"), target.dead_letters, options)?;

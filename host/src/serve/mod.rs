@@ -13,6 +13,7 @@
 //!   `max_attempts`, or at once for a permanent failure, the delivery becomes a dead letter that
 //!   the page (or `replay --dead-letters`) can replay.
 
+pub mod access;
 pub mod inbox;
 pub mod metrics;
 
@@ -27,7 +28,7 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use inbox::{Delivery, Handled, Inbox, Status};
 use metrics::Metrics;
 use serde_json::{json, Value};
@@ -54,6 +55,8 @@ pub struct ServeOptions {
     /// Every `every`, list Dialpad's calls of the last `window` and sync them: a call whose
     /// webhook never came is caught, one already synced changes nothing.
     pub reconcile: Option<Reconcile>,
+    /// Who may use the admin side, and which unsafe binds are allowed anyway (see [`access`]).
+    pub access: access::AccessOptions,
 }
 
 impl Default for ServeOptions {
@@ -65,6 +68,7 @@ impl Default for ServeOptions {
             max_attempts: 5,
             retry_base: Duration::from_secs(2),
             reconcile: None,
+            access: access::AccessOptions::default(),
         }
     }
 }
@@ -97,6 +101,11 @@ impl Server {
     /// letters), binds both listeners and starts the workers; deliveries left queued by an
     /// earlier process are handled first.
     pub fn start(runtime: Runtime, state_db: &Path, dead_letters: DeadLetters, options: ServeOptions) -> anyhow::Result<Server> {
+        // Before anything is opened or bound: a public address needs its check, or a loud flag.
+        for warning in access::check_binds(options.listen, options.admin_listen, &options.access, access::webhooks_verified(&runtime))? {
+            eprintln!("serve: WARNING: {warning}");
+            tracing::warn!("serve: {warning}");
+        }
         let inbox = Inbox::open(state_db).with_context(|| format!("opening the inbox in {}", state_db.display()))?;
         let shared =
             Arc::new(Shared { runtime, handling: std::sync::RwLock::new(()), inbox, dead_letters, metrics: Metrics::default(), options: options.clone() });
@@ -109,7 +118,8 @@ impl Server {
         })?;
         let webhook_addr = webhook_listener.local_addr()?;
         let admin_addr = admin_listener.local_addr()?;
-        for (listener, router) in [(webhook_listener, webhook_router(shared.clone())), (admin_listener, admin_router(shared.clone()))] {
+        let access = access::Guard::new(&options.access, admin_addr);
+        for (listener, router) in [(webhook_listener, webhook_router(shared.clone())), (admin_listener, access.protect(admin_router(shared.clone())))] {
             let stop = stop.clone();
             tokio.spawn(async move {
                 let shutdown = async move { stop.notified().await };
@@ -452,7 +462,7 @@ const MONITOR_PAGE: &str = include_str!("monitor.html");
 
 fn admin_router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/", get(|| async { Html(MONITOR_PAGE) }))
+        .route("/", get(|Extension(nonce): Extension<access::Nonce>| async move { Html(nonce.fill(MONITOR_PAGE)) }))
         .route("/healthz", get(|State(s): State<Arc<Shared>>| async move { s.health() }))
         .route(
             "/metrics",

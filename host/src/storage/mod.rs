@@ -3,4 +3,5 @@
 //! same file.
 
 pub mod dead_letters;
+pub mod private;
 pub mod sqlite;

@@ -7,6 +7,12 @@ use std::path::Path;
 /// The host's SQLite file (records, dead letters), opened for durability over speed: each
 /// write is on disk when it returns. `schema` creates the caller's table if it is missing.
 pub fn open_database(path: &Path, schema: &str) -> anyhow::Result<Connection> {
+    // Owner-only (it holds personal data); SQLite gives the -wal and -shm files the same mode.
+    // An in-memory database (":memory:", "") has no file.
+    let on_disk = !path.as_os_str().is_empty() && path != Path::new(":memory:");
+    if on_disk {
+        super::private::private_new_file(path)?;
+    }
     let db = Connection::open(path)?;
     // Several connections share the file (records, dead letters, the inbox): wait for a
     // writer instead of failing with SQLITE_BUSY.
@@ -14,5 +20,12 @@ pub fn open_database(path: &Path, schema: &str) -> anyhow::Result<Connection> {
     db.pragma_update(None, "journal_mode", "WAL")?;
     db.pragma_update(None, "synchronous", "FULL")?;
     db.execute_batch(schema)?;
+    if on_disk {
+        for suffix in ["-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            super::private::private_file(Path::new(&name))?;
+        }
+    }
     Ok(db)
 }
