@@ -45,7 +45,8 @@ impl PluginArg {
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct ApiArgs {
     /// Configuration file, JSON or TOML (see `config-schema`): the plugin's settings plus the
-    /// host's own keys (`token`, `oauth`, `rate_limit`, `dialpad_api_key`, `reconcile`).
+    /// host's own keys (`token`, `oauth`, `rate_limit`, `circuit_breaker`,
+    /// `connect_timeout_seconds`, `dialpad_api_key`, `reconcile`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// HighLevel API origin, e.g. http://127.0.0.1:8787 (default: HighLevel's).

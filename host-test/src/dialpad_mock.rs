@@ -82,6 +82,8 @@ struct Inner {
     list_requests: usize,
     /// The value of `list_requests` whose request gets the one-off 503.
     fail_at: Option<usize>,
+    /// Answer every list request with the first page and its cursor, whatever the cursor asked.
+    stuck: bool,
 }
 
 struct Shared {
@@ -113,7 +115,7 @@ impl DialpadMock {
         anyhow::ensure!(options.page_size >= 1, "the Dialpad mock's page_size must be at least 1");
         let shared = Arc::new(Shared {
             options,
-            inner: Mutex::new(Inner { calls: BTreeMap::new(), requests: Vec::new(), fail_with: None, list_requests: 0, fail_at: None }),
+            inner: Mutex::new(Inner { calls: BTreeMap::new(), requests: Vec::new(), fail_with: None, list_requests: 0, fail_at: None, stuck: false }),
         });
         let server = LoopbackServer::start("Dialpad mock", addr, Router::new().fallback(handle).with_state(Arc::clone(&shared)))?;
         Ok(DialpadMock { server, shared })
@@ -157,6 +159,13 @@ impl DialpadMock {
     pub fn fail_request_number(&self, n: usize) {
         let mut inner = self.shared.lock();
         inner.fail_at = (n > 0).then(|| inner.list_requests + n);
+    }
+
+    /// From now on, answer every list request with the first page of its window and that page's
+    /// cursor, whatever cursor it carries, as an API whose listing never advances (Prism serving
+    /// Dialpad's spec answers with the same example every time). `false` pages normally again.
+    pub fn repeat_first_page(&self, on: bool) {
+        self.shared.lock().stuck = on;
     }
 
     /// Blocks the calling thread until the server stops (only if its accept loop fails).
@@ -234,6 +243,7 @@ fn respond(shared: &Shared, method: &str, path: &str, query: &str, headers: &Hea
         Err(e) => return e,
     };
     let resume = match param("cursor") {
+        _ if inner.stuck => None,
         None => None,
         Some(c) => match decode_cursor(c) {
             Some(k) => Some(k),

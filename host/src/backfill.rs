@@ -1,14 +1,18 @@
 //! `backfill` and `serve`'s scheduled reconciliation: Dialpad's call history through the
 //! plugin (`backfill.sync-page`), page by page. After every page the paging cursor and the
 //! counts are committed to SQLite, so an interrupted backfill resumes at the page it stopped
-//! on; a page handled twice writes nothing twice (the plugin's records see to that).
+//! on; a page handled twice writes nothing twice (the plugin's records see to that). A listing
+//! that stops advancing (a cursor handed out twice, or a page of calls all listed before in
+//! this run) ends the run with a typed error naming the cursor ([`stuck_listing`]), so a
+//! misbehaving API cannot keep a backfill paging forever.
 
-use crate::bindings::dialpad_ghl::sync::types::SyncError;
+use crate::bindings::dialpad_ghl::sync::types::{SyncError, UpstreamFailure};
 use crate::bindings::exports::dialpad_ghl::sync::backfill::Window;
 use crate::engine::Runtime;
 use crate::report;
 use rusqlite::{params, Connection, OptionalExtension as _};
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -110,8 +114,13 @@ pub fn run(
         Some(backfills) => backfills.resume(&window)?.unwrap_or_default(),
         None => Default::default(),
     };
+    // What this run has seen: a listing that hands out a cursor again, or a page of calls
+    // listed already, is going round in circles.
+    let mut cursors_seen: HashSet<String> = cursor.iter().cloned().collect();
+    let mut calls_seen: HashSet<String> = HashSet::new();
+    let pages_before = progress.pages;
     loop {
-        let (lines, next) = match mode {
+        let (lines, next, call_ids) = match mode {
             Mode::Sync => match runtime.backfill_page(window, cursor.as_deref())? {
                 Ok(page) => {
                     let lines: Vec<Value> = page
@@ -130,14 +139,15 @@ pub fn run(
                         })
                         .collect();
                     progress.oldest_started = page.oldest_started.or(progress.oldest_started);
-                    (lines, page.next_cursor)
+                    (lines, page.next_cursor, page.calls.iter().map(|c| c.call_id.clone()).collect::<Vec<_>>())
                 }
                 Err(error) => return Ok(Err((progress, error))),
             },
             Mode::DryRun => match runtime.backfill_plan_page(window, cursor.as_deref())? {
                 Ok(page) => {
                     progress.oldest_started = page.oldest_started.or(progress.oldest_started);
-                    (page.calls.iter().map(|call| report::plan_line(&format!("call {}", call.call_id), &call.plan)).collect(), page.next_cursor)
+                    let lines = page.calls.iter().map(|call| report::plan_line(&format!("call {}", call.call_id), &call.plan)).collect();
+                    (lines, page.next_cursor, page.calls.iter().map(|c| c.call_id.clone()).collect())
                 }
                 Err(error) => return Ok(Err((progress, error))),
             },
@@ -145,6 +155,14 @@ pub fn run(
         progress.pages += 1;
         progress.fetched += lines.len() as u64;
         progress.done = next.is_none();
+        let new_calls = call_ids.iter().filter(|id| calls_seen.insert((*id).clone())).count();
+        let stuck = match &next {
+            Some(next) if !cursors_seen.insert(next.clone()) => Some(format!("Dialpad repeated the cursor {next:?}")),
+            Some(next) if !call_ids.is_empty() && new_calls == 0 => {
+                Some(format!("Dialpad's page after the cursor {:?} listed only calls listed before (next cursor {next:?})", cursor.as_deref().unwrap_or("")))
+            }
+            _ => None,
+        };
         cursor = next;
         if let Some(backfills) = kept {
             backfills.save(&window, cursor.as_deref(), &progress)?;
@@ -153,7 +171,34 @@ pub fn run(
         if progress.done {
             return Ok(Ok(progress));
         }
+        if let Some(what) = stuck {
+            let message = format!("{what}: stopped after {} pages (the listing does not advance)", progress.pages - pages_before);
+            return Ok(Err((progress, stuck_error(&window, cursor.as_deref(), message))));
+        }
     }
+}
+
+/// The operation id of the error that ends a listing going round in circles.
+const STUCK_OPERATION: &str = "dialpad-list-calls";
+/// How [`stuck_listing`] knows the error: its message ends so.
+const STUCK_MARK: &str = "(the listing does not advance)";
+
+fn stuck_error(window: &Window, cursor: Option<&str>, message: String) -> SyncError {
+    let mut path = format!("/api/v2/call?started_after={}", window.started_after);
+    if let Some(before) = window.started_before {
+        path.push_str(&format!("&started_before={before}"));
+    }
+    if let Some(cursor) = cursor {
+        path.push_str(&format!("&cursor={cursor}"));
+    }
+    // Dialpad answered 200: its listing, not its status, is wrong.
+    SyncError::Upstream(UpstreamFailure { operation_id: STUCK_OPERATION.into(), method: "GET".into(), path, status: 200, message, body: String::new() })
+}
+
+/// Whether `error` ended a backfill whose listing stopped advancing (a repeated cursor, or a
+/// page of calls listed before): running it again would go round the same circle.
+pub fn stuck_listing(error: &SyncError) -> bool {
+    matches!(error, SyncError::Upstream(u) if u.operation_id == STUCK_OPERATION && u.status == 200 && u.message.ends_with(STUCK_MARK))
 }
 
 /// A date or time for `--since` / `--until`: `2026-03-01`, or RFC 3339 (`2026-03-01T09:00:00Z`).

@@ -2,7 +2,7 @@
 //! host keeps to itself (the API credential, limits). The credential is taken out of the
 //! configuration before the plugin sees it and injected by the outbound policy instead.
 
-use crate::capability::outbound::{Origin, OutboundPolicy, RateLimiter};
+use crate::capability::outbound::{BreakerSettings, CircuitBreaker, Origin, OutboundPolicy, RateLimiter};
 use crate::capability::secret::Secret;
 use crate::engine::RuntimeOptions;
 use crate::oauth::{OAuthSettings, OAuthTokens};
@@ -20,6 +20,13 @@ pub struct Settings {
     pub token: Option<Secret>,
     /// Per-request deadline of the outbound policy.
     pub request_timeout: Duration,
+    /// Deadline of a connection (`connect_timeout_seconds`): a blackholed API is usually a
+    /// connect that never completes.
+    pub connect_timeout: Duration,
+    /// The circuit breakers of HighLevel's and Dialpad's origins (`circuit_breaker`), shared
+    /// like the rate limiters. `None`: requests always go out.
+    pub api_breaker: Option<Arc<CircuitBreaker>>,
+    pub dialpad_breaker: Option<Arc<CircuitBreaker>>,
     pub memory_limit_bytes: usize,
     /// Budget of one event.
     pub event_deadline: Duration,
@@ -62,6 +69,9 @@ impl Default for Settings {
             plugin_config: Map::new(),
             token: None,
             request_timeout: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(5),
+            api_breaker: Some(Arc::new(CircuitBreaker::new(BreakerSettings::default()))),
+            dialpad_breaker: Some(Arc::new(CircuitBreaker::new(BreakerSettings::default()))),
             memory_limit_bytes: 64 << 20,
             event_deadline: Duration::from_secs(60),
             rate_limiter: Some(Arc::new(RateLimiter::highlevel())),
@@ -118,6 +128,7 @@ impl Settings {
                 settings.rate_limiter = Some(Arc::new(RateLimiter::new(requests.min(u32::MAX as u64) as u32, std::time::Duration::from_secs_f64(per_seconds))));
             }
         }
+        settings.read_upstream_keys(path)?;
         if let Some(key) = settings.plugin_config.remove("dialpad_api_key") {
             match key {
                 Value::String(k) if !k.is_empty() => settings.dialpad_key = Some(Secret::new(k)),
@@ -142,6 +153,47 @@ impl Settings {
             }
         }
         Ok(settings)
+    }
+
+    /// `circuit_breaker` (`false`, or `{"failures", "cool_down_seconds", "max_cool_down_seconds",
+    /// "stall_seconds"}`, each optional) and `connect_timeout_seconds`.
+    fn read_upstream_keys(&mut self, path: &Path) -> anyhow::Result<()> {
+        match self.plugin_config.remove("circuit_breaker") {
+            None | Some(Value::Null) | Some(Value::Bool(true)) => {}
+            Some(Value::Bool(false)) => (self.api_breaker, self.dialpad_breaker) = (None, None),
+            Some(Value::Object(given)) => {
+                const KEYS: [&str; 4] = ["failures", "cool_down_seconds", "max_cool_down_seconds", "stall_seconds"];
+                if let Some(unknown) = given.keys().find(|k| !KEYS.contains(&k.as_str())) {
+                    bail!("{}: circuit_breaker has no key {unknown:?} (it takes {})", path.display(), KEYS.join(", "));
+                }
+                let mut breaker = BreakerSettings::default();
+                if let Some(failures) = given.get("failures") {
+                    breaker.failures = failures
+                        .as_u64()
+                        .filter(|n| (1..=1000).contains(n))
+                        .ok_or_else(|| anyhow::anyhow!("{}: circuit_breaker.failures must be 1 to 1000", path.display()))?
+                        as u32;
+                }
+                for (key, field) in [
+                    ("cool_down_seconds", &mut breaker.cool_down),
+                    ("max_cool_down_seconds", &mut breaker.max_cool_down),
+                    ("stall_seconds", &mut breaker.stall),
+                ] {
+                    if let Some(value) = given.get(key) {
+                        *field = positive_seconds(value)
+                            .ok_or_else(|| anyhow::anyhow!("{}: circuit_breaker.{key} must be a number of seconds > 0", path.display()))?;
+                    }
+                }
+                self.api_breaker = Some(Arc::new(CircuitBreaker::new(breaker)));
+                self.dialpad_breaker = Some(Arc::new(CircuitBreaker::new(breaker)));
+            }
+            Some(_) => bail!("{}: circuit_breaker must be false or {{\"failures\": <n>, \"cool_down_seconds\": <s>, …}}", path.display()),
+        }
+        if let Some(value) = self.plugin_config.remove("connect_timeout_seconds") {
+            self.connect_timeout =
+                positive_seconds(&value).ok_or_else(|| anyhow::anyhow!("{}: connect_timeout_seconds must be a number of seconds > 0", path.display()))?;
+        }
+        Ok(())
     }
 
     /// Starts the configured OAuth app: refresh tokens rotate, so the newest is kept in
@@ -190,6 +242,7 @@ impl Settings {
         let mut allowed = vec![origin.clone()];
         let mut credentials: Vec<(Origin, Secret)> = self.token.iter().map(|t| (origin.clone(), t.clone())).collect();
         let mut rate_limiters: Vec<(Origin, Arc<RateLimiter>)> = self.rate_limiter.iter().map(|l| (origin.clone(), l.clone())).collect();
+        let mut breakers: Vec<(Origin, Arc<CircuitBreaker>)> = self.api_breaker.iter().map(|b| (origin.clone(), b.clone())).collect();
         if let Some(key) = &self.dialpad_key {
             let dialpad = Origin::parse(&self.dialpad_api_base()).context("dialpad_api_base")?;
             if dialpad == origin {
@@ -198,6 +251,7 @@ impl Settings {
             allowed.push(dialpad.clone());
             credentials.push((dialpad.clone(), key.clone()));
             rate_limiters.extend(self.dialpad_rate_limiter.iter().map(|l| (dialpad.clone(), l.clone())));
+            breakers.extend(self.dialpad_breaker.iter().map(|b| (dialpad.clone(), b.clone())));
         }
         Ok(RuntimeOptions {
             config_vars: vec![("config".into(), Value::Object(config).to_string())],
@@ -205,13 +259,20 @@ impl Settings {
                 allowed,
                 credentials,
                 timeout: self.request_timeout,
+                connect_timeout: self.connect_timeout,
                 rate_limiters,
+                breakers,
                 oauth: self.oauth.clone().map(|tokens| (origin.clone(), tokens)),
             },
             memory_limit_bytes: self.memory_limit_bytes,
             deadline: self.event_deadline,
         })
     }
+}
+
+/// A number of seconds > 0 (at most a day).
+fn positive_seconds(value: &Value) -> Option<Duration> {
+    value.as_f64().filter(|s| *s > 0.0 && *s <= 86_400.0).map(Duration::from_secs_f64)
 }
 
 /// Writes a secret readable by its owner only, replacing the file in one step.
@@ -256,5 +317,29 @@ mod tests {
         let s = Settings::from_file(&toml).unwrap();
         assert_eq!(s.plugin_config["tag_rules"][0]["when"]["keywords"][0], "pricing");
         assert_eq!(s.plugin_config["time_zone"], "America/Chicago");
+    }
+
+    #[test]
+    fn the_breaker_and_the_connect_timeout_are_host_keys() {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = dir.join("c.json");
+        let read = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Settings::from_file(&path)
+        };
+        let s = read(r#"{"location_id":"L","circuit_breaker":{"failures":5,"stall_seconds":2.5},"connect_timeout_seconds":3}"#).unwrap();
+        let breaker = s.api_breaker.as_ref().unwrap().settings();
+        assert_eq!((breaker.failures, breaker.stall, breaker.cool_down), (5, Duration::from_millis(2500), BreakerSettings::default().cool_down));
+        assert_eq!(s.connect_timeout, Duration::from_secs(3));
+        assert!(!s.plugin_config.contains_key("circuit_breaker") && !s.plugin_config.contains_key("connect_timeout_seconds"));
+        let options = s.runtime_options(false).unwrap();
+        assert_eq!((options.policy.breakers.len(), options.policy.connect_timeout), (1, Duration::from_secs(3)));
+        assert!(read(r#"{"location_id":"L","circuit_breaker":false}"#).unwrap().api_breaker.is_none());
+        let bad = read(r#"{"location_id":"L","circuit_breaker":{"failure":5}}"#).unwrap_err().to_string();
+        assert!(bad.contains("circuit_breaker has no key \"failure\""), "{bad}");
+        assert!(read(r#"{"location_id":"L","connect_timeout_seconds":0}"#).is_err());
+        // Clones share the breaker, as they share the rate limiter.
+        let default = Settings::default();
+        assert!(Arc::ptr_eq(default.api_breaker.as_ref().unwrap(), default.clone().api_breaker.as_ref().unwrap()));
     }
 }

@@ -95,6 +95,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     if let Some(error) = error {
+        if backfill::stuck_listing(&error) {
+            bail!(
+                "stopped: {}. The progress is kept, but running the same command again would repeat that cursor: \
+                 Dialpad's listing is at fault (try a shorter period with --since/--until)",
+                report::error_message(&error)
+            );
+        }
         bail!("stopped: {} (run the same command again to resume from page {})", report::error_message(&error), progress.pages + 1);
     }
     if progress.failed > 0 {

@@ -1,8 +1,9 @@
 //! The `WasiHttpHooks::send_request` hook of one store: every request the plugin makes passes
 //! the allowlist, gets its origin's credential (a static token, or an OAuth token the host
 //! refreshes), waits for its rate limiter, has a host-side deadline (wasmtime's default waits
-//! up to 600 s), and is logged redacted.
+//! up to 600 s), passes its origin's circuit breaker, and is logged redacted.
 
+use super::breaker::{CircuitBreaker, Rejected, Ticket};
 use super::log::{redacted, shown_body, HttpExchange, HttpLog};
 use super::policy::{Origin, OutboundPolicy};
 use http::header::{HeaderValue, AUTHORIZATION};
@@ -53,18 +54,41 @@ impl WasiHttpHooks for OutboundHooks {
             let (parts, body) = request.into_parts();
             let body = body.collect().await?.to_bytes();
             let options = RequestOptions {
-                connect_timeout: Some(options.and_then(|o| o.connect_timeout).unwrap_or(policy.timeout).min(policy.timeout)),
+                connect_timeout: Some(
+                    options.and_then(|o| o.connect_timeout).unwrap_or(policy.connect_timeout).min(policy.connect_timeout).min(policy.timeout),
+                ),
                 first_byte_timeout: Some(policy.timeout),
                 between_bytes_timeout: Some(policy.timeout),
             };
+            let breaker = policy.breaker_for(origin).cloned();
             let mut retried = false;
             loop {
+                // Before the rate limiter: a request refused here takes no place in its window.
+                let mut ticket = match &breaker {
+                    Some(breaker) => match breaker.admit(Instant::now()) {
+                        Ok(ticket) => Some(ticket),
+                        Err(Rejected(reason)) => {
+                            log.push(HttpExchange {
+                                method: method.clone(),
+                                url: url.clone(),
+                                request_headers: redacted(&parts.headers, None),
+                                outcome: reason.clone(),
+                                ..HttpExchange::default()
+                            });
+                            return Err(HttpError::InternalError(Some(reason)));
+                        }
+                    },
+                    None => None,
+                };
                 // Held until this attempt's answer is read (end of the iteration).
                 let _slot = match policy.rate_limiters.iter().find(|(o, _)| o == origin) {
                     Some((_, limiter)) => Some(limiter.acquire().await),
                     None => None,
                 };
                 let started = Instant::now();
+                if let Some(ticket) = &mut ticket {
+                    ticket.sending(started);
+                }
                 let mut request = http::Request::new(Full::new(body.clone()).map_err(|never| match never {}).boxed_unsync());
                 *request.method_mut() = parts.method.clone();
                 *request.uri_mut() = parts.uri.clone();
@@ -75,7 +99,11 @@ impl WasiHttpHooks for OutboundHooks {
                     request.headers_mut().insert(AUTHORIZATION, value);
                 }
                 let request_headers = redacted(request.headers(), credential.as_ref());
-                let result = tokio::time::timeout(policy.timeout, wasmtime_wasi_http::default_send_request(request, Some(options))).await;
+                let send = tokio::time::timeout(policy.timeout, wasmtime_wasi_http::default_send_request(request, Some(options)));
+                let result = match (&breaker, &mut ticket) {
+                    (Some(breaker), Some(ticket)) => watched(breaker, ticket, send).await,
+                    _ => Some(send.await),
+                };
                 let elapsed_ms = started.elapsed().as_millis() as u64;
                 let mut exchange = HttpExchange {
                     method: method.clone(),
@@ -84,6 +112,24 @@ impl WasiHttpHooks for OutboundHooks {
                     elapsed_ms,
                     request_body: shown_body(&body, credential.as_ref()),
                     ..HttpExchange::default()
+                };
+                // No answer: a failure for the breaker; an answer, whatever its status, closes it.
+                if let (Some(breaker), Some(ticket)) = (&breaker, ticket.take()) {
+                    match &result {
+                        Some(Ok(Ok(_))) => breaker.answered(ticket, Instant::now()),
+                        _ => {
+                            breaker.failed(ticket, Instant::now());
+                        }
+                    }
+                }
+                let Some(result) = result else {
+                    let reason = format!(
+                        "circuit open: no answer from {origin} in {} ms while other requests waited too; given up",
+                        breaker.as_ref().map_or(0, |b| b.settings().stall.as_millis())
+                    );
+                    exchange.outcome = reason.clone();
+                    log.push(exchange);
+                    return Err(HttpError::InternalError(Some(reason)));
                 };
                 return match result {
                     Err(_) => {
@@ -99,7 +145,13 @@ impl WasiHttpHooks for OutboundHooks {
                                 | HttpError::ConnectionWriteTimeout
                                 | HttpError::HttpResponseTimeout
                         );
-                        exchange.outcome = if timed_out { format!("timeout after {} ms", policy.timeout.as_millis()) } else { format!("error: {e}") };
+                        exchange.outcome = match &e {
+                            HttpError::ConnectionTimeout => {
+                                format!("connect timeout after {} ms", options.connect_timeout.unwrap_or(policy.timeout).as_millis())
+                            }
+                            _ if timed_out => format!("timeout after {} ms", policy.timeout.as_millis()),
+                            _ => format!("error: {e}"),
+                        };
                         log.push(exchange);
                         Err(e)
                     }
@@ -157,6 +209,26 @@ impl WasiHttpHooks for OutboundHooks {
                 };
             }
         })
+    }
+}
+
+/// Waits for `send`, unless the request stalls (no answer from its origin in the breaker's
+/// `stall`) and the circuit opens meanwhile: then `None`, and the request is given up.
+async fn watched<F: Future>(breaker: &CircuitBreaker, ticket: &mut Ticket, send: F) -> Option<F::Output> {
+    let mut opened = breaker.subscribe();
+    tokio::pin!(send);
+    tokio::select! {
+        out = &mut send => return Some(out),
+        _ = tokio::time::sleep(breaker.settings().stall) => {}
+    }
+    if breaker.stalled(ticket, Instant::now()) {
+        return None;
+    }
+    loop {
+        tokio::select! {
+            out = &mut send => return Some(out),
+            changed = opened.changed() => if changed.is_err() || breaker.gave_up(ticket) { return None },
+        }
     }
 }
 

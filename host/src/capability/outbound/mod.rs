@@ -8,13 +8,17 @@
 //! - a host-side deadline (wasmtime's default waits up to 600 s);
 //! - a rate limiter that keeps each location under HighLevel's burst limit (100 requests per
 //!   10 s), so a burst of events waits its turn instead of collecting 429s;
-//! - a request/response log in which credentials are redacted.
+//! - a request/response log in which credentials are redacted;
+//! - a circuit breaker per origin: an API that stops answering fails requests at once for a
+//!   cool-down instead of holding each for its timeout (`breaker`).
 
+mod breaker;
 mod hooks;
 mod limiter;
 mod log;
 mod policy;
 
+pub use breaker::{BreakerSettings, CircuitBreaker, CircuitState};
 pub use hooks::OutboundHooks;
 pub use limiter::{RateLimiter, RateSlot};
 pub use log::{HttpExchange, HttpLog, BODY_SHOWN_BYTES};

@@ -2,6 +2,7 @@
 //! (scheme, host, port, judged from the request URI, never from a `Host` header), the
 //! credential injected for each, the deadline, and the rate limiter of each origin.
 
+use super::breaker::CircuitBreaker;
 use super::limiter::RateLimiter;
 use crate::capability::secret::Secret;
 use crate::oauth::OAuthTokens;
@@ -49,9 +50,14 @@ pub struct OutboundPolicy {
     pub credentials: Vec<(Origin, Secret)>,
     /// Deadline for one request, from sending to the response head.
     pub timeout: Duration,
+    /// Deadline for the connection (the plugin may ask for less); at most `timeout`.
+    pub connect_timeout: Duration,
     /// Per origin; shared by every runtime built from the same settings (one location, one
     /// credential).
     pub rate_limiters: Vec<(Origin, Arc<RateLimiter>)>,
+    /// Per origin, shared like the rate limiters: an origin that stops answering fails
+    /// requests at once for a while (see `breaker`).
+    pub breakers: Vec<(Origin, Arc<CircuitBreaker>)>,
     /// OAuth tokens for this origin, in place of a static credential.
     pub oauth: Option<(Origin, Arc<OAuthTokens>)>,
 }
@@ -59,6 +65,10 @@ pub struct OutboundPolicy {
 impl OutboundPolicy {
     pub(super) fn credential_for(&self, origin: &Origin) -> Option<&Secret> {
         self.credentials.iter().find(|(o, _)| o == origin).map(|(_, s)| s)
+    }
+
+    pub(super) fn breaker_for(&self, origin: &Origin) -> Option<&Arc<CircuitBreaker>> {
+        self.breakers.iter().find(|(o, _)| o == origin).map(|(_, b)| b)
     }
 }
 
