@@ -244,7 +244,8 @@ fn replay_takes_platform_events_and_view_prints_the_contact() {
     // Platform events are HS256 JWTs signed with the configured `platform_secret`.
     let config = dir.join("config.json");
     std::fs::write(&config, r#"{"platform_secret": "cli-platform-secret"}"#).unwrap();
-    let task = r#"{"id":"e1","type":"task.created","contact":{"phone":"+13125550187"},"task":{"ref":"r1","title":"Call back","due":"2026-03-12T09:00:00-05:00"}}"#;
+    let task =
+        r#"{"id":"e1","type":"task.created","contact":{"phone":"+13125550187"},"task":{"ref":"r1","title":"Call back","due":"2026-03-12T09:00:00-05:00"}}"#;
     let event = dir.join("task.jwt");
     std::fs::write(&event, host_test::jwt::sign(task.as_bytes(), "cli-platform-secret")).unwrap();
     let unsigned = dir.join("task.json");

@@ -788,7 +788,8 @@ mod tests {
         let mut call: serde_json::Value = serde_json::from_slice(&body("call_inbound_missed.json")).unwrap();
         call["iat"] = json!(NOW - 10);
         call["exp"] = json!(NOW + 600);
-        let signed_cfg = Config::from_json(&json!({"location_id": "L", "api_base": "http://api.test", "durable_state": true, "webhook_secret": "w"}).to_string()).unwrap();
+        let signed_cfg =
+            Config::from_json(&json!({"location_id": "L", "api_base": "http://api.test", "durable_state": true, "webhook_secret": "w"}).to_string()).unwrap();
         let webhook = InboundEvent::DialpadWebhook(sign(&call, "w", "HS256").into_bytes());
         let mut task: serde_json::Value = serde_json::from_str(TASK).unwrap();
         task["iat"] = json!(NOW - 10);

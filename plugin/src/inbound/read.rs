@@ -108,7 +108,9 @@ mod tests {
         let signed_text = |text: &str| InboundEvent::PlatformEvent(sign_bytes(text.as_bytes(), "p").into_bytes());
         assert!(matches!(read(signed_text("{"), &cfg), Err(SyncError::MalformedEvent(ref m)) if m.starts_with("platform event is not valid JSON")));
         assert!(matches!(read(platform(&json!({})), &cfg), Err(SyncError::InvalidInput(_))));
-        assert!(matches!(read(InboundEvent::DialpadWebhook(b"{".to_vec()), &cfg), Err(SyncError::MalformedEvent(ref m)) if m.starts_with("body is not valid JSON")));
+        assert!(
+            matches!(read(InboundEvent::DialpadWebhook(b"{".to_vec()), &cfg), Err(SyncError::MalformedEvent(ref m)) if m.starts_with("body is not valid JSON"))
+        );
         let signed = config(r#","webhook_secret":"s""#);
         assert!(matches!(read(InboundEvent::DialpadWebhook(b"{}".to_vec()), &signed), Err(SyncError::InvalidSignature(_))));
         // Text that is UTF-8 but not ASCII is read as it is.
@@ -138,7 +140,9 @@ mod tests {
         timed["exp"] = json!(NOW - 100);
         assert!(read(&platform(&timed), &cfg, Moment::Arriving { now: NOW }).is_ok());
         let strict = config(&format!(r#"{PLATFORM},"jwt_leeway_seconds":60"#));
-        assert!(matches!(read(&platform(&timed), &strict, Moment::Arriving { now: NOW }), Err(SyncError::InvalidSignature(ref m)) if m.starts_with("JWT expired")));
+        assert!(
+            matches!(read(&platform(&timed), &strict, Moment::Arriving { now: NOW }), Err(SyncError::InvalidSignature(ref m)) if m.starts_with("JWT expired"))
+        );
         assert!(read(&platform(&timed), &strict, Moment::Accepted).is_ok());
         // Other claims are the event's and must fit its shape.
         timed["iss"] = json!("crm");

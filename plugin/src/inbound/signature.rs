@@ -150,13 +150,15 @@ pub fn time_claims(claims: &[u8]) -> Result<TimeClaims, SyncError> {
 /// refused as `invalid-signature`, with the claim and its time.
 pub fn check_time_claims(claims: &TimeClaims, door: Door) -> Result<(), SyncError> {
     let (now, leeway) = (door.now as f64, door.leeway as f64);
-    let when = |t: f64| utc_minutes((t * 1000.0) as i64);
+    // Whole seconds in the message: formatting an `f64` would cost the component ~20 KB.
+    let when = |secs: i64| utc_minutes(secs.saturating_mul(1000));
     let refuse = |what: &str, claim: &str, t: f64| {
+        let secs = t.floor() as i64;
         SyncError::InvalidSignature(format!(
-            "JWT {what}: {claim} {t} ({}) against now {} ({}), with {} s of leeway",
-            when(t),
+            "JWT {what}: {claim} {secs} ({}) against now {} ({}), with {} s of leeway",
+            when(secs),
             door.now,
-            when(now),
+            when(door.now as i64),
             door.leeway
         ))
     };
@@ -263,7 +265,10 @@ pub(crate) mod tests {
         assert!(refused_for(platform_json(event.to_string().as_bytes(), Some("platform-s3cret"), None)).starts_with("unsigned platform event refused"));
         let webhook_signed = sign(&event, "webhook-s3cret", "HS256");
         assert!(refused_for(platform_json(webhook_signed.as_bytes(), Some("platform-s3cret"), None)).ends_with("does not match the configured platform_secret"));
-        assert!(matches!(platform_json(sign(&event, "platform-s3cret", "none").as_bytes(), Some("platform-s3cret"), None), Err(SyncError::InvalidSignature(_))));
+        assert!(matches!(
+            platform_json(sign(&event, "platform-s3cret", "none").as_bytes(), Some("platform-s3cret"), None),
+            Err(SyncError::InvalidSignature(_))
+        ));
         assert!(matches!(platform_json(b"task.created", Some("platform-s3cret"), None), Err(SyncError::MalformedEvent(_))));
     }
 
