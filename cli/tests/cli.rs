@@ -241,14 +241,23 @@ fn validate_config_reports_every_problem_with_its_path_in_json_and_toml() {
 #[test]
 fn replay_takes_platform_events_and_view_prints_the_contact() {
     let dir = host_test::support::scratch_dir("cli-platform");
-    let event = dir.join("task.json");
-    std::fs::write(
-        &event,
-        r#"{"id":"e1","type":"task.created","contact":{"phone":"+13125550187"},"task":{"ref":"r1","title":"Call back","due":"2026-03-12T09:00:00-05:00"}}"#,
-    )
-    .unwrap();
-    let out = run(&["replay", "--mock", "--dry-run", &fixture("call_inbound_hangup_completed.json"), event.to_str().unwrap()]);
+    // Platform events are HS256 JWTs signed with the configured `platform_secret`.
+    let config = dir.join("config.json");
+    std::fs::write(&config, r#"{"platform_secret": "cli-platform-secret"}"#).unwrap();
+    let task =
+        r#"{"id":"e1","type":"task.created","contact":{"phone":"+13125550187"},"task":{"ref":"r1","title":"Call back","due":"2026-03-12T09:00:00-05:00"}}"#;
+    let event = dir.join("task.jwt");
+    std::fs::write(&event, host_test::jwt::sign(task.as_bytes(), "cli-platform-secret")).unwrap();
+    let unsigned = dir.join("task.json");
+    std::fs::write(&unsigned, task).unwrap();
+    let out = host()
+        .args(["replay", "--mock", "--dry-run", "--config", config.to_str().unwrap(), &fixture("call_inbound_hangup_completed.json")])
+        .args([event.to_str().unwrap(), unsigned.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the unsigned event fails");
     let lines = json_lines(&out);
+    assert_eq!(lines[2]["error"]["type"], "invalid-signature", "{}", lines[2]);
     assert_eq!(lines[1]["kind"], "task");
     assert_eq!(lines[1]["plan"][1]["operation_id"], "create-task");
     assert_eq!(lines[1]["plan"][1]["body"]["dueDate"], "2026-03-12T09:00:00-05:00");

@@ -17,7 +17,8 @@ pub const EVENTS: &[(&str, &[u8])] = &[
     ("agent_status_on_duty.json", include_bytes!("../demo-events/agent_status_on_duty.json")),
     ("call_inbound_hangup_completed.json (redelivered)", include_bytes!("../demo-events/call_inbound_hangup_completed.json")),
 ];
-/// Task and note events from the automation platform.
+/// Task and note events from the automation platform, as JSON: the platform sends each as the
+/// claims of an HS256 JWT signed with [`PLATFORM_SECRET`] ([`signed_platform_event`]).
 pub const PLATFORM_EVENTS: &[(&str, &str)] = &[
     ("platform_task_created.json", include_str!("../demo-events/platform_task_created.json")),
     ("platform_task_updated.json", include_str!("../demo-events/platform_task_updated.json")),
@@ -32,7 +33,19 @@ pub const SIGNED_EVENT: &[u8] = include_bytes!("../demo-events/call_inbound_hang
 /// The demo's no-code configuration: field mapping, tags, follow-up and tag rules.
 pub const CONFIG: &str = include_str!("../demo-events/demo-config.json");
 pub const WEBHOOK_SECRET: &str = "dialpad-fixture-secret-not-for-production";
+/// The platform's secret in [`CONFIG`] (`platform_secret`): platform events are signed with it.
+pub const PLATFORM_SECRET: &str = "demo-platform-secret-not-for-production";
 pub const TOKEN: &str = "demo-private-integration-token";
 
 /// A hangup, the template the bench varies.
 pub const HANGUP: &str = include_str!("../demo-events/call_inbound_hangup_completed.json");
+
+/// A platform event as the platform sends it: an HS256 JWT signed with [`PLATFORM_SECRET`],
+/// issued now and valid for an hour.
+pub fn signed_platform_event(event: &str) -> Vec<u8> {
+    let mut claims: serde_json::Value = serde_json::from_str(event).expect("a demo platform event is JSON");
+    let now = crate::jwt::now();
+    claims["iat"] = now.into();
+    claims["exp"] = (now + 3600).into();
+    crate::jwt::sign(claims.to_string().as_bytes(), PLATFORM_SECRET).into_bytes()
+}

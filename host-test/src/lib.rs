@@ -7,11 +7,13 @@
 //! - [`stock_host`]: the plugin served as `wasmtime serve` serves it, in-process;
 //! - [`bench`]: the benchmarks;
 //! - [`demo`]: the bundled events and configuration of the demo;
+//! - [`jwt`]: HS256 JWTs, as Dialpad and the automation platform sign their events;
 //! - [`support`]: scratch folders, loopback requests, figures printed past the test capture.
 
 pub mod bench;
 pub mod demo;
 pub mod dialpad_mock;
 pub mod ghl_mock;
+pub mod jwt;
 pub mod stock_host;
 pub mod support;

@@ -51,10 +51,18 @@ impl Source {
     }
 
     /// The source of an event read from a file, which has no path to tell: a platform event
-    /// when its JSON `type` says `task.…` or `note.…`, else a Dialpad webhook body (for the
-    /// plugin to accept or refuse).
+    /// when its JSON `type` says `task.…` or `note.…` (for a compact JWT, as platform events
+    /// are sent, the `type` of its claims, read without verifying: the plugin verifies them
+    /// with the source's own secret), else a Dialpad webhook body (for the plugin to accept
+    /// or refuse).
     pub fn sniff(body: &[u8]) -> Source {
-        let kind = serde_json::from_slice::<serde_json::Value>(body).ok().and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string));
+        use base64::Engine as _;
+        let text = std::str::from_utf8(body).unwrap_or_default().trim();
+        let claims = match text.split('.').collect::<Vec<_>>()[..] {
+            [_, claims, _] => base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).unwrap_or_default(),
+            _ => body.to_vec(),
+        };
+        let kind = serde_json::from_slice::<serde_json::Value>(&claims).ok().and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string));
         match kind {
             Some(k) if k.starts_with("task.") || k.starts_with("note.") => Source::Platform,
             _ => Source::DialpadWebhook,
@@ -96,5 +104,7 @@ mod tests {
         assert_eq!(Source::sniff(br#"{"type":"call","state":"hangup"}"#), Source::DialpadWebhook);
         assert_eq!(Source::sniff(b"\xff\xfe not utf-8"), Source::DialpadWebhook);
         assert_eq!(Source::sniff(b"eyJhbGciOiJIUzI1NiJ9.e30.sig"), Source::DialpadWebhook);
+        // `{"type":"note.created"}` as the claims of a JWT (signed or not: the plugin decides).
+        assert_eq!(Source::sniff(b"eyJhbGciOiJIUzI1NiJ9.eyJ0eXBlIjoibm90ZS5jcmVhdGVkIn0.sig\n"), Source::Platform);
     }
 }

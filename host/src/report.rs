@@ -70,7 +70,9 @@ pub fn error_message(error: &wit::SyncError) -> String {
 pub fn plain_words(error: &wit::SyncError) -> String {
     use wit::SyncError as E;
     match error {
-        E::InvalidSignature(_) => "Refused: the event's signature does not match the webhook secret configured here. Check that this host and the Dialpad webhook use the same secret.".into(),
+        E::InvalidSignature(m) => format!(
+            "Refused: the event is not signed as configured here ({m}). Check that this host and the sender use the same secret (the Dialpad webhook secret, or platform_secret for platform events) and that the sender's clock is right."
+        ),
         E::MalformedEvent(m) => format!("Refused: this is not an event the plugin can read ({m})."),
         E::BadConfig(problems) => format!("The plugin's configuration is invalid ({}). Fix it, restart, then replay the event.", problem_text(problems)),
         E::InvalidInput(problems) => format!("The event has missing or wrong fields: {}.", problem_text(problems)),

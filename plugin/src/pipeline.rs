@@ -18,7 +18,7 @@ use crate::execute::{execute, Execution, Transport};
 use crate::inbound::dialpad::Event;
 use crate::inbound::event::{EventKind, InboundEvent};
 use crate::inbound::platform::{Action, PlatformEvent};
-use crate::inbound::read::{self as inbound, Inbound};
+use crate::inbound::read::{self as inbound, Inbound, Moment};
 use crate::plan::platform::PlatformKnown;
 use crate::plan::vocabulary::{KnownState, Plan, CALL_SYNC_SCOPES};
 use crate::report::{Handled, Outcome, PlanView, Report, Route};
@@ -30,8 +30,11 @@ use crate::state::{
 /// Checks an event as [`handle`] would (bytes, signature, shape) and names its lane: the other
 /// party's phone number when there is one, since a call, a text and a contact edit about one
 /// person may each create that person's contact, and must not race to do it.
-pub fn route(event: &InboundEvent, config: &Config) -> Result<Route, SyncError> {
-    Ok(match inbound::read(event, config)? {
+///
+/// This is the door: a signed event's time claims are held to `now` (seconds since 1970) here,
+/// and only here (see [`Moment`]).
+pub fn route(event: &InboundEvent, config: &Config, now: u64) -> Result<Route, SyncError> {
+    Ok(match inbound::read(event, config, Moment::Arriving { now })? {
         Inbound::Dialpad(event) => route_dialpad(&event),
         Inbound::Platform(event) => route_platform(&event),
     })
@@ -66,14 +69,27 @@ fn route_platform(event: &PlatformEvent) -> Route {
     Route { kind: event.kind, lane }
 }
 
-/// Plans one event without sending or writing anything (a dry run).
+/// Plans one event without sending or writing anything (a dry run). Its signature is verified;
+/// its age is not held against it.
 pub fn plan(event: &InboundEvent, config: &Config, store: &mut dyn Store) -> Result<PlanView, SyncError> {
-    Ok(plan_inbound(inbound::read(event, config)?, config, store)?.plan.view())
+    Ok(plan_inbound(inbound::read(event, config, Moment::Accepted)?, config, store)?.plan.view())
 }
 
-/// Handles one event: the plan it made and ran, and the report.
+/// Handles one event a host accepted at the door ([`route`]): the plan it made and ran, and
+/// the report. Its signature is verified again; its age is not held against it, so a retry or
+/// a dead letter replayed hours later is handled as it would have been on arrival.
 pub fn handle(event: &InboundEvent, config: &Config, store: &mut dyn Store, transport: &mut dyn Transport) -> Handled {
-    match inbound::read(event, config).and_then(|event| plan_inbound(event, config, store)) {
+    handle_at(event, Moment::Accepted, config, store, transport)
+}
+
+/// Handles one event as it arrives, where handling is the door itself (the component's HTTP
+/// handler on a stock host): its time claims are held to `now`, as [`route`] holds them.
+pub fn handle_arriving(event: &InboundEvent, now: u64, config: &Config, store: &mut dyn Store, transport: &mut dyn Transport) -> Handled {
+    handle_at(event, Moment::Arriving { now }, config, store, transport)
+}
+
+fn handle_at(event: &InboundEvent, moment: Moment, config: &Config, store: &mut dyn Store, transport: &mut dyn Transport) -> Handled {
+    match inbound::read(event, config, moment).and_then(|event| plan_inbound(event, config, store)) {
         Ok(planned) => run(planned, config, store, transport),
         Err(error) => Handled::unplanned(error),
     }
@@ -373,6 +389,8 @@ fn record_aliases(plan: &Plan, store: &mut dyn Store) -> Result<(), SyncError> {
 mod tests {
     use super::*;
     use crate::execute::{HttpRequest, HttpResponse, NoAnswer};
+    use crate::inbound::signature::tests::sign;
+    use crate::inbound::signature::PLATFORM_EVENTS_OFF;
     use crate::state::MemStore;
     use serde_json::json;
     use std::collections::VecDeque;
@@ -407,8 +425,19 @@ mod tests {
         }
     }
 
+    const PLATFORM_SECRET: &str = "platform-s3cret";
+    /// 2026-03-10 15:00 UTC.
+    const NOW: u64 = 1_773_154_800;
+
     fn config() -> Config {
-        Config::from_json(&json!({"location_id": "L", "api_base": "http://api.test", "durable_state": true}).to_string()).unwrap()
+        Config::from_json(&json!({"location_id": "L", "api_base": "http://api.test", "durable_state": true, "platform_secret": PLATFORM_SECRET}).to_string())
+            .unwrap()
+    }
+
+    /// A platform event as the platform sends it: an HS256 JWT signed with its secret.
+    fn platform_event(event: &str) -> InboundEvent {
+        let claims: serde_json::Value = serde_json::from_str(event).unwrap();
+        InboundEvent::PlatformEvent(sign(&claims, PLATFORM_SECRET, "HS256").into_bytes())
     }
 
     fn body(name: &str) -> Vec<u8> {
@@ -416,11 +445,11 @@ mod tests {
     }
 
     fn route_body(body: &[u8], config: &Config) -> Result<Route, SyncError> {
-        route(&InboundEvent::DialpadWebhook(body.to_vec()), config)
+        route(&InboundEvent::DialpadWebhook(body.to_vec()), config, NOW)
     }
 
     fn route_platform_event(text: &str, config: &Config) -> Result<Route, SyncError> {
-        route(&InboundEvent::PlatformEvent(text.as_bytes().to_vec()), config)
+        route(&platform_event(text), config, NOW)
     }
 
     fn plan_body(body: &[u8], config: &Config, store: &mut dyn Store) -> Result<PlanView, SyncError> {
@@ -628,7 +657,7 @@ mod tests {
         assert_eq!(again.plan, plan(&event, &cfg, &mut store).ok());
         // A platform event's plan, also when the run fails after planning.
         let task = r#"{"id":"e1","type":"task.created","contact":{"id":"c1"},"task":{"ref":"t1","title":"Call back","due":"2026-03-12T09:00:00-05:00"}}"#;
-        let event = InboundEvent::PlatformEvent(task.as_bytes().to_vec());
+        let event = platform_event(task);
         let mut api = Scripted::default().answer(422, json!({"statusCode": 422, "message": ["no"]}));
         let handled = handle(&event, &cfg, &mut MemStore::default(), &mut api);
         assert!(matches!(handled.result, Err(SyncError::Upstream(_))));
@@ -644,6 +673,7 @@ mod tests {
             InboundEvent::DialpadWebhook(vec![0xff, 0xfe]),
             InboundEvent::DialpadWebhook(body("call_inbound_hangup_completed.jwt")),
             InboundEvent::PlatformEvent(b"{}".to_vec()),
+            platform_event("{}"),
         ] {
             let handled = handle(&event, &cfg, &mut MemStore::default(), &mut Scripted::default());
             assert_eq!(handled.plan, None, "{event:?}");
@@ -670,7 +700,7 @@ mod tests {
     fn an_anonymous_caller_is_routed_and_skipped_without_a_request() {
         let cfg = config();
         let call = InboundEvent::DialpadWebhook(crate::plan::dialpad::tests::anonymous("call_inbound_missed.json"));
-        let routed = route(&call, &cfg).unwrap();
+        let routed = route(&call, &cfg, NOW).unwrap();
         assert_eq!((routed.kind, routed.lane.as_str()), (EventKind::Call, "call:5402917760802816"));
         let reason = "anonymous caller: no phone number to match a contact";
         let mut store = MemStore::default();
@@ -684,9 +714,124 @@ mod tests {
         assert!(store.0.is_empty(), "nothing recorded: {:?}", store.0.keys());
 
         let sms = InboundEvent::DialpadWebhook(crate::plan::dialpad::tests::anonymous("sms_inbound.json"));
-        let routed = route(&sms, &cfg).unwrap();
+        let routed = route(&sms, &cfg, NOW).unwrap();
         assert_eq!((routed.kind, routed.lane.as_str()), (EventKind::Sms, "sms:5287316104912896"));
         let handled = handle(&sms, &cfg, &mut store, &mut Scripted::default());
         assert_eq!(handled.result.unwrap().outcome, Outcome::Skipped("anonymous sender: no phone number to match a contact".into()));
+    }
+
+    /// Every trigger's answer to one event, on a store and an API that must stay untouched.
+    fn every_trigger(event: &InboundEvent, cfg: &Config) -> [Result<(), SyncError>; 3] {
+        let mut store = MemStore::default();
+        // `Scripted::default()` panics on any request.
+        let handled = handle(event, cfg, &mut store, &mut Scripted::default());
+        let planned = plan(event, cfg, &mut store);
+        assert!(store.0.is_empty(), "nothing recorded: {:?}", store.0.keys());
+        assert_eq!(handled.plan, None);
+        [route(event, cfg, NOW).map(|_| ()), handled.result.map(|_| ()), planned.map(|_| ())]
+    }
+
+    const TASK: &str = r#"{"id":"e1","type":"task.created","contact":{"id":"c1"},"task":{"ref":"t1","title":"Call back","due":"2026-03-12T09:00:00-05:00"}}"#;
+
+    #[test]
+    fn platform_events_are_off_in_every_trigger_until_their_secret_is_configured() {
+        let off = Config::from_json(r#"{"location_id":"L","webhook_secret":"w"}"#).unwrap();
+        let unsigned = InboundEvent::PlatformEvent(TASK.as_bytes().to_vec());
+        let webhook_signed = InboundEvent::PlatformEvent(sign(&serde_json::from_str(TASK).unwrap(), "w", "HS256").into_bytes());
+        for event in [unsigned, webhook_signed, platform_event(TASK)] {
+            let refused = Err(SyncError::InvalidSignature(PLATFORM_EVENTS_OFF.into()));
+            assert_eq!(every_trigger(&event, &off), [refused.clone(), refused.clone(), refused], "{event:?}");
+        }
+    }
+
+    #[test]
+    fn unsigned_and_wrongly_signed_platform_events_write_nothing() {
+        let cfg = config();
+        let claims: serde_json::Value = serde_json::from_str(TASK).unwrap();
+        let tampered = {
+            let good = sign(&claims, PLATFORM_SECRET, "HS256");
+            let forged = sign(&json!({"id": "e1", "type": "task.created", "contact": {"id": "someone-else"}, "task": claims["task"]}), "x", "HS256");
+            let (g, f): (Vec<&str>, Vec<&str>) = (good.split('.').collect(), forged.split('.').collect());
+            format!("{}.{}.{}", g[0], f[1], g[2])
+        };
+        for (what, body) in [
+            ("unsigned", TASK.to_string()),
+            ("signed with another secret", sign(&claims, "another-secret", "HS256")),
+            ("alg none", sign(&claims, PLATFORM_SECRET, "none")),
+            ("tampered claims", tampered),
+        ] {
+            let event = InboundEvent::PlatformEvent(body.into_bytes());
+            for answer in every_trigger(&event, &cfg) {
+                assert!(matches!(answer, Err(SyncError::InvalidSignature(_))), "{what}: {answer:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_signed_platform_event_is_routed_handled_and_redelivered_harmlessly() {
+        let cfg = config();
+        let event = platform_event(TASK);
+        assert_eq!(route(&event, &cfg, NOW).unwrap(), Route { kind: EventKind::Task, lane: "contact:c1".into() });
+        let mut store = MemStore::default();
+        let mut api = Scripted::default().answer(201, json!({"task": {"id": "hl-t1"}}));
+        let report = handle(&event, &cfg, &mut store, &mut api).result.unwrap();
+        assert_eq!((report.outcome, api.sent.len()), (Outcome::Synced, 1));
+        // The same token again (a platform retrying): a harmless redelivery.
+        assert_eq!(route(&event, &cfg, NOW + 5).unwrap().kind, EventKind::Task);
+        let again = handle(&event, &cfg, &mut store, &mut Scripted::default()).result.unwrap();
+        assert_eq!((again.outcome, again.operations.len()), (Outcome::Unchanged, 0));
+    }
+
+    #[test]
+    fn time_claims_are_checked_at_the_door_and_an_accepted_token_is_never_refused_for_its_age() {
+        let cfg = config();
+        let mut call: serde_json::Value = serde_json::from_slice(&body("call_inbound_missed.json")).unwrap();
+        call["iat"] = json!(NOW - 10);
+        call["exp"] = json!(NOW + 600);
+        let signed_cfg =
+            Config::from_json(&json!({"location_id": "L", "api_base": "http://api.test", "durable_state": true, "webhook_secret": "w"}).to_string()).unwrap();
+        let webhook = InboundEvent::DialpadWebhook(sign(&call, "w", "HS256").into_bytes());
+        let mut task: serde_json::Value = serde_json::from_str(TASK).unwrap();
+        task["iat"] = json!(NOW - 10);
+        task["exp"] = json!(NOW + 600);
+        let platform = InboundEvent::PlatformEvent(sign(&task, PLATFORM_SECRET, "HS256").into_bytes());
+        let later = NOW + 600 + 300 + 1; // past exp and the default leeway
+        for (event, cfg, answers) in [
+            (&webhook, &signed_cfg, vec![(200, json!({"contact": {"id": "c1"}})), (201, json!({"note": {"id": "n1"}})), (201, json!({"task": {"id": "t"}}))]),
+            (&platform, &cfg, vec![(201, json!({"task": {"id": "hl-t1"}}))]),
+        ] {
+            // Accepted at the door while fresh; at the door once expired, refused with its claim.
+            assert!(route(event, cfg, NOW).is_ok());
+            assert!(route(event, cfg, NOW + 600 + 300).is_ok(), "the leeway's edge");
+            assert!(matches!(route(event, cfg, later), Err(SyncError::InvalidSignature(ref m)) if m.starts_with("JWT expired: exp")));
+            let mut store = MemStore::default();
+            // Where handling is the door (a stock host's HTTP handler), the same: nothing sent.
+            let refused = handle_arriving(event, later, cfg, &mut store, &mut Scripted::default());
+            assert!(matches!(refused.result, Err(SyncError::InvalidSignature(_))));
+            assert!(store.0.is_empty());
+            // But `handle` runs after the door accepted it, however much later (retries, a
+            // dead letter replayed): the expired token is handled, and a redelivery is harmless.
+            let mut api = Scripted::default();
+            for (status, body) in answers {
+                api = api.answer(status, body);
+            }
+            assert!(plan(event, cfg, &mut store).is_ok());
+            assert_eq!(handle(event, cfg, &mut store, &mut api).result.unwrap().outcome, Outcome::Synced);
+            assert_eq!(handle(event, cfg, &mut store, &mut Scripted::default()).result.unwrap().outcome, Outcome::Unchanged);
+        }
+        // Not valid yet and issued in the future, past the leeway: refused at the door.
+        let mut early = task.clone();
+        early["nbf"] = json!(NOW + 301);
+        let early = InboundEvent::PlatformEvent(sign(&early, PLATFORM_SECRET, "HS256").into_bytes());
+        assert!(matches!(route(&early, &cfg, NOW), Err(SyncError::InvalidSignature(ref m)) if m.starts_with("JWT not valid yet: nbf")));
+        assert!(route(&early, &cfg, NOW + 1).is_ok());
+        let mut future = task;
+        future["iat"] = json!(NOW + 301);
+        let future = InboundEvent::PlatformEvent(sign(&future, PLATFORM_SECRET, "HS256").into_bytes());
+        assert!(matches!(route(&future, &cfg, NOW), Err(SyncError::InvalidSignature(ref m)) if m.starts_with("JWT issued in the future: iat")));
+        // With no leeway configured, one second counts.
+        let strict = Config::from_json(&json!({"location_id": "L", "platform_secret": PLATFORM_SECRET, "jwt_leeway_seconds": 0}).to_string()).unwrap();
+        assert!(route(&future, &strict, NOW + 301).is_ok());
+        assert!(route(&future, &strict, NOW + 300).is_err());
     }
 }

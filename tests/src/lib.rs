@@ -25,6 +25,8 @@ pub use wit::{Outcome, Report, SyncError};
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/dialpad/");
 pub const FIXTURE_SECRET: &str = "dialpad-fixture-secret-not-for-production";
 pub const TOKEN: &str = "pit-e2e-token-6b1f0c";
+/// The platform's own secret (`platform_secret`), set on every harness: its events are signed.
+pub const PLATFORM_SECRET: &str = "platform-e2e-secret-9d4a71";
 pub const LOCATION: &str = "loc-e2e";
 
 /// The fixtures in the order a day of calls delivers them.
@@ -123,6 +125,7 @@ impl Harness {
         let mut settings = Settings::default();
         settings.set("api_base", mock.base_url());
         settings.set("location_id", LOCATION);
+        settings.set("platform_secret", PLATFORM_SECRET);
         settings.token = Some(Secret::new(TOKEN));
         adjust(&mut settings);
         let kv = KeyValueStore::new();
@@ -163,7 +166,7 @@ pub use host_test::figure;
 pub trait Events {
     /// A Dialpad webhook body: its report or typed error.
     fn handle_webhook(&self, body: &[u8]) -> HostResult<Result<Report, SyncError>>;
-    /// A platform task or note event.
+    /// A platform task or note event, signed with [`PLATFORM_SECRET`] as the platform sends it.
     fn handle_platform(&self, event: &str) -> HostResult<Result<Report, SyncError>>;
     /// A Dialpad webhook body, planned as a dry run.
     fn plan_webhook(&self, body: &[u8]) -> HostResult<Result<wit::EventPlan, SyncError>>;
@@ -175,7 +178,7 @@ impl Events for Runtime {
     }
 
     fn handle_platform(&self, event: &str) -> HostResult<Result<Report, SyncError>> {
-        Ok(self.handle(&Inbound::new(Source::Platform, event.as_bytes().to_vec()))?.result)
+        Ok(self.handle(&Inbound::new(Source::Platform, signed_platform_event(event)))?.result)
     }
 
     fn plan_webhook(&self, body: &[u8]) -> HostResult<Result<wit::EventPlan, SyncError>> {
@@ -183,12 +186,20 @@ impl Events for Runtime {
     }
 }
 
-/// Host settings for tests against a mock at `api_base`: its location and token, retries
-/// without waiting, and no client-side rate limit (the mocks have none unless a test sets one).
+/// A platform event's body as the platform sends it: a compact HS256 JWT whose claims are
+/// `event` (as they are: a hostile event need not be JSON), signed with [`PLATFORM_SECRET`].
+pub fn signed_platform_event(event: &str) -> Vec<u8> {
+    host_test::jwt::sign(event.as_bytes(), PLATFORM_SECRET).into_bytes()
+}
+
+/// Host settings for tests against a mock at `api_base`: its location and token, the platform
+/// secret, retries without waiting, and no client-side rate limit (the mocks have none unless a
+/// test sets one).
 pub fn quick_settings(api_base: &str, location: &str, token: &str) -> Settings {
     let mut settings = Settings::default();
     settings.set("api_base", api_base);
     settings.set("location_id", location);
+    settings.set("platform_secret", PLATFORM_SECRET);
     settings.set("retry_base_delay_ms", 1);
     settings.token = Some(Secret::new(token));
     settings.rate_limiter = None;

@@ -2,13 +2,11 @@
 //! mock, and a server running in this process.
 
 use crate::plugin;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use dialpad_ghl_host::capability::keyvalue::KeyValueStore;
 use dialpad_ghl_host::engine::Runtime;
 use dialpad_ghl_host::serve::{ServeOptions, Server};
+use dialpad_ghl_host::settings::Settings;
 use dialpad_ghl_host::storage::dead_letters::DeadLetters;
-use hmac::{Hmac, Mac};
 use host_test::ghl_mock::{MockOptions, MockServer};
 use host_test::support::loopback_request;
 use serde_json::Value;
@@ -25,12 +23,7 @@ pub fn json_fixture(name: &str) -> Value {
 
 /// A compact HS256 JWT whose claims are `claims`, as Dialpad signs with a webhook secret.
 pub fn sign(claims: &Value, secret: &str) -> Vec<u8> {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{header}.{claims}").as_bytes());
-    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    format!("{header}.{claims}.{signature}").into_bytes()
+    host_test::jwt::sign(claims.to_string().as_bytes(), secret).into_bytes()
 }
 
 /// The mock HighLevel API, requiring [`TOKEN`].
@@ -45,10 +38,22 @@ pub fn in_process(mock: &MockServer, secret: Option<&str>, options: ServeOptions
 
 /// [`in_process`], and a runtime that shares the server's count of plugin calls.
 pub fn in_process_counted(mock: &MockServer, secret: Option<&str>, options: ServeOptions, name: &str) -> (Server, Runtime) {
+    in_process_with(
+        mock,
+        |settings| {
+            if let Some(secret) = secret {
+                settings.set("webhook_secret", secret);
+            }
+        },
+        options,
+        name,
+    )
+}
+
+/// [`in_process_counted`] with the settings of [`crate::quick_settings`] adjusted.
+pub fn in_process_with(mock: &MockServer, adjust: impl FnOnce(&mut Settings), options: ServeOptions, name: &str) -> (Server, Runtime) {
     let mut settings = crate::quick_settings(&mock.base_url(), LOCATION, TOKEN);
-    if let Some(secret) = secret {
-        settings.set("webhook_secret", secret);
-    }
+    adjust(&mut settings);
     let db = host_test::support::scratch_dir(name).join("state.db");
     let runtime = Runtime::new(plugin(), settings.runtime_options(true).unwrap(), KeyValueStore::open(&db).unwrap()).unwrap();
     let counter = runtime.with_own_log();

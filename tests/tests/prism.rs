@@ -130,6 +130,7 @@ fn every_request_of_the_configured_workflows_conforms_to_the_official_spec() {
     let config = serde_json::json!({
         "api_base": prism.base_url.clone(),
         "location_id": LOCATION,
+        "platform_secret": PLATFORM_SECRET,
         "time_zone": "America/Chicago",
         "contact_tags": ["dialpad"],
         "on_contact_deleted": "delete",

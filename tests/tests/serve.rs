@@ -2,8 +2,8 @@
 //! how often one delivery runs the plugin, retries and dead-letter replay. (The same server as
 //! a separate process, killed and restarted, is tested with the binary: `cli/tests/serve.rs`.)
 
-use e2e_tests::serve::{get_json, in_process, in_process_counted, json_fixture as fixture, loopback_options, mock, sign, SECRET, TOKEN};
-use e2e_tests::FIXTURES;
+use e2e_tests::serve::{get_json, in_process, in_process_counted, in_process_with, json_fixture as fixture, loopback_options, mock, sign, SECRET, TOKEN};
+use e2e_tests::{signed_platform_event, FIXTURES};
 use host_test::ghl_mock::{FaultKind, Faults};
 use host_test::support::loopback_request;
 use serde_json::{json, Value};
@@ -32,7 +32,7 @@ fn refusals_are_typed_and_accepted_deliveries_are_handled_and_counted() {
     assert_eq!((status, answer["type"].as_str()), (400, Some("malformed-event")), "{answer}");
     let (status, _) = post("/webhooks/dialpad", &vec![b'x'; dialpad_ghl_host::serve::MAX_BODY_BYTES + 1]);
     assert_eq!(status, 413);
-    let (status, answer) = post("/events/platform", br#"{"id":"evt-1","type":"task.created"}"#);
+    let (status, answer) = post("/events/platform", &signed_platform_event(r#"{"id":"evt-1","type":"task.created"}"#));
     assert_eq!((status, answer["type"].as_str()), (400, Some("invalid-input")), "{answer}");
     assert_eq!(loopback_request("GET", &format!("{}/metrics", server.webhook_url()), b"").unwrap().0, 404, "metrics are on the admin listener only");
 
@@ -66,6 +66,52 @@ fn refusals_are_typed_and_accepted_deliveries_are_handled_and_counted() {
     assert!(http.iter().all(|x| x["request_headers"].as_array().unwrap().iter().any(|h| h[0] == "authorization" && h[1] == "[redacted]")));
 }
 
+/// Issue 14: with a webhook secret set, an unsigned platform event got 200 and wrote a note on
+/// the contact it found by phone, and a signed webhook from the year 2000 was synced. Now
+/// both are refused at the door, 401, and nothing is queued, sent or written; with no
+/// `platform_secret`, platform events are off altogether.
+#[test]
+fn unsigned_platform_events_and_expired_tokens_are_refused_401_and_write_nothing() {
+    let mock = mock();
+    mock.seed_contact(json!({"locationId": e2e_tests::serve::LOCATION, "firstName": "Priya", "phone": "+13125550187"}));
+    let note = json!({"id": "evt-forged", "type": "note.created", "contact": {"phone": "(312) 555-0187"}, "note": {"ref": "n-forged", "body": "forged"}});
+    let mut old = fixture("call_inbound_hangup_completed.json");
+    old["iat"] = json!(946_684_800); // 2000-01-01
+    old["exp"] = json!(946_688_400);
+    for (name, platform_secret) in [("serve-unsigned-platform", Some(e2e_tests::PLATFORM_SECRET)), ("serve-platform-off", None)] {
+        let (server, _) = in_process_with(
+            &mock,
+            |s| {
+                s.set("webhook_secret", SECRET);
+                if platform_secret.is_none() {
+                    s.plugin_config.remove("platform_secret");
+                }
+            },
+            loopback_options(),
+            name,
+        );
+        let post = |path: &str, body: &[u8]| {
+            let (status, text) = loopback_request("POST", &format!("{}{path}", server.webhook_url()), body).unwrap();
+            (status, serde_json::from_str::<Value>(&text).unwrap())
+        };
+        let (status, answer) = post("/events/platform", note.to_string().as_bytes());
+        assert_eq!((status, answer["type"].as_str()), (401, Some("invalid-signature")), "{name}: {answer}");
+        if platform_secret.is_none() {
+            assert!(answer["message"].as_str().unwrap().contains("platform events are off until `platform_secret` is configured"), "{answer}");
+            let (status, _) = post("/events/platform", &signed_platform_event(&note.to_string()));
+            assert_eq!(status, 401, "off means off, signed or not");
+        }
+        let (status, answer) = post("/webhooks/dialpad", &sign(&old, SECRET));
+        assert_eq!((status, answer["type"].as_str()), (401, Some("invalid-signature")), "{name}: {answer}");
+        assert!(answer["message"].as_str().unwrap().starts_with("JWT expired: exp 946688400 (2000-01-01 01:00 UTC)"), "{answer}");
+        assert!(server.wait_idle(Duration::from_secs(20)));
+        let events = get_json(&format!("{}/api/events", server.admin_url()));
+        assert!(events["events"].as_array().unwrap().iter().all(|e| e["status"] == "refused"), "nothing queued: {events}");
+    }
+    assert!(mock.requests().is_empty(), "{:?}", mock.requests());
+    assert_eq!((mock.contacts().len(), mock.notes().len(), mock.tasks().len()), (1, 0, 0));
+}
+
 /// One delivery runs the plugin at most twice (`route` at the door, `handle` in the worker), and
 /// the plan on the page is the plan that ran: what its steps name is what the report performed.
 #[test]
@@ -76,21 +122,19 @@ fn a_delivery_runs_the_plugin_twice_and_the_page_shows_the_plan_that_ran() {
     let mut anonymous = fixture("call_inbound_missed.json");
     anonymous["external_number"] = json!("");
     anonymous["contact"]["phone"] = json!("");
-    let deliveries: Vec<(&str, Value)> = vec![
-        ("/webhooks/dialpad", hangup.clone()),
-        ("/webhooks/dialpad", fixture("call_recap_summary.json")),
-        ("/webhooks/dialpad", fixture("sms_inbound.json")),
-        ("/webhooks/dialpad", anonymous),
-        (
-            "/events/platform",
-            json!({"id": "evt-calls-1", "type": "task.created", "contact": {"phone": hangup["external_number"]},
-            "task": {"ref": "crm-task-1", "title": "Call back", "due": "2026-03-12T09:00:00-05:00"}}),
-        ),
-        ("/webhooks/dialpad", hangup),
+    let task = json!({"id": "evt-calls-1", "type": "task.created", "contact": {"phone": hangup["external_number"]},
+        "task": {"ref": "crm-task-1", "title": "Call back", "due": "2026-03-12T09:00:00-05:00"}});
+    let deliveries: Vec<(&str, Vec<u8>)> = vec![
+        ("/webhooks/dialpad", hangup.to_string().into_bytes()),
+        ("/webhooks/dialpad", fixture("call_recap_summary.json").to_string().into_bytes()),
+        ("/webhooks/dialpad", fixture("sms_inbound.json").to_string().into_bytes()),
+        ("/webhooks/dialpad", anonymous.to_string().into_bytes()),
+        ("/events/platform", signed_platform_event(&task.to_string())),
+        ("/webhooks/dialpad", hangup.to_string().into_bytes()),
     ];
     let calls_before = plugin.plugin_calls();
     for (path, body) in &deliveries {
-        let (status, text) = loopback_request("POST", &format!("{}{path}", server.webhook_url()), body.to_string().as_bytes()).unwrap();
+        let (status, text) = loopback_request("POST", &format!("{}{path}", server.webhook_url()), body).unwrap();
         assert_eq!(status, 200, "{path}: {text}");
         assert!(server.wait_idle(Duration::from_secs(20)), "one at a time, so the platform event finds its contact");
     }

@@ -72,7 +72,8 @@ impl Stock {
 
     fn with(options: MockOptions, extra: Value) -> Stock {
         let mock = MockServer::start(options).unwrap();
-        let mut config = json!({"api_base": mock.base_url(), "location_id": LOCATION, "token": TOKEN, "retry_base_delay_ms": 1});
+        let mut config =
+            json!({"api_base": mock.base_url(), "location_id": LOCATION, "token": TOKEN, "retry_base_delay_ms": 1, "platform_secret": PLATFORM_SECRET});
         config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         let host = StockHost::with_component(component(), config_vars(&config));
         let server = host.serve(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
@@ -245,7 +246,7 @@ fn malformed_bodies_are_400s_that_write_nothing() {
     let stock = Stock::new(json!({}));
     let bad = stock.post("/webhooks/dialpad", b"{\"call_id\": 12, \"state\": ");
     assert_eq!(bad.refusal(), (400, "malformed-event".to_string()), "{}", bad.body);
-    let platform = stock.post("/events/platform", br#"{"type": "task.created", "task": {"title": "x", "due": "tomorrow"}}"#);
+    let platform = stock.post("/events/platform", &signed_platform_event(r#"{"type": "task.created", "task": {"title": "x", "due": "tomorrow"}}"#));
     assert_eq!(platform.refusal(), (400, "invalid-input".to_string()), "{}", platform.body);
     assert_eq!(platform.problem_paths(), ["/id", "/task/ref", "/task/due", "/contact"]);
     assert!(stock.mock.requests().is_empty());
@@ -257,7 +258,7 @@ fn a_platform_task_event_creates_the_task() {
     let dana = stock.mock.seed_contact(json!({"locationId": LOCATION, "firstName": "Dana", "phone": "+12065550174"}));
     let event = json!({"id": "evt-2001", "type": "task.created", "contact": {"phone": "(206) 555-0174"},
         "task": {"ref": "crm-task-17", "title": "Prepare Whitfield renewal", "body": "Renewal due next month.", "due": "2026-03-13T09:00:00-06:00"}});
-    let answer = stock.post("/events/platform", event.to_string().as_bytes());
+    let answer = stock.post("/events/platform", &signed_platform_event(&event.to_string()));
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!((answer.json()["kind"].as_str(), answer.json()["outcome"].as_str()), (Some("task"), Some("synced")));
     assert_eq!(answer.json()["contact_id"], dana.as_str());
@@ -272,6 +273,39 @@ fn a_platform_task_event_creates_the_task() {
         (t["contactId"].as_str(), t["title"].as_str(), t["body"].as_str(), t["dueDate"].as_str(), t["completed"].as_bool()),
         (Some(dana.as_str()), Some("Prepare Whitfield renewal"), Some("Renewal due next month."), Some("2026-03-13T09:00:00-06:00"), Some(false))
     );
+}
+
+/// Issue 14 on a stock host, where the component's own HTTP handler is the door: an unsigned
+/// platform event with a webhook secret set (it used to write a note on the contact found by
+/// phone), a signed one while platform events are off, and a signed webhook that expired in
+/// 2000 are all 401s that send and write nothing; a fresh signed one goes through.
+#[test]
+fn unsigned_platform_events_and_expired_tokens_are_401s_that_write_nothing() {
+    let note = json!({"id": "evt-forged", "type": "note.created", "contact": {"phone": "(206) 555-0174"}, "note": {"ref": "n-1", "body": "forged"}});
+    let mut old = serde_json::from_slice::<Value>(&fixture(HANGUP)).unwrap();
+    old["iat"] = json!(946_684_800);
+    old["exp"] = json!(946_688_400);
+    let old = host_test::jwt::sign(old.to_string().as_bytes(), FIXTURE_SECRET);
+    for extra in [json!({"webhook_secret": FIXTURE_SECRET}), json!({"webhook_secret": FIXTURE_SECRET, "platform_secret": null})] {
+        let stock = Stock::new(extra.clone());
+        stock.mock.seed_contact(json!({"locationId": LOCATION, "firstName": "Dana", "phone": "+12065550174"}));
+        let unsigned = stock.post("/events/platform", note.to_string().as_bytes());
+        assert_eq!(unsigned.refusal(), (401, "invalid-signature".to_string()), "{extra}: {}", unsigned.body);
+        let expired = stock.post("/webhooks/dialpad", old.as_bytes());
+        assert_eq!(expired.refusal(), (401, "invalid-signature".to_string()), "{}", expired.body);
+        assert!(expired.json()["message"].as_str().unwrap().starts_with("JWT expired: exp 946688400"), "{}", expired.body);
+        let signed = stock.post("/events/platform", &signed_platform_event(&note.to_string()));
+        let off = extra.get("platform_secret").is_some_and(Value::is_null);
+        if off {
+            assert_eq!(signed.refusal(), (401, "invalid-signature".to_string()), "{}", signed.body);
+            assert!(signed.json()["message"].as_str().unwrap().contains("platform events are off"), "{}", signed.body);
+            assert!(stock.mock.requests().is_empty(), "{:?}", stock.requests());
+            assert!(stock.mock.notes().is_empty());
+        } else {
+            assert_eq!(signed.status, 200, "{}", signed.body);
+            assert_eq!(stock.mock.notes().len(), 1, "the signed note only");
+        }
+    }
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! in the configuration) and keeps no state between requests (the plugin reads HighLevel back).
 
 use base64::Engine as _;
-use e2e_tests::{fixture, LOCATION, TOKEN};
+use e2e_tests::{fixture, signed_platform_event, LOCATION, PLATFORM_SECRET, TOKEN};
 use host_test::ghl_mock::{MockOptions, MockServer};
 use host_test::support::loopback_request;
 use serde_json::{json, Value};
@@ -75,7 +75,7 @@ fn the_real_wasmtime_serve_runs_the_release_artifact() {
     let mock = MockServer::start(MockOptions { token: Some(TOKEN.into()), ..MockOptions::default() }).unwrap();
     // What `dist` ships: the same bytes (`cli/tests/cli.rs` checks `dist` copies them).
     let artifact = Path::new(artifacts::PLUGIN_WASM);
-    let config = json!({"api_base": mock.base_url(), "location_id": LOCATION, "token": TOKEN, "retry_base_delay_ms": 1});
+    let config = json!({"api_base": mock.base_url(), "location_id": LOCATION, "token": TOKEN, "retry_base_delay_ms": 1, "platform_secret": PLATFORM_SECRET});
     let serve = WasmtimeServe::start(artifact, &config);
 
     let (status, report) = serve.post("/webhooks/dialpad", &fixture("call_inbound_hangup_completed.json"));
@@ -97,7 +97,10 @@ fn the_real_wasmtime_serve_runs_the_release_artifact() {
 
     let task = json!({"id": "evt-wasmtime-1", "type": "task.created", "contact": {"phone": "+13125550187"},
         "task": {"ref": "crm-task-wasmtime", "title": "Send the quote", "due": "2026-03-12T09:00:00-05:00"}});
-    let (status, report) = serve.post("/events/platform", task.to_string().as_bytes());
+    let (status, refusal) = serve.post("/events/platform", task.to_string().as_bytes());
+    assert_eq!((status, refusal["type"].as_str()), (401, Some("invalid-signature")), "unsigned: {refusal}");
+    assert!(mock.tasks().is_empty());
+    let (status, report) = serve.post("/events/platform", &signed_platform_event(&task.to_string()));
     assert_eq!((status, report["outcome"].as_str()), (200, Some("synced")), "{report}");
     assert_eq!(mock.tasks().len(), 1);
     assert!(mock.requests().iter().all(|r| r.status != 401), "every request carried the configured token");

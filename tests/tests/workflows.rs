@@ -7,7 +7,8 @@
 #![allow(clippy::result_large_err)]
 
 use dialpad_ghl_host::bindings::exports::dialpad_ghl::sync::views::Subject;
-use e2e_tests::{fixture, fixture_with, operations, Events, Harness, Outcome, SyncError, LOCATION, TOKEN};
+use dialpad_ghl_host::inbound::{Inbound, Source};
+use e2e_tests::{fixture, fixture_with, operations, Events, Harness, Outcome, SyncError, FIXTURE_SECRET, LOCATION, TOKEN};
 use host_test::ghl_mock::MockOptions;
 use serde_json::{json, Value};
 
@@ -233,6 +234,49 @@ fn bad_platform_events_are_typed_errors_and_write_nothing() {
         Err(SyncError::NotFound(_))
     ));
     assert!(h.mock.notes().is_empty() && h.mock.tasks().is_empty());
+}
+
+/// Platform events are signed with their own secret: unsigned, signed with the webhook secret,
+/// or sent while no `platform_secret` is configured, they are refused by every trigger and
+/// write nothing.
+#[test]
+fn platform_events_need_their_own_signature_and_are_off_without_their_secret() {
+    let h = harness(json!({"webhook_secret": FIXTURE_SECRET}));
+    h.mock.seed_contact(json!({"locationId": LOCATION, "firstName": "Dana", "phone": "+12065550174"}));
+    let note = json!({"id": "e1", "type": "note.created", "contact": {"phone": "(206) 555-0174"}, "note": {"ref": "n-1", "body": "forged"}}).to_string();
+    let off = harness(json!({"webhook_secret": FIXTURE_SECRET, "platform_secret": null}));
+    for (rt, body) in [
+        (&h.runtime, note.as_bytes().to_vec()),
+        (&h.runtime, host_test::jwt::sign(note.as_bytes(), FIXTURE_SECRET).into_bytes()),
+        (&off.runtime, e2e_tests::signed_platform_event(&note)),
+    ] {
+        let event = Inbound::new(Source::Platform, body);
+        assert!(matches!(rt.route(&event).unwrap(), Err(SyncError::InvalidSignature(_))));
+        assert!(matches!(rt.handle(&event).unwrap().result, Err(SyncError::InvalidSignature(_))));
+        assert!(matches!(rt.plan(&event).unwrap(), Err(SyncError::InvalidSignature(_))));
+    }
+    assert!(h.mock.requests().is_empty() && off.mock.requests().is_empty());
+    assert!(h.mock.notes().is_empty());
+}
+
+/// The door (`route`) holds a signed event's `exp` to the clock; `handle` runs later, after
+/// retries or from the dead letters, and never refuses what the door accepted for its age.
+#[test]
+fn a_token_accepted_at_the_door_is_handled_after_it_expires_and_redelivered_harmlessly() {
+    let h = harness(json!({"jwt_leeway_seconds": 0}));
+    h.mock.seed_contact(json!({"locationId": LOCATION, "firstName": "Dana", "phone": "+12065550174"}));
+    let now = host_test::jwt::now();
+    let task = json!({"id": "e-exp", "type": "task.created", "contact": {"phone": "(206) 555-0174"}, "iat": now, "exp": now + 1,
+        "task": {"ref": "t-exp", "title": "Call back", "due": "2026-03-13T09:00:00-06:00"}});
+    let event = Inbound::new(Source::Platform, host_test::jwt::sign(task.to_string().as_bytes(), e2e_tests::PLATFORM_SECRET).into_bytes());
+    assert!(h.runtime.route(&event).unwrap().is_ok(), "fresh at the door");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let refused = h.runtime.route(&event).unwrap();
+    assert!(matches!(refused, Err(SyncError::InvalidSignature(ref m)) if m.starts_with("JWT expired: exp")), "{refused:?}");
+    // Accepted before it expired: handled now all the same, once.
+    assert_eq!(h.runtime.handle(&event).unwrap().result.unwrap().outcome, Outcome::Synced);
+    assert_eq!(h.runtime.handle(&event).unwrap().result.unwrap().outcome, Outcome::Unchanged);
+    assert_eq!(h.mock.tasks().len(), 1);
 }
 
 #[test]

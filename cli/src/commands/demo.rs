@@ -69,9 +69,9 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
         println!("  {}", report::human_line(name, &result));
     }
 
-    println!("\nTask and note events from the automation platform:");
+    println!("\nTask and note events from the automation platform (HS256 JWTs signed with its platform_secret):");
     for (name, event) in demo::PLATFORM_EVENTS {
-        let result = runtime.handle(&Inbound::new(Source::Platform, event.as_bytes().to_vec()))?.result;
+        let result = runtime.handle(&Inbound::new(Source::Platform, demo::signed_platform_event(event)))?.result;
         tally.add(&result);
         println!("  {}", report::human_line(name, &result));
     }
@@ -112,7 +112,7 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
     mock.hold_reads_until(0);
     println!("    the four reads went out together: {} requests were in flight at once on the mock", mock.in_flight_max());
     show("phone (312) 555-0187 again", &Subject::Phone("(312) 555-0187".into()))?;
-    let result = runtime.handle(&Inbound::new(Source::Platform, demo::PRIYA_NOTE.as_bytes().to_vec()))?.result;
+    let result = runtime.handle(&Inbound::new(Source::Platform, demo::signed_platform_event(demo::PRIYA_NOTE)))?.result;
     tally.add(&result);
     println!("  {}", report::human_line("platform_note_priya.json (a write: drops the cached view)", &result));
     show("phone (312) 555-0187 after the write", &Subject::Phone("(312) 555-0187".into()))?;

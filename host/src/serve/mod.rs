@@ -427,7 +427,7 @@ fn plain_from_json(error: &Value) -> String {
         "transport" => "HighLevel could not be reached. Replay it once HighLevel answers.",
         "rate-limited" => "HighLevel kept asking us to slow down. Replay it later.",
         "upstream" => "HighLevel did not accept the request.",
-        "invalid-signature" => "The signature does not match the configured webhook secret.",
+        "invalid-signature" => "Check the secret (the Dialpad webhook secret, or platform_secret for platform events) and the sender's clock.",
         "missing-scope" => "Grant the scope in HighLevel, then replay.",
         "not-found" => "Nothing to attach it to.",
         _ => "",

@@ -5,7 +5,7 @@
 //! Written on waki's bindings (`waki::bindings`), which already hold the `wasi:http` types the
 //! outbound client uses: one set of `wasi:http` bindings in the component, and one exporter.
 
-use super::{triggers, wit, Component};
+use super::{wit, Component};
 use serde_json::{Map, Value};
 use waki::bindings::exports::wasi::http::incoming_handler::Guest;
 use waki::bindings::wasi::http::types::{ErrorCode, Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
@@ -82,13 +82,14 @@ fn answer(request: &IncomingRequest) -> Answer {
         Ok(body) => body,
         Err(refusal) => return refusal,
     };
-    // The path names the source; the bytes go as they came to `triggers.handle`, as the WIT
-    // export runs it, which reads every source's bytes the same way.
+    // The path names the source; the bytes go as they came to the handling `triggers.handle`
+    // runs, which reads every source's bytes the same way. This handler is the door on a stock
+    // host (no `route` comes first), so a signed event's time claims are checked here too.
     let event = match route {
         Route::Platform => wit::InboundEvent::PlatformEvent(body),
         _ => wit::InboundEvent::DialpadWebhook(body),
     };
-    let handled = <Component as triggers::Guest>::handle(event);
+    let handled = super::handle_event(event, true);
     match handled.result {
         Ok(r) => Answer::json(200, &report_json(&r, handled.plan.as_ref())),
         Err(e) => error_answer(&e),

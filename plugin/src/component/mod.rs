@@ -47,18 +47,14 @@ impl meta::Guest for Component {
 }
 
 impl triggers::Guest for Component {
+    /// The door: a signed event's time claims are held to the clock here.
     fn route(event: wit::InboundEvent) -> Result<wit::Routing, wit::SyncError> {
-        pipeline::route(&inbound(event), &load_config()?).map(route).map_err(error)
+        pipeline::route(&inbound(event), &load_config()?, now()).map(route).map_err(error)
     }
 
+    /// After the door: the signature is verified again, the event's age is not held against it.
     fn handle(event: wit::InboundEvent) -> wit::Handled {
-        let ready = load_config().and_then(|config| Ok((config, Bucket::open()?)));
-        let handled = match ready {
-            Ok((config, mut store)) => pipeline::handle(&inbound(event), &config, &mut store, &mut WasiHttp),
-            // Failed before planning: no plan. (The error is already WIT's.)
-            Err(e) => return wit::Handled { plan: None, result: Err(e) },
-        };
-        wit::Handled { plan: handled.plan.map(plan), result: handled.result.map(report).map_err(error) }
+        handle_event(event, false)
     }
 
     fn plan(event: wit::InboundEvent) -> Result<wit::EventPlan, wit::SyncError> {
@@ -66,6 +62,29 @@ impl triggers::Guest for Component {
         let mut store = Bucket::open()?;
         pipeline::plan(&inbound(event), &config, &mut store).map(plan).map_err(error)
     }
+}
+
+/// Handles one event; `arriving` when handling is the door itself (the HTTP handler), so that
+/// its time claims are checked as `route` checks them.
+fn handle_event(event: wit::InboundEvent, arriving: bool) -> wit::Handled {
+    let ready = load_config().and_then(|config| Ok((config, Bucket::open()?)));
+    let (config, mut store) = match ready {
+        Ok(ready) => ready,
+        // Failed before planning: no plan. (The error is already WIT's.)
+        Err(e) => return wit::Handled { plan: None, result: Err(e) },
+    };
+    let event = inbound(event);
+    let handled = if arriving {
+        pipeline::handle_arriving(&event, now(), &config, &mut store, &mut WasiHttp)
+    } else {
+        pipeline::handle(&event, &config, &mut store, &mut WasiHttp)
+    };
+    wit::Handled { plan: handled.plan.map(plan), result: handled.result.map(report).map_err(error) }
+}
+
+/// Seconds since 1970, from `wasi:clocks/wall-clock`.
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
 fn inbound(event: wit::InboundEvent) -> InboundEvent {
@@ -112,8 +131,7 @@ impl views::Guest for Component {
             views::Subject::DialpadContact(id) => crate::views::Subject::DialpadContact(id),
             views::Subject::Phone(p) => crate::views::Subject::Phone(p),
         };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-        let v = crate::views::get_view(&subject, &config, &mut store, &mut WasiHttp, now).map_err(error)?;
+        let v = crate::views::get_view(&subject, &config, &mut store, &mut WasiHttp, now()).map_err(error)?;
         Ok(views::ContactView {
             contact_id: v.contact_id,
             contact: v.contact.to_string(),

@@ -32,6 +32,11 @@ pub struct Config {
     pub token: Option<String>,
     /// Dialpad webhook secret; when set, only HS256-signed bodies are accepted.
     pub webhook_secret: Option<String>,
+    /// The automation platform's own secret: its events are HS256 JWTs signed with it. Absent,
+    /// platform events are off.
+    pub platform_secret: Option<String>,
+    /// Leeway, in seconds, when a JWT's `exp`, `nbf` and `iat` are checked at the door.
+    pub jwt_leeway_seconds: u64,
     /// Scopes granted to the token.
     pub scopes: BTreeSet<Scope>,
     /// Region for numbers Dialpad sends without a country code.
@@ -95,6 +100,8 @@ const KNOWN_KEYS: &[&str] = &[
     "location_id",
     "token",
     "webhook_secret",
+    "platform_secret",
+    "jwt_leeway_seconds",
     "scopes",
     "default_region",
     "contact_source",
@@ -113,6 +120,10 @@ const KNOWN_KEYS: &[&str] = &[
     "dialpad_api_base",
     "dialpad_api_key",
 ];
+
+/// The leeway of a JWT's time claims when the configuration names none: five minutes, as
+/// common JWT libraries allow for clocks that disagree.
+pub const DEFAULT_JWT_LEEWAY_SECONDS: u64 = 300;
 
 /// Dialpad's API origin when the configuration names none.
 pub const DEFAULT_DIALPAD_API_BASE: &str = "https://dialpad.com";
@@ -140,6 +151,8 @@ impl Config {
         let location_id = text(&mut r, "location_id");
         let token = text(&mut r, "token");
         let webhook_secret = text(&mut r, "webhook_secret");
+        let platform_secret = text(&mut r, "platform_secret");
+        let jwt_leeway_seconds = r.uint(obj.get("jwt_leeway_seconds"), "/jwt_leeway_seconds", 0, 3600).unwrap_or(DEFAULT_JWT_LEEWAY_SECONDS);
         let region_code = text(&mut r, "default_region").unwrap_or_else(|| "US".into());
         let contact_source = text(&mut r, "contact_source").unwrap_or_else(|| "Dialpad".into());
         let zone_name = text(&mut r, "time_zone").unwrap_or_else(|| "UTC".into());
@@ -194,6 +207,8 @@ impl Config {
             location_id: location_id.unwrap_or_default(),
             token,
             webhook_secret,
+            platform_secret,
+            jwt_leeway_seconds,
             scopes,
             default_region: default_region.expect("checked above"),
             contact_source,
@@ -365,6 +380,22 @@ mod tests {
         assert_eq!(c.scopes.len(), 2);
         assert_eq!(c.max_attempts, 3);
         assert!(!c.durable_state);
+        assert_eq!((c.platform_secret.as_deref(), c.jwt_leeway_seconds), (None, 300));
+    }
+
+    #[test]
+    fn the_platform_secret_and_the_jwt_leeway_are_read_and_checked() {
+        let c = Config::from_json(r#"{"location_id":"L","platform_secret":" p-s3cret ","jwt_leeway_seconds":0}"#).unwrap();
+        assert_eq!((c.platform_secret.as_deref(), c.jwt_leeway_seconds), (Some("p-s3cret"), 0));
+        let c = Config::from_json(r#"{"location_id":"L","platform_secret":"","jwt_leeway_seconds":3600}"#).unwrap();
+        assert_eq!((c.platform_secret, c.jwt_leeway_seconds), (None, 3600), "a blank secret is no secret: platform events stay off");
+        let problems = Config::problems(r#"{"location_id":"L","platform_secret":42,"jwt_leeway_seconds":3601}"#);
+        let found: Vec<(&str, &str)> = problems.iter().map(|p| (p.path.as_str(), p.message.as_str())).collect();
+        assert_eq!(found, [("/platform_secret", "must be a string"), ("/jwt_leeway_seconds", "must be a whole number from 0 to 3600")]);
+        for bad in ["-1", "1.5", "\"300\"", "true"] {
+            let problems = Config::problems(&format!(r#"{{"location_id":"L","jwt_leeway_seconds":{bad}}}"#));
+            assert_eq!(problems.iter().map(|p| p.path.as_str()).collect::<Vec<_>>(), ["/jwt_leeway_seconds"], "{bad}");
+        }
     }
 
     #[test]

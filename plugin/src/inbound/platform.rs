@@ -12,6 +12,11 @@
 //! `note.updated`. `id` makes a redelivery change nothing; `ref` is the platform's own id of the
 //! task or note, linked to HighLevel's ids when it is created so later events can name it.
 //! The events are planned in `plan::platform`.
+//!
+//! An event travels as the claims of a compact HS256 JWT signed with `platform_secret` (as
+//! Dialpad signs its webhooks), optionally with `exp`, `nbf` and `iat` beside its members;
+//! `signature` verifies it before this parser sees it. Without `platform_secret` platform
+//! events are off.
 
 use super::event::EventKind;
 use super::phone::{self, E164};
@@ -44,7 +49,9 @@ pub struct PlatformEvent {
 /// test holds it to what [`parse`] accepts.
 pub const JSON_SCHEMA: &str = include_str!("../../platform-event.schema.json");
 
-const TOP_KEYS: &[&str] = &["id", "type", "contact", "task", "note"];
+/// The event's members, and the JWT time claims that may travel beside them (checked by
+/// `signature` at the door, ignored here).
+const TOP_KEYS: &[&str] = &["id", "type", "contact", "task", "note", "exp", "nbf", "iat"];
 const CONTACT_KEYS: &[&str] = &["id", "phone", "email"];
 const TASK_KEYS: &[&str] = &["ref", "title", "body", "due", "assigned_to"];
 const NOTE_KEYS: &[&str] = &["ref", "body"];
