@@ -111,14 +111,12 @@ fn blackholed_serve(name: &str, n: usize, dark: Duration, breaker: bool) -> Drai
     let db = host_test::support::scratch_dir(name).join("state.db");
     let runtime = Runtime::new(e2e_tests::plugin(), settings.runtime_options(true).unwrap(), KeyValueStore::open(&db).unwrap()).unwrap();
     let options = ServeOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
         workers: 4,
         // Retries without the breaker each take a timeout; with it they are quick, so give the
         // deliveries enough of them to outlast the blackhole.
         max_attempts: 10,
         retry_base: Duration::from_millis(500),
-        reconcile: None,
+        ..e2e_tests::serve::loopback_options()
     };
     let server = Server::start(runtime, &db, DeadLetters::open(&db).unwrap(), options).unwrap();
     relay.set_dark(true);
