@@ -461,6 +461,7 @@ fn burst(plugin: &CompiledPlugin, options: BenchOptions) -> anyhow::Result<Burst
             max_attempts: 5,
             retry_base: Duration::from_millis(100),
             reconcile: None,
+            limits: Default::default(),
         },
     )?;
     // A quarter new callers (3 requests), the rest their later calls (1 request each).

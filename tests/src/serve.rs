@@ -63,6 +63,7 @@ pub fn loopback_options() -> ServeOptions {
         max_attempts: 3,
         retry_base: Duration::from_millis(20),
         reconcile: None,
+        limits: Default::default(),
     }
 }
 

@@ -37,6 +37,8 @@ pub struct Args {
     webhook: WebhookArgs,
     #[command(flatten)]
     dialpad: DialpadArgs,
+    #[command(flatten)]
+    limits: super::serve_limits::LimitArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -52,6 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_attempts: args.max_attempts,
         retry_base: args.retry_base,
         reconcile: target.reconcile,
+        limits: args.limits.into_limits(),
     };
     let _mock = target.mock;
     let server = Server::start(target.runtime, &state.join("state.db"), target.dead_letters, options)?;
