@@ -20,7 +20,7 @@ struct Cli {
 enum Command {
     Demo(commands::demo::Args),
     Replay(commands::replay::Args),
-    Serve(commands::serve::Args),
+    Serve(Box<commands::serve::Args>),
     Backfill(commands::backfill::Args),
     View(commands::view::Args),
     Catalog(commands::catalog::Args),
@@ -42,7 +42,7 @@ fn main() {
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(args),
         Command::Replay(args) => commands::replay::run(args),
-        Command::Serve(args) => commands::serve::run(args),
+        Command::Serve(args) => commands::serve::run(*args),
         Command::Backfill(args) => commands::backfill::run(args),
         Command::View(args) => commands::view::run(args),
         Command::Catalog(args) => commands::catalog::run(args),

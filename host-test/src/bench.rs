@@ -462,6 +462,7 @@ fn burst(plugin: &CompiledPlugin, options: BenchOptions) -> anyhow::Result<Burst
             retry_base: Duration::from_millis(100),
             reconcile: None,
             access: Default::default(),
+            limits: Default::default(),
         },
     )?;
     // A quarter new callers (3 requests), the rest their later calls (1 request each).

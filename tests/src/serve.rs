@@ -69,6 +69,7 @@ pub fn loopback_options() -> ServeOptions {
         retry_base: Duration::from_millis(20),
         reconcile: None,
         access: Default::default(),
+        limits: Default::default(),
     }
 }
 

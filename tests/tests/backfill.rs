@@ -198,6 +198,7 @@ fn the_schedule_in_serve_catches_a_call_whose_webhook_never_came() {
             // The calls are from March; the window reaches back a year.
             reconcile: Some(Reconcile { every: Duration::from_millis(200), window: Duration::from_secs(366 * 86_400) }),
             access: Default::default(),
+            limits: Default::default(),
         },
     )
     .unwrap();

@@ -41,6 +41,7 @@ pub struct Args {
     dialpad: DialpadArgs,
     #[command(flatten)]
     access: access::AccessArgs,
+    limits: super::serve_limits::LimitArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -58,6 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         retry_base: args.retry_base,
         reconcile: target.reconcile,
         access,
+        limits: args.limits.into_limits(),
     };
     let _mock = target.mock;
     let server = Server::start(target.runtime, &state.join("state.db"), target.dead_letters, options)?;

@@ -5,13 +5,21 @@
 //! pending marks make the second handling write nothing twice).
 //!
 //! Scheduling: deliveries of one lane (see `triggers.route`) run one at a time, in arrival
-//! order; different lanes run at once on the workers.
+//! order; different lanes run at once on the workers. A worker looks at each lane's oldest
+//! queued delivery only (a skip-scan over the `(status, lane, id)` index), so however deep one
+//! lane is, the others are seen at once.
+//!
+//! Disk: the bytes of the rows (bodies, outcomes, plans, exchanges) are counted against a
+//! budget; finished rows are pruned, oldest first, to make room for a new delivery, and by age
+//! ([`Inbox::prune`]). When queued rows alone fill the budget, [`Inbox::accept`] fails with
+//! [`InboxFull`].
 
 use crate::inbound::Source;
 use rusqlite::{params, Connection, OptionalExtension as _};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -68,6 +76,12 @@ pub struct Handled {
 
 pub struct Inbox {
     db: Mutex<Connection>,
+    /// Bytes of every row, as [`ROW_BYTES`] counts them (kept in step; recounted after a prune).
+    bytes: AtomicI64,
+    /// The most [`Inbox::bytes`] may reach with queued and kept rows.
+    budget: AtomicU64,
+    /// Finished rows pruned, to make room or by age.
+    pruned: AtomicU64,
     /// Lanes and deliveries a worker holds now.
     running: Mutex<Running>,
     wake: Condvar,
@@ -82,6 +96,24 @@ struct Running {
 
 /// Finished deliveries kept for the monitor beyond which the oldest are pruned.
 const KEEP_FINISHED: i64 = 10_000;
+
+/// What one row costs on disk, near enough: its body and the texts kept with it.
+const ROW_BYTES: &str = "length(body) + length(name) + coalesce(length(outcome), 0) + coalesce(length(plan), 0) + coalesce(length(http), 0)";
+
+/// The inbox's budget is full of queued deliveries: the sender should come back later.
+#[derive(Debug)]
+pub struct InboxFull {
+    pub bytes: u64,
+    pub budget: u64,
+}
+
+impl std::fmt::Display for InboxFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the inbox holds {} bytes of queued deliveries; its budget is {}", self.bytes, self.budget)
+    }
+}
+
+impl std::error::Error for InboxFull {}
 
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
@@ -105,19 +137,96 @@ impl Inbox {
                 replay_of INTEGER,
                 outcome TEXT, plan TEXT, http TEXT,
                 finished_ms INTEGER, duration_ms INTEGER);
-             CREATE INDEX IF NOT EXISTS inbox_queued ON inbox (status, id);",
+             CREATE INDEX IF NOT EXISTS inbox_queued ON inbox (status, id);
+             CREATE INDEX IF NOT EXISTS inbox_lanes ON inbox (status, lane, id);",
         )?;
-        Ok(Inbox { db: Mutex::new(db), running: Mutex::new(Running::default()), wake: Condvar::new() })
+        // A file made before auto_vacuum was set keeps its freed pages: convert it once, so the
+        // retention's `incremental_vacuum` gives them back.
+        if db.query_row("PRAGMA auto_vacuum", [], |r| r.get::<_, i64>(0))? != 2 {
+            db.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+            if let Err(e) = db.execute_batch("VACUUM") {
+                tracing::warn!("serve: converting {} to incremental vacuum: {e}", path.display());
+            }
+        }
+        let inbox = Inbox {
+            db: Mutex::new(db),
+            bytes: AtomicI64::new(0),
+            budget: AtomicU64::new(u64::MAX),
+            pruned: AtomicU64::new(0),
+            running: Mutex::new(Running::default()),
+            wake: Condvar::new(),
+        };
+        inbox.recount(&inbox.db.lock().unwrap())?;
+        Ok(inbox)
     }
 
-    /// Commits an accepted delivery; when this returns, it survives a crash.
+    /// Sets the most the rows may take (see [`InboxFull`]).
+    pub fn set_budget(&self, bytes: u64) {
+        self.budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes of every row now (queued and kept).
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// Finished rows pruned since the start.
+    pub fn pruned(&self) -> u64 {
+        self.pruned.load(Ordering::Relaxed)
+    }
+
+    fn recount(&self, db: &Connection) -> anyhow::Result<()> {
+        let bytes: i64 = db.query_row(&format!("SELECT coalesce(sum({ROW_BYTES}), 0) FROM inbox"), [], |r| r.get(0))?;
+        self.bytes.store(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Prunes finished rows, oldest first, until `needed` more bytes fit; false when they
+    /// still do not (queued rows fill the budget).
+    fn make_room(&self, db: &Connection, needed: i64) -> anyhow::Result<bool> {
+        let budget = self.budget.load(Ordering::Relaxed).min(i64::MAX as u64) as i64;
+        while self.bytes.load(Ordering::Relaxed) + needed > budget {
+            let pruned = db.execute("DELETE FROM inbox WHERE id IN (SELECT id FROM inbox WHERE status != 'queued' ORDER BY id LIMIT 200)", [])?;
+            if pruned == 0 {
+                return Ok(false);
+            }
+            self.pruned.fetch_add(pruned as u64, Ordering::Relaxed);
+            self.recount(db)?;
+        }
+        Ok(true)
+    }
+
+    /// Prunes finished rows older than `keep` and gives freed pages back to the file system;
+    /// returns the rows pruned.
+    pub fn prune(&self, keep: Duration) -> anyhow::Result<u64> {
+        let db = self.db.lock().unwrap();
+        let before = now_ms() - keep.as_millis().min(i64::MAX as u128) as i64;
+        let pruned = db.execute("DELETE FROM inbox WHERE status != 'queued' AND coalesce(finished_ms, received_ms) < ?1", [before])? as u64;
+        self.pruned.fetch_add(pruned, Ordering::Relaxed);
+        self.recount(&db)?;
+        // Freed pages go back to the file system, and the write-ahead log is emptied into the
+        // file and cut back (a reader still on it only delays that to the next pass).
+        db.execute_batch("PRAGMA incremental_vacuum")?;
+        if let Err(e) = db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+            tracing::warn!("serve: checkpointing the inbox: {e}");
+        }
+        Ok(pruned)
+    }
+
+    /// Commits an accepted delivery; when this returns, it survives a crash. Fails with
+    /// [`InboxFull`] when the budget cannot make room for it.
     pub fn accept(&self, source: Source, name: &str, body: &[u8], kind: &str, lane: &str, replay_of: Option<i64>) -> anyhow::Result<i64> {
         let id = {
             let db = self.db.lock().unwrap();
+            let size = (body.len() + name.len()) as i64;
+            if !self.make_room(&db, size)? {
+                return Err(InboxFull { bytes: self.bytes(), budget: self.budget.load(Ordering::Relaxed) }.into());
+            }
             db.execute(
                 "INSERT INTO inbox (received_ms, source, name, body, kind, lane, status, replay_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7)",
                 params![now_ms(), source.as_str(), name, body, kind, lane, replay_of],
             )?;
+            self.bytes.fetch_add(size, Ordering::Relaxed);
             db.last_insert_rowid()
         };
         self.wake.notify_one();
@@ -133,9 +242,13 @@ impl Inbox {
             params![now, source.as_str(), name, json!({"event": name, "outcome": "refused", "error": error}).to_string()],
         )?;
         let id = db.last_insert_rowid();
+        self.bytes.fetch_add(db.query_row(&format!("SELECT {ROW_BYTES} FROM inbox WHERE id = ?1"), [id], |r| r.get::<_, i64>(0))?, Ordering::Relaxed);
         if id % 1000 == 0 {
             db.execute("DELETE FROM inbox WHERE status IN ('done', 'refused') AND id <= ?1", [id - KEEP_FINISHED])?;
+            self.recount(&db)?;
         }
+        // Refusals are not budgeted (they carry no body), but they take room from kept rows.
+        self.make_room(&db, 0)?;
         Ok(id)
     }
 
@@ -158,39 +271,46 @@ impl Inbox {
         }
     }
 
-    /// The next runnable delivery, or how long until a delayed one is due.
+    /// The next runnable delivery, or how long until a delayed one is due: among each lane's
+    /// oldest queued delivery (a lane's later ones wait behind it), the oldest whose lane is
+    /// free and which is due.
     fn next_runnable(&self, running: &Running) -> anyhow::Result<(Option<Delivery>, Option<Duration>)> {
         let db = self.db.lock().unwrap();
         let now = now_ms();
+        // A skip-scan: one index seek per lane, whatever the depth of each.
         let mut query = db.prepare_cached(
-            "SELECT id, source, name, body, lane, attempts, received_ms, replay_of, not_before_ms FROM inbox WHERE status = 'queued' ORDER BY id LIMIT 5000",
+            "WITH RECURSIVE lanes(lane) AS (
+                 SELECT min(lane) FROM inbox WHERE status = 'queued'
+                 UNION ALL
+                 SELECT (SELECT min(lane) FROM inbox WHERE status = 'queued' AND lane > lanes.lane) FROM lanes WHERE lanes.lane IS NOT NULL)
+             SELECT i.id, i.source, i.name, i.lane, i.attempts, i.received_ms, i.replay_of, i.not_before_ms
+             FROM lanes JOIN inbox i ON i.id = (SELECT min(id) FROM inbox WHERE status = 'queued' AND lane = lanes.lane)
+             WHERE lanes.lane IS NOT NULL ORDER BY i.id",
         )?;
         let mut rows = query.query([])?;
-        let mut blocked: HashSet<String> = HashSet::new();
         let mut soonest: Option<i64> = None;
         while let Some(row) = rows.next()? {
             let id: i64 = row.get(0)?;
-            let lane: String = row.get(4)?;
-            let not_before: i64 = row.get(8)?;
-            let free = !running.ids.contains(&id) && !running.lanes.contains(&lane) && !blocked.contains(&lane);
-            if free && not_before <= now {
-                let delivery = Delivery {
-                    id,
-                    source: Source::parse(&row.get::<_, String>(1)?).unwrap_or(Source::DialpadWebhook),
-                    name: row.get(2)?,
-                    body: row.get(3)?,
-                    lane,
-                    attempts: row.get(5)?,
-                    received_ms: row.get(6)?,
-                    replay_of: row.get(7)?,
-                };
-                return Ok((Some(delivery), None));
+            let lane: String = row.get(3)?;
+            let not_before: i64 = row.get(7)?;
+            if running.ids.contains(&id) || running.lanes.contains(&lane) {
+                continue;
             }
-            if free {
+            if not_before > now {
                 soonest = Some(soonest.map_or(not_before, |s: i64| s.min(not_before)));
+                continue;
             }
-            // Later deliveries of this lane wait behind this one.
-            blocked.insert(lane);
+            let delivery = Delivery {
+                id,
+                source: Source::parse(&row.get::<_, String>(1)?).unwrap_or(Source::DialpadWebhook),
+                name: row.get(2)?,
+                body: db.query_row("SELECT body FROM inbox WHERE id = ?1", [id], |r| r.get(0))?,
+                lane,
+                attempts: row.get(4)?,
+                received_ms: row.get(5)?,
+                replay_of: row.get(6)?,
+            };
+            return Ok((Some(delivery), None));
         }
         Ok((None, soonest.map(|t| Duration::from_millis((t - now).max(1) as u64))))
     }
@@ -199,6 +319,7 @@ impl Inbox {
     pub fn finish(&self, delivery: &Delivery, handled: &Handled) -> anyhow::Result<()> {
         {
             let db = self.db.lock().unwrap();
+            let replaced = texts_in_row(&db, delivery.id)?;
             db.execute(
                 "UPDATE inbox SET status = ?2, outcome = ?3, plan = ?4, http = ?5, finished_ms = ?6, duration_ms = ?7, attempts = attempts + 1 WHERE id = ?1",
                 params![
@@ -211,8 +332,10 @@ impl Inbox {
                     handled.duration_ms as i64
                 ],
             )?;
+            self.bytes.fetch_add(texts_bytes(handled) - replaced, Ordering::Relaxed);
             if delivery.id % 1000 == 0 {
                 db.execute("DELETE FROM inbox WHERE status IN ('done', 'refused') AND id <= ?1", [delivery.id - KEEP_FINISHED])?;
+                self.recount(&db)?;
             }
         }
         self.release(delivery);
@@ -223,10 +346,12 @@ impl Inbox {
     pub fn retry_later(&self, delivery: &Delivery, handled: &Handled, delay: Duration) -> anyhow::Result<()> {
         {
             let db = self.db.lock().unwrap();
+            let replaced = texts_in_row(&db, delivery.id)?;
             db.execute(
                 "UPDATE inbox SET attempts = attempts + 1, not_before_ms = ?2, outcome = ?3, plan = ?4, http = ?5 WHERE id = ?1",
                 params![delivery.id, now_ms() + delay.as_millis() as i64, handled.outcome.to_string(), handled.plan.to_string(), handled.http.to_string()],
             )?;
+            self.bytes.fetch_add(texts_bytes(handled) - replaced, Ordering::Relaxed);
         }
         self.release(delivery);
         Ok(())
@@ -279,6 +404,18 @@ impl Inbox {
         let db = self.db.lock().unwrap();
         Ok(db.query_row(&format!("SELECT {COLUMNS} FROM inbox WHERE id = ?1"), [id], |r| row_json(r, true)).optional()?)
     }
+}
+
+/// The bytes of a row's outcome, plan and exchanges, before a handling replaces them.
+fn texts_in_row(db: &Connection, id: i64) -> anyhow::Result<i64> {
+    Ok(db
+        .query_row("SELECT coalesce(length(outcome), 0) + coalesce(length(plan), 0) + coalesce(length(http), 0) FROM inbox WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+fn texts_bytes(handled: &Handled) -> i64 {
+    [&handled.outcome, &handled.plan, &handled.http].iter().map(|v| v.to_string().len() as i64).sum()
 }
 
 const COLUMNS: &str =

@@ -19,6 +19,50 @@ pub struct Metrics {
     dead_letters: Gauge,
     latency: Histogram,
     handling: Histogram,
+    /// The bounds on what senders hold (see `limits`).
+    pub resources: Resources,
+}
+
+/// The metrics of `serve`'s bounds: refusals at each, and the bytes each budget holds.
+#[derive(Clone, Default)]
+pub struct Resources {
+    pub http_refusals: Family<Labels, Counter>,
+    pub budget_refusals: Family<Labels, Counter>,
+    pub pruned_rows: Family<Labels, Counter>,
+    pub inbox_bytes: Gauge,
+    pub dead_letter_bytes: Gauge,
+    pub bodies_in_flight_bytes: Gauge,
+}
+
+impl Resources {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "http_refusals",
+            "Requests and connections refused by the listeners' bounds, by listener and reason: connections (closed at a cap), evicted (idle or slow, closed to make room), too-large, busy (body budget), timeout, broken",
+            self.http_refusals.clone(),
+        );
+        registry.register(
+            "budget_refusals",
+            "Deliveries answered 507 because a disk budget was full, by budget (inbox, dead_letters)",
+            self.budget_refusals.clone(),
+        );
+        registry.register("pruned_rows", "Rows removed by the retention or to make room, by table (inbox, dead_letters)", self.pruned_rows.clone());
+        registry.register("inbox_bytes", "Bytes of the inbox's rows (queued and kept), against --inbox-budget", self.inbox_bytes.clone());
+        registry.register("dead_letter_bytes", "Bytes of the dead letters, against --dead-letter-budget", self.dead_letter_bytes.clone());
+        registry.register("bodies_in_flight_bytes", "Request body bytes held in memory now, against --body-budget", self.bodies_in_flight_bytes.clone());
+    }
+
+    pub fn http_refusal(&self, listener: &str, reason: &str) {
+        self.http_refusals.get_or_create(&vec![("listener", listener.to_string()), ("reason", reason.to_string())]).inc();
+    }
+
+    pub fn budget_refusal(&self, budget: &str) {
+        self.budget_refusals.get_or_create(&vec![("budget", budget.to_string())]).inc();
+    }
+
+    pub fn pruned(&self, table: &str, rows: u64) {
+        self.pruned_rows.get_or_create(&vec![("table", table.to_string())]).inc_by(rows);
+    }
 }
 
 /// The content type `/metrics` answers with.
@@ -46,7 +90,9 @@ impl Default for Metrics {
         registry.register("event_latency_seconds", "From acceptance to the end of handling", latency.clone());
         let handling = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         registry.register("event_handling_seconds", "Time in the plugin for one handling, HTTP included", handling.clone());
-        Metrics { registry, events, requests, reconciled, queue_depth, dead_letters, latency, handling }
+        let resources = Resources::default();
+        resources.register(&mut registry);
+        Metrics { registry, events, requests, reconciled, queue_depth, dead_letters, latency, handling, resources }
     }
 }
 

@@ -12,10 +12,15 @@
 //!   transient failure (no answer, 429, 5xx) is retried with exponential backoff; after
 //!   `max_attempts`, or at once for a permanent failure, the delivery becomes a dead letter that
 //!   the page (or `replay --dead-letters`) can replay.
+//! - Everything a sender can make it hold is bounded ([`limits`]): connections, time, body
+//!   memory ([`listener`]), disk (the inbox's and dead letters' budgets, [`retention`]).
 
 pub mod access;
 pub mod inbox;
+pub mod limits;
+mod listener;
 pub mod metrics;
+mod retention;
 
 use crate::bindings::dialpad_ghl::sync::types::{self as wit, SyncError};
 use crate::engine::Runtime;
@@ -37,8 +42,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Largest body accepted; Dialpad's events are a few KB (a transcript can reach tens of KB).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest Dialpad webhook body accepted by default (`Limits::dialpad_body_bytes`); Dialpad's
+/// events are a few KB (a transcript can reach tens of KB).
+pub const MAX_BODY_BYTES: usize = limits::DIALPAD_BODY_BYTES;
 
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
@@ -57,6 +63,8 @@ pub struct ServeOptions {
     pub reconcile: Option<Reconcile>,
     /// Who may use the admin side, and which unsafe binds are allowed anyway (see [`access`]).
     pub access: access::AccessOptions,
+    /// Connections, timeouts, body sizes and memory, disk budgets and retention.
+    pub limits: limits::Limits,
 }
 
 impl Default for ServeOptions {
@@ -69,6 +77,7 @@ impl Default for ServeOptions {
             retry_base: Duration::from_secs(2),
             reconcile: None,
             access: access::AccessOptions::default(),
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -84,6 +93,10 @@ struct Shared {
     dead_letters: DeadLetters,
     metrics: Metrics,
     options: ServeOptions,
+    /// The listeners' shared bounds (body budget).
+    listeners: Arc<listener::Common>,
+    /// Bytes of the dead letters, refreshed every second and after each failure.
+    dead_letter_bytes: std::sync::atomic::AtomicU64,
 }
 
 /// A running `serve`: listeners on a tokio runtime, workers on their own threads.
@@ -107,8 +120,21 @@ impl Server {
             tracing::warn!("serve: {warning}");
         }
         let inbox = Inbox::open(state_db).with_context(|| format!("opening the inbox in {}", state_db.display()))?;
-        let shared =
-            Arc::new(Shared { runtime, handling: std::sync::RwLock::new(()), inbox, dead_letters, metrics: Metrics::default(), options: options.clone() });
+        inbox.set_budget(options.limits.inbox_budget_bytes);
+        let metrics = Metrics::default();
+        let resources = metrics.resources.clone();
+        let listeners = listener::Common::new(options.limits.clone(), Arc::new(move |listener, reason| resources.http_refusal(listener, reason)));
+        let dead_letter_bytes = std::sync::atomic::AtomicU64::new(dead_letters.bytes());
+        let shared = Arc::new(Shared {
+            runtime,
+            handling: std::sync::RwLock::new(()),
+            inbox,
+            dead_letters,
+            metrics,
+            options: options.clone(),
+            listeners,
+            dead_letter_bytes,
+        });
         let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("serve-http").enable_all().build()?;
         let stop = Arc::new(tokio::sync::Notify::new());
         let (webhook_listener, admin_listener) = tokio.block_on(async {
@@ -119,14 +145,23 @@ impl Server {
         let webhook_addr = webhook_listener.local_addr()?;
         let admin_addr = admin_listener.local_addr()?;
         let access = access::Guard::new(&options.access, admin_addr);
-        for (listener, router) in [(webhook_listener, webhook_router(shared.clone())), (admin_listener, access.protect(admin_router(shared.clone())))] {
-            let stop = stop.clone();
-            tokio.spawn(async move {
-                let shutdown = async move { stop.notified().await };
-                if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
-                    tracing::error!("serve: listener failed: {e}");
-                }
-            });
+        let limits = &options.limits;
+        let webhooks = listener::Serving {
+            name: "webhook",
+            router: webhook_router(shared.clone()),
+            max_connections: limits.webhook_connections,
+            per_client: limits.connections_per_client,
+            body_limit: webhook_body_limit,
+        };
+        let admin = listener::Serving {
+            name: "admin",
+            router: access.protect(admin_router(shared.clone())),
+            max_connections: limits.admin_connections,
+            per_client: limits.connections_per_client,
+            body_limit: |_, _| limits::OTHER_BODY_BYTES,
+        };
+        for (listener, serving) in [(webhook_listener, webhooks), (admin_listener, admin)] {
+            tokio.spawn(listener::run(listener, serving, shared.listeners.clone(), stop.clone()));
         }
         let mut workers: Vec<std::thread::JoinHandle<()>> = (0..options.workers.max(1))
             .map(|n| {
@@ -134,6 +169,24 @@ impl Server {
                 std::thread::Builder::new().name(format!("serve-worker-{n}")).spawn(move || shared.work()).expect("spawning a worker")
             })
             .collect();
+        {
+            let shared = shared.clone();
+            workers.push(
+                std::thread::Builder::new()
+                    .name("serve-housekeeping".into())
+                    .spawn(move || {
+                        retention::run(retention::Parts {
+                            inbox: &shared.inbox,
+                            dead_letters: &shared.dead_letters,
+                            metrics: &shared.metrics,
+                            limits: &shared.options.limits,
+                            listeners: &shared.listeners,
+                            dead_letter_bytes: &shared.dead_letter_bytes,
+                        })
+                    })
+                    .expect("spawning the housekeeping"),
+            );
+        }
         if let Some(reconcile) = options.reconcile {
             let shared = shared.clone();
             workers.push(
@@ -237,8 +290,19 @@ impl Shared {
                 }
                 (status, answer)
             }
+            Ok(Ok(_)) if self.dead_letter_bytes.load(std::sync::atomic::Ordering::Relaxed) >= self.options.limits.dead_letter_budget_bytes => {
+                self.metrics.resources.budget_refusal("dead_letters");
+                (
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    json!({"type": "storage-full", "message": "the dead letters fill their budget: replay or remove them; send again later"}),
+                )
+            }
             Ok(Ok(route)) => match self.inbox.accept(source, name, &event.body, report::kind_name(route.kind), &route.lane, None) {
                 Ok(id) => (StatusCode::OK, json!({"accepted": id, "kind": report::kind_name(route.kind), "lane": route.lane})),
+                Err(e) if e.is::<inbox::InboxFull>() => {
+                    self.metrics.resources.budget_refusal("inbox");
+                    (StatusCode::INSUFFICIENT_STORAGE, json!({"type": "storage-full", "message": format!("{e}; send again later")}))
+                }
                 Err(e) => {
                     tracing::error!("serve: the inbox refused a delivery: {e:#}");
                     (StatusCode::SERVICE_UNAVAILABLE, json!({"type": "storage", "message": "the delivery could not be stored; send again"}))
@@ -310,6 +374,7 @@ impl Shared {
             }
             Err(error) => {
                 self.dead_letters.record(&name, delivery.source, &delivery.body, error)?;
+                self.dead_letter_bytes.store(self.dead_letters.bytes(), std::sync::atomic::Ordering::Relaxed);
                 handled.status = Status::Failed;
                 self.metrics.event("failed");
                 self.inbox.finish(delivery, &handled)?;
@@ -441,12 +506,24 @@ fn webhook_router(shared: Arc<Shared>) -> Router {
         router =
             router.route(source.path(), post(move |State(s): State<Arc<Shared>>, body: axum::body::Bytes| receive(s, Inbound::new(source, body.to_vec()))));
     }
-    router.route("/healthz", get(|State(s): State<Arc<Shared>>| async move { s.health() })).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).with_state(shared)
+    // The listener has read the body within its route's limit (`webhook_body_limit`).
+    router.route("/healthz", get(|State(s): State<Arc<Shared>>| async move { s.health() })).layer(DefaultBodyLimit::disable()).with_state(shared)
+}
+
+/// The largest body each webhook route reads.
+fn webhook_body_limit(limits: &limits::Limits, path: &str) -> usize {
+    match Source::ALL.into_iter().find(|source| source.path() == path) {
+        Some(Source::DialpadWebhook) => limits.dialpad_body_bytes,
+        Some(Source::Platform) => limits.platform_body_bytes,
+        None => limits::OTHER_BODY_BYTES,
+    }
 }
 
 async fn receive(shared: Arc<Shared>, event: Inbound) -> Response {
     // Routing runs the plugin and accepting waits for the disk: both off the async threads.
     match tokio::task::spawn_blocking(move || shared.receive(event)).await {
+        // A full disk budget passes: come back in a minute (Dialpad retries 5xx).
+        Ok((status @ StatusCode::INSUFFICIENT_STORAGE, answer)) => (status, [(header::RETRY_AFTER, "60")], Json(answer)).into_response(),
         Ok((status, answer)) => (status, Json(answer)).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"type": "host", "message": e.to_string()}))).into_response(),
     }

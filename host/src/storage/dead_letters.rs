@@ -2,7 +2,9 @@
 //! until a replay gets them through. Nothing accepted is lost: a failed event stays here until
 //! it succeeds (then it is removed) or someone looks at it.
 //!
-//! In memory, or in the same SQLite file as the durable key-value store.
+//! In memory, or in the same SQLite file as the durable key-value store. A body is stored once:
+//! letters are told apart by the SHA-256 of their body (an index on the body itself would hold a
+//! second copy of every one).
 
 use crate::bindings::dialpad_ghl::sync::types::{Handled, Report, SyncError};
 use crate::engine::Runtime;
@@ -49,14 +51,59 @@ impl DeadLetters {
     }
 
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let db = crate::storage::sqlite::open_database(
-            path,
+        let mut db = crate::storage::sqlite::open_database(path, "")?;
+        let old: Option<String> = db.query_row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'dead_letters'", [], |r| r.get(0)).ok();
+        let tx = db.transaction()?;
+        if old.as_deref().is_some_and(|sql| !sql.contains("body_sha256")) {
+            // Before the hash: `body BLOB NOT NULL UNIQUE`, an index holding each body again.
+            tx.execute_batch("ALTER TABLE dead_letters RENAME TO dead_letters_before_hash")?;
+        }
+        tx.execute_batch(
             "CREATE TABLE IF NOT EXISTS dead_letters (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                name TEXT NOT NULL, source TEXT NOT NULL, body BLOB NOT NULL UNIQUE,
-                error TEXT NOT NULL, failures INTEGER NOT NULL)",
+                name TEXT NOT NULL, source TEXT NOT NULL, body BLOB NOT NULL,
+                body_sha256 BLOB NOT NULL UNIQUE,
+                error TEXT NOT NULL, failures INTEGER NOT NULL,
+                last_failed_ms INTEGER NOT NULL DEFAULT 0)",
         )?;
+        if old.as_deref().is_some_and(|sql| !sql.contains("body_sha256")) {
+            let letters: Vec<(i64, String, String, Vec<u8>, String, i64)> = {
+                let mut query = tx.prepare("SELECT id, name, source, body, error, failures FROM dead_letters_before_hash ORDER BY id")?;
+                let rows = query.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            for (id, name, source, body, error, failures) in letters {
+                tx.execute(
+                    "INSERT INTO dead_letters (id, name, source, body, body_sha256, error, failures, last_failed_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![id, name, source, body, digest(&body), error, failures, now_ms()],
+                )?;
+            }
+            tx.execute_batch("DROP TABLE dead_letters_before_hash")?;
+        }
+        tx.commit()?;
         Ok(DeadLetters { backend: Arc::new(Mutex::new(Backend::Sqlite(db))) })
+    }
+
+    /// Removes the letters whose last failure is older than `keep`; returns how many.
+    pub fn prune(&self, keep: std::time::Duration) -> anyhow::Result<u64> {
+        match &mut *self.backend.lock().unwrap() {
+            Backend::Memory { .. } => Ok(0),
+            Backend::Sqlite(db) => {
+                let before = now_ms() - keep.as_millis().min(i64::MAX as u128) as i64;
+                Ok(db.execute("DELETE FROM dead_letters WHERE last_failed_ms < ?1", [before])? as u64)
+            }
+        }
+    }
+
+    /// Bytes of the letters' bodies and errors.
+    pub fn bytes(&self) -> u64 {
+        match &*self.backend.lock().unwrap() {
+            Backend::Memory { letters, .. } => letters.values().map(|l| (l.body.len() + l.error.to_string().len()) as u64).sum(),
+            Backend::Sqlite(db) => db
+                .query_row("SELECT coalesce(sum(length(body) + length(error) + length(name)), 0) FROM dead_letters", [], |r| r.get::<_, i64>(0))
+                .map(|b| b.max(0) as u64)
+                .unwrap_or(0),
+        }
     }
 
     /// Records a failure: a new letter, or one more failure of the same body.
@@ -75,9 +122,9 @@ impl DeadLetters {
             },
             Backend::Sqlite(db) => {
                 db.execute(
-                    "INSERT INTO dead_letters (name, source, body, error, failures) VALUES (?1, ?2, ?3, ?4, 1)
-                     ON CONFLICT(body) DO UPDATE SET error = excluded.error, failures = failures + 1",
-                    params![name, source.as_str(), body, error.to_string()],
+                    "INSERT INTO dead_letters (name, source, body, body_sha256, error, failures, last_failed_ms) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)
+                     ON CONFLICT(body_sha256) DO UPDATE SET error = excluded.error, failures = failures + 1, last_failed_ms = excluded.last_failed_ms",
+                    params![name, source.as_str(), body, digest(body), error.to_string(), now_ms()],
                 )?;
             }
         }
@@ -101,7 +148,7 @@ impl DeadLetters {
         match &mut *self.backend.lock().unwrap() {
             Backend::Memory { letters, .. } => letters.retain(|_, l| l.body != body),
             Backend::Sqlite(db) => {
-                db.execute("DELETE FROM dead_letters WHERE body = ?1", [body])?;
+                db.execute("DELETE FROM dead_letters WHERE body_sha256 = ?1", [digest(body)])?;
             }
         }
         Ok(())
@@ -136,6 +183,15 @@ impl DeadLetters {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+fn digest(body: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(body).to_vec()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 /// Hands one event to the plugin; a failure lands in `dead_letters`. The outer error is a host

@@ -17,6 +17,9 @@ pub fn open_database(path: &Path, schema: &str) -> anyhow::Result<Connection> {
     // Several connections share the file (records, dead letters, the inbox): wait for a
     // writer instead of failing with SQLITE_BUSY.
     db.busy_timeout(std::time::Duration::from_secs(30))?;
+    // Pages freed by deletions go back to the file system on `PRAGMA incremental_vacuum`
+    // (serve's retention runs it). Takes effect on a new file; serve converts an older one.
+    db.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     db.pragma_update(None, "journal_mode", "WAL")?;
     db.pragma_update(None, "synchronous", "FULL")?;
     db.execute_batch(schema)?;
