@@ -41,6 +41,7 @@ pub struct Args {
     dialpad: DialpadArgs,
     #[command(flatten)]
     access: access::AccessArgs,
+    #[command(flatten)]
     limits: super::serve_limits::LimitArgs,
 }
 
