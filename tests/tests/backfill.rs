@@ -190,15 +190,9 @@ fn the_schedule_in_serve_catches_a_call_whose_webhook_never_came() {
         &db,
         dialpad_ghl_host::storage::dead_letters::DeadLetters::open(&db).unwrap(),
         ServeOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            admin_listen: "127.0.0.1:0".parse().unwrap(),
-            workers: 2,
-            max_attempts: 3,
-            retry_base: Duration::from_millis(20),
             // The calls are from March; the window reaches back a year.
             reconcile: Some(Reconcile { every: Duration::from_millis(200), window: Duration::from_secs(366 * 86_400) }),
-            access: Default::default(),
-            limits: Default::default(),
+            ..e2e_tests::serve::loopback_options()
         },
     )
     .unwrap();

@@ -191,3 +191,36 @@ fn transient_failures_are_retried_then_dead_lettered_and_a_replay_gets_through()
     let (status, _) = loopback_request("POST", &replay, b"").unwrap();
     assert_eq!(status, 404, "the letter is gone");
 }
+
+/// A signed delivery accepted at the door and then dead-lettered is replayed from the page after
+/// its token has expired: it is queued again with the lane it was accepted with, not refused
+/// for its age (nothing accepted is lost).
+#[test]
+fn a_dead_letter_whose_token_expired_since_is_replayed_from_the_page() {
+    let mock = mock();
+    let adjust = |s: &mut dialpad_ghl_host::settings::Settings| {
+        s.set("webhook_secret", SECRET);
+        s.set("jwt_leeway_seconds", 0);
+    };
+    let (server, _) = in_process_with(&mock, adjust, dialpad_ghl_host::serve::ServeOptions { max_attempts: 1, ..loopback_options() }, "serve-expired-replay");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mut claims = fixture("call_inbound_hangup_completed.json");
+    claims["exp"] = json!(now + 2);
+    mock.set_faults(Some(Faults { rate: 1.0, seed: 1, kinds: vec![FaultKind::ServerError(500)] }));
+    let (status, answer) = loopback_request("POST", &format!("{}/webhooks/dialpad", server.webhook_url()), &sign(&claims, SECRET)).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert!(server.wait_idle(Duration::from_secs(20)));
+    let letters = get_json(&format!("{}/api/events", server.admin_url()))["dead_letters"].clone();
+    assert_eq!(letters.as_array().unwrap().len(), 1, "{letters}");
+    mock.set_faults(None);
+    // At the door the same body is now refused: the token has expired.
+    std::thread::sleep(Duration::from_millis(3_100));
+    let (status, refused) = loopback_request("POST", &format!("{}/webhooks/dialpad", server.webhook_url()), &sign(&claims, SECRET)).unwrap();
+    assert_eq!(status, 401, "{refused}");
+    let replay = format!("{}/api/dead-letters/{}/replay", server.admin_url(), letters[0]["id"]);
+    let (status, answer) = loopback_request("POST", &replay, b"").unwrap();
+    assert_eq!(status, 202, "{answer}");
+    assert!(server.wait_idle(Duration::from_secs(20)));
+    assert_eq!((mock.contacts().len(), mock.notes().len()), (1, 1), "the replayed call reached HighLevel");
+    assert!(get_json(&format!("{}/api/events", server.admin_url()))["dead_letters"].as_array().unwrap().is_empty());
+}

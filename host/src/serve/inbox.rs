@@ -399,6 +399,18 @@ impl Inbox {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The kind and lane the plugin gave a body when it was accepted, from the newest delivery
+    /// of the same bytes still kept: what a dead letter is queued again with, without asking
+    /// the plugin to route it again (a signed token may have expired since it was accepted).
+    pub fn route_of(&self, body: &[u8]) -> anyhow::Result<Option<(String, String)>> {
+        let db = self.db.lock().unwrap();
+        Ok(db
+            .query_row("SELECT kind, lane FROM inbox WHERE body = ?1 AND kind IS NOT NULL AND lane != '' ORDER BY id DESC LIMIT 1", [body], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?)
+    }
+
     /// One delivery with its body.
     pub fn get(&self, id: i64) -> anyhow::Result<Option<Value>> {
         let db = self.db.lock().unwrap();

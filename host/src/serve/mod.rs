@@ -444,24 +444,25 @@ impl Shared {
         let Some(letter) = letters.into_iter().find(|l| l.id == id) else {
             return (StatusCode::NOT_FOUND, json!({"type": "not-found", "message": format!("no dead letter #{id}")}));
         };
-        match self.runtime.route(&Inbound::new(letter.source, letter.body.clone())) {
-            Ok(Ok(route)) => match self.inbox.accept(
-                letter.source,
-                &format!("replay of dead letter #{id}"),
-                &letter.body,
-                report::kind_name(route.kind),
-                &route.lane,
-                Some(id),
-            ) {
-                Ok(queued) => (StatusCode::ACCEPTED, json!({"queued": queued})),
-                Err(e) => (StatusCode::SERVICE_UNAVAILABLE, json!({"type": "storage", "message": format!("{e:#}")})),
+        // Queued again with the kind and lane it was accepted with: it passed the door once, and
+        // is not refused now for a signed token's age. Only a letter whose delivery is no longer
+        // kept (retention) is routed again.
+        let route = match self.inbox.route_of(&letter.body) {
+            Ok(Some(route)) => route,
+            Ok(None) | Err(_) => match self.runtime.route(&Inbound::new(letter.source, letter.body.clone())) {
+                Ok(Ok(route)) => (report::kind_name(route.kind).to_string(), route.lane),
+                Ok(Err(error)) => {
+                    let mut answer = report::error_json(&error);
+                    answer["plain"] = report::plain_words(&error).into();
+                    return (StatusCode::UNPROCESSABLE_ENTITY, answer);
+                }
+                Err(trap) => return (StatusCode::INTERNAL_SERVER_ERROR, json!({"type": "host", "message": format!("{trap:#}")})),
             },
-            Ok(Err(error)) => {
-                let mut answer = report::error_json(&error);
-                answer["plain"] = report::plain_words(&error).into();
-                (StatusCode::UNPROCESSABLE_ENTITY, answer)
-            }
-            Err(trap) => (StatusCode::INTERNAL_SERVER_ERROR, json!({"type": "host", "message": format!("{trap:#}")})),
+        };
+        let (kind, lane) = route;
+        match self.inbox.accept(letter.source, &format!("replay of dead letter #{id}"), &letter.body, &kind, &lane, Some(id)) {
+            Ok(queued) => (StatusCode::ACCEPTED, json!({"queued": queued})),
+            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, json!({"type": "storage", "message": format!("{e:#}")})),
         }
     }
 }
