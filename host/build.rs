@@ -2,7 +2,7 @@
 //! generated from), as `HOST_API_VERSION`.
 
 fn main() {
-    let wit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/sync.wit");
+    let wit = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("../wit/sync.wit");
     println!("cargo:rerun-if-changed={}", wit.display());
     let text = std::fs::read_to_string(&wit).expect("reading wit/sync.wit");
     let version = text

@@ -6,7 +6,8 @@
 use std::path::Path;
 
 fn main() {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let here = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let here = here.as_path();
     let tools = [
         ("prism_missing", "PRISM", here.join("prism/node_modules/.bin/prism"), std::env::var_os("PRISM_BIN")),
         ("browser_missing", "BROWSER", here.join("browser/node_modules/playwright-core/package.json"), None),
