@@ -10,6 +10,5 @@ pub mod invoke;
 pub mod mock;
 pub mod replay;
 pub mod serve;
-pub mod serve_limits;
 pub mod validate_config;
 pub mod view;

@@ -1,6 +1,7 @@
 //! `serve`: the webhook receiver, its inbox and workers, and the monitoring page.
 
 mod access;
+mod limits;
 
 use crate::options::{ApiArgs, DialpadArgs, Target, TargetOptions, WebhookArgs};
 use anyhow::bail;
@@ -42,7 +43,7 @@ pub struct Args {
     #[command(flatten)]
     access: access::AccessArgs,
     #[command(flatten)]
-    limits: super::serve_limits::LimitArgs,
+    limits: limits::LimitArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
