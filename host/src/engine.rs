@@ -324,6 +324,12 @@ impl Runtime {
         Ok(plugin.dialpad_ghl_sync_triggers().call_handle(&mut store, &event.to_wit())?)
     }
 
+    /// [`Runtime::handle`], with a trap (a runaway or crashed plugin) reported as the retryable
+    /// transport error it is to whoever delivered the event: the event is kept, not dropped.
+    pub fn handle_or_trap(&self, event: &Inbound) -> wit::Handled {
+        self.handle(event).unwrap_or_else(|trap| wit::Handled { plan: None, result: Err(wit::SyncError::Transport(format!("the plugin trapped: {trap:#}"))) })
+    }
+
     /// Plans one event as a dry run.
     pub fn plan(&self, event: &Inbound) -> HostResult<Result<wit::EventPlan, wit::SyncError>> {
         let (mut store, plugin) = self.instantiate()?;

@@ -337,10 +337,8 @@ impl Shared {
         let name = format!("inbox #{}", delivery.id);
         let started = Instant::now();
         // One call: the plan shown on the page is the plan the plugin ran.
-        let (plan, result) = match runtime.handle(&Inbound::new(delivery.source, delivery.body.clone())) {
-            Ok(wit::Handled { plan, result }) => (plan.map_or(Value::Null, |plan| report::plan_json(&name, &plan, false)), result),
-            Err(trap) => (Value::Null, Err(SyncError::Transport(format!("the plugin trapped: {trap:#}")))),
-        };
+        let wit::Handled { plan, result } = runtime.handle_or_trap(&Inbound::new(delivery.source, delivery.body.clone()));
+        let plan = plan.map_or(Value::Null, |plan| report::plan_json(&name, &plan, false));
         let handling = started.elapsed();
         let exchanges = runtime.http_log().take();
         for exchange in &exchanges {

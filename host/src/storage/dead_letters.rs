@@ -197,8 +197,7 @@ fn now_ms() -> i64 {
 /// Hands one event to the plugin; a failure lands in `dead_letters`. The outer error is a host
 /// failure (the store); a trap is dead-lettered too, as a transport error.
 pub fn deliver(runtime: &Runtime, dead_letters: &DeadLetters, name: &str, event: &Inbound) -> anyhow::Result<Handled> {
-    let handled =
-        runtime.handle(event).unwrap_or_else(|trap| Handled { plan: None, result: Err(SyncError::Transport(format!("the plugin trapped: {trap:#}"))) });
+    let handled = runtime.handle_or_trap(event);
     if let Err(error) = &handled.result {
         dead_letters.record(name, event.source, &event.body, error)?;
     }
