@@ -10,9 +10,9 @@ use serde_json::{Map, Value};
 use waki::bindings::exports::wasi::http::incoming_handler::Guest;
 use waki::bindings::wasi::http::types::{ErrorCode, Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use waki::bindings::wasi::io::streams::StreamError;
+// The largest body accepted is the limit the event reader applies.
+use crate::inbound::signature::MAX_BODY_BYTES;
 
-/// Largest body accepted: Dialpad's webhooks are a few kilobytes, a long transcript tens.
-const MAX_BODY_BYTES: usize = 1 << 20;
 /// `Retry-After` of a `rate-limited` answer when HighLevel did not say: its burst window.
 const DEFAULT_RETRY_AFTER_SECS: u64 = 10;
 
