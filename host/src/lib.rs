@@ -8,8 +8,10 @@
 pub mod backfill;
 pub mod bindings;
 pub mod capability;
+pub mod connect;
 pub mod engine;
 pub mod inbound;
+pub mod marketplace;
 pub mod oauth;
 pub mod report;
 pub mod serve;

@@ -11,11 +11,8 @@
 //! the one every plugin request goes through, so TLS and timeouts behave the same.
 
 use crate::capability::secret::Secret;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use wasmtime_wasi_http::{Error as HttpError, RequestOptions};
 
 /// How to refresh: the app's credentials and where to ask.
 #[derive(Clone, Debug)]
@@ -88,30 +85,20 @@ impl OAuthTokens {
 
     async fn refresh(&self, tokens: &mut Tokens) -> Result<Secret, String> {
         let s = &self.settings;
-        let form = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", "refresh_token")
-            .append_pair("refresh_token", tokens.refresh.expose())
-            .append_pair("client_id", &s.client_id)
-            .append_pair("client_secret", s.client_secret.expose())
-            .append_pair("user_type", "Location")
-            .finish();
+        let form = crate::connect::http::form([
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens.refresh.expose()),
+            ("client_id", &s.client_id),
+            ("client_secret", s.client_secret.expose()),
+            ("user_type", "Location"),
+        ]);
         let request = http::Request::post(&s.token_url)
             .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(http::header::ACCEPT, "application/json")
-            .body(Full::new(Bytes::from(form)).map_err(|never| match never {}))
+            .body(form)
             .map_err(|e| format!("token request: {e}"))?;
-        let options = RequestOptions { connect_timeout: Some(s.timeout), first_byte_timeout: Some(s.timeout), between_bytes_timeout: Some(s.timeout) };
-        let answer = async {
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            tokio::spawn(io);
-            let status = response.status().as_u16();
-            let body = response.into_body().collect().await?.to_bytes();
-            Ok::<_, HttpError>((status, body))
-        };
-        let (status, body) = tokio::time::timeout(s.timeout, answer)
-            .await
-            .map_err(|_| format!("token endpoint: no answer in {} ms", s.timeout.as_millis()))?
-            .map_err(|e| format!("token endpoint: {e}"))?;
+        let answer = crate::connect::http::send(request, s.timeout, "token endpoint").await?;
+        let (status, body) = (answer.status, answer.body);
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         // The error fields only: the body of a refusal carries no secret, but say no more than needed.
         if status != 200 {

@@ -5,3 +5,4 @@
 pub mod dead_letters;
 pub mod private;
 pub mod sqlite;
+pub mod vault;

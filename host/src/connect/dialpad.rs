@@ -1,0 +1,1 @@
+//! Dialpad: API key or OAuth (PKCE), webhook and subscription registration.

@@ -1,0 +1,1 @@
+//! HighLevel Marketplace OAuth: see the module docs once written.

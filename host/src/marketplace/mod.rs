@@ -1,0 +1,1 @@
+//! HighLevel Marketplace app webhooks (INSTALL, UNINSTALL): signature, timestamp window, replay check.

@@ -1,0 +1,1 @@
+//! Secrets at rest: sealed with a key the operator provides.
