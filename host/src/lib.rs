@@ -17,4 +17,5 @@ pub mod report;
 pub mod serve;
 pub mod settings;
 pub mod storage;
+pub mod tenants;
 pub mod version;

@@ -51,6 +51,8 @@ impl Status {
 #[derive(Clone, Debug)]
 pub struct Delivery {
     pub id: i64,
+    /// The tenant it was sent to (empty: the host's single location).
+    pub tenant: String,
     pub source: Source,
     pub name: String,
     pub body: Vec<u8>,
@@ -59,6 +61,21 @@ pub struct Delivery {
     pub attempts: u32,
     pub received_ms: i64,
     /// The dead letter this delivery replays, removed when it gets through.
+    pub replay_of: Option<i64>,
+}
+
+/// A delivery to commit ([`Inbox::accept`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Arrival<'a> {
+    /// Empty for the host's single location.
+    pub tenant: &'a str,
+    pub source: Source,
+    pub name: &'a str,
+    pub body: &'a [u8],
+    /// What the plugin's `route` called it, and its lane (made the tenant's own here).
+    pub kind: &'a str,
+    pub lane: &'a str,
+    /// The dead letter it replays.
     pub replay_of: Option<i64>,
 }
 
@@ -140,6 +157,10 @@ impl Inbox {
              CREATE INDEX IF NOT EXISTS inbox_queued ON inbox (status, id);
              CREATE INDEX IF NOT EXISTS inbox_lanes ON inbox (status, lane, id);",
         )?;
+        // Before tenants: every delivery was the single location's.
+        if !crate::storage::sqlite::has_column(&db, "inbox", "tenant")? {
+            db.execute_batch("ALTER TABLE inbox ADD COLUMN tenant TEXT NOT NULL DEFAULT ''")?;
+        }
         // A file made before auto_vacuum was set keeps its freed pages: convert it once, so the
         // retention's `incremental_vacuum` gives them back.
         if db.query_row("PRAGMA auto_vacuum", [], |r| r.get::<_, i64>(0))? != 2 {
@@ -215,7 +236,8 @@ impl Inbox {
 
     /// Commits an accepted delivery; when this returns, it survives a crash. Fails with
     /// [`InboxFull`] when the budget cannot make room for it.
-    pub fn accept(&self, source: Source, name: &str, body: &[u8], kind: &str, lane: &str, replay_of: Option<i64>) -> anyhow::Result<i64> {
+    pub fn accept(&self, arrival: Arrival<'_>) -> anyhow::Result<i64> {
+        let Arrival { tenant, source, name, body, kind, lane, replay_of } = arrival;
         let id = {
             let db = self.db.lock().unwrap();
             let size = (body.len() + name.len()) as i64;
@@ -223,8 +245,8 @@ impl Inbox {
                 return Err(InboxFull { bytes: self.bytes(), budget: self.budget.load(Ordering::Relaxed) }.into());
             }
             db.execute(
-                "INSERT INTO inbox (received_ms, source, name, body, kind, lane, status, replay_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7)",
-                params![now_ms(), source.as_str(), name, body, kind, lane, replay_of],
+                "INSERT INTO inbox (received_ms, source, name, body, kind, lane, status, replay_of, tenant) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8)",
+                params![now_ms(), source.as_str(), name, body, kind, tenant_lane(tenant, lane), replay_of, tenant],
             )?;
             self.bytes.fetch_add(size, Ordering::Relaxed);
             db.last_insert_rowid()
@@ -234,12 +256,13 @@ impl Inbox {
     }
 
     /// Records a delivery refused on arrival, for the monitor (its body is not kept).
-    pub fn refuse(&self, source: Source, name: &str, error: &Value) -> anyhow::Result<i64> {
+    pub fn refuse(&self, tenant: &str, source: Source, name: &str, error: &Value) -> anyhow::Result<i64> {
         let db = self.db.lock().unwrap();
         let now = now_ms();
         db.execute(
-            "INSERT INTO inbox (received_ms, source, name, body, lane, status, outcome, finished_ms, duration_ms) VALUES (?1, ?2, ?3, x'', '', 'refused', ?4, ?1, 0)",
-            params![now, source.as_str(), name, json!({"event": name, "outcome": "refused", "error": error}).to_string()],
+            "INSERT INTO inbox (received_ms, source, name, body, lane, status, outcome, finished_ms, duration_ms, tenant)
+             VALUES (?1, ?2, ?3, x'', '', 'refused', ?4, ?1, 0, ?5)",
+            params![now, source.as_str(), name, json!({"event": name, "outcome": "refused", "error": error}).to_string(), tenant],
         )?;
         let id = db.last_insert_rowid();
         self.bytes.fetch_add(db.query_row(&format!("SELECT {ROW_BYTES} FROM inbox WHERE id = ?1"), [id], |r| r.get::<_, i64>(0))?, Ordering::Relaxed);
@@ -283,7 +306,7 @@ impl Inbox {
                  SELECT min(lane) FROM inbox WHERE status = 'queued'
                  UNION ALL
                  SELECT (SELECT min(lane) FROM inbox WHERE status = 'queued' AND lane > lanes.lane) FROM lanes WHERE lanes.lane IS NOT NULL)
-             SELECT i.id, i.source, i.name, i.lane, i.attempts, i.received_ms, i.replay_of, i.not_before_ms
+             SELECT i.id, i.source, i.name, i.lane, i.attempts, i.received_ms, i.replay_of, i.not_before_ms, i.tenant
              FROM lanes JOIN inbox i ON i.id = (SELECT min(id) FROM inbox WHERE status = 'queued' AND lane = lanes.lane)
              WHERE lanes.lane IS NOT NULL ORDER BY i.id",
         )?;
@@ -302,6 +325,7 @@ impl Inbox {
             }
             let delivery = Delivery {
                 id,
+                tenant: row.get(8)?,
                 source: Source::parse(&row.get::<_, String>(1)?).unwrap_or(Source::DialpadWebhook),
                 name: row.get(2)?,
                 body: db.query_row("SELECT body FROM inbox WHERE id = ?1", [id], |r| r.get(0))?,
@@ -385,6 +409,19 @@ impl Inbox {
         true
     }
 
+    /// Ends every queued delivery of a removed tenant as failed, with `reason` as its outcome:
+    /// nothing of its runs any more (one being handled now finishes). Returns how many.
+    pub fn cancel_tenant(&self, tenant: &str, reason: &str) -> anyhow::Result<usize> {
+        let db = self.db.lock().unwrap();
+        let outcome = json!({"outcome": "cancelled", "error": {"type": "tenant-removed", "message": reason}}).to_string();
+        let running: Vec<i64> = self.running.lock().unwrap().ids.iter().copied().collect();
+        let held = running.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        Ok(db.execute(
+            &format!("UPDATE inbox SET status = 'failed', outcome = ?2, finished_ms = ?3 WHERE status = 'queued' AND tenant = ?1 AND id NOT IN ({held})"),
+            params![tenant, outcome, now_ms()],
+        )?)
+    }
+
     /// Deliveries accepted and not yet finished.
     pub fn queued(&self) -> anyhow::Result<u64> {
         let db = self.db.lock().unwrap();
@@ -402,19 +439,32 @@ impl Inbox {
     /// The kind and lane the plugin gave a body when it was accepted, from the newest delivery
     /// of the same bytes still kept: what a dead letter is queued again with, without asking
     /// the plugin to route it again (a signed token may have expired since it was accepted).
-    pub fn route_of(&self, body: &[u8]) -> anyhow::Result<Option<(String, String)>> {
+    pub fn route_of(&self, tenant: &str, body: &[u8]) -> anyhow::Result<Option<(String, String)>> {
         let db = self.db.lock().unwrap();
-        Ok(db
-            .query_row("SELECT kind, lane FROM inbox WHERE body = ?1 AND kind IS NOT NULL AND lane != '' ORDER BY id DESC LIMIT 1", [body], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?)
+        let route: Option<(String, String)> = db
+            .query_row(
+                "SELECT kind, lane FROM inbox WHERE tenant = ?2 AND body = ?1 AND kind IS NOT NULL AND lane != '' ORDER BY id DESC LIMIT 1",
+                params![body, tenant],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        // Stored as the tenant's own lane: give back the plugin's.
+        Ok(route.map(|(kind, lane)| (kind, lane.strip_prefix(&tenant_lane(tenant, "")).map(str::to_string).unwrap_or(lane))))
     }
 
     /// One delivery with its body.
     pub fn get(&self, id: i64) -> anyhow::Result<Option<Value>> {
         let db = self.db.lock().unwrap();
         Ok(db.query_row(&format!("SELECT {COLUMNS} FROM inbox WHERE id = ?1"), [id], |r| row_json(r, true)).optional()?)
+    }
+}
+
+/// A lane of one tenant: two tenants' deliveries about the same phone never wait for each other.
+fn tenant_lane(tenant: &str, lane: &str) -> String {
+    if tenant.is_empty() {
+        lane.to_string()
+    } else {
+        format!("tenant/{tenant}/{lane}")
     }
 }
 
@@ -431,7 +481,7 @@ fn texts_bytes(handled: &Handled) -> i64 {
 }
 
 const COLUMNS: &str =
-    "id, received_ms, source, name, kind, lane, status, attempts, not_before_ms, replay_of, outcome, plan, http, finished_ms, duration_ms, body";
+    "id, received_ms, source, name, kind, lane, status, attempts, not_before_ms, replay_of, outcome, plan, http, finished_ms, duration_ms, body, tenant";
 
 fn row_json(r: &rusqlite::Row<'_>, with_body: bool) -> rusqlite::Result<Value> {
     let parsed =
@@ -452,6 +502,7 @@ fn row_json(r: &rusqlite::Row<'_>, with_body: bool) -> rusqlite::Result<Value> {
         "http": parsed(12)?,
         "finished_ms": r.get::<_, Option<i64>>(13)?,
         "duration_ms": r.get::<_, Option<i64>>(14)?,
+        "tenant": r.get::<_, String>(16)?,
     });
     if with_body {
         let body: Vec<u8> = r.get(15)?;
@@ -472,9 +523,15 @@ mod tests {
     fn one_lane_runs_in_order_and_other_lanes_run_beside_it() {
         let path = tempfile::tempdir().unwrap().keep().join("state.db");
         let inbox = Inbox::open(&path).unwrap();
-        let a1 = inbox.accept(Source::DialpadWebhook, "a1", b"1", "call", "phone:+1", None).unwrap();
-        let a2 = inbox.accept(Source::DialpadWebhook, "a2", b"2", "call", "phone:+1", None).unwrap();
-        let b1 = inbox.accept(Source::DialpadWebhook, "b1", b"3", "sms", "phone:+2", None).unwrap();
+        let a1 = inbox
+            .accept(Arrival { tenant: "", source: Source::DialpadWebhook, name: "a1", body: b"1", kind: "call", lane: "phone:+1", replay_of: None })
+            .unwrap();
+        let a2 = inbox
+            .accept(Arrival { tenant: "", source: Source::DialpadWebhook, name: "a2", body: b"2", kind: "call", lane: "phone:+1", replay_of: None })
+            .unwrap();
+        let b1 = inbox
+            .accept(Arrival { tenant: "", source: Source::DialpadWebhook, name: "b1", body: b"3", kind: "sms", lane: "phone:+2", replay_of: None })
+            .unwrap();
         let first = inbox.claim().unwrap().unwrap();
         let second = inbox.claim().unwrap().unwrap();
         // a2 waits for a1; b1 may run beside a1.
@@ -491,8 +548,11 @@ mod tests {
     fn a_delivery_put_back_for_later_holds_its_lane_and_survives_a_reopen() {
         let path = tempfile::tempdir().unwrap().keep().join("state.db");
         let inbox = Inbox::open(&path).unwrap();
-        let a1 = inbox.accept(Source::DialpadWebhook, "a1", b"1", "call", "phone:+1", None).unwrap();
-        let a2 = inbox.accept(Source::Platform, "a2", b"2", "task", "phone:+1", Some(7)).unwrap();
+        let a1 = inbox
+            .accept(Arrival { tenant: "", source: Source::DialpadWebhook, name: "a1", body: b"1", kind: "call", lane: "phone:+1", replay_of: None })
+            .unwrap();
+        let a2 =
+            inbox.accept(Arrival { tenant: "", source: Source::Platform, name: "a2", body: b"2", kind: "task", lane: "phone:+1", replay_of: Some(7) }).unwrap();
         let claimed = inbox.claim().unwrap().unwrap();
         inbox.retry_later(&claimed, &handled(Status::Queued), Duration::from_millis(150)).unwrap();
         // Not due yet, and a2 must not overtake it: claim waits, then hands out a1 again.

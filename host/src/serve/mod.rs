@@ -28,13 +28,14 @@ use crate::inbound::{Inbound, Source};
 use crate::report;
 use crate::settings::Reconcile;
 use crate::storage::dead_letters::DeadLetters;
+use crate::tenants::registry::{LiveTenant, Tenants};
 use anyhow::Context as _;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use inbox::{Delivery, Handled, Inbox, Status};
+use inbox::{Arrival, Delivery, Handled, Inbox, Status};
 use metrics::Metrics;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -84,12 +85,14 @@ impl Default for ServeOptions {
 
 /// What the listeners and the workers share.
 struct Shared {
-    runtime: Runtime,
+    /// The host's single location and the stored tenants, each with its runtime.
+    tenants: Tenants,
     /// Workers handle deliveries under a read guard; a reconciliation pass takes the write
     /// guard, so it never handles a call at the same moment as that call's webhook (lanes do
     /// this among deliveries; the listing's calls are not in the inbox).
     handling: std::sync::RwLock<()>,
     inbox: Inbox,
+    /// Every tenant's dead letters (each tenant records through its own view).
     dead_letters: DeadLetters,
     metrics: Metrics,
     options: ServeOptions,
@@ -114,8 +117,16 @@ impl Server {
     /// letters), binds both listeners and starts the workers; deliveries left queued by an
     /// earlier process are handled first.
     pub fn start(runtime: Runtime, state_db: &Path, dead_letters: DeadLetters, options: ServeOptions) -> anyhow::Result<Server> {
+        let tenants = Tenants::new(runtime, crate::settings::Settings::default(), dead_letters, None, Box::new(|_, _| anyhow::bail!("no tenants here")));
+        Server::start_tenants(tenants, state_db, options)
+    }
+
+    /// [`Server::start`] for the host's single location and the stored tenants.
+    pub fn start_tenants(tenants: Tenants, state_db: &Path, options: ServeOptions) -> anyhow::Result<Server> {
         // Before anything is opened or bound: a public address needs its check, or a loud flag.
-        for warning in access::check_binds(options.listen, options.admin_listen, &options.access, access::webhooks_verified(&runtime))? {
+        // Tenants' webhooks are verified (each has its secret) or refused.
+        let single_verified = access::webhooks_verified(&tenants.single().runtime) || !tenants.serves_single();
+        for warning in access::check_binds(options.listen, options.admin_listen, &options.access, single_verified)? {
             eprintln!("serve: WARNING: {warning}");
             tracing::warn!("serve: {warning}");
         }
@@ -124,9 +135,10 @@ impl Server {
         let metrics = Metrics::default();
         let resources = metrics.resources.clone();
         let listeners = listener::Common::new(options.limits.clone(), Arc::new(move |listener, reason| resources.http_refusal(listener, reason)));
+        let dead_letters = tenants.single().dead_letters.clone();
         let dead_letter_bytes = std::sync::atomic::AtomicU64::new(dead_letters.bytes());
         let shared = Arc::new(Shared {
-            runtime,
+            tenants,
             handling: std::sync::RwLock::new(()),
             inbox,
             dead_letters,
@@ -270,10 +282,24 @@ impl Drop for Server {
 }
 
 impl Shared {
-    /// Checks a delivery and, unless it can never succeed, commits it to the inbox.
-    fn receive(&self, event: Inbound) -> (StatusCode, Value) {
+    /// Checks a delivery for a tenant (`""`: the single location) and, unless it can never
+    /// succeed, commits it to the inbox. An unknown tenant's is refused before the plugin runs.
+    fn receive(&self, tenant: &str, event: Inbound) -> (StatusCode, Value) {
         let (source, name) = (event.source, event.source.describe());
-        match self.runtime.route(&event) {
+        let live = match self.tenants.get(tenant) {
+            Some(live) if !tenant.is_empty() || self.tenants.serves_single() => live,
+            _ => {
+                return (StatusCode::NOT_FOUND, json!({"type": "unknown-tenant", "message": format!("no tenant {tenant:?} here; check the webhook URL")}));
+            }
+        };
+        // A tenant's Dialpad webhook is always signed: one without its secret is not connected.
+        if !tenant.is_empty() && source == Source::DialpadWebhook && !access::webhooks_verified(&live.runtime) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                json!({"type": "not-connected", "message": format!("tenant {tenant} has no Dialpad webhook secret yet: connect Dialpad first")}),
+            );
+        }
+        match live.runtime.route(&event) {
             Err(trap) => {
                 tracing::error!("serve: the plugin trapped while routing: {trap:#}");
                 (StatusCode::INTERNAL_SERVER_ERROR, json!({"type": "host", "message": "the plugin failed; send again"}))
@@ -284,7 +310,7 @@ impl Shared {
                 answer["plain"] = report::plain_words(&error).into();
                 if status.is_client_error() {
                     self.metrics.event("refused");
-                    if let Err(e) = self.inbox.refuse(source, name, &answer) {
+                    if let Err(e) = self.inbox.refuse(tenant, source, name, &answer) {
                         tracing::error!("serve: recording a refusal: {e:#}");
                     }
                 }
@@ -297,7 +323,15 @@ impl Shared {
                     json!({"type": "storage-full", "message": "the dead letters fill their budget: replay or remove them; send again later"}),
                 )
             }
-            Ok(Ok(route)) => match self.inbox.accept(source, name, &event.body, report::kind_name(route.kind), &route.lane, None) {
+            Ok(Ok(route)) => match self.inbox.accept(Arrival {
+                tenant,
+                source,
+                name,
+                body: &event.body,
+                kind: report::kind_name(route.kind),
+                lane: &route.lane,
+                replay_of: None,
+            }) {
                 Ok(id) => (StatusCode::OK, json!({"accepted": id, "kind": report::kind_name(route.kind), "lane": route.lane})),
                 Err(e) if e.is::<inbox::InboxFull>() => {
                     self.metrics.resources.budget_refusal("inbox");
@@ -333,7 +367,14 @@ impl Shared {
 
     fn handle(&self, delivery: &Delivery) -> anyhow::Result<()> {
         let _handling = self.handling.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let runtime = self.runtime.with_own_log();
+        let Some(live) = self.tenants.get(&delivery.tenant) else {
+            // Removed (uninstalled) since it was accepted: its work stops here.
+            let outcome = json!({"outcome": "cancelled", "error": {"type": "tenant-removed", "message": format!("tenant {} was removed", delivery.tenant)}});
+            let handled = Handled { status: Status::Failed, outcome, plan: Value::Null, http: json!([]), duration_ms: 0 };
+            self.metrics.event("cancelled");
+            return self.inbox.finish(delivery, &handled);
+        };
+        let runtime = live.runtime.with_own_log();
         let name = format!("inbox #{}", delivery.id);
         let started = Instant::now();
         // One call: the plan shown on the page is the plan the plugin ran.
@@ -356,7 +397,7 @@ impl Shared {
         match &result {
             Ok(report) => {
                 // A replayed dead letter, or a redelivery of one, got through.
-                self.dead_letters.remove_body(&delivery.body)?;
+                live.dead_letters.remove_body(&delivery.body)?;
                 self.metrics.event(report::outcome_name(&report.outcome).0);
                 self.inbox.finish(delivery, &handled)?;
             }
@@ -371,7 +412,7 @@ impl Shared {
                 self.inbox.retry_later(delivery, &handled, asked.unwrap_or(backoff).max(backoff))?;
             }
             Err(error) => {
-                self.dead_letters.record(&name, delivery.source, &delivery.body, error)?;
+                live.dead_letters.record(&name, delivery.source, &delivery.body, error)?;
                 self.dead_letter_bytes.store(self.dead_letters.bytes(), std::sync::atomic::Ordering::Relaxed);
                 handled.status = Status::Failed;
                 self.metrics.event("failed");
@@ -391,29 +432,40 @@ impl Shared {
             }
             let now = inbox::now_ms() as u64;
             let window = Window { started_after: now.saturating_sub(reconcile.window.as_millis() as u64), started_before: Some(now) };
-            let runtime = self.runtime.with_own_log();
             let exclusive = self.handling.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let result = crate::backfill::run(&runtime, None, window, crate::backfill::Mode::Sync, |_, lines| {
-                for line in lines {
-                    self.metrics.reconciled(line["outcome"].as_str().unwrap_or("failed"));
-                }
-            });
+            // The single location (its Dialpad key was checked at the start), then every tenant
+            // with Dialpad connected.
+            let tenants = self.tenants.all().into_iter().filter(|live| live.settings.dialpad_key.is_some());
+            for live in std::iter::once(self.tenants.single().clone()).filter(|_| self.tenants.serves_single()).chain(tenants) {
+                self.reconcile_once(&live, window);
+            }
             drop(exclusive);
-            for exchange in runtime.http_log().take() {
-                self.metrics.request(exchange.status);
+        }
+    }
+
+    fn reconcile_once(&self, live: &LiveTenant, window: crate::bindings::exports::dialpad_ghl::sync::backfill::Window) {
+        let runtime = live.runtime.with_own_log();
+        let result = crate::backfill::run(&runtime, None, window, crate::backfill::Mode::Sync, |_, lines| {
+            for line in lines {
+                self.metrics.reconciled(line["outcome"].as_str().unwrap_or("failed"));
             }
-            match result {
-                Ok(Ok(progress)) => tracing::info!("serve: reconciled {} calls: {} synced, {} failed", progress.fetched, progress.synced, progress.failed),
-                Ok(Err((_, error))) => tracing::warn!("serve: reconciliation stopped: {}", report::error_message(&error)),
-                Err(trap) => tracing::error!("serve: reconciliation failed: {trap:#}"),
-            }
+        });
+        for exchange in runtime.http_log().take() {
+            self.metrics.request(exchange.status);
+        }
+        let who = if live.tenant.id.is_empty() { "this host's location".to_string() } else { format!("tenant {}", live.tenant.id) };
+        match result {
+            Ok(Ok(progress)) => tracing::info!("serve: {who}: reconciled {} calls: {} synced, {} failed", progress.fetched, progress.synced, progress.failed),
+            Ok(Err((_, error))) => tracing::warn!("serve: {who}: reconciliation stopped: {}", report::error_message(&error)),
+            Err(trap) => tracing::error!("serve: {who}: reconciliation failed: {trap:#}"),
         }
     }
 
     fn health(&self) -> (StatusCode, Json<Value>) {
         match self.inbox.queued() {
             Ok(depth) => {
-                (StatusCode::OK, Json(json!({"status": "ok", "queue_depth": depth, "dead_letters": self.dead_letters.len(), "workers": self.options.workers})))
+                let letters = self.dead_letters.list_all().map(|l| l.len()).unwrap_or_default();
+                (StatusCode::OK, Json(json!({"status": "ok", "queue_depth": depth, "dead_letters": letters, "workers": self.options.workers})))
             }
             Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "failing", "error": format!("{e:#}")}))),
         }
@@ -422,11 +474,11 @@ impl Shared {
     fn dead_letter_list(&self) -> anyhow::Result<Vec<Value>> {
         Ok(self
             .dead_letters
-            .list()?
+            .list_all()?
             .into_iter()
             .map(|letter| {
                 json!({
-                    "id": letter.id, "name": letter.name, "source": letter.source.as_str(), "failures": letter.failures,
+                    "id": letter.id, "tenant": letter.tenant, "name": letter.name, "source": letter.source.as_str(), "failures": letter.failures,
                     "error": letter.error, "plain": plain_from_json(&letter.error),
                 })
             })
@@ -435,7 +487,7 @@ impl Shared {
 
     /// Queues a dead letter again; the letter is removed when the new delivery gets through.
     fn replay(&self, id: i64) -> (StatusCode, Value) {
-        let letters = match self.dead_letters.list() {
+        let letters = match self.dead_letters.list_all() {
             Ok(letters) => letters,
             Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, json!({"type": "storage", "message": format!("{e:#}")})),
         };
@@ -445,9 +497,15 @@ impl Shared {
         // Queued again with the kind and lane it was accepted with: it passed the door once, and
         // is not refused now for a signed token's age. Only a letter whose delivery is no longer
         // kept (retention) is routed again.
-        let route = match self.inbox.route_of(&letter.body) {
+        let Some(live) = self.tenants.get(&letter.tenant) else {
+            return (
+                StatusCode::CONFLICT,
+                json!({"type": "tenant-removed", "message": format!("tenant {} was removed; its letters cannot be replayed", letter.tenant)}),
+            );
+        };
+        let route = match self.inbox.route_of(&letter.tenant, &letter.body) {
             Ok(Some(route)) => route,
-            Ok(None) | Err(_) => match self.runtime.route(&Inbound::new(letter.source, letter.body.clone())) {
+            Ok(None) | Err(_) => match live.runtime.route(&Inbound::new(letter.source, letter.body.clone())) {
                 Ok(Ok(route)) => (report::kind_name(route.kind).to_string(), route.lane),
                 Ok(Err(error)) => {
                     let mut answer = report::error_json(&error);
@@ -458,7 +516,9 @@ impl Shared {
             },
         };
         let (kind, lane) = route;
-        match self.inbox.accept(letter.source, &format!("replay of dead letter #{id}"), &letter.body, &kind, &lane, Some(id)) {
+        let name = format!("replay of dead letter #{id}");
+        let arrival = Arrival { tenant: &letter.tenant, source: letter.source, name: &name, body: &letter.body, kind: &kind, lane: &lane, replay_of: Some(id) };
+        match self.inbox.accept(arrival) {
             Ok(queued) => (StatusCode::ACCEPTED, json!({"queued": queued})),
             Err(e) => (StatusCode::SERVICE_UNAVAILABLE, json!({"type": "storage", "message": format!("{e:#}")})),
         }
@@ -502,8 +562,17 @@ fn plain_from_json(error: &Value) -> String {
 fn webhook_router(shared: Arc<Shared>) -> Router {
     let mut router = Router::new();
     for source in Source::ALL {
-        router =
-            router.route(source.path(), post(move |State(s): State<Arc<Shared>>, body: axum::body::Bytes| receive(s, Inbound::new(source, body.to_vec()))));
+        router = router
+            .route(
+                source.path(),
+                post(move |State(s): State<Arc<Shared>>, body: axum::body::Bytes| receive(s, String::new(), Inbound::new(source, body.to_vec()))),
+            )
+            .route(
+                &format!("{}/{{tenant}}", source.path()),
+                post(move |State(s): State<Arc<Shared>>, UrlPath(tenant): UrlPath<String>, body: axum::body::Bytes| {
+                    receive(s, tenant, Inbound::new(source, body.to_vec()))
+                }),
+            );
     }
     // The listener has read the body within its route's limit (`webhook_body_limit`).
     router.route("/healthz", get(|State(s): State<Arc<Shared>>| async move { s.health() })).layer(DefaultBodyLimit::disable()).with_state(shared)
@@ -511,16 +580,19 @@ fn webhook_router(shared: Arc<Shared>) -> Router {
 
 /// The largest body each webhook route reads.
 fn webhook_body_limit(limits: &limits::Limits, path: &str) -> usize {
-    match Source::ALL.into_iter().find(|source| source.path() == path) {
+    // `/webhooks/dialpad` and `/webhooks/dialpad/{tenant}` alike.
+    let route =
+        |source: &Source| path == source.path() || path.strip_prefix(source.path()).is_some_and(|rest| rest.starts_with('/') && rest[1..].find('/').is_none());
+    match Source::ALL.into_iter().find(route) {
         Some(Source::DialpadWebhook) => limits.dialpad_body_bytes,
         Some(Source::Platform) => limits.platform_body_bytes,
         None => limits::OTHER_BODY_BYTES,
     }
 }
 
-async fn receive(shared: Arc<Shared>, event: Inbound) -> Response {
+async fn receive(shared: Arc<Shared>, tenant: String, event: Inbound) -> Response {
     // Routing runs the plugin and accepting waits for the disk: both off the async threads.
-    match tokio::task::spawn_blocking(move || shared.receive(event)).await {
+    match tokio::task::spawn_blocking(move || shared.receive(&tenant, event)).await {
         // A full disk budget passes: come back in a minute (Dialpad retries 5xx).
         Ok((status @ StatusCode::INSUFFICIENT_STORAGE, answer)) => (status, [(header::RETRY_AFTER, "60")], Json(answer)).into_response(),
         Ok((status, answer)) => (status, Json(answer)).into_response(),
@@ -544,7 +616,7 @@ fn admin_router(shared: Arc<Shared>) -> Router {
             "/metrics",
             get(|State(s): State<Arc<Shared>>| async move {
                 let depth = s.inbox.queued().unwrap_or_default();
-                let text = s.metrics.render(depth, s.dead_letters.len() as u64);
+                let text = s.metrics.render(depth, s.dead_letters.list_all().map(|l| l.len()).unwrap_or_default() as u64);
                 ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text)
             }),
         )

@@ -3,8 +3,11 @@
 //! it succeeds (then it is removed) or someone looks at it.
 //!
 //! In memory, or in the same SQLite file as the durable key-value store. A body is stored once:
-//! letters are told apart by the SHA-256 of their body (an index on the body itself would hold a
-//! second copy of every one).
+//! letters are told apart by the SHA-256 of their tenant and body (an index on the body itself
+//! would hold a second copy of every one).
+//!
+//! A tenant's view ([`DeadLetters::for_tenant`]) records, lists and removes that tenant's letters
+//! only; the same body failing for two tenants is two letters.
 
 use crate::bindings::dialpad_ghl::sync::types::{Handled, Report, SyncError};
 use crate::engine::Runtime;
@@ -19,6 +22,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeadLetter {
     pub id: i64,
+    /// The tenant it was accepted for (empty: the host's single location).
+    pub tenant: String,
     /// A name for people: the file or delivery it came from.
     pub name: String,
     pub source: Source,
@@ -32,6 +37,7 @@ pub struct DeadLetter {
 #[derive(Clone)]
 pub struct DeadLetters {
     backend: Arc<Mutex<Backend>>,
+    tenant: Arc<str>,
 }
 
 enum Backend {
@@ -41,7 +47,7 @@ enum Backend {
 
 impl Default for DeadLetters {
     fn default() -> Self {
-        DeadLetters { backend: Arc::new(Mutex::new(Backend::Memory { next: 1, letters: BTreeMap::new() })) }
+        DeadLetters { backend: Arc::new(Mutex::new(Backend::Memory { next: 1, letters: BTreeMap::new() })), tenant: "".into() }
     }
 }
 
@@ -66,6 +72,10 @@ impl DeadLetters {
                 error TEXT NOT NULL, failures INTEGER NOT NULL,
                 last_failed_ms INTEGER NOT NULL DEFAULT 0)",
         )?;
+        // Before tenants: every letter was the single location's.
+        if !crate::storage::sqlite::has_column(&tx, "dead_letters", "tenant")? {
+            tx.execute_batch("ALTER TABLE dead_letters ADD COLUMN tenant TEXT NOT NULL DEFAULT ''")?;
+        }
         if old.as_deref().is_some_and(|sql| !sql.contains("body_sha256")) {
             let letters: Vec<(i64, String, String, Vec<u8>, String, i64)> = {
                 let mut query = tx.prepare("SELECT id, name, source, body, error, failures FROM dead_letters_before_hash ORDER BY id")?;
@@ -75,13 +85,18 @@ impl DeadLetters {
             for (id, name, source, body, error, failures) in letters {
                 tx.execute(
                     "INSERT INTO dead_letters (id, name, source, body, body_sha256, error, failures, last_failed_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![id, name, source, body, digest(&body), error, failures, now_ms()],
+                    params![id, name, source, body, digest("", &body), error, failures, now_ms()],
                 )?;
             }
             tx.execute_batch("DROP TABLE dead_letters_before_hash")?;
         }
         tx.commit()?;
-        Ok(DeadLetters { backend: Arc::new(Mutex::new(Backend::Sqlite(db))) })
+        Ok(DeadLetters { backend: Arc::new(Mutex::new(Backend::Sqlite(db))), tenant: "".into() })
+    }
+
+    /// The same letters as one tenant sees them (see the module's docs).
+    pub fn for_tenant(&self, tenant: &str) -> DeadLetters {
+        DeadLetters { backend: self.backend.clone(), tenant: tenant.into() }
     }
 
     /// Removes the letters whose last failure is older than `keep`; returns how many.
@@ -110,21 +125,22 @@ impl DeadLetters {
     pub fn record(&self, name: &str, source: Source, body: &[u8], error: &SyncError) -> anyhow::Result<()> {
         let error = report::error_json(error);
         match &mut *self.backend.lock().unwrap() {
-            Backend::Memory { next, letters } => match letters.values_mut().find(|l| l.body == body) {
+            Backend::Memory { next, letters } => match letters.values_mut().find(|l| l.body == body && *l.tenant == *self.tenant) {
                 Some(letter) => {
                     letter.failures += 1;
                     letter.error = error;
                 }
                 None => {
-                    letters.insert(*next, DeadLetter { id: *next, name: name.into(), source, body: body.to_vec(), error, failures: 1 });
+                    let letter = DeadLetter { id: *next, tenant: self.tenant.to_string(), name: name.into(), source, body: body.to_vec(), error, failures: 1 };
+                    letters.insert(*next, letter);
                     *next += 1;
                 }
             },
             Backend::Sqlite(db) => {
                 db.execute(
-                    "INSERT INTO dead_letters (name, source, body, body_sha256, error, failures, last_failed_ms) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)
+                    "INSERT INTO dead_letters (name, source, body, body_sha256, error, failures, last_failed_ms, tenant) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)
                      ON CONFLICT(body_sha256) DO UPDATE SET error = excluded.error, failures = failures + 1, last_failed_ms = excluded.last_failed_ms",
-                    params![name, source.as_str(), body, digest(body), error.to_string(), now_ms()],
+                    params![name, source.as_str(), body, digest(&self.tenant, body), error.to_string(), now_ms(), &*self.tenant],
                 )?;
             }
         }
@@ -146,24 +162,30 @@ impl DeadLetters {
     /// Removes the letter of this body, if any: it got through after all.
     pub fn remove_body(&self, body: &[u8]) -> anyhow::Result<()> {
         match &mut *self.backend.lock().unwrap() {
-            Backend::Memory { letters, .. } => letters.retain(|_, l| l.body != body),
+            Backend::Memory { letters, .. } => letters.retain(|_, l| l.body != body || *l.tenant != *self.tenant),
             Backend::Sqlite(db) => {
-                db.execute("DELETE FROM dead_letters WHERE body_sha256 = ?1", [digest(body)])?;
+                db.execute("DELETE FROM dead_letters WHERE body_sha256 = ?1", [digest(&self.tenant, body)])?;
             }
         }
         Ok(())
     }
 
-    /// Every letter, oldest first.
+    /// This view's letters, oldest first.
     pub fn list(&self) -> anyhow::Result<Vec<DeadLetter>> {
+        Ok(self.list_all()?.into_iter().filter(|l| *l.tenant == *self.tenant).collect())
+    }
+
+    /// Every tenant's letters, oldest first (the monitor's list).
+    pub fn list_all(&self) -> anyhow::Result<Vec<DeadLetter>> {
         match &*self.backend.lock().unwrap() {
             Backend::Memory { letters, .. } => Ok(letters.values().cloned().collect()),
             Backend::Sqlite(db) => {
-                let mut query = db.prepare("SELECT id, name, source, body, error, failures FROM dead_letters ORDER BY id")?;
+                let mut query = db.prepare("SELECT id, name, source, body, error, failures, tenant FROM dead_letters ORDER BY id")?;
                 let rows = query.query_map([], |r| {
                     let error: String = r.get(4)?;
                     Ok(DeadLetter {
                         id: r.get(0)?,
+                        tenant: r.get(6)?,
                         name: r.get(1)?,
                         source: Source::parse(&r.get::<_, String>(2)?).unwrap_or(Source::DialpadWebhook),
                         body: r.get(3)?,
@@ -185,9 +207,17 @@ impl DeadLetters {
     }
 }
 
-fn digest(body: &[u8]) -> Vec<u8> {
+/// The letter's key: the body's SHA-256 for the host's single location (as before tenants), and
+/// of the tenant and the body for a tenant.
+fn digest(tenant: &str, body: &[u8]) -> Vec<u8> {
     use sha2::Digest as _;
-    sha2::Sha256::digest(body).to_vec()
+    let mut hash = sha2::Sha256::new();
+    if !tenant.is_empty() {
+        hash.update(tenant.as_bytes());
+        hash.update([0]);
+    }
+    hash.update(body);
+    hash.finalize().to_vec()
 }
 
 fn now_ms() -> i64 {
@@ -250,5 +280,18 @@ mod tests {
             assert_eq!(letters.len(), 1);
         }
         assert_eq!(DeadLetters::open(&path).unwrap().list().unwrap()[0].name, "b.json");
+    }
+
+    #[test]
+    fn the_same_body_failing_for_two_tenants_is_two_letters() {
+        let path = tempfile::tempdir().unwrap().keep().join("state.db");
+        for letters in [DeadLetters::in_memory(), DeadLetters::open(&path).unwrap()] {
+            let (a, b) = (letters.for_tenant("a"), letters.for_tenant("b"));
+            a.record("x", Source::DialpadWebhook, b"same", &SyncError::Transport("reset".into())).unwrap();
+            b.record("x", Source::DialpadWebhook, b"same", &SyncError::Transport("reset".into())).unwrap();
+            assert_eq!((a.len(), b.len(), letters.len(), letters.list_all().unwrap().len()), (1, 1, 0, 2));
+            a.remove_body(b"same").unwrap();
+            assert_eq!((a.len(), b.list().unwrap()[0].tenant.as_str()), (0, "b"));
+        }
     }
 }

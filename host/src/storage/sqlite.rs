@@ -32,3 +32,15 @@ pub fn open_database(path: &Path, schema: &str) -> anyhow::Result<Connection> {
     }
     Ok(db)
 }
+
+/// Whether `table` has `column` (for adding a column to a file an older host made).
+pub fn has_column(db: &Connection, table: &str, column: &str) -> anyhow::Result<bool> {
+    let mut query = db.prepare(&format!("PRAGMA table_info({table})"))?;
+    let names = query.query_map([], |r| r.get::<_, String>(1))?;
+    for name in names {
+        if name? == column {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

@@ -6,10 +6,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-/// A handle to the shared data; clones share it.
+/// A handle to the shared data; clones share it. A tenant's handle ([`KeyValueStore::namespaced`])
+/// sees only its own keys: every key it reads, writes or lists is stored under its prefix, so
+/// two tenants that share a phone number never share a record.
 #[derive(Clone)]
 pub struct KeyValueStore {
     backend: Arc<Mutex<Backend>>,
+    /// `tenant/<id>/` for a tenant's view; empty for the host's single location.
+    prefix: Arc<str>,
 }
 
 enum Backend {
@@ -19,7 +23,7 @@ enum Backend {
 
 impl Default for KeyValueStore {
     fn default() -> Self {
-        KeyValueStore { backend: Arc::new(Mutex::new(Backend::Memory(BTreeMap::new()))) }
+        KeyValueStore { backend: Arc::new(Mutex::new(Backend::Memory(BTreeMap::new()))), prefix: "".into() }
     }
 }
 
@@ -34,24 +38,42 @@ impl KeyValueStore {
     /// crash of the host.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let db = open_database(path, "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL)")?;
-        Ok(KeyValueStore { backend: Arc::new(Mutex::new(Backend::Sqlite(db))) })
+        Ok(KeyValueStore { backend: Arc::new(Mutex::new(Backend::Sqlite(db))), prefix: "".into() })
+    }
+
+    /// The same data seen by one tenant only (see the type's docs).
+    pub fn namespaced(&self, tenant: &str) -> KeyValueStore {
+        KeyValueStore { backend: self.backend.clone(), prefix: format!("tenant/{tenant}/").into() }
+    }
+
+    /// Removes every key of this view (a tenant's, when it is uninstalled); returns how many.
+    pub fn clear(&self) -> Result<usize, String> {
+        let keys = self.try_keys()?;
+        for key in &keys {
+            self.try_delete(key)?;
+        }
+        Ok(keys.len())
+    }
+
+    fn stored(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
     }
 
     pub fn try_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
         match &*self.backend.lock().unwrap() {
-            Backend::Memory(m) => Ok(m.get(key).cloned()),
-            Backend::Sqlite(db) => db.query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(|e| e.to_string()),
+            Backend::Memory(m) => Ok(m.get(&self.stored(key)).cloned()),
+            Backend::Sqlite(db) => db.query_row("SELECT value FROM kv WHERE key = ?1", [self.stored(key)], |r| r.get(0)).optional().map_err(|e| e.to_string()),
         }
     }
 
     pub fn try_set(&self, key: &str, value: &[u8]) -> Result<(), String> {
         match &mut *self.backend.lock().unwrap() {
             Backend::Memory(m) => {
-                m.insert(key.to_string(), value.to_vec());
+                m.insert(self.stored(key), value.to_vec());
                 Ok(())
             }
             Backend::Sqlite(db) => db
-                .execute("INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value", params![key, value])
+                .execute("INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value", params![self.stored(key), value])
                 .map(drop)
                 .map_err(|e| e.to_string()),
         }
@@ -60,22 +82,31 @@ impl KeyValueStore {
     pub fn try_delete(&self, key: &str) -> Result<(), String> {
         match &mut *self.backend.lock().unwrap() {
             Backend::Memory(m) => {
-                m.remove(key);
+                m.remove(&self.stored(key));
                 Ok(())
             }
-            Backend::Sqlite(db) => db.execute("DELETE FROM kv WHERE key = ?1", [key]).map(drop).map_err(|e| e.to_string()),
+            Backend::Sqlite(db) => db.execute("DELETE FROM kv WHERE key = ?1", [self.stored(key)]).map(drop).map_err(|e| e.to_string()),
         }
     }
 
+    /// This view's keys, without its prefix. The host's own view (no prefix) does not list the
+    /// tenants' keys.
     pub fn try_keys(&self) -> Result<Vec<String>, String> {
-        match &*self.backend.lock().unwrap() {
-            Backend::Memory(m) => Ok(m.keys().cloned().collect()),
+        let all = match &*self.backend.lock().unwrap() {
+            Backend::Memory(m) => m.keys().cloned().collect(),
             Backend::Sqlite(db) => {
                 let mut query = db.prepare("SELECT key FROM kv ORDER BY key").map_err(|e| e.to_string())?;
                 let keys = query.query_map([], |r| r.get(0)).map_err(|e| e.to_string())?;
-                keys.collect::<Result<Vec<String>, _>>().map_err(|e| e.to_string())
+                keys.collect::<Result<Vec<String>, _>>().map_err(|e| e.to_string())?
             }
-        }
+        };
+        Ok(all
+            .into_iter()
+            .filter_map(|key| match &*self.prefix {
+                "" => (!key.starts_with("tenant/")).then_some(key),
+                prefix => key.strip_prefix(prefix).map(str::to_string),
+            })
+            .collect())
     }
 
     /// For tests and tools: a value, `None` also when the store failed.
@@ -117,5 +148,22 @@ mod tests {
         let reopened = KeyValueStore::open(&path).unwrap();
         assert_eq!(reopened.get("call:L:1").as_deref(), Some(&b"record v2"[..]));
         assert_eq!(reopened.keys(), vec!["call:L:1".to_string()]);
+    }
+
+    #[test]
+    fn tenants_see_only_their_own_keys() {
+        let path = tempfile::tempdir().unwrap().keep().join("state.db");
+        for store in [KeyValueStore::new(), KeyValueStore::open(&path).unwrap()] {
+            let (a, b) = (store.namespaced("a"), store.namespaced("b"));
+            store.set("call:L:1", b"host");
+            a.set("call:L:1", b"tenant a");
+            b.set("phone:+15551234567", b"tenant b");
+            assert_eq!(a.get("call:L:1").as_deref(), Some(&b"tenant a"[..]));
+            assert_eq!(b.get("call:L:1"), None);
+            assert_eq!(store.get("call:L:1").as_deref(), Some(&b"host"[..]));
+            assert_eq!((store.keys(), a.keys(), b.keys()), (vec!["call:L:1".into()], vec!["call:L:1".into()], vec!["phone:+15551234567".into()]));
+            assert_eq!(a.clear(), Ok(1));
+            assert_eq!((a.keys().len(), b.keys().len(), store.keys().len()), (0, 1, 1));
+        }
     }
 }

@@ -47,6 +47,11 @@ impl RateLimiter {
         RateLimiter { max: max.max(1) as usize, window, slots: Mutex::new(Slots::default()), freed: tokio::sync::Notify::new() }
     }
 
+    /// A new limiter with the same limit and a window of its own (another location's).
+    pub fn same_limit(&self) -> RateLimiter {
+        RateLimiter::new(self.max as u32, self.window)
+    }
+
     /// HighLevel's burst limit per location: 100 requests per 10 seconds.
     pub fn highlevel() -> RateLimiter {
         RateLimiter::new(100, Duration::from_secs(10))
