@@ -3,6 +3,7 @@
 
 mod commands;
 mod options;
+mod tenancy;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,10 @@ enum Command {
     Dist(commands::dist::Args),
     Mock(commands::mock::Args),
     Bench(commands::bench::Args),
+    Connect(Box<commands::connect::Args>),
+    Check(commands::check::Args),
+    Tenants(commands::tenants::Args),
+    SecretKey(commands::secret_key::Args),
 }
 
 fn main() {
@@ -52,6 +57,10 @@ fn main() {
         Command::Dist(args) => commands::dist::run(args),
         Command::Mock(args) => commands::mock::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Connect(args) => commands::connect::run(*args),
+        Command::Check(args) => commands::check::run(args),
+        Command::Tenants(args) => commands::tenants::run(args),
+        Command::SecretKey(args) => commands::secret_key::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

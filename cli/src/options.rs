@@ -98,6 +98,8 @@ pub struct TargetOptions<'a> {
     pub dialpad: DialpadArgs,
     /// Where records, dead letters and OAuth tokens are kept; in memory when none.
     pub state: Option<&'a Path>,
+    /// `serve` with tenants: the host may have no location of its own.
+    pub allow_no_location: bool,
 }
 
 /// A runtime ready for events, and what came with it.
@@ -109,13 +111,18 @@ pub struct Target {
     pub reconcile: Option<Reconcile>,
     /// Whether a Dialpad API key was given (flag, environment or configuration).
     pub has_dialpad_key: bool,
+    /// The settings the runtime was built from: what each tenant's are built from.
+    pub settings: Settings,
+    /// Whether a location was given (flag or configuration); without one, a runtime is still
+    /// built (for tenants to share) but serves no location of its own.
+    pub has_location: bool,
 }
 
 impl Target {
     /// Settings from the flags and the configuration file, the runtime, and its stores. Fails
     /// once, before any event, when the plugin's configuration is invalid.
     pub fn build(options: TargetOptions<'_>) -> anyhow::Result<Target> {
-        let TargetOptions { api, webhook, dialpad, state } = options;
+        let TargetOptions { api, webhook, dialpad, state, allow_no_location } = options;
         let mut settings = match &api.config {
             Some(path) => Settings::from_file(path)?,
             None => Settings::default(),
@@ -145,6 +152,11 @@ impl Target {
         } else if let Some(base) = api.api_base {
             settings.set("api_base", base);
         }
+        let has_location = settings.plugin_config.get("location_id").and_then(|v| v.as_str()).is_some_and(|l| !l.is_empty());
+        if !has_location && allow_no_location {
+            // Only the tenants have locations: the host's own runtime is their template.
+            settings.set("location_id", "-");
+        }
         // The state folder holds personal data and credentials: owner-only (0700), made so
         // before anything is written in it (the OAuth token, the compiled plugin, state.db).
         if let Some(dir) = state {
@@ -170,6 +182,6 @@ impl Target {
             let list: Vec<String> = problems.iter().map(|p| format!("{}: {}", if p.path.is_empty() { "/" } else { &p.path }, p.message)).collect();
             anyhow::bail!("the configuration is invalid:\n  {}", list.join("\n  "));
         }
-        Ok(Target { runtime, mock, dead_letters, reconcile: settings.reconcile, has_dialpad_key: settings.dialpad_key.is_some() })
+        Ok(Target { runtime, mock, dead_letters, reconcile: settings.reconcile, has_dialpad_key: settings.dialpad_key.is_some(), settings, has_location })
     }
 }

@@ -45,6 +45,103 @@ pub struct Settings {
     /// `serve`'s scheduled reconciliation: every `every`, the calls of the last `window` are
     /// listed and synced, so a call whose webhook never came is caught.
     pub reconcile: Option<Reconcile>,
+    /// Connecting accounts: the Marketplace app, where Dialpad reaches this host, what to
+    /// subscribe to (`marketplace`, `public_url`, `dialpad_call_states`).
+    pub connect: ConnectSettings,
+}
+
+/// The host's settings for installs and connections (see `docs/connect.md`).
+#[derive(Clone, Debug, Default)]
+pub struct ConnectSettings {
+    pub marketplace: Option<MarketplaceSettings>,
+    /// Where Dialpad reaches the webhook listener (`https://sync.example.com`): each tenant's
+    /// webhook is `<public_url>/webhooks/dialpad/<tenant>`.
+    pub public_url: Option<String>,
+    /// The call states subscribed to at Dialpad (default [`crate::tenants::lifecycle::SYNC_CALL_STATES`]).
+    pub call_states: Vec<String>,
+}
+
+/// The HighLevel Marketplace app this host is installed as (`marketplace` in the configuration).
+#[derive(Clone, Debug)]
+pub struct MarketplaceSettings {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub app_id: Option<String>,
+    /// Default: `<admin address>/oauth/highlevel/callback`.
+    pub redirect_uri: Option<String>,
+    pub scopes: Vec<String>,
+    /// Default: HighLevel's (`marketplace.leadconnectorhq.com` for white-label agencies).
+    pub marketplace_base: Option<String>,
+    /// The app's Ed25519 public key, which verifies `x-ghl-signature` (PEM, base64 or hex).
+    pub webhook_public_key: Option<String>,
+    /// The legacy `x-wh-signature` (RSA) is accepted only when set: `Some(None)` for HighLevel's
+    /// published key, `Some(Some(pem))` for another.
+    pub legacy_webhook_key: Option<Option<String>>,
+}
+
+/// What a Marketplace app asks for by default: Contacts, and the agency's installed locations
+/// and their tokens.
+pub const DEFAULT_SCOPES: [&str; 5] = ["contacts.readonly", "contacts.write", "locations.readonly", "oauth.readonly", "oauth.write"];
+
+impl MarketplaceSettings {
+    /// The app as the connect client uses it: HighLevel at `api_base`, the code coming back to
+    /// the redirect URI (or, when none is configured, `default_redirect`).
+    pub fn app(&self, api_base: &str, default_redirect: &str, timeout: Duration) -> crate::connect::highlevel::MarketplaceApp {
+        let mut app = crate::connect::highlevel::MarketplaceApp::new(
+            self.client_id.clone(),
+            self.client_secret.clone(),
+            self.redirect_uri.clone().unwrap_or_else(|| default_redirect.to_string()),
+            self.scopes.clone(),
+        );
+        app.app_id = self.app_id.clone();
+        app.api_base = api_base.to_string();
+        if let Some(base) = &self.marketplace_base {
+            app.marketplace_base = base.clone();
+        }
+        app.timeout = timeout;
+        app
+    }
+
+    fn from_json(value: &Value, path: &Path) -> anyhow::Result<MarketplaceSettings> {
+        const KEYS: [&str; 8] = ["client_id", "client_secret", "app_id", "redirect_uri", "scopes", "marketplace_base", "webhook_public_key", "legacy_webhook_key"];
+        let Value::Object(given) = value else { bail!("{}: marketplace must be an object", path.display()) };
+        if let Some(unknown) = given.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            bail!("{}: marketplace has no key {unknown:?} (it takes {})", path.display(), KEYS.join(", "));
+        }
+        let text = |key: &str| -> anyhow::Result<Option<String>> {
+            match given.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+                Some(_) => bail!("{}: marketplace.{key} must be a non-empty string", path.display()),
+            }
+        };
+        let (Some(client_id), Some(client_secret)) = (text("client_id")?, text("client_secret")?) else {
+            bail!("{}: marketplace needs client_id and client_secret (the app's, from the Marketplace's Advanced Settings → Auth)", path.display());
+        };
+        let scopes = match given.get("scopes") {
+            None => DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+            Some(Value::Array(list)) if list.iter().all(Value::is_string) && !list.is_empty() => {
+                list.iter().filter_map(Value::as_str).map(str::to_string).collect()
+            }
+            Some(_) => bail!("{}: marketplace.scopes must be a list of scope names", path.display()),
+        };
+        let legacy_webhook_key = match given.get("legacy_webhook_key") {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => None,
+            Some(Value::Bool(true)) => Some(None),
+            Some(Value::String(pem)) => Some(Some(pem.clone())),
+            Some(_) => bail!("{}: marketplace.legacy_webhook_key must be true (HighLevel's published key) or a PEM", path.display()),
+        };
+        Ok(MarketplaceSettings {
+            client_id,
+            client_secret: Secret::new(client_secret),
+            app_id: text("app_id")?,
+            redirect_uri: text("redirect_uri")?,
+            scopes,
+            marketplace_base: text("marketplace_base")?,
+            webhook_public_key: text("webhook_public_key")?,
+            legacy_webhook_key,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +177,7 @@ impl Default for Settings {
             dialpad_key: None,
             dialpad_rate_limiter: Some(Arc::new(RateLimiter::new(1200, Duration::from_secs(60)))),
             reconcile: None,
+            connect: ConnectSettings::default(),
         }
     }
 }
@@ -144,6 +242,7 @@ impl Settings {
             };
             settings.reconcile = Some(Reconcile { every, window });
         }
+        settings.read_connect_keys(path)?;
         if let Some(token) = settings.plugin_config.remove("token") {
             match token {
                 Value::String(t) if !t.is_empty() => settings.token = Some(Secret::new(t)),
@@ -153,6 +252,42 @@ impl Settings {
             }
         }
         Ok(settings)
+    }
+
+    /// `marketplace`, `public_url` and `dialpad_call_states`.
+    fn read_connect_keys(&mut self, path: &Path) -> anyhow::Result<()> {
+        if let Some(marketplace) = self.plugin_config.remove("marketplace") {
+            self.connect.marketplace = Some(MarketplaceSettings::from_json(&marketplace, path)?);
+        }
+        match self.plugin_config.remove("public_url") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(url)) if url.starts_with("http://") || url.starts_with("https://") => {
+                self.connect.public_url = Some(url.trim_end_matches('/').to_string())
+            }
+            Some(_) => bail!("{}: public_url must be an http(s) URL (where Dialpad reaches the webhook listener)", path.display()),
+        }
+        match self.plugin_config.remove("dialpad_call_states") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(states)) => {
+                for state in &states {
+                    let Some(state) = state.as_str().filter(|s| crate::connect::dialpad::CALL_STATES.contains(s)) else {
+                        bail!("{}: dialpad_call_states has {state}, which is not one of Dialpad's call states", path.display());
+                    };
+                    self.connect.call_states.push(state.to_string());
+                }
+            }
+            Some(_) => bail!("{}: dialpad_call_states must be a list of Dialpad call states", path.display()),
+        }
+        Ok(())
+    }
+
+    /// The call states to subscribe to at Dialpad.
+    pub fn call_states(&self) -> Vec<String> {
+        if self.connect.call_states.is_empty() {
+            crate::tenants::lifecycle::SYNC_CALL_STATES.iter().map(|s| s.to_string()).collect()
+        } else {
+            self.connect.call_states.clone()
+        }
     }
 
     /// `circuit_breaker` (`false`, or `{"failures", "cool_down_seconds", "max_cool_down_seconds",

@@ -8,7 +8,12 @@ use anyhow::bail;
 use dialpad_ghl_host::serve::{ServeOptions, Server};
 use std::io::Write as _;
 use std::net::SocketAddr;
+use crate::tenancy::{open_store, registry};
+use dialpad_ghl_host::marketplace::{AppWebhookGate, SqliteReplayLedger, WebhookKeys, DEFAULT_WINDOW, HIGHLEVEL_LEGACY_RSA_KEY};
+use dialpad_ghl_host::serve::setup::Setup;
+use dialpad_ghl_host::storage::vault::{Vault, VaultError};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Receive Dialpad webhooks (POST /webhooks/dialpad) and platform events (POST
 /// /events/platform): each is committed to the SQLite inbox in `--state` before the 200, then
@@ -44,13 +49,24 @@ pub struct Args {
     access: access::AccessArgs,
     #[command(flatten)]
     limits: limits::LimitArgs,
+    /// File holding the secret key that seals tenants' credentials at rest (or
+    /// DIALPAD_GHL_SECRET_KEY). With a key, serve hosts tenants (/webhooks/dialpad/<tenant>) and
+    /// the setup page; without one, only the location given here.
+    #[arg(long, value_name = "FILE")]
+    secret_key_file: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let state = args.state;
     let access = args.access.options()?;
-    let target = Target::build(TargetOptions { api: args.api, webhook: args.webhook, dialpad: args.dialpad, state: Some(&state) })?;
-    if target.reconcile.is_some() && !target.has_dialpad_key {
+    // Tenants need a key to seal their credentials; a missing one is said once, plainly.
+    let vault = match Vault::from_environment(args.secret_key_file.as_deref(), &[]) {
+        Ok(vault) => Some(Arc::new(vault)),
+        Err(VaultError::NoKey) if args.secret_key_file.is_none() => None,
+        Err(e) => return Err(e.into()),
+    };
+    let target = Target::build(TargetOptions { api: args.api, webhook: args.webhook, dialpad: args.dialpad, state: Some(&state), allow_no_location: vault.is_some() })?;
+    if target.reconcile.is_some() && !target.has_dialpad_key && target.has_location {
         bail!("reconcile lists calls through Dialpad's API: give --dialpad-api-key (or DIALPAD_API_KEY, or dialpad_api_key in --config)");
     }
     let options = ServeOptions {
@@ -64,8 +80,48 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         limits: args.limits.into_limits(),
     };
     let _mock = target.mock;
-    let server = Server::start(target.runtime, &state.join("state.db"), target.dead_letters, options)?;
-    println!("webhooks: {}/webhooks/dialpad (platform events: {}/events/platform)", server.webhook_url(), server.webhook_url());
+    let db = state.join("state.db");
+    let server = match vault {
+        None => Server::start(target.runtime, &db, target.dead_letters, options)?,
+        Some(vault) => {
+            let settings = &target.settings;
+            let store = open_store(&state, Some(vault))?;
+            let default_redirect = format!("http://{}/oauth/highlevel/callback", options.admin_listen);
+            let (tenants, marketplace) = registry(target.runtime, settings, target.dead_letters, store, &default_redirect);
+            let tenants = if target.has_location { tenants } else { tenants.without_single() };
+            let gate = match settings.connect.marketplace.as_ref().and_then(|m| m.webhook_public_key.as_ref().map(|key| (m, key))) {
+                Some((m, key)) => {
+                    let mut keys = WebhookKeys::ed25519(key)?;
+                    if let Some(legacy) = &m.legacy_webhook_key {
+                        keys = keys.with_legacy_rsa(legacy.as_deref().unwrap_or(HIGHLEVEL_LEGACY_RSA_KEY))?;
+                    }
+                    let gate = AppWebhookGate::new(keys);
+                    Some(match &m.app_id {
+                        Some(app) => gate.for_app(app.clone()),
+                        None => gate,
+                    })
+                }
+                None => None,
+            };
+            let ledger = SqliteReplayLedger::open(&db, gate.as_ref().map_or(DEFAULT_WINDOW, |g| g.window()))?;
+            let setup = Setup::new(
+                marketplace,
+                gate,
+                Box::new(ledger),
+                settings.api_base(),
+                settings.dialpad_api_base(),
+                settings.connect.public_url.clone(),
+                settings.call_states(),
+                settings.request_timeout,
+            );
+            let server = Server::start_tenants(tenants, &db, options, Some(setup))?;
+            println!("tenants: webhooks at {}/webhooks/dialpad/<tenant>; setup page {}/setup", server.webhook_url(), server.admin_url());
+            server
+        }
+    };
+    if target.has_location {
+        println!("webhooks: {}/webhooks/dialpad (platform events: {}/events/platform)", server.webhook_url(), server.webhook_url());
+    }
     println!("monitor: {}/ (metrics: {}/metrics)", server.admin_url(), server.admin_url());
     println!("state: {} ({} queued from before)", state.display(), server.inbox().queued()?);
     std::io::stdout().flush()?;

@@ -21,6 +21,7 @@ pub mod limits;
 mod listener;
 pub mod metrics;
 mod retention;
+pub mod setup;
 
 use crate::bindings::dialpad_ghl::sync::types::{self as wit, SyncError};
 use crate::engine::Runtime;
@@ -100,6 +101,8 @@ struct Shared {
     listeners: Arc<listener::Common>,
     /// Bytes of the dead letters, refreshed every second and after each failure.
     dead_letter_bytes: std::sync::atomic::AtomicU64,
+    /// Installs and connections (`None`: the single location only).
+    setup: Option<setup::Setup>,
 }
 
 /// A running `serve`: listeners on a tokio runtime, workers on their own threads.
@@ -118,11 +121,11 @@ impl Server {
     /// earlier process are handled first.
     pub fn start(runtime: Runtime, state_db: &Path, dead_letters: DeadLetters, options: ServeOptions) -> anyhow::Result<Server> {
         let tenants = Tenants::new(runtime, crate::settings::Settings::default(), dead_letters, None, Box::new(|_, _| anyhow::bail!("no tenants here")));
-        Server::start_tenants(tenants, state_db, options)
+        Server::start_tenants(tenants, state_db, options, None)
     }
 
     /// [`Server::start`] for the host's single location and the stored tenants.
-    pub fn start_tenants(tenants: Tenants, state_db: &Path, options: ServeOptions) -> anyhow::Result<Server> {
+    pub fn start_tenants(tenants: Tenants, state_db: &Path, options: ServeOptions, setup: Option<setup::Setup>) -> anyhow::Result<Server> {
         // Before anything is opened or bound: a public address needs its check, or a loud flag.
         // Tenants' webhooks are verified (each has its secret) or refused.
         let single_verified = access::webhooks_verified(&tenants.single().runtime) || !tenants.serves_single();
@@ -146,6 +149,7 @@ impl Server {
             options: options.clone(),
             listeners,
             dead_letter_bytes,
+            setup,
         });
         let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("serve-http").enable_all().build()?;
         let stop = Arc::new(tokio::sync::Notify::new());
@@ -575,7 +579,7 @@ fn webhook_router(shared: Arc<Shared>) -> Router {
             );
     }
     // The listener has read the body within its route's limit (`webhook_body_limit`).
-    router.route("/healthz", get(|State(s): State<Arc<Shared>>| async move { s.health() })).layer(DefaultBodyLimit::disable()).with_state(shared)
+    router.merge(setup::webhook_routes()).route("/healthz", get(|State(s): State<Arc<Shared>>| async move { s.health() })).layer(DefaultBodyLimit::disable()).with_state(shared)
 }
 
 /// The largest body each webhook route reads.
@@ -609,7 +613,7 @@ struct RecentQuery {
 const MONITOR_PAGE: &str = include_str!("monitor.html");
 
 fn admin_router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    setup::admin_routes()
         .route("/", get(|Extension(nonce): Extension<access::Nonce>| async move { Html(nonce.fill(MONITOR_PAGE)) }))
         .route("/healthz", get(|State(s): State<Arc<Shared>>| async move { s.health() }))
         .route(

@@ -13,7 +13,10 @@
 //! The host's single location (`--location-id`, `--token`, the `/webhooks/dialpad` path) stays:
 //! it is the tenant with the empty id, and its keys and lanes are unprefixed as before.
 
+pub mod credentials;
+pub mod lifecycle;
 pub mod registry;
+pub mod check;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +44,9 @@ pub struct Tenant {
     pub config: Map<String, Value>,
     /// How the host gets this location's HighLevel token.
     pub highlevel: HighLevelAuth,
+    /// The scopes the install granted (empty for a private token, whose scopes are not listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
     /// Dialpad, once connected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dialpad: Option<DialpadLink>,
@@ -182,6 +188,7 @@ mod tests {
             name: String::new(),
             config: Map::new(),
             highlevel: HighLevelAuth::PrivateToken,
+            scopes: Vec::new(),
             dialpad: None,
             created_ms: 0,
             updated_ms: 0,

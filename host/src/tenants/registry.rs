@@ -52,6 +52,8 @@ pub struct Tenants {
     store: Option<Arc<TenantStore>>,
     oauth: Box<CredentialSource>,
     single: Arc<LiveTenant>,
+    /// Whether the single location is served (see [`Tenants::serves_single`]).
+    single_served: bool,
     live: RwLock<Live>,
 }
 
@@ -74,6 +76,7 @@ impl Tenants {
                 name: "this host's location".into(),
                 config: Default::default(),
                 highlevel: HighLevelAuth::PrivateToken,
+                scopes: Vec::new(),
                 dialpad: None,
                 created_ms: 0,
                 updated_ms: 0,
@@ -97,7 +100,7 @@ impl Tenants {
     /// Whether the host has a single location of its own (`--location-id`), served on the paths
     /// without a tenant id.
     pub fn serves_single(&self) -> bool {
-        !self.single.tenant.location_id.is_empty()
+        self.single_served
     }
 
     pub fn store(&self) -> Option<&Arc<TenantStore>> {

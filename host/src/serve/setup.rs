@@ -1,0 +1,413 @@
+//! `serve`'s setup side: the setup page and the tenants' API on the admin listener (install the
+//! HighLevel app, connect Dialpad, check, validate a configuration, send a test event), and
+//! HighLevel's app webhooks (INSTALL, UNINSTALL) on the webhook listener, verified before
+//! anything is read from them.
+
+use super::Shared;
+use crate::capability::secret::Secret;
+use crate::connect::highlevel::UserType;
+use crate::marketplace::{AppEvent, AppWebhookGate, GateRefusal, ReplayLedger, SignatureRefusal};
+use crate::tenants::check::{self, CheckContext};
+use crate::tenants::credentials::MarketplaceCredentials;
+use crate::tenants::lifecycle::{self, DialpadCredential, DialpadTarget, Uninstalled};
+use crate::tenants::{agency_owner, DialpadAuth};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the setup side needs beside the tenants.
+pub struct Setup {
+    /// The Marketplace app and its agencies' tokens; `None`: no app configured (private tokens only).
+    pub marketplace: Option<Arc<MarketplaceCredentials>>,
+    /// Verifies HighLevel's app webhooks; `None`: `/webhooks/highlevel` answers 404.
+    pub gate: Option<AppWebhookGate>,
+    /// Remembers app webhooks' ids, so a replayed one is refused.
+    pub ledger: Mutex<Box<dyn ReplayLedger + Send>>,
+    /// HighLevel's API origin (for `check`).
+    pub api_base: String,
+    pub dialpad_api_base: String,
+    /// Where Dialpad reaches the webhook listener; needed to connect Dialpad.
+    pub public_url: Option<String>,
+    pub call_states: Vec<String>,
+    pub timeout: Duration,
+    /// Authorization requests under way: `state` → the install's kind, when it was asked.
+    pending: Mutex<HashMap<String, (UserType, Instant)>>,
+}
+
+/// How long an authorization may take before its `state` is forgotten.
+const AUTHORIZE_WINDOW: Duration = Duration::from_secs(600);
+
+impl Setup {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        marketplace: Option<Arc<MarketplaceCredentials>>,
+        gate: Option<AppWebhookGate>,
+        ledger: Box<dyn ReplayLedger + Send>,
+        api_base: String,
+        dialpad_api_base: String,
+        public_url: Option<String>,
+        call_states: Vec<String>,
+        timeout: Duration,
+    ) -> Setup {
+        Setup { marketplace, gate, ledger: Mutex::new(ledger), api_base, dialpad_api_base, public_url, call_states, timeout, pending: Mutex::default() }
+    }
+}
+
+/// The setup page: one static file that uses the API below.
+const SETUP_PAGE: &str = include_str!("setup.html");
+
+type Answer = (StatusCode, Json<Value>);
+
+fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Answer {
+    (status, Json(json!({"type": kind, "message": message.to_string()})))
+}
+
+fn setup_of(s: &Shared) -> Result<&Setup, Answer> {
+    s.setup.as_ref().ok_or_else(|| error(StatusCode::NOT_FOUND, "not-configured", "tenants are not enabled on this host: start serve with a secret key"))
+}
+
+fn store_of(s: &Shared) -> Result<&Arc<crate::tenants::store::TenantStore>, Answer> {
+    s.tenants.store().ok_or_else(|| error(StatusCode::NOT_FOUND, "not-configured", "tenants are not enabled on this host: start serve with a secret key"))
+}
+
+/// The admin listener's setup routes.
+pub(super) fn admin_routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/setup", get(|Extension(nonce): Extension<super::access::Nonce>| async move { Html(nonce.fill(SETUP_PAGE)) }))
+        .route("/api/tenants", get(list_tenants).post(add_tenant))
+        .route("/api/tenants/{id}", delete(remove_tenant))
+        .route("/api/tenants/{id}/dialpad", post(connect_dialpad).delete(disconnect_dialpad))
+        .route("/api/tenants/{id}/check", get(check_tenant))
+        .route("/api/tenants/{id}/test-event", post(test_event))
+        .route("/api/validate-config", post(validate_config))
+        .route("/oauth/highlevel/start", get(authorize))
+        .route("/oauth/highlevel/callback", get(callback))
+}
+
+/// The webhook listener's route for HighLevel's app webhooks.
+pub(super) fn webhook_routes() -> Router<Arc<Shared>> {
+    Router::new().route("/webhooks/highlevel", post(app_webhook))
+}
+
+async fn list_tenants(State(s): State<Arc<Shared>>) -> Answer {
+    let public_url = s.setup.as_ref().and_then(|setup| setup.public_url.clone());
+    let tenants: Vec<Value> = s
+        .tenants
+        .all()
+        .iter()
+        .map(|live| {
+            let t = &live.tenant;
+            json!({
+                "id": t.id, "name": t.name, "location_id": t.location_id, "company_id": t.company_id, "highlevel": t.highlevel,
+                "scopes": t.scopes,
+                "dialpad": t.dialpad.as_ref().map(|d| json!({"auth": d.auth, "registration": d.registration})),
+                "webhook_url": public_url.as_deref().map(|url| lifecycle::hook_url(url, &t.id)),
+                "last_event": s.inbox.last_of_tenant(&t.id).ok().flatten().map(|(at, status)| json!({"at": check::iso_time(at), "status": status})),
+            })
+        })
+        .collect();
+    (StatusCode::OK, Json(json!({"tenants": tenants, "marketplace": s.setup.as_ref().is_some_and(|setup| setup.marketplace.is_some())})))
+}
+
+#[derive(serde::Deserialize)]
+struct NewTenant {
+    id: String,
+    location_id: String,
+    token: String,
+    #[serde(default)]
+    config: Map<String, Value>,
+}
+
+async fn add_tenant(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Answer {
+    let store = match store_of(&s) {
+        Ok(store) => store.clone(),
+        Err(answer) => return answer,
+    };
+    let given: NewTenant = match serde_json::from_slice(&body) {
+        Ok(given) => given,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid-input", format!("expected {{\"id\", \"location_id\", \"token\", \"config\"?}}: {e}")),
+    };
+    match lifecycle::put_private(&store, &given.id, &given.location_id, &Secret::new(given.token), given.config) {
+        Ok(tenant) => (StatusCode::OK, Json(json!({"tenant": tenant.id}))),
+        Err(e) => error(StatusCode::BAD_REQUEST, "invalid-input", format!("{e:#}")),
+    }
+}
+
+async fn remove_tenant(State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<String>) -> Answer {
+    match s.remove_tenants(&[id.clone()]).await {
+        Ok(0) => error(StatusCode::NOT_FOUND, "not-found", format!("no tenant {id}")),
+        Ok(_) => (StatusCode::OK, Json(json!({"removed": id}))),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "storage", format!("{e:#}")),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct DialpadKey {
+    api_key: String,
+}
+
+async fn connect_dialpad(State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<String>, body: axum::body::Bytes) -> Answer {
+    let (setup, store) = match (setup_of(&s), store_of(&s)) {
+        (Ok(setup), Ok(store)) => (setup, store.clone()),
+        (Err(answer), _) | (_, Err(answer)) => return answer,
+    };
+    let Ok(DialpadKey { api_key }) = serde_json::from_slice(&body) else {
+        return error(StatusCode::BAD_REQUEST, "invalid-input", "expected {\"api_key\": \"…\"} (a Dialpad company API key)");
+    };
+    let Some(public_url) = setup.public_url.as_deref() else {
+        return error(StatusCode::CONFLICT, "not-configured", "set public_url in the configuration: where Dialpad reaches this host's webhook listener");
+    };
+    let credential = DialpadCredential { auth: DialpadAuth::ApiKey, credential: Secret::new(api_key), refresh: None };
+    let target = DialpadTarget { api_base: &setup.dialpad_api_base, public_url, call_states: &setup.call_states, timeout: setup.timeout };
+    match lifecycle::connect_dialpad(&store, &id, credential, target).await {
+        Ok(registration) => {
+            let _ = s.tenants.refresh();
+            (StatusCode::OK, Json(json!({"registration": registration})))
+        }
+        Err(e) => error(StatusCode::BAD_GATEWAY, "dialpad", format!("{e:#}")),
+    }
+}
+
+async fn disconnect_dialpad(State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<String>) -> Answer {
+    let (setup, store) = match (setup_of(&s), store_of(&s)) {
+        (Ok(setup), Ok(store)) => (setup, store.clone()),
+        (Err(answer), _) | (_, Err(answer)) => return answer,
+    };
+    match lifecycle::disconnect_dialpad(&store, &id, &setup.dialpad_api_base, setup.timeout).await {
+        Ok(was) => (StatusCode::OK, Json(json!({"disconnected": was}))),
+        Err(e) => error(StatusCode::BAD_GATEWAY, "dialpad", format!("{e:#}")),
+    }
+}
+
+async fn check_tenant(State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<String>) -> Answer {
+    let (setup, store) = match (setup_of(&s), store_of(&s)) {
+        (Ok(setup), Ok(store)) => (setup, store.clone()),
+        (Err(answer), _) | (_, Err(answer)) => return answer,
+    };
+    let Some(live) = s.tenants.get(&id).filter(|_| !id.is_empty()) else { return error(StatusCode::NOT_FOUND, "not-found", format!("no tenant {id}")) };
+    let context = CheckContext {
+        store: &store,
+        api_base: &setup.api_base,
+        dialpad_api_base: &setup.dialpad_api_base,
+        public_url: setup.public_url.as_deref(),
+        call_states: &setup.call_states,
+        timeout: setup.timeout,
+        last_event: s.inbox.last_of_tenant(&id).ok().flatten(),
+    };
+    let report = check::check(&live, &context).await;
+    (StatusCode::OK, Json(serde_json::to_value(&report).unwrap_or_default()))
+}
+
+/// A signed Dialpad call (a missed call from a test number) delivered to the tenant's own
+/// webhook path, as Dialpad would: it is checked, queued and handled like any other.
+async fn test_event(State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<String>) -> Response {
+    let store = match store_of(&s) {
+        Ok(store) => store.clone(),
+        Err(answer) => return answer.into_response(),
+    };
+    let secret = match store.secret(&crate::tenants::owner(&id), crate::tenants::secret_names::WEBHOOK_SECRET) {
+        Ok(Some(secret)) => secret,
+        Ok(None) => return error(StatusCode::CONFLICT, "not-connected", format!("tenant {id} has no Dialpad webhook secret: connect Dialpad first")).into_response(),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "storage", format!("{e:#}")).into_response(),
+    };
+    let body = test_call_jwt(&secret);
+    let shared = s.clone();
+    match tokio::task::spawn_blocking(move || shared.receive(&id, crate::inbound::Inbound::new(crate::inbound::Source::DialpadWebhook, body))).await {
+        Ok((status, answer)) => (status, Json(answer)).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "host", e).into_response(),
+    }
+}
+
+/// A missed call from +1 555 0100 (a number reserved for fiction), signed with `secret`.
+fn test_call_jwt(secret: &Secret) -> Vec<u8> {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let now = crate::serve::inbox::now_ms();
+    let claims = json!({
+        "call_id": now, "state": "hangup", "direction": "inbound", "external_number": "+15550100",
+        "internal_number": "+15550199", "contact": {"name": "Dialpad test call", "phone": "+15550100"},
+        "date_started": now - 30_000, "date_ended": now, "iat": now / 1000, "exp": now / 1000 + 300,
+    });
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let signing_input = format!("{}.{}", b64(br#"{"alg":"HS256","typ":"JWT"}"#), b64(claims.to_string().as_bytes()));
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key");
+    mac.update(signing_input.as_bytes());
+    format!("{signing_input}.{}", b64(&mac.finalize().into_bytes())).into_bytes()
+}
+
+async fn validate_config(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Answer {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let shared = s.clone();
+    match tokio::task::spawn_blocking(move || shared.tenants.single().runtime.validate_config(&text)).await {
+        Ok(Ok(problems)) => {
+            let problems: Vec<Value> = problems.iter().map(|p| json!({"path": p.path, "message": p.message})).collect();
+            (StatusCode::OK, Json(json!({"valid": problems.is_empty(), "problems": problems})))
+        }
+        Ok(Err(trap)) => error(StatusCode::INTERNAL_SERVER_ERROR, "host", format!("{trap:#}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "host", e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct AuthorizeQuery {
+    /// `agency` (the default: an agency admin picks locations) or `location`.
+    #[serde(default)]
+    install: Option<String>,
+}
+
+async fn authorize(State(s): State<Arc<Shared>>, Query(q): Query<AuthorizeQuery>) -> Response {
+    let Some(marketplace) = s.setup.as_ref().and_then(|setup| setup.marketplace.as_ref()) else {
+        return error(StatusCode::NOT_FOUND, "not-configured", "no Marketplace app is configured (marketplace in the configuration)").into_response();
+    };
+    let user_type = match q.install.as_deref() {
+        None | Some("agency") => UserType::Company,
+        Some("location") => UserType::Location,
+        Some(other) => return error(StatusCode::BAD_REQUEST, "invalid-input", format!("install={other}: use agency or location")).into_response(),
+    };
+    let state = lifecycle::generate_secret().expose()[..32].to_string();
+    let setup = s.setup.as_ref().expect("checked above");
+    {
+        let mut pending = setup.pending.lock().unwrap();
+        pending.retain(|_, (_, at)| at.elapsed() < AUTHORIZE_WINDOW);
+        pending.insert(state.clone(), (user_type, Instant::now()));
+    }
+    Redirect::to(&marketplace.app().authorize_url(&state)).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+async fn callback(State(s): State<Arc<Shared>>, Query(q): Query<CallbackQuery>) -> Response {
+    let (Ok(setup), Ok(store)) = (setup_of(&s), store_of(&s)) else {
+        return error(StatusCode::NOT_FOUND, "not-configured", "tenants are not enabled on this host").into_response();
+    };
+    let Some(marketplace) = &setup.marketplace else {
+        return error(StatusCode::NOT_FOUND, "not-configured", "no Marketplace app is configured").into_response();
+    };
+    if let Some(refused) = q.error {
+        return error(StatusCode::BAD_REQUEST, "authorization-refused", format!("HighLevel did not authorize the app: {refused}")).into_response();
+    }
+    let pending = q.state.as_deref().and_then(|state| setup.pending.lock().unwrap().remove(state));
+    let Some((user_type, _)) = pending.filter(|(_, at)| at.elapsed() < AUTHORIZE_WINDOW) else {
+        return error(StatusCode::BAD_REQUEST, "invalid-state", "this authorization was not started here, or took longer than 10 minutes: start it again from the setup page")
+            .into_response();
+    };
+    let Some(code) = q.code else { return error(StatusCode::BAD_REQUEST, "invalid-input", "the callback has no code").into_response() };
+    let grant = match marketplace.app().exchange_code(&code, user_type).await {
+        Ok(grant) => grant,
+        Err(e) => return error(StatusCode::BAD_GATEWAY, "highlevel", format!("exchanging the code: {e}")).into_response(),
+    };
+    match lifecycle::install(store, marketplace.app(), grant).await {
+        Ok(tenants) => {
+            let _ = s.tenants.refresh();
+            let ids: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
+            Redirect::to(&format!("/setup?installed={}", ids.join(","))).into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "install", format!("{e:#}")).into_response(),
+    }
+}
+
+/// HighLevel's app webhooks. HighLevel sends again only after a 429, so a failure that is ours
+/// (the ledger) answers 429; a delivery that can never pass answers 4xx.
+async fn app_webhook(State(s): State<Arc<Shared>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let Some(setup) = s.setup.as_ref() else { return error(StatusCode::NOT_FOUND, "not-configured", "no Marketplace app is configured").into_response() };
+    let Some(gate) = &setup.gate else {
+        return error(StatusCode::NOT_FOUND, "not-configured", "no Marketplace webhook key is configured (marketplace.webhook_public_key)").into_response();
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let checked = {
+        let mut ledger = setup.ledger.lock().unwrap();
+        gate.check(header, &body, crate::serve::inbox::now_ms(), &mut **ledger)
+    };
+    let event = match checked {
+        Ok(event) => event,
+        Err(refusal) => {
+            let status = match &refusal {
+                r if r.is_ours() => StatusCode::TOO_MANY_REQUESTS,
+                GateRefusal::Signature(SignatureRefusal::Missing { .. }) | GateRefusal::Signature(_) => StatusCode::UNAUTHORIZED,
+                GateRefusal::Event(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::CONFLICT,
+            };
+            s.metrics.event("refused");
+            let answer = error(status, "app-webhook-refused", &refusal);
+            return if status == StatusCode::TOO_MANY_REQUESTS { (answer.0, [(header::RETRY_AFTER, "60")], answer.1).into_response() } else { answer.into_response() };
+        }
+    };
+    let Ok(store) = store_of(&s) else { return error(StatusCode::NOT_FOUND, "not-configured", "tenants are not enabled").into_response() };
+    match event {
+        AppEvent::Install(install) => {
+            let Some(company) = install.company_id.clone() else {
+                return (StatusCode::OK, Json(json!({"pending": install.locations(), "message": "finish the install from the setup page"}))).into_response();
+            };
+            let mut made = Vec::new();
+            let mut pending = Vec::new();
+            for location in install.locations() {
+                let existing = store.list().ok().and_then(|all| all.into_iter().find(|t| t.location_id == location));
+                match existing {
+                    Some(tenant) => made.push(tenant.id),
+                    None => match lifecycle::add_agency_location(store, &company, location) {
+                        Ok(Some(tenant)) => made.push(tenant.id),
+                        Ok(None) => pending.push(location.to_string()),
+                        Err(e) => return error(StatusCode::TOO_MANY_REQUESTS, "storage", format!("{e:#}")).into_response(),
+                    },
+                }
+            }
+            let _ = s.tenants.refresh();
+            (StatusCode::OK, Json(json!({"tenants": made, "pending": pending}))).into_response()
+        }
+        AppEvent::Uninstall(uninstall) => {
+            let which = match (&uninstall.location_id, &uninstall.company_id) {
+                (Some(location), _) => Uninstalled::Location(location),
+                (None, Some(company)) => Uninstalled::Agency(company),
+                (None, None) => return error(StatusCode::BAD_REQUEST, "invalid-input", "the UNINSTALL names no location and no company").into_response(),
+            };
+            let ids: Vec<String> = match lifecycle::uninstalled_tenants(store, &which) {
+                Ok(tenants) => tenants.into_iter().map(|t| t.id).collect(),
+                Err(e) => return error(StatusCode::TOO_MANY_REQUESTS, "storage", format!("{e:#}")).into_response(),
+            };
+            if let Err(e) = s.remove_tenants(&ids).await {
+                return error(StatusCode::TOO_MANY_REQUESTS, "storage", format!("{e:#}")).into_response();
+            }
+            if let Uninstalled::Agency(company) = which {
+                if let Err(e) = store.remove_secrets(&agency_owner(company)) {
+                    return error(StatusCode::TOO_MANY_REQUESTS, "storage", format!("{e:#}")).into_response();
+                }
+                if let Some(marketplace) = &setup.marketplace {
+                    marketplace.forget_agency(company);
+                }
+            }
+            (StatusCode::OK, Json(json!({"removed": ids}))).into_response()
+        }
+        AppEvent::Other { kind } => (StatusCode::OK, Json(json!({"ignored": kind}))).into_response(),
+    }
+}
+
+impl Shared {
+    /// Removes tenants: their Dialpad registrations, the tenants and their secrets, and their
+    /// queued deliveries (cancelled). Returns how many existed.
+    pub(super) async fn remove_tenants(&self, ids: &[String]) -> anyhow::Result<usize> {
+        let Some(store) = self.tenants.store() else { return Ok(0) };
+        let (dialpad_api_base, timeout) =
+            self.setup.as_ref().map(|s| (s.dialpad_api_base.clone(), s.timeout)).unwrap_or_else(|| ("https://dialpad.com".into(), Duration::from_secs(30)));
+        let mut removed = 0;
+        for id in ids {
+            if lifecycle::remove(store, id, &dialpad_api_base, timeout).await? {
+                removed += 1;
+            }
+            let cancelled = self.inbox.cancel_tenant(id, &format!("tenant {id} was removed (uninstalled)"))?;
+            tracing::info!("serve: tenant {id} removed; {cancelled} queued deliveries cancelled");
+        }
+        self.tenants.refresh()?;
+        Ok(removed)
+    }
+}
