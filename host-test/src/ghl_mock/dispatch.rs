@@ -10,13 +10,15 @@ use contacts_api::{Method, Operation, API_VERSION_HEADER};
 use serde_json::{json, Map, Value};
 
 use super::data::Child;
-use super::oauth::{is_form, oauth_error, OAUTH_TOKEN_PATH};
+use super::fields::str_field;
+use super::marketplace::{bearer, location_forbidden, Caller};
+use super::oauth::{is_form, oauth_error, OAuthOptions, OAUTH_TOKEN_PATH};
 use super::rate_limit::whole_seconds_up;
 use super::reply::{unauthorized, unprocessable, Reply, MSG_FORBIDDEN, MSG_VERSION};
 use super::request_log::RecordedRequest;
 use super::state::MockState;
 use super::time::now_iso8601;
-use super::validate::{check_body, check_path, check_query, parse_body, parse_query};
+use super::validate::{check_body, check_path, check_query, parse_body, parse_query, query_value};
 
 impl MockState {
     /// Answers one API request and records it in the request log. This is the whole mock minus
@@ -43,11 +45,12 @@ impl MockState {
     }
 
     /// The checks, always in this order (so a test can predict which error wins):
-    /// auth, version, route, scope, then request validation, then the operation itself.
+    /// auth, version, route, scope, then request validation, then a Marketplace token's
+    /// location, then the operation itself.
     fn respond(&self, method: &str, path_and_query: &str, headers: &HeaderMap, matched: Option<&contacts_api::Matched>, raw_body: &[u8]) -> Reply {
-        if !self.authorized(headers) {
+        let Some(caller) = self.caller(headers) else {
             return unauthorized();
-        }
+        };
         if headers.get("version").and_then(|v| v.to_str().ok()) != Some(API_VERSION_HEADER) {
             return Reply::error(400, MSG_VERSION);
         }
@@ -56,7 +59,11 @@ impl MockState {
             return Reply::error(404, format!("Cannot {method} {path}"));
         };
         let op = matched.operation;
-        if !self.options.scopes.contains(&op.scope) {
+        let granted = match &caller {
+            Caller::Location => self.options.scopes.contains(&op.scope),
+            Caller::Marketplace { scopes, .. } => scopes.iter().any(|s| s == op.scope.as_str()),
+        };
+        if !granted {
             return Reply::new(403, json!({ "statusCode": 403, "message": MSG_FORBIDDEN, "error": "Forbidden" }));
         }
 
@@ -78,38 +85,61 @@ impl MockState {
         if !problems.is_empty() {
             return unprocessable(problems);
         }
+        let bound = match caller.bound_location() {
+            Ok(bound) => bound,
+            Err(reply) => return reply,
+        };
+        if let Some(location) = bound {
+            let named = [query_value(&query, "locationId"), str_field(&body, "locationId")];
+            if named.into_iter().flatten().any(|named| named != location) {
+                return location_forbidden();
+            }
+        }
 
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-        self.dispatch(op, &matched.params, &query, body, &format!("http://{host}"))
+        self.dispatch(op, &matched.params, &query, body, &format!("http://{host}"), bound)
     }
 
     /// `Authorization: Bearer <token>` with a non-empty token, equal to the configured one if any.
-    /// With OAuth configured, an unexpired access token issued by `/oauth/token` is accepted
-    /// too, and no token is accepted just for being a token.
-    fn authorized(&self, headers: &HeaderMap) -> bool {
-        let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-            return false;
-        };
-        let Some((scheme, token)) = value.trim().split_once(' ') else {
-            return false;
-        };
-        let token = token.trim();
-        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-            return false;
+    /// With OAuth or the Marketplace configured, an unexpired access token they issued is
+    /// accepted too, and no token is accepted just for being a token. `None`: the 401.
+    fn caller(&self, headers: &HeaderMap) -> Option<Caller> {
+        let token = bearer(headers)?;
+        if self.options.marketplace.is_some() {
+            if let Some(caller) = self.marketplace_caller(token) {
+                return Some(caller);
+            }
         }
-        match &self.options.oauth {
-            None => self.options.token.as_deref().is_none_or(|expected| expected == token),
-            Some(_) => self.options.token.as_deref() == Some(token) || self.access_token_valid(token),
-        }
+        let accepted = match (&self.options.oauth, &self.options.marketplace) {
+            (None, None) => self.options.token.as_deref().is_none_or(|expected| expected == token),
+            _ => self.options.token.as_deref() == Some(token) || self.access_token_valid(token),
+        };
+        accepted.then_some(Caller::Location)
     }
 
     /// `origin` is `http://<Host header>`, for the absolute `nextPageUrl` of the deprecated list.
-    fn dispatch(&self, op: &'static Operation, params: &[(&'static str, String)], query: &[(String, String)], body: Map<String, Value>, origin: &str) -> Reply {
+    /// With `bound`, a contact of another location is forbidden (checked under the same lock
+    /// as the operation).
+    fn dispatch(
+        &self,
+        op: &'static Operation,
+        params: &[(&'static str, String)],
+        query: &[(String, String)],
+        body: Map<String, Value>,
+        origin: &str,
+        bound: Option<&str>,
+    ) -> Reply {
         let param = |name: &str| params.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v.as_str());
         let contact = param("contactId");
         let ok = op.success_status;
         let now = now_iso8601();
         let mut data = self.lock();
+        if let Some(location) = bound {
+            let owner = data.contact_index(contact).and_then(|i| str_field(&data.contacts[i], "locationId"));
+            if owner.is_some_and(|owner| owner != location) {
+                return location_forbidden();
+            }
+        }
         match op.id {
             // Contacts
             "create-contact" => data.create_contact(body, self.options.allow_duplicates, ok, &now),
@@ -169,21 +199,38 @@ pub(super) fn operation_of(method: &str, path_and_query: &str) -> Option<contact
 // ------------------------------------------------------------------------------------------------
 
 impl MockState {
-    /// The token endpoint, as [`OAuthOptions`] describes it.
+    /// The token endpoint, as [`OAuthOptions`] and [`super::MarketplaceOptions`] describe it: an
+    /// authorization code and a refresh token the Marketplace issued go to the Marketplace,
+    /// any other refresh token to [`OAuthOptions`].
     pub(super) fn oauth_token(&self, method: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
-        let Some(options) = self.options.oauth.as_ref().filter(|_| method == "POST") else {
+        if method != "POST" || (self.options.oauth.is_none() && self.options.marketplace.is_none()) {
             return Reply::error(404, format!("Cannot {method} {OAUTH_TOKEN_PATH}"));
-        };
+        }
         if !is_form(headers) {
             return oauth_error(400, "invalid_request");
         }
         let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
         let field = |name: &str| form.get(name).map(String::as_str);
-        match field("grant_type") {
-            Some("refresh_token") => {}
-            Some(_) => return oauth_error(400, "unsupported_grant_type"),
-            None => return oauth_error(400, "invalid_request"),
+        match (field("grant_type"), &self.options.marketplace) {
+            (Some("authorization_code"), Some(marketplace)) => return self.marketplace_code(marketplace, &form),
+            (Some("refresh_token"), _) => {}
+            (Some(_), _) => return oauth_error(400, "unsupported_grant_type"),
+            (None, _) => return oauth_error(400, "invalid_request"),
         }
+        match (&self.options.oauth, &self.options.marketplace) {
+            (Some(options), Some(marketplace)) => match field("refresh_token") {
+                Some(token) if self.is_marketplace_refresh_token(token) => self.marketplace_refresh(marketplace, &form),
+                _ => self.location_refresh(options, &form),
+            },
+            (Some(options), None) => self.location_refresh(options, &form),
+            (None, Some(marketplace)) => self.marketplace_refresh(marketplace, &form),
+            (None, None) => unreachable!("answered 404 above"),
+        }
+    }
+
+    /// The refresh-token grant of [`OAuthOptions`].
+    fn location_refresh(&self, options: &OAuthOptions, form: &HashMap<String, String>) -> Reply {
+        let field = |name: &str| form.get(name).map(String::as_str);
         if field("client_id") != Some(options.client_id.as_str()) || field("client_secret") != Some(options.client_secret.as_str()) {
             return oauth_error(401, "invalid_client");
         }

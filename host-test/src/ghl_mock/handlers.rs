@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderName, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::connection::{cut_connection, ConnectionCut};
 use super::dispatch::operation_of;
 use super::faults::{server_error, FaultKind};
+use super::marketplace::{CHOOSE_LOCATION_PATH, INSTALLED_LOCATIONS_PATH, LOCATION_TOKEN_PATH};
 use super::oauth::{redacted_form, OAUTH_TOKEN_PATH};
 use super::rate_limit::{rate_limit_headers, too_many_requests, Admission, RateLimit};
 use super::reply::Reply;
@@ -30,7 +31,8 @@ const DEBUG_PREFIX: &str = "/__mock/";
 ///
 /// Every API request goes through one fallback handler that routes with
 /// [`contacts_api::match_path`]; the only other routes are the two debug routes, which bypass
-/// auth and are not logged, and the OAuth token endpoint.
+/// auth and are not logged, the OAuth token endpoint, and the Marketplace's routes (which,
+/// without [`super::MockOptions::marketplace`], are API requests like any unknown path).
 ///
 /// The drop faults need the connection-cutting listener [`MockServer`] serves with; served by
 /// other means, a request that draws a drop fault is answered 502 instead (and logged so).
@@ -39,6 +41,9 @@ pub fn router(state: Arc<MockState>) -> Router {
         .route("/__mock/state", get(debug_state))
         .route("/__mock/requests", get(debug_requests))
         .route(OAUTH_TOKEN_PATH, any(oauth_token))
+        .route(CHOOSE_LOCATION_PATH, any(choose_location))
+        .route(LOCATION_TOKEN_PATH, any(marketplace_route))
+        .route(INSTALLED_LOCATIONS_PATH, any(marketplace_route))
         .fallback(api)
         .with_state(state)
 }
@@ -154,7 +159,53 @@ async fn oauth_token(State(state): State<Arc<MockState>>, request: Request) -> R
     let mut entry = RecordedRequest::new(method, &path_and_query, &parts.headers, None, reply.status);
     entry.body = logged_body;
     state.log(entry);
-    let mut response = reply.into_response();
+    no_store(reply.into_response())
+}
+
+/// The authorization page: a 302 to the redirect URI with the code, or the refusal.
+async fn choose_location(State(state): State<Arc<MockState>>, request: Request) -> Response {
+    if state.options().marketplace.is_none() {
+        return api(State(state), request).await;
+    }
+    let (parts, _) = request.into_parts();
+    let path_and_query = path_and_query(&parts.uri);
+    let (status, response) = match state.choose_location(parts.method.as_str(), &path_and_query) {
+        Ok(target) => match HeaderValue::from_str(&target) {
+            Ok(location) => (302, (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()),
+            Err(_) => {
+                let reply = Reply::error(400, "redirect_uri is not a valid URI");
+                (reply.status, reply.into_response())
+            }
+        },
+        Err(reply) => (reply.status, reply.into_response()),
+    };
+    state.log(RecordedRequest::new(parts.method.as_str(), &path_and_query, &parts.headers, None, status));
+    no_store(response)
+}
+
+/// `POST /oauth/locationToken` and `GET /oauth/installedLocations`, logged like the token
+/// endpoint (the form, which holds no secret, through the same redaction).
+async fn marketplace_route(State(state): State<Arc<MockState>>, request: Request) -> Response {
+    if state.options().marketplace.is_none() {
+        return api(State(state), request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let method = parts.method.as_str();
+    let path_and_query = path_and_query(&parts.uri);
+    let (reply, logged_body) = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(bytes) if parts.uri.path() == LOCATION_TOKEN_PATH => {
+            (state.location_token(method, &parts.headers, &bytes), Some(redacted_form(&parts.headers, &bytes)))
+        }
+        Ok(_) => (state.installed_locations(method, &path_and_query, &parts.headers), None),
+        Err(_) => (Reply::error(413, "request entity too large"), None),
+    };
+    let mut entry = RecordedRequest::new(method, &path_and_query, &parts.headers, None, reply.status);
+    entry.body = logged_body;
+    state.log(entry);
+    no_store(reply.into_response())
+}
+
+fn no_store(mut response: Response) -> Response {
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

@@ -20,7 +20,9 @@
 //! Three opt-in behaviours make it a hostile server for resilience tests, each in its own file:
 //! deterministic fault injection ([`Faults`], `faults.rs`), HighLevel's burst rate limit
 //! ([`RateLimit`], `rate_limit.rs`), and the OAuth token endpoint with expiring, rotating tokens
-//! ([`OAuthOptions`], `oauth.rs`).
+//! ([`OAuthOptions`], `oauth.rs`). Also opt-in, the Marketplace's side of OAuth: an app's
+//! install, agency and location tokens, and tokens that reach their own location only
+//! ([`MarketplaceOptions`], `marketplace.rs`).
 
 mod connection;
 mod data;
@@ -29,6 +31,7 @@ mod faults;
 mod fields;
 mod handlers;
 mod loopback;
+mod marketplace;
 mod oauth;
 mod options;
 mod rate_limit;
@@ -45,6 +48,7 @@ mod validate;
 pub use faults::{FaultKind, Faults};
 pub use handlers::router;
 pub use loopback::LoopbackServer;
+pub use marketplace::MarketplaceOptions;
 pub use oauth::OAuthOptions;
 pub use options::MockOptions;
 pub use rate_limit::RateLimit;

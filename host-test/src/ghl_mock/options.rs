@@ -5,6 +5,7 @@ use std::time::Duration;
 use contacts_api::Scope;
 
 use super::faults::Faults;
+use super::marketplace::MarketplaceOptions;
 use super::oauth::OAuthOptions;
 use super::rate_limit::RateLimit;
 
@@ -12,8 +13,8 @@ use super::rate_limit::RateLimit;
 #[derive(Clone, Debug)]
 pub struct MockOptions {
     /// The only bearer token accepted; `None` accepts any bearer token. With [`MockOptions::oauth`]
-    /// set, the access tokens issued by `/oauth/token` are accepted too, and `None` accepts only
-    /// those.
+    /// or [`MockOptions::marketplace`] set, the access tokens they issue are accepted too, and
+    /// `None` accepts only those.
     pub token: Option<String>,
     /// The location's "Allow Duplicate Contact" setting: when false, creating a contact whose
     /// email or phone is already used in the location fails with 400.
@@ -33,6 +34,10 @@ pub struct MockOptions {
     /// Serves `POST /oauth/token` and requires the access tokens it issues; `None` (the default)
     /// answers 404 there.
     pub oauth: Option<OAuthOptions>,
+    /// Serves the Marketplace's OAuth (the authorization page, the authorization-code grant,
+    /// location tokens, installed locations; see [`MarketplaceOptions`]) and accepts the access
+    /// tokens it issues, each for its own location only; `None` (the default) serves none of it.
+    pub marketplace: Option<MarketplaceOptions>,
 }
 
 impl Default for MockOptions {
@@ -45,6 +50,7 @@ impl Default for MockOptions {
             faults: None,
             rate_limit: None,
             oauth: None,
+            marketplace: None,
         }
     }
 }

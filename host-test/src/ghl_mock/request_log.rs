@@ -5,7 +5,7 @@ use axum::http::{header, HeaderMap};
 /// One request as the mock saw it. The token itself is never stored, only whether one was sent.
 ///
 /// Every request is logged, including the ones that got an injected fault, were rate limited, or
-/// went to `/oauth/token`; only the `/__mock/*` debug routes are not.
+/// went to `/oauth/token` or the Marketplace's routes; only the `/__mock/*` debug routes are not.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct RecordedRequest {
     pub method: String,
@@ -13,7 +13,7 @@ pub struct RecordedRequest {
     pub path_and_query: String,
     /// The operation the path routes to, even when the request was rejected before dispatch
     /// (401, bad version, rate limit, injected fault): it tells a test what the caller *tried* to
-    /// do. `None` for `/oauth/token` and unknown paths.
+    /// do. `None` for `/oauth/token`, the Marketplace's routes and unknown paths.
     pub operation_id: Option<&'static str>,
     /// The status the client received; **0 when no response was sent** (an injected drop:
     /// `fault` says whether the request was applied first).
@@ -24,8 +24,9 @@ pub struct RecordedRequest {
     /// one rejected by the rate limit ([`MockOptions::rate_limit`]). Omitted from JSON when `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<&'static str>,
-    /// Only for `/oauth/token`: the form body with the values of `client_secret`,
-    /// `refresh_token` and `code` replaced by `REDACTED`. Omitted from JSON when `None`.
+    /// Only for `/oauth/token` and `/oauth/locationToken`: the form body with the values of
+    /// `client_secret`, `refresh_token` and `code` replaced by `REDACTED`. Omitted from JSON
+    /// when `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
 }

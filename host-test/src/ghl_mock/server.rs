@@ -164,6 +164,17 @@ impl MockServer {
         self.state.current_refresh_token()
     }
 
+    /// Uninstalls the Marketplace app from `location_id`; see [`MockState::uninstall_location`].
+    pub fn uninstall_location(&self, location_id: &str) {
+        self.state.uninstall_location(location_id)
+    }
+
+    /// The Marketplace's approved locations, installed or not; see
+    /// [`MockState::marketplace_locations`].
+    pub fn marketplace_locations(&self) -> Vec<(String, bool)> {
+        self.state.marketplace_locations()
+    }
+
     /// Blocks the calling thread until the server stops (for the `mock` CLI command). The server
     /// only stops on its own if its accept loop fails, so in practice this runs until the
     /// process is terminated.

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use super::data::Data;
 use super::faults::{FaultKind, FaultPlan, Faults};
 use super::fields::{push_to, str_field};
+use super::marketplace::Marketplace;
 use super::oauth::OAuthTokens;
 use super::options::MockOptions;
 use super::rate_limit::{Admission, Limiter, RateLimit};
@@ -49,6 +50,8 @@ pub struct MockState {
     limiter: Mutex<Limiter>,
     /// Refresh and access tokens (section "OAuth").
     oauth: Mutex<OAuthTokens>,
+    /// The Marketplace's codes, tokens and installs (`marketplace.rs`).
+    marketplace: Mutex<Marketplace>,
 }
 
 /// The read gate's state. Every GET that arrives while `batch > 0` counts itself in `waiting`;
@@ -120,6 +123,7 @@ impl MockState {
             faults: Mutex::new(FaultPlan::new(options.faults.clone())),
             limiter: Mutex::new(Limiter::new(options.rate_limit)),
             oauth: Mutex::new(OAuthTokens::new(options.oauth.as_ref())),
+            marketplace: Mutex::new(Marketplace::default()),
             options,
         }
     }
@@ -411,16 +415,17 @@ impl MockState {
 // ------------------------------------------------------------------------------------------------
 
 impl MockState {
-    /// Makes every access token issued so far expire now; later requests with them get 401.
-    /// Tokens issued afterwards are not affected.
+    /// Makes every access token issued so far (by `/oauth/token` and the Marketplace routes)
+    /// expire now; later requests with them get 401. Tokens issued afterwards are not affected.
     pub fn expire_access_tokens(&self) {
         let now = Instant::now();
         for expiry in self.oauth_lock().access.values_mut() {
             *expiry = Some(now);
         }
+        self.marketplace_lock().expire_access_tokens(now);
     }
 
-    /// Successful refreshes at `/oauth/token` so far.
+    /// Successful refreshes at `/oauth/token` so far, of either kind of token.
     pub fn oauth_refresh_count(&self) -> usize {
         self.oauth_lock().refreshes
     }
@@ -437,5 +442,9 @@ impl MockState {
 
     pub(super) fn oauth_lock(&self) -> MutexGuard<'_, OAuthTokens> {
         self.oauth.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn marketplace_lock(&self) -> MutexGuard<'_, Marketplace> {
+        self.marketplace.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

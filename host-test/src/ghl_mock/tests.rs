@@ -23,6 +23,9 @@ use super::server::MockServer;
 use super::state::MockState;
 use super::validate::{kind_of, violation};
 
+#[path = "tests_marketplace.rs"]
+mod marketplace;
+
 const LOC: &str = "loc0000000000000001";
 
 /// A response as the tiny test client sees it.
