@@ -81,33 +81,3 @@ impl ConnectArgs {
 pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(future))
 }
-
-/// The live tenants over `store`: each built from `base` with its own credentials. A Marketplace
-/// install's tokens come from the configured app (`default_redirect` when it names no redirect).
-pub fn registry(
-    single: dialpad_ghl_host::engine::Runtime,
-    base: &Settings,
-    dead_letters: dialpad_ghl_host::storage::dead_letters::DeadLetters,
-    store: Arc<TenantStore>,
-    default_redirect: &str,
-) -> (dialpad_ghl_host::tenants::registry::Tenants, Option<Arc<dialpad_ghl_host::tenants::credentials::MarketplaceCredentials>>) {
-    use dialpad_ghl_host::tenants::credentials::MarketplaceCredentials;
-    use dialpad_ghl_host::tenants::registry::{HighLevelCredential, Tenants};
-    let marketplace = base
-        .connect
-        .marketplace
-        .as_ref()
-        .map(|m| Arc::new(MarketplaceCredentials::new(Arc::new(m.app(&base.api_base(), default_redirect, base.request_timeout)), store.clone())));
-    let credentials = marketplace.clone();
-    let tenants = Tenants::new(
-        single,
-        base.clone(),
-        dead_letters,
-        Some(store),
-        Box::new(move |tenant, _| match &credentials {
-            Some(marketplace) => marketplace.credential(tenant),
-            None => Ok(HighLevelCredential::Missing("no Marketplace app is configured (marketplace in the configuration)".into())),
-        }),
-    );
-    (tenants, marketplace)
-}

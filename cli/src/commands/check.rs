@@ -1,7 +1,8 @@
 //! `check`: can each tenant work, and what to do where it cannot.
 
 use crate::options::PluginArg;
-use crate::tenancy::{block_on, registry, ConnectArgs, StoreArgs};
+use crate::tenancy::{block_on, ConnectArgs, StoreArgs};
+use dialpad_ghl_host::tenants::registry::Tenants;
 use dialpad_ghl_host::serve::inbox::Inbox;
 use dialpad_ghl_host::storage::dead_letters::DeadLetters;
 use dialpad_ghl_host::tenants::check::{check, CheckContext};
@@ -30,7 +31,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let db = args.store.state.join("state.db");
     let inbox = Inbox::open(&db)?;
     let single = PluginArg::default().offline_runtime()?;
-    let (tenants, _) = registry(single, &settings, DeadLetters::open(&db)?, store.clone(), "");
+    let (tenants, _) = Tenants::over_store(single, &settings, DeadLetters::open(&db)?, store.clone(), "");
     let all: Vec<_> = tenants.all().into_iter().filter(|live| args.tenant.as_deref().is_none_or(|id| live.tenant.id == id)).collect();
     if all.is_empty() {
         anyhow::bail!("{}", match &args.tenant {

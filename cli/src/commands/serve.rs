@@ -8,9 +8,9 @@ use anyhow::bail;
 use dialpad_ghl_host::serve::{ServeOptions, Server};
 use std::io::Write as _;
 use std::net::SocketAddr;
-use crate::tenancy::{open_store, registry};
-use dialpad_ghl_host::marketplace::{AppWebhookGate, SqliteReplayLedger, WebhookKeys, DEFAULT_WINDOW, HIGHLEVEL_LEGACY_RSA_KEY};
+use crate::tenancy::open_store;
 use dialpad_ghl_host::serve::setup::Setup;
+use dialpad_ghl_host::tenants::registry::Tenants;
 use dialpad_ghl_host::storage::vault::{Vault, VaultError};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -87,33 +87,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let settings = &target.settings;
             let store = open_store(&state, Some(vault))?;
             let default_redirect = format!("http://{}/oauth/highlevel/callback", options.admin_listen);
-            let (tenants, marketplace) = registry(target.runtime, settings, target.dead_letters, store, &default_redirect);
+            let (tenants, marketplace) = Tenants::over_store(target.runtime, settings, target.dead_letters, store, &default_redirect);
             let tenants = if target.has_location { tenants } else { tenants.without_single() };
-            let gate = match settings.connect.marketplace.as_ref().and_then(|m| m.webhook_public_key.as_ref().map(|key| (m, key))) {
-                Some((m, key)) => {
-                    let mut keys = WebhookKeys::ed25519(key)?;
-                    if let Some(legacy) = &m.legacy_webhook_key {
-                        keys = keys.with_legacy_rsa(legacy.as_deref().unwrap_or(HIGHLEVEL_LEGACY_RSA_KEY))?;
-                    }
-                    let gate = AppWebhookGate::new(keys);
-                    Some(match &m.app_id {
-                        Some(app) => gate.for_app(app.clone()),
-                        None => gate,
-                    })
-                }
-                None => None,
-            };
-            let ledger = SqliteReplayLedger::open(&db, gate.as_ref().map_or(DEFAULT_WINDOW, |g| g.window()))?;
-            let setup = Setup::new(
-                marketplace,
-                gate,
-                Box::new(ledger),
-                settings.api_base(),
-                settings.dialpad_api_base(),
-                settings.connect.public_url.clone(),
-                settings.call_states(),
-                settings.request_timeout,
-            );
+            let setup = Setup::from_settings(settings, marketplace, &db)?;
             let server = Server::start_tenants(tenants, &db, options, Some(setup))?;
             println!("tenants: webhooks at {}/webhooks/dialpad/<tenant>; setup page {}/setup", server.webhook_url(), server.admin_url());
             server

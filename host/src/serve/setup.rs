@@ -40,6 +40,40 @@ pub struct Setup {
     pending: Mutex<HashMap<String, (UserType, Instant)>>,
 }
 
+impl Setup {
+    /// The setup side from the host's settings: the Marketplace app (from
+    /// [`Tenants::over_store`](crate::tenants::registry::Tenants::over_store)), the app webhooks'
+    /// gate when a webhook key is configured, and the ledger of their ids in `state_db`.
+    pub fn from_settings(settings: &crate::settings::Settings, marketplace: Option<Arc<MarketplaceCredentials>>, state_db: &std::path::Path) -> anyhow::Result<Setup> {
+        use crate::marketplace::{SqliteReplayLedger, WebhookKeys, DEFAULT_WINDOW, HIGHLEVEL_LEGACY_RSA_KEY};
+        let gate = match settings.connect.marketplace.as_ref().and_then(|m| m.webhook_public_key.as_ref().map(|key| (m, key))) {
+            Some((m, key)) => {
+                let mut keys = WebhookKeys::ed25519(key)?;
+                if let Some(legacy) = &m.legacy_webhook_key {
+                    keys = keys.with_legacy_rsa(legacy.as_deref().unwrap_or(HIGHLEVEL_LEGACY_RSA_KEY))?;
+                }
+                let gate = AppWebhookGate::new(keys);
+                Some(match &m.app_id {
+                    Some(app) => gate.for_app(app.clone()),
+                    None => gate,
+                })
+            }
+            None => None,
+        };
+        let ledger = SqliteReplayLedger::open(state_db, gate.as_ref().map_or(DEFAULT_WINDOW, |g| g.window()))?;
+        Ok(Setup::new(
+            marketplace,
+            gate,
+            Box::new(ledger),
+            settings.api_base(),
+            settings.dialpad_api_base(),
+            settings.connect.public_url.clone(),
+            settings.call_states(),
+            settings.request_timeout,
+        ))
+    }
+}
+
 /// How long an authorization may take before its `state` is forgotten.
 const AUTHORIZE_WINDOW: Duration = Duration::from_secs(600);
 
@@ -56,6 +90,13 @@ impl Setup {
         timeout: Duration,
     ) -> Setup {
         Setup { marketplace, gate, ledger: Mutex::new(ledger), api_base, dialpad_api_base, public_url, call_states, timeout, pending: Mutex::default() }
+    }
+}
+
+/// The ledger as `serve` holds it (SQLite in production, memory in tests).
+impl ReplayLedger for Box<dyn ReplayLedger + Send> {
+    fn first_time(&mut self, webhook_id: &str, at_ms: i64) -> anyhow::Result<bool> {
+        (**self).first_time(webhook_id, at_ms)
     }
 }
 
@@ -327,7 +368,7 @@ async fn app_webhook(State(s): State<Arc<Shared>>, headers: HeaderMap, body: axu
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let checked = {
         let mut ledger = setup.ledger.lock().unwrap();
-        gate.check(header, &body, crate::serve::inbox::now_ms(), &mut **ledger)
+        gate.check(header, &body, crate::serve::inbox::now_ms(), &mut *ledger)
     };
     let event = match checked {
         Ok(event) => event,

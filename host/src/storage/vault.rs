@@ -635,7 +635,7 @@ mod tests {
         let message = error.to_string();
         assert!(message.contains("dialpad-ghl secret-key generate > key; chmod 600 key") && message.contains(SECRET_KEY_ENV), "{message}");
 
-        let error = Vault::from_sources(None, Some(&file), Some(&format!("{},short", a.to_base64())), &[]).unwrap_err();
+        let error = Vault::from_sources(None, Some(&file), Some(&format!("{},c2hvcnQ", a.to_base64())), &[]).unwrap_err();
         assert!(matches!(&error, VaultError::BadKey { error: KeyError::WrongLength { .. }, .. }), "{error:?}");
         assert!(error.to_string().starts_with("DIALPAD_GHL_PREVIOUS_SECRET_KEYS (key 2): "), "{error}");
 

@@ -10,6 +10,7 @@ use crate::capability::secret::Secret;
 use crate::engine::Runtime;
 use crate::oauth::OAuthTokens;
 use crate::settings::Settings;
+use super::credentials::MarketplaceCredentials;
 use crate::storage::dead_letters::DeadLetters;
 use anyhow::Context as _;
 use std::collections::HashMap;
@@ -85,6 +86,7 @@ impl Tenants {
             dead_letters: dead_letters.clone(),
             settings: base.clone(),
         });
+        let single_served = !single.tenant.location_id.is_empty();
         Tenants {
             template: single.runtime.clone_shared(),
             base,
@@ -93,8 +95,38 @@ impl Tenants {
             store,
             oauth,
             single,
+            single_served,
             live: RwLock::new(Live { generation: -1, ..Live::default() }),
         }
+    }
+
+    /// Tenants over `store`, each built from `base` with its own credentials; a Marketplace
+    /// install's tokens come from the configured app (its code coming back to
+    /// `default_redirect` when the configuration names no redirect URI).
+    pub fn over_store(
+        single: Runtime,
+        base: &Settings,
+        dead_letters: DeadLetters,
+        store: Arc<TenantStore>,
+        default_redirect: &str,
+    ) -> (Tenants, Option<Arc<MarketplaceCredentials>>) {
+        let marketplace = base
+            .connect
+            .marketplace
+            .as_ref()
+            .map(|m| Arc::new(MarketplaceCredentials::new(Arc::new(m.app(&base.api_base(), default_redirect, base.request_timeout)), store.clone())));
+        let credentials = marketplace.clone();
+        let source: Box<CredentialSource> = Box::new(move |tenant, _| match &credentials {
+            Some(marketplace) => marketplace.credential(tenant),
+            None => Ok(HighLevelCredential::Missing("no Marketplace app is configured (marketplace in the configuration)".into())),
+        });
+        (Tenants::new(single, base.clone(), dead_letters, Some(store), source), marketplace)
+    }
+
+    /// The host has no location of its own: only tenants' paths are served.
+    pub fn without_single(mut self) -> Tenants {
+        self.single_served = false;
+        self
     }
 
     /// Whether the host has a single location of its own (`--location-id`), served on the paths
