@@ -59,7 +59,7 @@ impl SecretKey {
         // Hex first: a hex key is also valid base64 and would decode to the wrong bytes. An
         // even run of hex digits of another length is taken as a hex key of the wrong length,
         // which names the mistake better than its base64 reading would.
-        if text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
             let bytes: Zeroizing<Vec<u8>> = Zeroizing::new(text.as_bytes().chunks(2).map(|pair| (nibble(pair[0]) << 4) | nibble(pair[1])).collect());
             return SecretKey::from_bytes(&bytes);
         }
