@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 pub mod oauth;
 pub mod prism;
 pub mod serve;
+pub mod tenants;
 pub use dialpad_ghl_host::report;
 pub use wit::{Outcome, Report, SyncError};
 

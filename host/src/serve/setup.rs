@@ -265,14 +265,14 @@ async fn test_event(State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<String>) 
     }
 }
 
-/// A missed call from +1 555 0100 (a number reserved for fiction), signed with `secret`.
+/// A missed call from +1 202 555 0100 (a number reserved for fiction), signed with `secret`.
 fn test_call_jwt(secret: &Secret) -> Vec<u8> {
     use base64::Engine as _;
     use hmac::Mac as _;
     let now = crate::serve::inbox::now_ms();
     let claims = json!({
-        "call_id": now, "state": "hangup", "direction": "inbound", "external_number": "+15550100",
-        "internal_number": "+15550199", "contact": {"name": "Dialpad test call", "phone": "+15550100"},
+        "call_id": now, "state": "hangup", "direction": "inbound", "external_number": "+12025550100",
+        "internal_number": "+12025550199", "contact": {"name": "Dialpad test call", "phone": "+12025550100"},
         "date_started": now - 30_000, "date_ended": now, "iat": now / 1000, "exp": now / 1000 + 300,
     });
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);

@@ -200,3 +200,76 @@ fn bump(db: &Connection) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::vault::SecretKey;
+    use crate::tenants::HighLevelAuth;
+
+    fn tenant(id: &str) -> Tenant {
+        Tenant {
+            id: id.into(),
+            location_id: format!("L-{id}"),
+            company_id: None,
+            name: String::new(),
+            config: Default::default(),
+            highlevel: HighLevelAuth::PrivateToken,
+            scopes: Vec::new(),
+            dialpad: None,
+            created_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
+    fn raw_rows(path: &Path) -> String {
+        let db = Connection::open(path).unwrap();
+        let mut query = db.prepare("SELECT owner || name || sealed FROM secrets").unwrap();
+        let rows = query.query_map([], |r| r.get::<_, String>(0)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn secrets_are_sealed_bound_to_their_owner_and_erased_with_their_tenant() {
+        let path = tempfile::tempdir().unwrap().keep().join("state.db");
+        let store = TenantStore::open(&path, Some(Arc::new(Vault::new(SecretKey::generate(), vec![])))).unwrap();
+        let before = store.generation().unwrap();
+        store.put(&tenant("acme")).unwrap();
+        store.put(&tenant("globex")).unwrap();
+        store.set_secret("tenant:acme", "highlevel_token", &Secret::new("pit-acme-plain")).unwrap();
+        store.set_secret("tenant:globex", "highlevel_token", &Secret::new("pit-globex-plain")).unwrap();
+        assert!(store.generation().unwrap() > before);
+        assert!(!raw_rows(&path).contains("plain"), "a secret is stored in the clear");
+        assert_eq!(store.secret("tenant:acme", "highlevel_token").unwrap().unwrap().expose(), "pit-acme-plain");
+        // A sealed value copied to another tenant's row does not open.
+        let db = Connection::open(&path).unwrap();
+        db.execute("UPDATE secrets SET sealed = (SELECT sealed FROM secrets WHERE owner = 'tenant:acme') WHERE owner = 'tenant:globex'", []).unwrap();
+        assert!(store.secret("tenant:globex", "highlevel_token").is_err());
+        assert!(store.remove("acme").unwrap());
+        assert_eq!(store.secret("tenant:acme", "highlevel_token").unwrap(), None);
+        assert_eq!(store.list().unwrap().iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["globex"]);
+        assert!(!store.remove("acme").unwrap());
+    }
+
+    #[test]
+    fn a_key_rotation_reseals_every_secret_under_the_new_key() {
+        let path = tempfile::tempdir().unwrap().keep().join("state.db");
+        let (old, new) = (SecretKey::generate(), SecretKey::generate());
+        let store = TenantStore::open(&path, Some(Arc::new(Vault::new(old.clone(), vec![])))).unwrap();
+        store.set_secret("tenant:acme", "webhook_secret", &Secret::new("whsec-1")).unwrap();
+        store.set_secret("agency:c1", "refresh", &Secret::new("refresh-1")).unwrap();
+        drop(store);
+        // The new key current, the old one previous: everything opens, and rotates.
+        let rotating = TenantStore::open(&path, Some(Arc::new(Vault::new(new.clone(), vec![old.clone()])))).unwrap();
+        assert_eq!(rotating.rotate().unwrap(), 2);
+        assert_eq!(rotating.rotate().unwrap(), 0, "nothing left under the old key");
+        drop(rotating);
+        let only_new = TenantStore::open(&path, Some(Arc::new(Vault::new(new, vec![])))).unwrap();
+        assert_eq!(only_new.secret("agency:c1", "refresh").unwrap().unwrap().expose(), "refresh-1");
+        let only_old = TenantStore::open(&path, Some(Arc::new(Vault::new(old, vec![])))).unwrap();
+        assert!(only_old.secret("tenant:acme", "webhook_secret").unwrap_err().to_string().contains("opening"));
+        // Without a key, secrets can be neither stored nor read, and the error says how to give one.
+        let keyless = TenantStore::open(&path, None).unwrap();
+        assert!(keyless.secret("tenant:acme", "webhook_secret").unwrap_err().to_string().contains("secret-key generate"));
+    }
+}
