@@ -12,14 +12,20 @@ pub fn scratch_dir(name: &str) -> std::path::PathBuf {
 /// One HTTP/1.1 request to a loopback `http://` URL, for tests and tools that talk to the
 /// servers here: `(status, body)`. The connection is closed after the answer.
 pub fn loopback_request(method: &str, url: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
+    loopback_request_with_headers(method, url, &[], body)
+}
+
+/// [`loopback_request`] with more request headers (a signature, say).
+pub fn loopback_request_with_headers(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, String)> {
     use std::io::{Read as _, Write as _};
     let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let rest = url.strip_prefix("http://").ok_or_else(|| invalid("only http:// URLs"))?;
     let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
     let mut stream = std::net::TcpStream::connect(authority)?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+    let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nContent-Type: application/json\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes())?;
