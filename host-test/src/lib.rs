@@ -8,8 +8,10 @@
 //! - [`bench`]: the benchmarks;
 //! - [`demo`]: the bundled events and configuration of the demo;
 //! - [`jwt`]: HS256 JWTs, as Dialpad and the automation platform sign their events;
+//! - [`app_webhook`]: HighLevel's app webhooks (INSTALL, UNINSTALL), signed with a test key;
 //! - [`support`]: scratch folders, loopback requests, figures printed past the test capture.
 
+pub mod app_webhook;
 pub mod bench;
 pub mod demo;
 pub mod dialpad_mock;

@@ -12,20 +12,26 @@ pub fn scratch_dir(name: &str) -> std::path::PathBuf {
 /// One HTTP/1.1 request to a loopback `http://` URL, for tests and tools that talk to the
 /// servers here: `(status, body)`. The connection is closed after the answer.
 pub fn loopback_request(method: &str, url: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
-    loopback_response(method, url, body).map(|(status, _, body)| (status, body))
+    loopback_response(method, url, &[], body).map(|(status, _, body)| (status, body))
 }
 
-/// [`loopback_request`] with the answer's headers (names lowercased): what following a
-/// redirect needs.
-pub fn loopback_response(method: &str, url: &str, body: &[u8]) -> std::io::Result<(u16, Vec<(String, String)>, String)> {
+/// [`loopback_request`] with more request headers (a signature, say).
+pub fn loopback_request_with_headers(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, String)> {
+    loopback_response(method, url, headers, body).map(|(status, _, body)| (status, body))
+}
+
+/// [`loopback_request_with_headers`] with the answer's headers (names lowercased): what
+/// following a redirect needs.
+pub fn loopback_response(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, Vec<(String, String)>, String)> {
     use std::io::{Read as _, Write as _};
     let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let rest = url.strip_prefix("http://").ok_or_else(|| invalid("only http:// URLs"))?;
     let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
     let mut stream = std::net::TcpStream::connect(authority)?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+    let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nContent-Type: application/json\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes())?;
@@ -36,11 +42,11 @@ pub fn loopback_response(method: &str, url: &str, body: &[u8]) -> std::io::Resul
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| invalid("no end of the response head"))?;
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| invalid("no status"))?;
-    let headers: Vec<(String, String)> =
+    let answer_headers: Vec<(String, String)> =
         head.lines().skip(1).filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
     let chunked = head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"));
     if !chunked {
-        return Ok((status, headers, body.to_string()));
+        return Ok((status, answer_headers, body.to_string()));
     }
     let (mut decoded, mut rest) = (String::new(), body);
     while let Some((size, after)) = rest.split_once("\r\n") {
@@ -51,7 +57,7 @@ pub fn loopback_response(method: &str, url: &str, body: &[u8]) -> std::io::Resul
         decoded.push_str(&after[..size]);
         rest = after[size..].trim_start_matches("\r\n");
     }
-    Ok((status, headers, decoded))
+    Ok((status, answer_headers, decoded))
 }
 
 /// Prints one of the test suites' figures (events, faults, cases) where `cargo test` shows it
