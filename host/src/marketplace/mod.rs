@@ -256,6 +256,9 @@ mod tests {
             fn first_time(&mut self, _: &str, _: i64) -> anyhow::Result<bool> {
                 anyhow::bail!("disk full")
             }
+            fn forget(&mut self, _: &str) -> anyhow::Result<()> {
+                anyhow::bail!("disk full")
+            }
         }
         let refusal = deliver(&gate(), &install(APP, "w-1", "2025-06-25T06:57:06.225Z"), NOW, &mut Broken).unwrap_err();
         assert!(refusal.is_ours() && refusal.to_string().ends_with("disk full"), "{refusal}");

@@ -16,6 +16,10 @@ pub trait ReplayLedger {
     /// Records `webhook_id` as seen at `at_ms` and says whether it is new; an id seen before is
     /// not recorded again. May forget ids older than the gate's window allows to come back.
     fn first_time(&mut self, webhook_id: &str, at_ms: i64) -> anyhow::Result<bool>;
+
+    /// Forgets `webhook_id`: acting on it failed on our side, and HighLevel will send it again
+    /// (after our 429), which must not then be refused as a replay.
+    fn forget(&mut self, webhook_id: &str) -> anyhow::Result<()>;
 }
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS app_webhook_ids (webhook_id TEXT PRIMARY KEY, seen_ms INTEGER NOT NULL);
@@ -56,6 +60,11 @@ impl ReplayLedger for SqliteReplayLedger {
         tx.commit()?;
         Ok(inserted == 1)
     }
+
+    fn forget(&mut self, webhook_id: &str) -> anyhow::Result<()> {
+        self.db.execute("DELETE FROM app_webhook_ids WHERE webhook_id = ?1", [webhook_id])?;
+        Ok(())
+    }
 }
 
 /// The ids in memory: for one process that need not remember across restarts, and for tests.
@@ -88,6 +97,11 @@ impl ReplayLedger for MemoryReplayLedger {
         }
         self.seen.insert(webhook_id.to_string(), at_ms);
         Ok(true)
+    }
+
+    fn forget(&mut self, webhook_id: &str) -> anyhow::Result<()> {
+        self.seen.remove(webhook_id);
+        Ok(())
     }
 }
 

@@ -179,6 +179,20 @@ impl Server {
         for (listener, serving) in [(webhook_listener, webhooks), (admin_listener, admin)] {
             tokio.spawn(listener::run(listener, serving, shared.listeners.clone(), stop.clone()));
         }
+        if shared.setup.as_ref().is_some_and(|s| s.marketplace.is_some()) {
+            let (shared, stop) = (shared.clone(), stop.clone());
+            tokio.spawn(async move {
+                loop {
+                    if let Err(e) = shared.reconcile_installs().await {
+                        tracing::warn!("serve: reconciling the installs: {e:#}");
+                    }
+                    tokio::select! {
+                        _ = stop.notified() => return,
+                        _ = tokio::time::sleep(setup::RECONCILE_INSTALLS_EVERY) => {}
+                    }
+                }
+            });
+        }
         let mut workers: Vec<std::thread::JoinHandle<()>> = (0..options.workers.max(1))
             .map(|n| {
                 let shared = shared.clone();

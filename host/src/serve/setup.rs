@@ -98,6 +98,10 @@ impl ReplayLedger for Box<dyn ReplayLedger + Send> {
     fn first_time(&mut self, webhook_id: &str, at_ms: i64) -> anyhow::Result<bool> {
         (**self).first_time(webhook_id, at_ms)
     }
+
+    fn forget(&mut self, webhook_id: &str) -> anyhow::Result<()> {
+        (**self).forget(webhook_id)
+    }
 }
 
 /// The setup page: one static file that uses the API below.
@@ -127,6 +131,7 @@ pub(super) fn admin_routes() -> Router<Arc<Shared>> {
         .route("/api/tenants/{id}/check", get(check_tenant))
         .route("/api/tenants/{id}/test-event", post(test_event))
         .route("/api/validate-config", post(validate_config))
+        .route("/api/installs/reconcile", post(reconcile_installs))
         .route("/oauth/highlevel/start", get(authorize))
         .route("/oauth/highlevel/callback", get(callback))
 }
@@ -384,7 +389,26 @@ async fn app_webhook(State(s): State<Arc<Shared>>, headers: HeaderMap, body: axu
             return if status == StatusCode::TOO_MANY_REQUESTS { (answer.0, [(header::RETRY_AFTER, "60")], answer.1).into_response() } else { answer.into_response() };
         }
     };
-    let Ok(store) = store_of(&s) else { return error(StatusCode::NOT_FOUND, "not-configured", "tenants are not enabled").into_response() };
+    let webhook_id = match &event {
+        AppEvent::Install(i) => Some(i.webhook_id.clone()),
+        AppEvent::Uninstall(u) => Some(u.webhook_id.clone()),
+        AppEvent::Other { .. } => None,
+    };
+    let answer = act_on(&s, setup, event).await;
+    // Our failure: HighLevel sends it again after the 429, which must not look like a replay.
+    if answer.status() == StatusCode::TOO_MANY_REQUESTS {
+        if let Some(id) = webhook_id {
+            if let Err(e) = setup.ledger.lock().unwrap().forget(&id) {
+                tracing::error!("serve: forgetting app webhook {id}: {e:#}");
+            }
+        }
+    }
+    answer
+}
+
+/// Acts on a verified app webhook.
+async fn act_on(s: &Arc<Shared>, setup: &Setup, event: AppEvent) -> Response {
+    let Ok(store) = store_of(s) else { return error(StatusCode::NOT_FOUND, "not-configured", "tenants are not enabled").into_response() };
     match event {
         AppEvent::Install(install) => {
             let Some(company) = install.company_id.clone() else {
@@ -433,7 +457,36 @@ async fn app_webhook(State(s): State<Arc<Shared>>, headers: HeaderMap, body: axu
     }
 }
 
+async fn reconcile_installs(State(s): State<Arc<Shared>>) -> Answer {
+    match s.reconcile_installs().await {
+        Ok(drift) => (StatusCode::OK, Json(drift)),
+        Err(e) => error(StatusCode::BAD_GATEWAY, "highlevel", format!("{e:#}")),
+    }
+}
+
+/// How often `serve` compares each agency's tenants with HighLevel's list of installs.
+pub const RECONCILE_INSTALLS_EVERY: Duration = Duration::from_secs(3600);
+
 impl Shared {
+    /// Compares every agency's tenants with `GET /oauth/installedLocations`: adds the locations
+    /// installed since, removes those uninstalled (an UNINSTALL that never came).
+    pub(super) async fn reconcile_installs(&self) -> anyhow::Result<Value> {
+        let (Some(setup), Some(store)) = (&self.setup, self.tenants.store()) else { return Ok(json!({"agencies": []})) };
+        let Some(marketplace) = &setup.marketplace else { return Ok(json!({"agencies": []})) };
+        let mut report = Vec::new();
+        for company in store.agencies()? {
+            match lifecycle::reconcile_agency(store, marketplace, &company).await {
+                Ok(drift) => {
+                    self.remove_tenants(&drift.uninstalled).await?;
+                    report.push(json!({"company": company, "added": drift.added, "removed": drift.uninstalled}));
+                }
+                Err(e) => report.push(json!({"company": company, "error": format!("{e:#}")})),
+            }
+        }
+        self.tenants.refresh()?;
+        Ok(json!({"agencies": report}))
+    }
+
     /// Removes tenants: their Dialpad registrations, the tenants and their secrets, and their
     /// queued deliveries (cancelled). Returns how many existed.
     pub(super) async fn remove_tenants(&self, ids: &[String]) -> anyhow::Result<usize> {

@@ -234,3 +234,34 @@ pub fn add_agency_location(store: &TenantStore, company_id: &str, location_id: &
     let installed = Installed { id: &id, location: location_id, company: Some(company_id.to_string()), auth: HighLevelAuth::AgencyInstall, name: None, scopes: &scopes };
     Ok(Some(put_installed(store, installed)?))
 }
+
+/// What reconciling an agency's installs changes: tenants to add (installed, unknown here) and
+/// to remove (known here, no longer installed: an UNINSTALL that never arrived).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct InstallsDrift {
+    pub added: Vec<String>,
+    pub uninstalled: Vec<String>,
+}
+
+/// Compares an agency's tenants with `GET /oauth/installedLocations`; adds the missing tenants
+/// and returns the ids of those to remove (the caller removes them, cancelling their work).
+pub async fn reconcile_agency(store: &TenantStore, credentials: &super::credentials::MarketplaceCredentials, company_id: &str) -> anyhow::Result<InstallsDrift> {
+    let agency = credentials.agency(company_id);
+    let bearer = agency.bearer().await.map_err(|e| anyhow::anyhow!("agency {company_id}: {e}"))?;
+    let installed = credentials.app().installed_locations(&bearer, company_id).await.context("listing the installed locations")?;
+    let tenants: Vec<Tenant> = store.list()?.into_iter().filter(|t| t.company_id.as_deref() == Some(company_id) && t.highlevel == HighLevelAuth::AgencyInstall).collect();
+    let mut drift = InstallsDrift::default();
+    for location in installed.iter().filter(|l| l.is_installed) {
+        if !tenants.iter().any(|t| t.location_id == location.id) {
+            if let Some(tenant) = add_agency_location(store, company_id, &location.id)? {
+                drift.added.push(tenant.id);
+            }
+        }
+    }
+    for tenant in tenants {
+        if !installed.iter().any(|l| l.is_installed && l.id == tenant.location_id) {
+            drift.uninstalled.push(tenant.id);
+        }
+    }
+    Ok(drift)
+}

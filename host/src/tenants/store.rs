@@ -134,6 +134,14 @@ impl TenantStore {
         Ok(Some(self.vault()?.open(&sealed, &context(owner, name)).with_context(|| format!("opening {owner}'s {name}"))?))
     }
 
+    /// The agencies whose token is stored (their company ids).
+    pub fn agencies(&self) -> anyhow::Result<Vec<String>> {
+        let db = self.db.lock().unwrap();
+        let mut query = db.prepare("SELECT substr(owner, 8) FROM secrets WHERE owner LIKE 'agency:%' AND name = ?1 ORDER BY owner")?;
+        let rows = query.query_map([super::secret_names::AGENCY_REFRESH], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Erases one secret (a disconnected Dialpad's key).
     pub fn remove_secret(&self, owner: &str, name: &str) -> anyhow::Result<()> {
         let db = self.db.lock().unwrap();
