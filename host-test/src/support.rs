@@ -12,6 +12,15 @@ pub fn scratch_dir(name: &str) -> std::path::PathBuf {
 /// One HTTP/1.1 request to a loopback `http://` URL, for tests and tools that talk to the
 /// servers here: `(status, body)`. The connection is closed after the answer.
 pub fn loopback_request(method: &str, url: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
+    loopback_exchange(method, url, body).map(|(status, _, body)| (status, body))
+}
+
+/// An answer's headers, in order, names lowercased.
+pub type Headers = Vec<(String, String)>;
+
+/// [`loopback_request`] with the answer's headers too, for a redirect's `Location`:
+/// `(status, headers, body)`.
+pub fn loopback_exchange(method: &str, url: &str, body: &[u8]) -> std::io::Result<(u16, Headers, String)> {
     use std::io::{Read as _, Write as _};
     let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let rest = url.strip_prefix("http://").ok_or_else(|| invalid("only http:// URLs"))?;
@@ -30,9 +39,11 @@ pub fn loopback_request(method: &str, url: &str, body: &[u8]) -> std::io::Result
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| invalid("no end of the response head"))?;
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| invalid("no status"))?;
-    let chunked = head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"));
+    let headers: Headers =
+        head.lines().skip(1).filter_map(|l| l.split_once(':')).map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string())).collect();
+    let chunked = headers.iter().any(|(name, value)| name == "transfer-encoding" && value.to_ascii_lowercase().contains("chunked"));
     if !chunked {
-        return Ok((status, body.to_string()));
+        return Ok((status, headers, body.to_string()));
     }
     let (mut decoded, mut rest) = (String::new(), body);
     while let Some((size, after)) = rest.split_once("\r\n") {
@@ -43,7 +54,7 @@ pub fn loopback_request(method: &str, url: &str, body: &[u8]) -> std::io::Result
         decoded.push_str(&after[..size]);
         rest = after[size..].trim_start_matches("\r\n");
     }
-    Ok((status, decoded))
+    Ok((status, headers, decoded))
 }
 
 /// Prints one of the test suites' figures (events, faults, cases) where `cargo test` shows it
