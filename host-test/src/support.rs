@@ -20,9 +20,17 @@ pub fn loopback_request_with_headers(method: &str, url: &str, headers: &[(&str, 
     loopback_response(method, url, headers, body).map(|(status, _, body)| (status, body))
 }
 
-/// [`loopback_request_with_headers`] with the answer's headers (names lowercased): what
-/// following a redirect needs.
-pub fn loopback_response(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, Vec<(String, String)>, String)> {
+/// An answer's headers, in order, names lowercased.
+pub type Headers = Vec<(String, String)>;
+
+/// [`loopback_request`] with the answer's headers too, for a redirect's `Location`:
+/// `(status, headers, body)`.
+pub fn loopback_exchange(method: &str, url: &str, body: &[u8]) -> std::io::Result<(u16, Headers, String)> {
+    loopback_response(method, url, &[], body)
+}
+
+/// [`loopback_request_with_headers`] with the answer's headers.
+pub fn loopback_response(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, Headers, String)> {
     use std::io::{Read as _, Write as _};
     let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let rest = url.strip_prefix("http://").ok_or_else(|| invalid("only http:// URLs"))?;
@@ -42,7 +50,7 @@ pub fn loopback_response(method: &str, url: &str, headers: &[(&str, &str)], body
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| invalid("no end of the response head"))?;
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| invalid("no status"))?;
-    let answer_headers: Vec<(String, String)> =
+    let answer_headers: Headers =
         head.lines().skip(1).filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
     let chunked = head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"));
     if !chunked {

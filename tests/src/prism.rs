@@ -1,11 +1,13 @@
-//! Stoplight Prism (`@stoplight/prism-cli`, installed by `tests/prism/install.sh`) serving
-//! HighLevel's official Contacts spec: a third-party judge of every request the plugin sends.
+//! Stoplight Prism (`@stoplight/prism-cli`, installed by `tests/prism/install.sh`) serving one of
+//! HighLevel's official specs ([`Spec`]): the Contacts spec, a third-party judge of every request
+//! the plugin sends, or the OAuth spec, the judge of the host's Marketplace client.
 //!
 //! Prism runs as `prism mock <spec> --errors`: a request that breaks the spec is answered with an
 //! error status (422 for the body, 400 for query and header parameters, 401 for the security
 //! scheme) and an `sl-violations` header
 //! listing what is wrong; a conforming request gets a response built from the spec's examples
-//! (static, not stateful). [`violations`] collects those headers from the host's outbound log.
+//! (static, not stateful). [`violations`] collects those headers from the host's outbound log,
+//! or from a [`RecordingProxy`]'s for a client that keeps no log of headers.
 //!
 //! Without Prism installed, the tests that use it are ignored (the crate's `build.rs` says so
 //! to the runner), unless `REQUIRE_PRISM=1` (CI), where they run and [`Prism::start`] fails.
@@ -16,7 +18,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long Prism may take to load the spec and listen (it takes 2–5 s on 2 cores).
@@ -24,14 +27,53 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// The response header Prism adds to an answer for a request that breaks the spec.
 pub const VIOLATIONS_HEADER: &str = "sl-violations";
 
-/// A running Prism mock of the Contacts API on loopback; killed on drop.
+/// HighLevel's OAuth spec, read where CI lays `../shared` beside the clone (no crate embeds it).
+pub const OAUTH_SPEC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/ghl/oauth.openapi.json");
+
+/// Which of HighLevel's specs Prism serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spec {
+    /// The Contacts API, `apps/contacts.json` (embedded by `contacts-api`).
+    Contacts,
+    /// OAuth 2.0: `/oauth/token`, `/oauth/locationToken`, `/oauth/installedLocations`
+    /// ([`OAUTH_SPEC_PATH`]).
+    OAuth,
+}
+
+impl Spec {
+    /// Where the spec lies upstream; it `$ref`s its error schemas as `../common/common-schemas.json`.
+    fn file(self) -> &'static str {
+        match self {
+            Spec::Contacts => "apps/contacts.json",
+            Spec::OAuth => "apps/oauth.json",
+        }
+    }
+
+    fn text(self) -> String {
+        match self {
+            Spec::Contacts => contacts_api::SPEC_JSON.to_string(),
+            Spec::OAuth => std::fs::read_to_string(OAUTH_SPEC_PATH).unwrap_or_else(|e| panic!("reading {OAUTH_SPEC_PATH}: {e}")),
+        }
+    }
+
+    /// A conforming request to see whether Prism answers (any status will do).
+    fn probe(self) -> &'static str {
+        match self {
+            Spec::Contacts => "/contacts/search/duplicate?locationId=probe",
+            Spec::OAuth => "/oauth/installedLocations?companyId=probe&appId=probe",
+        }
+    }
+}
+
+/// A running Prism mock of one spec on loopback; killed on drop.
 pub struct Prism {
     /// `http://127.0.0.1:<port>`, without a trailing slash.
     pub base_url: String,
     child: Child,
-    /// Temporary directory holding `apps/contacts.json`, `common/common-schemas.json` and
+    /// Temporary directory holding the spec (`apps/…json`), `common/common-schemas.json` and
     /// `prism.log` (Prism's stdout and stderr); removed on drop.
     dir: PathBuf,
+    spec: Spec,
 }
 
 /// One answer to [`Prism::send_raw`].
@@ -55,10 +97,15 @@ pub fn default_bin() -> PathBuf {
 }
 
 impl Prism {
-    /// Starts Prism on a free loopback port and waits until it answers. Panics when it is not
-    /// installed (the binary at `PRISM_BIN`, or [`default_bin`], does not exist) or does not
-    /// come up.
+    /// Starts Prism serving the Contacts spec; see [`Prism::start_spec`].
     pub fn start() -> Prism {
+        Prism::start_spec(Spec::Contacts)
+    }
+
+    /// Starts Prism serving `spec` on a free loopback port and waits until it answers. Panics
+    /// when it is not installed (the binary at `PRISM_BIN`, or [`default_bin`], does not exist)
+    /// or does not come up.
+    pub fn start_spec(spec: Spec) -> Prism {
         let bin = std::env::var_os("PRISM_BIN").map(PathBuf::from).unwrap_or_else(default_bin);
         assert!(bin.is_file(), "Prism is not installed: {} does not exist; run tests/prism/install.sh (needs Node.js and npm) or set PRISM_BIN", bin.display());
 
@@ -69,13 +116,13 @@ impl Prism {
         // take it first: a Prism that exits before answering is started again on a new port.
         let mut last_log = String::new();
         for _attempt in 0..3 {
-            lay_out_spec(&dir);
+            lay_out_spec(&dir, spec);
             let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("finding a free loopback port").port();
             let log_path = dir.join("prism.log");
             let log = File::create(&log_path).expect("creating prism.log");
             let child = Command::new(&bin)
                 .arg("mock")
-                .arg(dir.join("apps/contacts.json"))
+                .arg(dir.join(spec.file()))
                 .args(["--errors", "--host", "127.0.0.1", "--port", &port.to_string()])
                 .env("SCARF_ANALYTICS", "false")
                 .stdin(Stdio::null())
@@ -83,7 +130,7 @@ impl Prism {
                 .stderr(Stdio::from(log))
                 .spawn()
                 .unwrap_or_else(|e| panic!("starting {} (is node on PATH?): {e}", bin.display()));
-            let mut prism = Prism { base_url: format!("http://127.0.0.1:{port}"), child, dir: dir.clone() };
+            let mut prism = Prism { base_url: format!("http://127.0.0.1:{port}"), child, dir: dir.clone(), spec };
             let started = Instant::now();
             loop {
                 if let Ok(Some(status)) = prism.child.try_wait() {
@@ -105,15 +152,10 @@ impl Prism {
         panic!("Prism ({}) exited before answering, 3 times; last log:\n{last_log}", bin.display());
     }
 
-    /// True once Prism answers HTTP (the probe is a conforming `get-duplicate-contact`; any status will do).
+    /// True once Prism answers HTTP (the probe is a conforming request of the spec; any status will do).
     fn probe(&self) -> bool {
-        self.send_raw(
-            "GET",
-            "/contacts/search/duplicate?locationId=probe",
-            &[("Authorization", "Bearer probe"), ("Version", contacts_api::API_VERSION_HEADER)],
-            None,
-        )
-        .is_ok_and(|r| r.status > 0)
+        self.send_raw("GET", self.spec.probe(), &[("Authorization", "Bearer probe"), ("Version", contacts_api::API_VERSION_HEADER)], None)
+            .is_ok_and(|r| r.status > 0)
     }
 
     /// The directory the spec was laid out in.
@@ -149,11 +191,12 @@ impl Prism {
     }
 }
 
-/// Writes the spec in the upstream layout, `apps/contacts.json` + `common/common-schemas.json`:
-/// the spec `$ref`s its error schemas as `../common/common-schemas.json`.
-fn lay_out_spec(dir: &Path) {
+/// Writes the spec in the upstream layout, `apps/<spec>.json` + `common/common-schemas.json`:
+/// both specs `$ref` their error schemas as `../common/common-schemas.json`.
+fn lay_out_spec(dir: &Path, spec: Spec) {
     let _ = std::fs::remove_dir_all(dir);
-    for (path, text) in [("apps/contacts.json", contacts_api::SPEC_JSON), ("common/common-schemas.json", contacts_api::COMMON_SCHEMAS_JSON)] {
+    let text = spec.text();
+    for (path, text) in [(spec.file(), text.as_str()), ("common/common-schemas.json", contacts_api::COMMON_SCHEMAS_JSON)] {
         let path = dir.join(path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
@@ -213,4 +256,115 @@ fn located(log: &[HttpExchange], keep: impl Fn(&str) -> bool) -> Vec<String> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// A loopback proxy in front of a server (Prism) that keeps every exchange, headers included,
+/// as an [`HttpExchange`]: the host's own clients (`connect::*`) hand back only the status and
+/// the body, and Prism's verdict is a header. One request per connection, answered and closed;
+/// stopped on drop.
+pub struct RecordingProxy {
+    /// `http://127.0.0.1:<port>`, without a trailing slash.
+    pub base_url: String,
+    log: Arc<Mutex<Vec<HttpExchange>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RecordingProxy {
+    /// Proxies to `upstream` (`http://host:port`).
+    pub fn start(upstream: &str) -> RecordingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy");
+        let base_url = format!("http://{}", listener.local_addr().expect("the proxy's address"));
+        let (log, stop) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(false)));
+        let (keep, stopped, upstream) = (log.clone(), stop.clone(), upstream.trim_start_matches("http://").to_string());
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
+                if let Ok(stream) = stream {
+                    forward(stream, &upstream, &keep);
+                }
+            }
+        });
+        RecordingProxy { base_url, log, stop, thread: Some(thread) }
+    }
+
+    /// The exchanges so far, emptying the log.
+    pub fn take(&self) -> Vec<HttpExchange> {
+        std::mem::take(&mut *self.log.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Drop for RecordingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop, which then sees the flag.
+        let _ = TcpStream::connect(self.base_url.trim_start_matches("http://"));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Reads one request from `client`, sends it to `upstream` with `Connection: close`, logs the
+/// exchange and passes the answer back as it came (logged first, so a client that has its
+/// answer finds it in the log); nothing when the client sent no whole request.
+fn forward(mut client: TcpStream, upstream: &str, log: &Mutex<Vec<HttpExchange>>) -> Option<()> {
+    let started = Instant::now();
+    client.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        let n = client.read(&mut chunk).ok().filter(|n| *n > 0)?;
+        raw.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next()?.to_string();
+    let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_string(), v.trim().to_string())).collect();
+    let length = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.parse::<usize>().ok()).unwrap_or(0);
+    let mut body = raw[head_end + 4..].to_vec();
+    while body.len() < length {
+        let n = client.read(&mut chunk).ok().filter(|n| *n > 0)?;
+        body.extend_from_slice(&chunk[..n]);
+    }
+    let (method, target) = request_line.split_once(' ').map(|(m, rest)| (m.to_string(), rest.rsplit_once(' ').map_or(rest, |(t, _)| t).to_string()))?;
+
+    let mut request = format!("{request_line}\r\n");
+    for (name, value) in headers.iter().filter(|(n, _)| !n.eq_ignore_ascii_case("connection")) {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("Connection: close\r\n\r\n");
+    let answer = TcpStream::connect(upstream).and_then(|mut server| {
+        server.set_read_timeout(Some(Duration::from_secs(30)))?;
+        server.write_all(request.as_bytes())?;
+        server.write_all(&body)?;
+        let mut answer = Vec::new();
+        server.read_to_end(&mut answer)?;
+        Ok(answer)
+    });
+    let parsed = answer.as_ref().ok().and_then(|a| parse_response(a));
+    let exchange = HttpExchange {
+        method,
+        url: format!("http://{upstream}{target}"),
+        request_headers: headers.into_iter().map(|(n, v)| if n.eq_ignore_ascii_case("authorization") { (n, "[redacted]".into()) } else { (n, v) }).collect(),
+        status: parsed.as_ref().map(|r| r.status),
+        response_headers: parsed.as_ref().map(|r| r.headers.clone()).unwrap_or_default(),
+        outcome: match &answer {
+            Ok(_) => "ok".into(),
+            Err(e) => e.to_string(),
+        },
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        // Token requests carry the client secret: the log keeps no request body.
+        request_body: None,
+        response_body: parsed.map(|r| r.body),
+    };
+    log.lock().unwrap_or_else(|e| e.into_inner()).push(exchange);
+    let _ = client.write_all(answer.as_deref().unwrap_or(&b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..]));
+    let _ = client.shutdown(std::net::Shutdown::Both);
+    Some(())
 }

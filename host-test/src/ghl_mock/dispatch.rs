@@ -1,6 +1,6 @@
 //! How [`MockState`] answers a request, minus HTTP: auth, version, route (through
-//! `contacts_api::OPERATIONS`), scope, validation, then the operation on the data; and the token
-//! endpoint.
+//! `contacts_api::OPERATIONS`), scope, validation, a Marketplace token's location, then the
+//! operation on the data; and the token endpoint and the Marketplace's routes.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::data::Child;
 use super::fields::str_field;
-use super::marketplace::{bearer, location_forbidden, Caller};
+use super::marketplace::{bearer, location_forbidden, Caller, MarketplaceOptions, CHOOSE_LOCATION_PATH, INSTALLED_LOCATIONS_PATH, LOCATION_TOKEN_PATH};
 use super::oauth::{is_form, oauth_error, OAuthOptions, OAUTH_TOKEN_PATH};
 use super::rate_limit::whole_seconds_up;
 use super::reply::{unauthorized, unprocessable, Reply, MSG_FORBIDDEN, MSG_VERSION};
@@ -106,7 +106,7 @@ impl MockState {
     fn caller(&self, headers: &HeaderMap) -> Option<Caller> {
         let token = bearer(headers)?;
         if self.options.marketplace.is_some() {
-            if let Some(caller) = self.marketplace_caller(token) {
+            if let Some(caller) = self.marketplace_lock().caller(token) {
                 return Some(caller);
             }
         }
@@ -199,7 +199,7 @@ pub(super) fn operation_of(method: &str, path_and_query: &str) -> Option<contact
 // ------------------------------------------------------------------------------------------------
 
 impl MockState {
-    /// The token endpoint, as [`OAuthOptions`] and [`super::MarketplaceOptions`] describe it: an
+    /// The token endpoint, as [`OAuthOptions`] and [`MarketplaceOptions`] describe it: an
     /// authorization code and a refresh token the Marketplace issued go to the Marketplace,
     /// any other refresh token to [`OAuthOptions`].
     pub(super) fn oauth_token(&self, method: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
@@ -212,19 +212,53 @@ impl MockState {
         let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
         let field = |name: &str| form.get(name).map(String::as_str);
         match (field("grant_type"), &self.options.marketplace) {
-            (Some("authorization_code"), Some(marketplace)) => return self.marketplace_code(marketplace, &form),
+            (Some("authorization_code"), Some(marketplace)) => return self.marketplace_lock().exchange_code(marketplace, &form),
             (Some("refresh_token"), _) => {}
             (Some(_), _) => return oauth_error(400, "unsupported_grant_type"),
             (None, _) => return oauth_error(400, "invalid_request"),
         }
         match (&self.options.oauth, &self.options.marketplace) {
             (Some(options), Some(marketplace)) => match field("refresh_token") {
-                Some(token) if self.is_marketplace_refresh_token(token) => self.marketplace_refresh(marketplace, &form),
+                Some(token) if self.marketplace_lock().owns_refresh_token(token) => self.marketplace_refresh(marketplace, &form),
                 _ => self.location_refresh(options, &form),
             },
             (Some(options), None) => self.location_refresh(options, &form),
             (None, Some(marketplace)) => self.marketplace_refresh(marketplace, &form),
             (None, None) => unreachable!("answered 404 above"),
+        }
+    }
+
+    /// The Marketplace's refresh-token grant, counted with the others.
+    fn marketplace_refresh(&self, options: &MarketplaceOptions, form: &HashMap<String, String>) -> Reply {
+        let reply = self.marketplace_lock().refresh(options, form);
+        // Never while holding the Marketplace's lock.
+        if reply.status == 200 {
+            self.oauth_lock().refreshes += 1;
+        }
+        reply
+    }
+
+    /// The authorization page ([`MarketplaceOptions`]): `Ok` with the redirect's target.
+    pub(super) fn choose_location(&self, method: &str, path_and_query: &str) -> Result<String, Reply> {
+        match self.options.marketplace.as_ref().filter(|_| method == "GET") {
+            Some(options) => self.marketplace_lock().choose_location(options, path_and_query),
+            None => Err(Reply::error(404, format!("Cannot {method} {CHOOSE_LOCATION_PATH}"))),
+        }
+    }
+
+    /// `POST /oauth/locationToken` ([`MarketplaceOptions`]).
+    pub(super) fn location_token(&self, method: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
+        match self.options.marketplace.as_ref().filter(|_| method == "POST") {
+            Some(options) => self.marketplace_lock().location_token(options, headers, body),
+            None => Reply::error(404, format!("Cannot {method} {LOCATION_TOKEN_PATH}")),
+        }
+    }
+
+    /// `GET /oauth/installedLocations` ([`MarketplaceOptions`]).
+    pub(super) fn installed_locations(&self, method: &str, path_and_query: &str, headers: &HeaderMap) -> Reply {
+        match self.options.marketplace.as_ref().filter(|_| method == "GET") {
+            Some(options) => self.marketplace_lock().installed_locations(options, path_and_query, headers),
+            None => Reply::error(404, format!("Cannot {method} {INSTALLED_LOCATIONS_PATH}")),
         }
     }
 

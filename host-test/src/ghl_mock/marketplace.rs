@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 use super::oauth::{is_form, oauth_error};
 use super::rate_limit::whole_seconds_up;
 use super::reply::{unauthorized, unprocessable, Reply, MSG_FORBIDDEN, MSG_VERSION};
-use super::state::MockState;
 use super::time::now_iso8601;
 use super::validate::{parse_query, query_value};
 
@@ -37,7 +36,7 @@ const USER_ID: &str = "mock-user-0000000001";
 ///   an agency install (`userType` Company) approving every one of `locations`; with
 ///   `mock_install=Location&mock_location=<id>` a single-location install of `<id>` (any id: it
 ///   becomes approved). The granted scopes are the requested `scope`. An install approves its
-///   locations again after [`MockState::uninstall_location`]. Unknown `client_id`, a
+///   locations again after [`super::MockState::uninstall_location`]. Unknown `client_id`, a
 ///   `response_type` other than `code` or no `redirect_uri`: 400.
 /// - `POST /oauth/token`, `grant_type=authorization_code` (`code`, `client_id`, `client_secret`,
 ///   `redirect_uri`, `user_type` optional but, when given, the install's): the spec's answer,
@@ -244,12 +243,9 @@ fn grant_answer(options: &MarketplaceOptions, grant: &Grant, access: &str, refre
     answer
 }
 
-impl MockState {
+impl Marketplace {
     /// The authorization page: `Ok` with the redirect's target, or the refusal.
-    pub(super) fn choose_location(&self, method: &str, path_and_query: &str) -> Result<String, Reply> {
-        let Some(options) = self.options.marketplace.as_ref().filter(|_| method == "GET") else {
-            return Err(Reply::error(404, format!("Cannot {method} {CHOOSE_LOCATION_PATH}")));
-        };
+    pub(super) fn choose_location(&mut self, options: &MarketplaceOptions, path_and_query: &str) -> Result<String, Reply> {
         let query: Vec<(String, String)> = url::form_urlencoded::parse(path_and_query.split_once('?').map_or("", |(_, q)| q).as_bytes()).into_owned().collect();
         let field = |name: &str| query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
         if field("client_id") != Some(options.client_id.as_str()) {
@@ -269,12 +265,11 @@ impl MockState {
         };
         let scopes = field("scope").unwrap_or_default().split_whitespace().map(str::to_owned).collect();
 
-        let mut marketplace = self.marketplace_lock();
         for location in &locations {
-            marketplace.approve(location);
+            self.approve(location);
         }
-        let code = format!("mock-code-{:06}", marketplace.next());
-        marketplace.codes.insert(code.clone(), Code { grant: Grant { principal, scopes }, redirect_uri: redirect_uri.to_owned() });
+        let code = format!("mock-code-{:06}", self.next());
+        self.codes.insert(code.clone(), Code { grant: Grant { principal, scopes }, redirect_uri: redirect_uri.to_owned() });
         let mut back = url::form_urlencoded::Serializer::new(String::new());
         back.append_pair("code", &code);
         if let Some(state) = field("state") {
@@ -285,7 +280,7 @@ impl MockState {
     }
 
     /// `grant_type=authorization_code` at the token endpoint.
-    pub(super) fn marketplace_code(&self, options: &MarketplaceOptions, form: &HashMap<String, String>) -> Reply {
+    pub(super) fn exchange_code(&mut self, options: &MarketplaceOptions, form: &HashMap<String, String>) -> Reply {
         let field = |name: &str| form.get(name).map(String::as_str);
         if field("client_id") != Some(options.client_id.as_str()) || field("client_secret") != Some(options.client_secret.as_str()) {
             return oauth_error(401, "invalid_client");
@@ -296,8 +291,7 @@ impl MockState {
         if field("user_type").is_some_and(|t| t != "Company" && t != "Location") {
             return oauth_error(400, "invalid_request");
         }
-        let mut marketplace = self.marketplace_lock();
-        let Some(code) = marketplace.codes.remove(presented) else {
+        let Some(code) = self.codes.remove(presented) else {
             return oauth_error(401, "invalid_grant");
         };
         if field("redirect_uri") != Some(code.redirect_uri.as_str()) {
@@ -306,18 +300,18 @@ impl MockState {
         if field("user_type").is_some_and(|t| t != code.grant.principal.user_type()) {
             return oauth_error(400, "invalid_request");
         }
-        let (access, refresh) = marketplace.issue(&code.grant, options.access_token_ttl, true);
-        let approved = marketplace.installed().map(str::to_owned).collect();
+        let (access, refresh) = self.issue(&code.grant, options.access_token_ttl, true);
+        let approved = self.installed().map(str::to_owned).collect();
         Reply::new(200, grant_answer(options, &code.grant, &access, refresh.as_deref(), approved))
     }
 
     /// Whether `refresh_token` is a live refresh token of the Marketplace's.
-    pub(super) fn is_marketplace_refresh_token(&self, refresh_token: &str) -> bool {
-        self.marketplace_lock().refresh.contains_key(refresh_token)
+    pub(super) fn owns_refresh_token(&self, refresh_token: &str) -> bool {
+        self.refresh.contains_key(refresh_token)
     }
 
     /// `grant_type=refresh_token` for a token the Marketplace issued.
-    pub(super) fn marketplace_refresh(&self, options: &MarketplaceOptions, form: &HashMap<String, String>) -> Reply {
+    pub(super) fn refresh(&mut self, options: &MarketplaceOptions, form: &HashMap<String, String>) -> Reply {
         let field = |name: &str| form.get(name).map(String::as_str);
         if field("client_id") != Some(options.client_id.as_str()) || field("client_secret") != Some(options.client_secret.as_str()) {
             return oauth_error(401, "invalid_client");
@@ -325,27 +319,21 @@ impl MockState {
         let Some(presented) = field("refresh_token") else {
             return oauth_error(400, "invalid_request");
         };
-        let reply = {
-            let mut marketplace = self.marketplace_lock();
-            let Some(grant) = marketplace.refresh.get(presented).cloned() else {
-                return oauth_error(401, "invalid_grant");
-            };
-            if field("user_type").is_some_and(|t| t != grant.principal.user_type()) {
-                return oauth_error(400, "invalid_request");
-            }
-            marketplace.refresh.remove(presented);
-            let (access, refresh) = marketplace.issue(&grant, options.access_token_ttl, true);
-            let approved = marketplace.installed().map(str::to_owned).collect();
-            Reply::new(200, grant_answer(options, &grant, &access, refresh.as_deref(), approved))
+        let Some(grant) = self.refresh.get(presented).cloned() else {
+            return oauth_error(401, "invalid_grant");
         };
-        // Never while holding the Marketplace's lock.
-        self.oauth_lock().refreshes += 1;
-        reply
+        if field("user_type").is_some_and(|t| t != grant.principal.user_type()) {
+            return oauth_error(400, "invalid_request");
+        }
+        self.refresh.remove(presented);
+        let (access, refresh) = self.issue(&grant, options.access_token_ttl, true);
+        let approved = self.installed().map(str::to_owned).collect();
+        Reply::new(200, grant_answer(options, &grant, &access, refresh.as_deref(), approved))
     }
 
     /// The agency token of an agency route, with `scope`: the checks before the parameters.
     fn agency(&self, headers: &HeaderMap, scope: &str) -> Result<Grant, Reply> {
-        let grant = bearer(headers).and_then(|token| self.marketplace_grant(token)).ok_or_else(unauthorized)?;
+        let grant = bearer(headers).and_then(|token| self.grant_of(token)).ok_or_else(unauthorized)?;
         if headers.get("version").and_then(|v| v.to_str().ok()) != Some(contacts_api::API_VERSION_HEADER) {
             return Err(Reply::error(400, MSG_VERSION));
         }
@@ -359,10 +347,7 @@ impl MockState {
     }
 
     /// `POST /oauth/locationToken`.
-    pub(super) fn location_token(&self, method: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
-        let Some(options) = self.options.marketplace.as_ref().filter(|_| method == "POST") else {
-            return Reply::error(404, format!("Cannot {method} {LOCATION_TOKEN_PATH}"));
-        };
+    pub(super) fn location_token(&mut self, options: &MarketplaceOptions, headers: &HeaderMap, body: &[u8]) -> Reply {
         let company = match self.agency(headers, "oauth.write") {
             Ok(company) => company,
             Err(reply) => return reply,
@@ -379,12 +364,11 @@ impl MockState {
             return Reply::error(403, MSG_COMPANY);
         }
         let location = field("locationId").unwrap_or_default();
-        let mut marketplace = self.marketplace_lock();
-        if !marketplace.is_installed(location) {
+        if !self.is_installed(location) {
             return Reply::error(400, MSG_NOT_INSTALLED);
         }
         let grant = Grant { principal: Principal::Location(location.to_owned()), scopes: company.scopes };
-        let (access, _) = marketplace.issue(&grant, options.access_token_ttl, false);
+        let (access, _) = self.issue(&grant, options.access_token_ttl, false);
         Reply::new(
             200,
             json!({
@@ -400,10 +384,7 @@ impl MockState {
     }
 
     /// `GET /oauth/installedLocations`.
-    pub(super) fn installed_locations(&self, method: &str, path_and_query: &str, headers: &HeaderMap) -> Reply {
-        let Some(options) = self.options.marketplace.as_ref().filter(|_| method == "GET") else {
-            return Reply::error(404, format!("Cannot {method} {INSTALLED_LOCATIONS_PATH}"));
-        };
+    pub(super) fn installed_locations(&self, options: &MarketplaceOptions, path_and_query: &str, headers: &HeaderMap) -> Reply {
         if let Err(reply) = self.agency(headers, "oauth.readonly") {
             return reply;
         }
@@ -439,8 +420,7 @@ impl MockState {
             return Reply::error(400, MSG_APP);
         }
         let text = value("query").map(str::to_lowercase);
-        let marketplace = self.marketplace_lock();
-        let matching: Vec<Value> = marketplace
+        let matching: Vec<Value> = self
             .approvals
             .iter()
             .filter(|a| installed.is_none_or(|wanted| a.installed == wanted))
@@ -461,35 +441,31 @@ impl MockState {
         Reply::new(200, json!({ "locations": page, "count": count, "installToFutureLocations": false }))
     }
 
-    /// The grant of an unexpired Marketplace access token.
-    fn marketplace_grant(&self, token: &str) -> Option<Grant> {
-        let marketplace = self.marketplace_lock();
-        let access = marketplace.access.get(token)?;
+    /// The grant of an unexpired access token.
+    fn grant_of(&self, token: &str) -> Option<Grant> {
+        let access = self.access.get(token)?;
         access.expires.is_none_or(|at| Instant::now() < at).then(|| access.grant.clone())
     }
 
-    /// The API caller a Marketplace token stands for; `None` when `token` is not one that is
-    /// valid.
-    pub(super) fn marketplace_caller(&self, token: &str) -> Option<Caller> {
-        self.marketplace_grant(token).map(|grant| Caller::Marketplace { principal: grant.principal, scopes: grant.scopes })
+    /// The API caller a token stands for; `None` when `token` is not one of the Marketplace's
+    /// that is valid.
+    pub(super) fn caller(&self, token: &str) -> Option<Caller> {
+        self.grant_of(token).map(|grant| Caller::Marketplace { principal: grant.principal, scopes: grant.scopes })
     }
 
-    /// Marks `location_id` uninstalled and revokes its Location tokens (access and refresh) and
-    /// its pending codes. Agency tokens stay valid, but can no longer get a token for it, and
-    /// `installedLocations` lists it as not installed. A later install approves it again.
-    pub fn uninstall_location(&self, location_id: &str) {
-        let mut marketplace = self.marketplace_lock();
-        if let Some(approval) = marketplace.approvals.iter_mut().find(|a| a.location == location_id) {
+    /// See [`super::MockState::uninstall_location`].
+    pub(super) fn uninstall(&mut self, location_id: &str) {
+        if let Some(approval) = self.approvals.iter_mut().find(|a| a.location == location_id) {
             approval.installed = false;
         }
-        marketplace.access.retain(|_, a| !a.grant.principal.is_location(location_id));
-        marketplace.refresh.retain(|_, g| !g.principal.is_location(location_id));
-        marketplace.codes.retain(|_, c| !c.grant.principal.is_location(location_id));
+        self.access.retain(|_, a| !a.grant.principal.is_location(location_id));
+        self.refresh.retain(|_, g| !g.principal.is_location(location_id));
+        self.codes.retain(|_, c| !c.grant.principal.is_location(location_id));
     }
 
     /// The locations approved so far and whether each is installed, in order of first approval.
-    pub fn marketplace_locations(&self) -> Vec<(String, bool)> {
-        self.marketplace_lock().approvals.iter().map(|a| (a.location.clone(), a.installed)).collect()
+    pub(super) fn locations(&self) -> Vec<(String, bool)> {
+        self.approvals.iter().map(|a| (a.location.clone(), a.installed)).collect()
     }
 }
 

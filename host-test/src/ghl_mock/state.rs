@@ -444,6 +444,19 @@ impl MockState {
         self.oauth.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Marks `location_id` uninstalled and revokes its Location tokens (access and refresh) and
+    /// its pending codes. Agency tokens stay valid, but can no longer get a token for it, and
+    /// `installedLocations` lists it as not installed. A later install approves it again.
+    pub fn uninstall_location(&self, location_id: &str) {
+        self.marketplace_lock().uninstall(location_id)
+    }
+
+    /// The locations the Marketplace approved so far and whether each is installed, in order of
+    /// first approval.
+    pub fn marketplace_locations(&self) -> Vec<(String, bool)> {
+        self.marketplace_lock().locations()
+    }
+
     pub(super) fn marketplace_lock(&self) -> MutexGuard<'_, Marketplace> {
         self.marketplace.lock().unwrap_or_else(PoisonError::into_inner)
     }

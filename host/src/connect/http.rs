@@ -53,7 +53,15 @@ impl Answer {
 
 /// Sends `request` and reads the whole answer within `timeout` (each phase and in total).
 /// `what` names the endpoint in the error (`"token endpoint"`).
-pub async fn send(request: http::Request<Body>, timeout: Duration, what: &str) -> Result<Answer, String> {
+pub async fn send(mut request: http::Request<Body>, timeout: Duration, what: &str) -> Result<Answer, String> {
+    // The connection-level client sends the headers it is given and no more, and HTTP/1.1
+    // requires `Host` (RFC 9112 §3.2): a server may answer 400 without it, and Node's does.
+    if !request.headers().contains_key(http::header::HOST) {
+        let host = request.uri().authority().and_then(|a| http::HeaderValue::from_str(a.as_str().rsplit('@').next()?).ok());
+        if let Some(host) = host {
+            request.headers_mut().insert(http::header::HOST, host);
+        }
+    }
     let options = RequestOptions { connect_timeout: Some(timeout), first_byte_timeout: Some(timeout), between_bytes_timeout: Some(timeout) };
     let answer = async {
         let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
@@ -63,4 +71,42 @@ pub async fn send(request: http::Request<Body>, timeout: Duration, what: &str) -
         Ok::<_, HttpError>(Answer { status, body })
     };
     tokio::time::timeout(timeout, answer).await.map_err(|_| format!("{what}: no answer in {} ms", timeout.as_millis()))?.map_err(|e| format!("{what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// What a server on loopback receives from [`send`], with its answer.
+    fn head_received(request: impl FnOnce(String) -> http::Request<Body>) -> (String, Answer) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap() == 1 {
+                head.push(byte[0]);
+            }
+            stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}").unwrap();
+            String::from_utf8(head).unwrap().to_ascii_lowercase()
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let answer = runtime.block_on(send(request(base), Duration::from_secs(5), "test")).unwrap();
+        (server.join().unwrap(), answer)
+    }
+
+    #[test]
+    fn the_host_header_comes_from_the_uri() {
+        let (head, answer) = head_received(|base| http::Request::get(format!("{base}/a?b=c")).body(body(Bytes::new())).unwrap());
+        let authority = head.lines().find_map(|l| l.strip_prefix("host: ")).map(str::to_string);
+        assert!(head.starts_with("get /a?b=c http/1.1\r\n"), "{head}");
+        assert!(authority.as_deref().is_some_and(|a| a.starts_with("127.0.0.1:")), "{head}");
+        assert_eq!((answer.status, answer.json()), (200, serde_json::json!({})));
+
+        let (head, _) = head_received(|base| http::Request::get(format!("{base}/")).header("Host", "api.example").body(body(Bytes::new())).unwrap());
+        assert_eq!(head.matches("host:").count(), 1, "{head}");
+        assert!(head.contains("host: api.example\r\n"), "one given is kept: {head}");
+    }
 }
