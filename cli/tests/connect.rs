@@ -58,7 +58,7 @@ fn dialpad_ghl(args: &[&str], key_file: &Path) -> (bool, String) {
 
 fn start_serve(state: &Path, config: &Path, key_file: &Path, port: u16, log: &Path) -> Serve {
     let mut child = Command::new(BIN)
-        .args(["-v", "serve", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", "127.0.0.1:0", "--retry-base", "50ms"])
+        .args(["-v", "serve", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", &format!("127.0.0.1:{}", free_port()), "--retry-base", "50ms"])
         .args(["--state", state.to_str().unwrap(), "--config", config.to_str().unwrap(), "--secret-key-file", key_file.to_str().unwrap()])
         .env_remove("DIALPAD_GHL_SECRET_KEY")
         .env_remove("GHL_TOKEN")
@@ -88,7 +88,7 @@ fn follow(url: &str) -> (Vec<String>, u16, String) {
     let mut visited = vec![url.to_string()];
     let mut current = url.to_string();
     for _ in 0..10 {
-        let (status, headers, body) = loopback_response("GET", &current, &[], b"").unwrap();
+        let (status, headers, body) = loopback_response("GET", &current, &[], b"").unwrap_or_else(|e| panic!("{current}: {e} (after {visited:?})"));
         let Some((_, location)) = headers.iter().find(|(n, _)| n == "location").filter(|_| (300..400).contains(&status)) else {
             return (visited, status, body);
         };
@@ -178,7 +178,7 @@ fn an_agency_install_and_a_private_token_location_connect_sync_apart_refresh_and
         &config,
         json!({
             "api_base": ghl.base_url(), "dialpad_api_base": dialpad.base_url(), "public_url": public_url, "rate_limit": false,
-            "marketplace": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "app_id": APP_ID, "webhook_public_key": app_webhook::test_public_key_pem()},
+            "marketplace": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "app_id": APP_ID, "marketplace_base": ghl.base_url(), "webhook_public_key": app_webhook::test_public_key_pem()},
         })
         .to_string(),
     )

@@ -87,6 +87,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let settings = &target.settings;
             let store = open_store(&state, Some(vault))?;
             let default_redirect = format!("http://{}/oauth/highlevel/callback", options.admin_listen);
+            if options.admin_listen.port() == 0 && target.settings.connect.marketplace.as_ref().is_some_and(|m| m.redirect_uri.is_none()) {
+                bail!("marketplace.redirect_uri is not set and --admin-listen has no fixed port: HighLevel could not send the install back here");
+            }
             let (tenants, marketplace) = Tenants::over_store(target.runtime, settings, target.dead_letters, store, &default_redirect);
             let tenants = if target.has_location { tenants } else { tenants.without_single() };
             let setup = Setup::from_settings(settings, marketplace, &db)?;
