@@ -3,7 +3,8 @@
 //!
 //! - [`ghl_mock`]: HighLevel's Contacts API on loopback, faithful to the official spec, with
 //!   fault injection, rate limiting and an OAuth token endpoint;
-//! - [`dialpad_mock`]: Dialpad's call listing, for backfill;
+//! - [`dialpad_mock`]: Dialpad's call listing (backfill), webhooks, event subscriptions and
+//!   OAuth with PKCE (connecting);
 //! - [`stock_host`]: the plugin served as `wasmtime serve` serves it, in-process;
 //! - [`bench`]: the benchmarks;
 //! - [`demo`]: the bundled events and configuration of the demo;

@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 
 pub mod oauth;
 pub mod prism;
+pub mod prism_dialpad;
 pub mod serve;
 pub mod tenants;
 pub use dialpad_ghl_host::report;
