@@ -131,7 +131,11 @@ fn signed_call(call_id: u64, secret: &str) -> Vec<u8> {
 /// The webhook secret Dialpad was given for `tenant`'s URL.
 fn secret_of(dialpad: &DialpadMock, tenant: &str) -> String {
     let registered = dialpad.registered();
-    let hook = registered.webhooks.iter().find(|w| w.hook_url.ends_with(&format!("/webhooks/dialpad/{tenant}"))).unwrap_or_else(|| panic!("no webhook for {tenant}: {registered:?}"));
+    let hook = registered
+        .webhooks
+        .iter()
+        .find(|w| w.hook_url.ends_with(&format!("/webhooks/dialpad/{tenant}")))
+        .unwrap_or_else(|| panic!("no webhook for {tenant}: {registered:?}"));
     hook.secret.clone().expect("the webhook is signed")
 }
 
@@ -192,16 +196,22 @@ fn an_agency_install_and_a_private_token_location_connect_sync_apart_refresh_and
     assert!(visited.iter().any(|u| u.contains("/v2/oauth/chooselocation")), "{visited:?}");
     assert!(visited.last().unwrap().ends_with("/setup?installed=loc-localpha01,loc-locbeta02"), "{visited:?}");
     // 2. A third location with a private integration token, from the CLI while serve runs.
-    let (ok, out) = dialpad_ghl(&[&["connect", "--tenant", "gamma", "--location-id", "locGamma03", "--token", PRIVATE_TOKEN][..], &cli_store].concat(), &key_file);
+    let (ok, out) =
+        dialpad_ghl(&[&["connect", "--tenant", "gamma", "--location-id", "locGamma03", "--token", PRIVATE_TOKEN][..], &cli_store].concat(), &key_file);
     assert!(ok, "{out}");
 
     // 3. Dialpad for each, twice: through the admin API for the installed two, the CLI for the third.
     for _ in 0..2 {
         for tenant in ["loc-localpha01", "loc-locbeta02"] {
-            let (status, body) = loopback_request("POST", &format!("{}/api/tenants/{tenant}/dialpad", serve.admin), json!({"api_key": DIALPAD_KEY}).to_string().as_bytes()).unwrap();
+            let (status, body) =
+                loopback_request("POST", &format!("{}/api/tenants/{tenant}/dialpad", serve.admin), json!({"api_key": DIALPAD_KEY}).to_string().as_bytes())
+                    .unwrap();
             assert_eq!(status, 200, "{tenant}: {body}");
         }
-        let (ok, out) = dialpad_ghl(&[&["connect", "--tenant", "gamma", "--dialpad-api-key", DIALPAD_KEY, "--public-url", &public_url][..], &cli_store].concat(), &key_file);
+        let (ok, out) = dialpad_ghl(
+            &[&["connect", "--tenant", "gamma", "--dialpad-api-key", DIALPAD_KEY, "--public-url", &public_url][..], &cli_store].concat(),
+            &key_file,
+        );
         assert!(ok, "{out}");
     }
     let registered = dialpad.registered();

@@ -57,7 +57,7 @@ pub struct ConnectSettings {
     /// Where Dialpad reaches the webhook listener (`https://sync.example.com`): each tenant's
     /// webhook is `<public_url>/webhooks/dialpad/<tenant>`.
     pub public_url: Option<String>,
-    /// The call states subscribed to at Dialpad (default [`crate::tenants::lifecycle::SYNC_CALL_STATES`]).
+    /// The call states subscribed to at Dialpad (default [`SYNC_CALL_STATES`]).
     pub call_states: Vec<String>,
 }
 
@@ -78,6 +78,21 @@ pub struct MarketplaceSettings {
     /// published key, `Some(Some(pem))` for another.
     pub legacy_webhook_key: Option<Option<String>>,
 }
+
+/// The call states the sync subscribes to: the ends of calls and what arrives after them
+/// (voicemail, recording, transcripts, the Ai recap).
+pub const SYNC_CALL_STATES: [&str; 10] = [
+    "hangup",
+    "missed",
+    "voicemail",
+    "voicemail_uploaded",
+    "recording",
+    "transcription",
+    "call_transcription",
+    "recap_summary",
+    "recap_action_items",
+    "recap_outcome",
+];
 
 /// What a Marketplace app asks for by default: Contacts, and the agency's installed locations
 /// and their tokens.
@@ -103,7 +118,8 @@ impl MarketplaceSettings {
     }
 
     fn from_json(value: &Value, path: &Path) -> anyhow::Result<MarketplaceSettings> {
-        const KEYS: [&str; 8] = ["client_id", "client_secret", "app_id", "redirect_uri", "scopes", "marketplace_base", "webhook_public_key", "legacy_webhook_key"];
+        const KEYS: [&str; 8] =
+            ["client_id", "client_secret", "app_id", "redirect_uri", "scopes", "marketplace_base", "webhook_public_key", "legacy_webhook_key"];
         let Value::Object(given) = value else { bail!("{}: marketplace must be an object", path.display()) };
         if let Some(unknown) = given.keys().find(|k| !KEYS.contains(&k.as_str())) {
             bail!("{}: marketplace has no key {unknown:?} (it takes {})", path.display(), KEYS.join(", "));
@@ -284,7 +300,7 @@ impl Settings {
     /// The call states to subscribe to at Dialpad.
     pub fn call_states(&self) -> Vec<String> {
         if self.connect.call_states.is_empty() {
-            crate::tenants::lifecycle::SYNC_CALL_STATES.iter().map(|s| s.to_string()).collect()
+            SYNC_CALL_STATES.iter().map(|s| s.to_string()).collect()
         } else {
             self.connect.call_states.clone()
         }

@@ -16,10 +16,10 @@ const browser = await chromium.launch({
          "--disable-component-update", "--disable-sync"],
 });
 const seen = {};
+const errors = [];
+const page = await browser.newPage();
 try {
-  const page = await browser.newPage();
   page.setDefaultTimeout(20000);
-  const errors = [];
   page.on("console", message => {
     if (message.type() === "error" && !message.text().includes("404")) errors.push(message.text());
   });
@@ -45,11 +45,10 @@ try {
   await page.locator("#tenants tr").filter({ hasText: "acme" }).waitFor();
   seen.tenant_rows = await page.locator("#tenants tr").count();
 
-  // 3. Connect its Dialpad, by the keyboard: the key's field, then its button.
+  // 3. Connect its Dialpad: the key's field (found by its label), then its button.
   const row = page.locator("#tenants tr").filter({ hasText: "acme" });
   await row.getByLabel("Dialpad API key").fill(process.env.DIALPAD_KEY);
-  await row.getByRole("button", { name: "Connect Dialpad" }).focus();
-  await page.keyboard.press("Enter");
+  await row.getByRole("button", { name: "Connect Dialpad" }).click();
   await result.filter({ hasText: "Dialpad connected" }).waitFor();
   seen.connect_result = await result.textContent();
 
@@ -79,6 +78,9 @@ try {
   seen.errors = errors;
 } catch (error) {
   seen.error = String(error);
+  // What the page said last, to tell a refusal from a hang.
+  seen.last_result = await page.locator("#tenant-result").textContent().catch(() => null);
+  seen.errors_so_far = errors;
 }
 await browser.close();
 console.log(JSON.stringify(seen));

@@ -2,10 +2,10 @@
 
 use crate::options::PluginArg;
 use crate::tenancy::{block_on, ConnectArgs, StoreArgs};
-use dialpad_ghl_host::tenants::registry::Tenants;
 use dialpad_ghl_host::serve::inbox::Inbox;
 use dialpad_ghl_host::storage::dead_letters::DeadLetters;
 use dialpad_ghl_host::tenants::check::{check, CheckContext};
+use dialpad_ghl_host::tenants::registry::Tenants;
 use std::time::Duration;
 
 /// Check each tenant: HighLevel token valid, scopes granted, location reachable, Dialpad's
@@ -34,10 +34,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (tenants, _) = Tenants::over_store(single, &settings, DeadLetters::open(&db)?, store.clone(), "");
     let all: Vec<_> = tenants.all().into_iter().filter(|live| args.tenant.as_deref().is_none_or(|id| live.tenant.id == id)).collect();
     if all.is_empty() {
-        anyhow::bail!("{}", match &args.tenant {
-            Some(id) => format!("no tenant {id}"),
-            None => "no tenants yet: install the HighLevel app (setup page) or run `connect`".to_string(),
-        });
+        anyhow::bail!(
+            "{}",
+            match &args.tenant {
+                Some(id) => format!("no tenant {id}"),
+                None => "no tenants yet: install the HighLevel app (setup page) or run `connect`".to_string(),
+            }
+        );
     }
     let (api_base, dialpad_api_base, call_states) = (settings.api_base(), settings.dialpad_api_base(), settings.call_states());
     let mut failing = false;

@@ -61,11 +61,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bail!("give --public-url (or public_url in --config): where Dialpad reaches serve's webhook listener");
         };
         let call_states = settings.call_states();
-        let target = DialpadTarget { api_base: &settings.dialpad_api_base(), public_url: &public_url, call_states: &call_states, timeout: Duration::from_secs(30) };
+        let target =
+            DialpadTarget { api_base: &settings.dialpad_api_base(), public_url: &public_url, call_states: &call_states, timeout: Duration::from_secs(30) };
         let credential = DialpadCredential { auth: DialpadAuth::ApiKey, credential: Secret::new(key), refresh: None };
         let registration = block_on(lifecycle::connect_dialpad(&store, &args.tenant, credential, target))??;
         println!("Dialpad: webhook {} → {}", registration.webhook_id, registration.hook_url);
-        for (kind, id) in [("call", &registration.call_subscription), ("SMS", &registration.sms_subscription), ("contact", &registration.contact_subscription)] {
+        for (kind, id) in [("call", &registration.call_subscription), ("SMS", &registration.sms_subscription), ("contact", &registration.contact_subscription)]
+        {
             if let Some(id) = id {
                 println!("  {kind} subscription {id}");
             }

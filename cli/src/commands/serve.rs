@@ -4,14 +4,14 @@ mod access;
 mod limits;
 
 use crate::options::{ApiArgs, DialpadArgs, Target, TargetOptions, WebhookArgs};
+use crate::tenancy::open_store;
 use anyhow::bail;
+use dialpad_ghl_host::serve::setup::Setup;
 use dialpad_ghl_host::serve::{ServeOptions, Server};
+use dialpad_ghl_host::storage::vault::{Vault, VaultError};
+use dialpad_ghl_host::tenants::registry::Tenants;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use crate::tenancy::open_store;
-use dialpad_ghl_host::serve::setup::Setup;
-use dialpad_ghl_host::tenants::registry::Tenants;
-use dialpad_ghl_host::storage::vault::{Vault, VaultError};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -65,7 +65,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Err(VaultError::NoKey) if args.secret_key_file.is_none() => None,
         Err(e) => return Err(e.into()),
     };
-    let target = Target::build(TargetOptions { api: args.api, webhook: args.webhook, dialpad: args.dialpad, state: Some(&state), allow_no_location: vault.is_some() })?;
+    let target =
+        Target::build(TargetOptions { api: args.api, webhook: args.webhook, dialpad: args.dialpad, state: Some(&state), allow_no_location: vault.is_some() })?;
     if target.reconcile.is_some() && !target.has_dialpad_key && target.has_location {
         bail!("reconcile lists calls through Dialpad's API: give --dialpad-api-key (or DIALPAD_API_KEY, or dialpad_api_key in --config)");
     }

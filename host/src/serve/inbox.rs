@@ -425,7 +425,9 @@ impl Inbox {
     /// A tenant's newest delivery: when it came, and where it stands.
     pub fn last_of_tenant(&self, tenant: &str) -> anyhow::Result<Option<(i64, String)>> {
         let db = self.db.lock().unwrap();
-        Ok(db.query_row("SELECT received_ms, status FROM inbox WHERE tenant = ?1 ORDER BY id DESC LIMIT 1", [tenant], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
+        Ok(db
+            .query_row("SELECT received_ms, status FROM inbox WHERE tenant = ?1 ORDER BY id DESC LIMIT 1", [tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
     }
 
     /// Deliveries accepted and not yet finished.

@@ -183,7 +183,7 @@ impl Server {
             let (shared, stop) = (shared.clone(), stop.clone());
             tokio.spawn(async move {
                 loop {
-                    if let Err(e) = shared.reconcile_installs().await {
+                    if let Err(e) = setup::reconcile_installs(&*shared).await {
                         tracing::warn!("serve: reconciling the installs: {e:#}");
                     }
                     tokio::select! {
@@ -543,6 +543,28 @@ impl Shared {
     }
 }
 
+impl setup::Host for Shared {
+    fn tenants(&self) -> &Tenants {
+        &self.tenants
+    }
+
+    fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    fn setup(&self) -> Option<&setup::Setup> {
+        self.setup.as_ref()
+    }
+
+    fn receive(&self, tenant: &str, event: Inbound) -> (StatusCode, Value) {
+        Shared::receive(self, tenant, event)
+    }
+
+    fn count_refusal(&self) {
+        self.metrics.event("refused");
+    }
+}
+
 /// Failures that may pass on their own: the delivery is tried again later.
 fn retryable(error: &SyncError) -> bool {
     match error {
@@ -593,7 +615,11 @@ fn webhook_router(shared: Arc<Shared>) -> Router {
             );
     }
     // The listener has read the body within its route's limit (`webhook_body_limit`).
-    router.merge(setup::webhook_routes()).route("/healthz", get(|State(s): State<Arc<Shared>>| async move { s.health() })).layer(DefaultBodyLimit::disable()).with_state(shared)
+    router
+        .merge(setup::webhook_routes::<Shared>())
+        .route("/healthz", get(|State(s): State<Arc<Shared>>| async move { s.health() }))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(shared)
 }
 
 /// The largest body each webhook route reads.
@@ -627,7 +653,7 @@ struct RecentQuery {
 const MONITOR_PAGE: &str = include_str!("monitor.html");
 
 fn admin_router(shared: Arc<Shared>) -> Router {
-    setup::admin_routes()
+    setup::admin_routes::<Shared>()
         .route("/", get(|Extension(nonce): Extension<access::Nonce>| async move { Html(nonce.fill(MONITOR_PAGE)) }))
         .route("/healthz", get(|State(s): State<Arc<Shared>>| async move { s.health() }))
         .route(

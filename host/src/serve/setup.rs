@@ -3,13 +3,14 @@
 //! HighLevel's app webhooks (INSTALL, UNINSTALL) on the webhook listener, verified before
 //! anything is read from them.
 
-use super::Shared;
+use super::inbox::Inbox;
 use crate::capability::secret::Secret;
 use crate::connect::highlevel::UserType;
 use crate::marketplace::{AppEvent, AppWebhookGate, GateRefusal, ReplayLedger, SignatureRefusal};
 use crate::tenants::check::{self, CheckContext};
 use crate::tenants::credentials::MarketplaceCredentials;
 use crate::tenants::lifecycle::{self, DialpadCredential, DialpadTarget, Uninstalled};
+use crate::tenants::registry::Tenants;
 use crate::tenants::{agency_owner, DialpadAuth};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -44,7 +45,11 @@ impl Setup {
     /// The setup side from the host's settings: the Marketplace app (from
     /// [`Tenants::over_store`](crate::tenants::registry::Tenants::over_store)), the app webhooks'
     /// gate when a webhook key is configured, and the ledger of their ids in `state_db`.
-    pub fn from_settings(settings: &crate::settings::Settings, marketplace: Option<Arc<MarketplaceCredentials>>, state_db: &std::path::Path) -> anyhow::Result<Setup> {
+    pub fn from_settings(
+        settings: &crate::settings::Settings,
+        marketplace: Option<Arc<MarketplaceCredentials>>,
+        state_db: &std::path::Path,
+    ) -> anyhow::Result<Setup> {
         use crate::marketplace::{SqliteReplayLedger, WebhookKeys, DEFAULT_WINDOW, HIGHLEVEL_LEGACY_RSA_KEY};
         let gate = match settings.connect.marketplace.as_ref().and_then(|m| m.webhook_public_key.as_ref().map(|key| (m, key))) {
             Some((m, key)) => {
@@ -72,6 +77,18 @@ impl Setup {
             settings.request_timeout,
         ))
     }
+}
+
+/// What the setup side needs of `serve` (implemented by its shared state): the tenants, the
+/// inbox, the door every delivery goes through, and this side's own parts.
+pub(crate) trait Host: Send + Sync + 'static {
+    fn tenants(&self) -> &Tenants;
+    fn inbox(&self) -> &Inbox;
+    fn setup(&self) -> Option<&Setup>;
+    /// Checks and queues a delivery for a tenant, as the webhook listener does.
+    fn receive(&self, tenant: &str, event: crate::inbound::Inbound) -> (StatusCode, Value);
+    /// Counts a refused delivery on `/metrics`.
+    fn count_refusal(&self);
 }
 
 /// How long an authorization may take before its `state` is forgotten.
@@ -113,38 +130,38 @@ fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Ans
     (status, Json(json!({"type": kind, "message": message.to_string()})))
 }
 
-fn setup_of(s: &Shared) -> Result<&Setup, Answer> {
-    s.setup.as_ref().ok_or_else(|| error(StatusCode::NOT_FOUND, "not-configured", "tenants are not enabled on this host: start serve with a secret key"))
+fn setup_of(s: &impl Host) -> Result<&Setup, Answer> {
+    s.setup().ok_or_else(|| error(StatusCode::NOT_FOUND, "not-configured", "tenants are not enabled on this host: start serve with a secret key"))
 }
 
-fn store_of(s: &Shared) -> Result<&Arc<crate::tenants::store::TenantStore>, Answer> {
-    s.tenants.store().ok_or_else(|| error(StatusCode::NOT_FOUND, "not-configured", "tenants are not enabled on this host: start serve with a secret key"))
+fn store_of(s: &impl Host) -> Result<&Arc<crate::tenants::store::TenantStore>, Answer> {
+    s.tenants().store().ok_or_else(|| error(StatusCode::NOT_FOUND, "not-configured", "tenants are not enabled on this host: start serve with a secret key"))
 }
 
 /// The admin listener's setup routes.
-pub(super) fn admin_routes() -> Router<Arc<Shared>> {
+pub(super) fn admin_routes<H: Host>() -> Router<Arc<H>> {
     Router::new()
         .route("/setup", get(|Extension(nonce): Extension<super::access::Nonce>| async move { Html(nonce.fill(SETUP_PAGE)) }))
-        .route("/api/tenants", get(list_tenants).post(add_tenant))
-        .route("/api/tenants/{id}", delete(remove_tenant))
-        .route("/api/tenants/{id}/dialpad", post(connect_dialpad).delete(disconnect_dialpad))
-        .route("/api/tenants/{id}/check", get(check_tenant))
-        .route("/api/tenants/{id}/test-event", post(test_event))
-        .route("/api/validate-config", post(validate_config))
-        .route("/api/installs/reconcile", post(reconcile_installs))
-        .route("/oauth/highlevel/start", get(authorize))
-        .route("/oauth/highlevel/callback", get(callback))
+        .route("/api/tenants", get(list_tenants::<H>).post(add_tenant::<H>))
+        .route("/api/tenants/{id}", delete(remove_tenant::<H>))
+        .route("/api/tenants/{id}/dialpad", post(connect_dialpad::<H>).delete(disconnect_dialpad::<H>))
+        .route("/api/tenants/{id}/check", get(check_tenant::<H>))
+        .route("/api/tenants/{id}/test-event", post(test_event::<H>))
+        .route("/api/validate-config", post(validate_config::<H>))
+        .route("/api/installs/reconcile", post(reconcile_now::<H>))
+        .route("/oauth/highlevel/start", get(authorize::<H>))
+        .route("/oauth/highlevel/callback", get(callback::<H>))
 }
 
 /// The webhook listener's route for HighLevel's app webhooks.
-pub(super) fn webhook_routes() -> Router<Arc<Shared>> {
-    Router::new().route("/webhooks/highlevel", post(app_webhook))
+pub(super) fn webhook_routes<H: Host>() -> Router<Arc<H>> {
+    Router::new().route("/webhooks/highlevel", post(app_webhook::<H>))
 }
 
-async fn list_tenants(State(s): State<Arc<Shared>>) -> Answer {
-    let public_url = s.setup.as_ref().and_then(|setup| setup.public_url.clone());
+async fn list_tenants<H: Host>(State(s): State<Arc<H>>) -> Answer {
+    let public_url = s.setup().and_then(|setup| setup.public_url.clone());
     let tenants: Vec<Value> = s
-        .tenants
+        .tenants()
         .all()
         .iter()
         .map(|live| {
@@ -154,11 +171,11 @@ async fn list_tenants(State(s): State<Arc<Shared>>) -> Answer {
                 "scopes": t.scopes,
                 "dialpad": t.dialpad.as_ref().map(|d| json!({"auth": d.auth, "registration": d.registration})),
                 "webhook_url": public_url.as_deref().map(|url| lifecycle::hook_url(url, &t.id)),
-                "last_event": s.inbox.last_of_tenant(&t.id).ok().flatten().map(|(at, status)| json!({"at": check::iso_time(at), "status": status})),
+                "last_event": s.inbox().last_of_tenant(&t.id).ok().flatten().map(|(at, status)| json!({"at": check::iso_time(at), "status": status})),
             })
         })
         .collect();
-    (StatusCode::OK, Json(json!({"tenants": tenants, "marketplace": s.setup.as_ref().is_some_and(|setup| setup.marketplace.is_some())})))
+    (StatusCode::OK, Json(json!({"tenants": tenants, "marketplace": s.setup().is_some_and(|setup| setup.marketplace.is_some())})))
 }
 
 #[derive(serde::Deserialize)]
@@ -170,8 +187,8 @@ struct NewTenant {
     config: Map<String, Value>,
 }
 
-async fn add_tenant(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Answer {
-    let store = match store_of(&s) {
+async fn add_tenant<H: Host>(State(s): State<Arc<H>>, body: axum::body::Bytes) -> Answer {
+    let store = match store_of(&*s) {
         Ok(store) => store.clone(),
         Err(answer) => return answer,
     };
@@ -185,8 +202,8 @@ async fn add_tenant(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> An
     }
 }
 
-async fn remove_tenant(State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<String>) -> Answer {
-    match s.remove_tenants(&[id.clone()]).await {
+async fn remove_tenant<H: Host>(State(s): State<Arc<H>>, UrlPath(id): UrlPath<String>) -> Answer {
+    match remove_tenants(&*s, &[id.clone()]).await {
         Ok(0) => error(StatusCode::NOT_FOUND, "not-found", format!("no tenant {id}")),
         Ok(_) => (StatusCode::OK, Json(json!({"removed": id}))),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "storage", format!("{e:#}")),
@@ -198,8 +215,8 @@ struct DialpadKey {
     api_key: String,
 }
 
-async fn connect_dialpad(State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<String>, body: axum::body::Bytes) -> Answer {
-    let (setup, store) = match (setup_of(&s), store_of(&s)) {
+async fn connect_dialpad<H: Host>(State(s): State<Arc<H>>, UrlPath(id): UrlPath<String>, body: axum::body::Bytes) -> Answer {
+    let (setup, store) = match (setup_of(&*s), store_of(&*s)) {
         (Ok(setup), Ok(store)) => (setup, store.clone()),
         (Err(answer), _) | (_, Err(answer)) => return answer,
     };
@@ -213,15 +230,15 @@ async fn connect_dialpad(State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<Stri
     let target = DialpadTarget { api_base: &setup.dialpad_api_base, public_url, call_states: &setup.call_states, timeout: setup.timeout };
     match lifecycle::connect_dialpad(&store, &id, credential, target).await {
         Ok(registration) => {
-            let _ = s.tenants.refresh();
+            let _ = s.tenants().refresh();
             (StatusCode::OK, Json(json!({"registration": registration})))
         }
         Err(e) => error(StatusCode::BAD_GATEWAY, "dialpad", format!("{e:#}")),
     }
 }
 
-async fn disconnect_dialpad(State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<String>) -> Answer {
-    let (setup, store) = match (setup_of(&s), store_of(&s)) {
+async fn disconnect_dialpad<H: Host>(State(s): State<Arc<H>>, UrlPath(id): UrlPath<String>) -> Answer {
+    let (setup, store) = match (setup_of(&*s), store_of(&*s)) {
         (Ok(setup), Ok(store)) => (setup, store.clone()),
         (Err(answer), _) | (_, Err(answer)) => return answer,
     };
@@ -231,12 +248,12 @@ async fn disconnect_dialpad(State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<S
     }
 }
 
-async fn check_tenant(State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<String>) -> Answer {
-    let (setup, store) = match (setup_of(&s), store_of(&s)) {
+async fn check_tenant<H: Host>(State(s): State<Arc<H>>, UrlPath(id): UrlPath<String>) -> Answer {
+    let (setup, store) = match (setup_of(&*s), store_of(&*s)) {
         (Ok(setup), Ok(store)) => (setup, store.clone()),
         (Err(answer), _) | (_, Err(answer)) => return answer,
     };
-    let Some(live) = s.tenants.get(&id).filter(|_| !id.is_empty()) else { return error(StatusCode::NOT_FOUND, "not-found", format!("no tenant {id}")) };
+    let Some(live) = s.tenants().get(&id).filter(|_| !id.is_empty()) else { return error(StatusCode::NOT_FOUND, "not-found", format!("no tenant {id}")) };
     let context = CheckContext {
         store: &store,
         api_base: &setup.api_base,
@@ -244,7 +261,7 @@ async fn check_tenant(State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<String>
         public_url: setup.public_url.as_deref(),
         call_states: &setup.call_states,
         timeout: setup.timeout,
-        last_event: s.inbox.last_of_tenant(&id).ok().flatten(),
+        last_event: s.inbox().last_of_tenant(&id).ok().flatten(),
     };
     let report = check::check(&live, &context).await;
     (StatusCode::OK, Json(serde_json::to_value(&report).unwrap_or_default()))
@@ -252,14 +269,16 @@ async fn check_tenant(State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<String>
 
 /// A signed Dialpad call (a missed call from a test number) delivered to the tenant's own
 /// webhook path, as Dialpad would: it is checked, queued and handled like any other.
-async fn test_event(State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<String>) -> Response {
-    let store = match store_of(&s) {
+async fn test_event<H: Host>(State(s): State<Arc<H>>, UrlPath(id): UrlPath<String>) -> Response {
+    let store = match store_of(&*s) {
         Ok(store) => store.clone(),
         Err(answer) => return answer.into_response(),
     };
     let secret = match store.secret(&crate::tenants::owner(&id), crate::tenants::secret_names::WEBHOOK_SECRET) {
         Ok(Some(secret)) => secret,
-        Ok(None) => return error(StatusCode::CONFLICT, "not-connected", format!("tenant {id} has no Dialpad webhook secret: connect Dialpad first")).into_response(),
+        Ok(None) => {
+            return error(StatusCode::CONFLICT, "not-connected", format!("tenant {id} has no Dialpad webhook secret: connect Dialpad first")).into_response()
+        }
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "storage", format!("{e:#}")).into_response(),
     };
     let body = test_call_jwt(&secret);
@@ -287,10 +306,10 @@ fn test_call_jwt(secret: &Secret) -> Vec<u8> {
     format!("{signing_input}.{}", b64(&mac.finalize().into_bytes())).into_bytes()
 }
 
-async fn validate_config(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Answer {
+async fn validate_config<H: Host>(State(s): State<Arc<H>>, body: axum::body::Bytes) -> Answer {
     let text = String::from_utf8_lossy(&body).into_owned();
     let shared = s.clone();
-    match tokio::task::spawn_blocking(move || shared.tenants.single().runtime.validate_config(&text)).await {
+    match tokio::task::spawn_blocking(move || shared.tenants().single().runtime.validate_config(&text)).await {
         Ok(Ok(problems)) => {
             let problems: Vec<Value> = problems.iter().map(|p| json!({"path": p.path, "message": p.message})).collect();
             (StatusCode::OK, Json(json!({"valid": problems.is_empty(), "problems": problems})))
@@ -307,8 +326,8 @@ struct AuthorizeQuery {
     install: Option<String>,
 }
 
-async fn authorize(State(s): State<Arc<Shared>>, Query(q): Query<AuthorizeQuery>) -> Response {
-    let Some(marketplace) = s.setup.as_ref().and_then(|setup| setup.marketplace.as_ref()) else {
+async fn authorize<H: Host>(State(s): State<Arc<H>>, Query(q): Query<AuthorizeQuery>) -> Response {
+    let Some(marketplace) = s.setup().and_then(|setup| setup.marketplace.as_ref()) else {
         return error(StatusCode::NOT_FOUND, "not-configured", "no Marketplace app is configured (marketplace in the configuration)").into_response();
     };
     let user_type = match q.install.as_deref() {
@@ -317,7 +336,7 @@ async fn authorize(State(s): State<Arc<Shared>>, Query(q): Query<AuthorizeQuery>
         Some(other) => return error(StatusCode::BAD_REQUEST, "invalid-input", format!("install={other}: use agency or location")).into_response(),
     };
     let state = lifecycle::generate_secret().expose()[..32].to_string();
-    let setup = s.setup.as_ref().expect("checked above");
+    let setup = s.setup().expect("checked above");
     {
         let mut pending = setup.pending.lock().unwrap();
         pending.retain(|_, (_, at)| at.elapsed() < AUTHORIZE_WINDOW);
@@ -333,8 +352,8 @@ struct CallbackQuery {
     error: Option<String>,
 }
 
-async fn callback(State(s): State<Arc<Shared>>, Query(q): Query<CallbackQuery>) -> Response {
-    let (Ok(setup), Ok(store)) = (setup_of(&s), store_of(&s)) else {
+async fn callback<H: Host>(State(s): State<Arc<H>>, Query(q): Query<CallbackQuery>) -> Response {
+    let (Ok(setup), Ok(store)) = (setup_of(&*s), store_of(&*s)) else {
         return error(StatusCode::NOT_FOUND, "not-configured", "tenants are not enabled on this host").into_response();
     };
     let Some(marketplace) = &setup.marketplace else {
@@ -345,8 +364,12 @@ async fn callback(State(s): State<Arc<Shared>>, Query(q): Query<CallbackQuery>) 
     }
     let pending = q.state.as_deref().and_then(|state| setup.pending.lock().unwrap().remove(state));
     let Some((user_type, _)) = pending.filter(|(_, at)| at.elapsed() < AUTHORIZE_WINDOW) else {
-        return error(StatusCode::BAD_REQUEST, "invalid-state", "this authorization was not started here, or took longer than 10 minutes: start it again from the setup page")
-            .into_response();
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid-state",
+            "this authorization was not started here, or took longer than 10 minutes: start it again from the setup page",
+        )
+        .into_response();
     };
     let Some(code) = q.code else { return error(StatusCode::BAD_REQUEST, "invalid-input", "the callback has no code").into_response() };
     let grant = match marketplace.app().exchange_code(&code, user_type).await {
@@ -355,7 +378,7 @@ async fn callback(State(s): State<Arc<Shared>>, Query(q): Query<CallbackQuery>) 
     };
     match lifecycle::install(store, marketplace.app(), grant).await {
         Ok(tenants) => {
-            let _ = s.tenants.refresh();
+            let _ = s.tenants().refresh();
             let ids: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
             Redirect::to(&format!("/setup?installed={}", ids.join(","))).into_response()
         }
@@ -365,8 +388,8 @@ async fn callback(State(s): State<Arc<Shared>>, Query(q): Query<CallbackQuery>) 
 
 /// HighLevel's app webhooks. HighLevel sends again only after a 429, so a failure that is ours
 /// (the ledger) answers 429; a delivery that can never pass answers 4xx.
-async fn app_webhook(State(s): State<Arc<Shared>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let Some(setup) = s.setup.as_ref() else { return error(StatusCode::NOT_FOUND, "not-configured", "no Marketplace app is configured").into_response() };
+async fn app_webhook<H: Host>(State(s): State<Arc<H>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let Some(setup) = s.setup() else { return error(StatusCode::NOT_FOUND, "not-configured", "no Marketplace app is configured").into_response() };
     let Some(gate) = &setup.gate else {
         return error(StatusCode::NOT_FOUND, "not-configured", "no Marketplace webhook key is configured (marketplace.webhook_public_key)").into_response();
     };
@@ -384,9 +407,13 @@ async fn app_webhook(State(s): State<Arc<Shared>>, headers: HeaderMap, body: axu
                 GateRefusal::Event(_) => StatusCode::BAD_REQUEST,
                 _ => StatusCode::CONFLICT,
             };
-            s.metrics.event("refused");
+            s.count_refusal();
             let answer = error(status, "app-webhook-refused", &refusal);
-            return if status == StatusCode::TOO_MANY_REQUESTS { (answer.0, [(header::RETRY_AFTER, "60")], answer.1).into_response() } else { answer.into_response() };
+            return if status == StatusCode::TOO_MANY_REQUESTS {
+                (answer.0, [(header::RETRY_AFTER, "60")], answer.1).into_response()
+            } else {
+                answer.into_response()
+            };
         }
     };
     let webhook_id = match &event {
@@ -394,7 +421,7 @@ async fn app_webhook(State(s): State<Arc<Shared>>, headers: HeaderMap, body: axu
         AppEvent::Uninstall(u) => Some(u.webhook_id.clone()),
         AppEvent::Other { .. } => None,
     };
-    let answer = act_on(&s, setup, event).await;
+    let answer = act_on(&*s, setup, event).await;
     // Our failure: HighLevel sends it again after the 429, which must not look like a replay.
     if answer.status() == StatusCode::TOO_MANY_REQUESTS {
         if let Some(id) = webhook_id {
@@ -407,7 +434,7 @@ async fn app_webhook(State(s): State<Arc<Shared>>, headers: HeaderMap, body: axu
 }
 
 /// Acts on a verified app webhook.
-async fn act_on(s: &Arc<Shared>, setup: &Setup, event: AppEvent) -> Response {
+async fn act_on(s: &impl Host, setup: &Setup, event: AppEvent) -> Response {
     let Ok(store) = store_of(s) else { return error(StatusCode::NOT_FOUND, "not-configured", "tenants are not enabled").into_response() };
     match event {
         AppEvent::Install(install) => {
@@ -427,7 +454,7 @@ async fn act_on(s: &Arc<Shared>, setup: &Setup, event: AppEvent) -> Response {
                     },
                 }
             }
-            let _ = s.tenants.refresh();
+            let _ = s.tenants().refresh();
             (StatusCode::OK, Json(json!({"tenants": made, "pending": pending}))).into_response()
         }
         AppEvent::Uninstall(uninstall) => {
@@ -440,7 +467,7 @@ async fn act_on(s: &Arc<Shared>, setup: &Setup, event: AppEvent) -> Response {
                 Ok(tenants) => tenants.into_iter().map(|t| t.id).collect(),
                 Err(e) => return error(StatusCode::TOO_MANY_REQUESTS, "storage", format!("{e:#}")).into_response(),
             };
-            if let Err(e) = s.remove_tenants(&ids).await {
+            if let Err(e) = remove_tenants(s, &ids).await {
                 return error(StatusCode::TOO_MANY_REQUESTS, "storage", format!("{e:#}")).into_response();
             }
             if let Uninstalled::Agency(company) = which {
@@ -457,8 +484,8 @@ async fn act_on(s: &Arc<Shared>, setup: &Setup, event: AppEvent) -> Response {
     }
 }
 
-async fn reconcile_installs(State(s): State<Arc<Shared>>) -> Answer {
-    match s.reconcile_installs().await {
+async fn reconcile_now<H: Host>(State(s): State<Arc<H>>) -> Answer {
+    match reconcile_installs(&*s).await {
         Ok(drift) => (StatusCode::OK, Json(drift)),
         Err(e) => error(StatusCode::BAD_GATEWAY, "highlevel", format!("{e:#}")),
     }
@@ -467,41 +494,39 @@ async fn reconcile_installs(State(s): State<Arc<Shared>>) -> Answer {
 /// How often `serve` compares each agency's tenants with HighLevel's list of installs.
 pub const RECONCILE_INSTALLS_EVERY: Duration = Duration::from_secs(3600);
 
-impl Shared {
-    /// Compares every agency's tenants with `GET /oauth/installedLocations`: adds the locations
-    /// installed since, removes those uninstalled (an UNINSTALL that never came).
-    pub(super) async fn reconcile_installs(&self) -> anyhow::Result<Value> {
-        let (Some(setup), Some(store)) = (&self.setup, self.tenants.store()) else { return Ok(json!({"agencies": []})) };
-        let Some(marketplace) = &setup.marketplace else { return Ok(json!({"agencies": []})) };
-        let mut report = Vec::new();
-        for company in store.agencies()? {
-            match lifecycle::reconcile_agency(store, marketplace, &company).await {
-                Ok(drift) => {
-                    self.remove_tenants(&drift.uninstalled).await?;
-                    report.push(json!({"company": company, "added": drift.added, "removed": drift.uninstalled}));
-                }
-                Err(e) => report.push(json!({"company": company, "error": format!("{e:#}")})),
+/// Compares every agency's tenants with `GET /oauth/installedLocations`: adds the locations
+/// installed since, removes those uninstalled (an UNINSTALL that never came).
+pub(super) async fn reconcile_installs(host: &impl Host) -> anyhow::Result<Value> {
+    let (Some(setup), Some(store)) = (host.setup(), host.tenants().store()) else { return Ok(json!({"agencies": []})) };
+    let Some(marketplace) = &setup.marketplace else { return Ok(json!({"agencies": []})) };
+    let mut report = Vec::new();
+    for company in store.agencies()? {
+        match lifecycle::reconcile_agency(store, marketplace, &company).await {
+            Ok(drift) => {
+                remove_tenants(host, &drift.uninstalled).await?;
+                report.push(json!({"company": company, "added": drift.added, "removed": drift.uninstalled}));
             }
+            Err(e) => report.push(json!({"company": company, "error": format!("{e:#}")})),
         }
-        self.tenants.refresh()?;
-        Ok(json!({"agencies": report}))
     }
+    host.tenants().refresh()?;
+    Ok(json!({"agencies": report}))
+}
 
-    /// Removes tenants: their Dialpad registrations, the tenants and their secrets, and their
-    /// queued deliveries (cancelled). Returns how many existed.
-    pub(super) async fn remove_tenants(&self, ids: &[String]) -> anyhow::Result<usize> {
-        let Some(store) = self.tenants.store() else { return Ok(0) };
-        let (dialpad_api_base, timeout) =
-            self.setup.as_ref().map(|s| (s.dialpad_api_base.clone(), s.timeout)).unwrap_or_else(|| ("https://dialpad.com".into(), Duration::from_secs(30)));
-        let mut removed = 0;
-        for id in ids {
-            if lifecycle::remove(store, id, &dialpad_api_base, timeout).await? {
-                removed += 1;
-            }
-            let cancelled = self.inbox.cancel_tenant(id, &format!("tenant {id} was removed (uninstalled)"))?;
-            tracing::info!("serve: tenant {id} removed; {cancelled} queued deliveries cancelled");
+/// Removes tenants: their Dialpad registrations, the tenants and their secrets, and their
+/// queued deliveries (cancelled). Returns how many existed.
+async fn remove_tenants(host: &impl Host, ids: &[String]) -> anyhow::Result<usize> {
+    let Some(store) = host.tenants().store() else { return Ok(0) };
+    let (dialpad_api_base, timeout) =
+        host.setup().map(|s| (s.dialpad_api_base.clone(), s.timeout)).unwrap_or_else(|| ("https://dialpad.com".into(), Duration::from_secs(30)));
+    let mut removed = 0;
+    for id in ids {
+        if lifecycle::remove(store, id, &dialpad_api_base, timeout).await? {
+            removed += 1;
         }
-        self.tenants.refresh()?;
-        Ok(removed)
+        let cancelled = host.inbox().cancel_tenant(id, &format!("tenant {id} was removed (uninstalled)"))?;
+        tracing::info!("serve: tenant {id} removed; {cancelled} queued deliveries cancelled");
     }
+    host.tenants().refresh()?;
+    Ok(removed)
 }

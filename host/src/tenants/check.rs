@@ -66,7 +66,11 @@ pub async fn check(live: &LiveTenant, context: &CheckContext<'_>) -> CheckReport
         Err(e) => items.push(item("HighLevel token", false, e.clone(), reconnect)),
     }
     if let Ok(bearer) = &bearer {
-        let url = format!("{}/contacts/?locationId={}&limit=1", context.api_base.trim_end_matches('/'), url::form_urlencoded::byte_serialize(tenant.location_id.as_bytes()).collect::<String>());
+        let url = format!(
+            "{}/contacts/?locationId={}&limit=1",
+            context.api_base.trim_end_matches('/'),
+            url::form_urlencoded::byte_serialize(tenant.location_id.as_bytes()).collect::<String>()
+        );
         let request = ::http::Request::get(url)
             .header(::http::header::AUTHORIZATION, format!("Bearer {}", bearer.expose()))
             .header("Version", contacts_api::API_VERSION_HEADER)
@@ -85,11 +89,17 @@ pub async fn check(live: &LiveTenant, context: &CheckContext<'_>) -> CheckReport
                 format!("HighLevel refused access to location {} (403): {}", tenant.location_id, a.reason()),
                 "Grant the app contacts.readonly and contacts.write for this location, then install it again.",
             ),
-            Ok(a) => item("Location reachable", false, format!("HighLevel answered {}: {}", a.status, a.reason()), "Try again later; if it persists, check HighLevel's status page."),
+            Ok(a) => item(
+                "Location reachable",
+                false,
+                format!("HighLevel answered {}: {}", a.status, a.reason()),
+                "Try again later; if it persists, check HighLevel's status page.",
+            ),
             Err(e) => item("Location reachable", false, e, "Check that this host can reach HighLevel (DNS, firewall, proxy)."),
         });
     }
-    let missing: Vec<&str> = ["contacts.readonly", "contacts.write"].into_iter().filter(|s| !tenant.scopes.is_empty() && !tenant.scopes.iter().any(|g| g == s)).collect();
+    let missing: Vec<&str> =
+        ["contacts.readonly", "contacts.write"].into_iter().filter(|s| !tenant.scopes.is_empty() && !tenant.scopes.iter().any(|g| g == s)).collect();
     items.push(if tenant.scopes.is_empty() {
         item("Scopes granted", true, "not listed for this credential (a private integration token): the reachability check stands for it", "")
     } else if missing.is_empty() {
@@ -122,8 +132,12 @@ async fn dialpad_item(live: &LiveTenant, context: &CheckContext<'_>) -> CheckIte
     let hook = context.public_url.map(|url| hook_url(url, &live.tenant.id)).unwrap_or_else(|| registration.hook_url.clone());
     let wanted = Wanted { hook_url: hook, call_states: context.call_states.to_vec(), sms: true, contacts: true };
     match connection.status(registration, &wanted).await {
-        Ok(status) if status.is_healthy() => item("Dialpad webhook", true, format!("webhook {} and its subscriptions are registered", registration.webhook_id), ""),
-        Ok(status) => item("Dialpad webhook", false, status.to_string().trim().to_string(), "Connect Dialpad again: it registers what is missing and nothing twice."),
+        Ok(status) if status.is_healthy() => {
+            item("Dialpad webhook", true, format!("webhook {} and its subscriptions are registered", registration.webhook_id), "")
+        }
+        Ok(status) => {
+            item("Dialpad webhook", false, status.to_string().trim().to_string(), "Connect Dialpad again: it registers what is missing and nothing twice.")
+        }
         Err(e) => item("Dialpad webhook", false, format!("Dialpad: {e}"), "Check the Dialpad API key (company admin) or reconnect Dialpad."),
     }
 }

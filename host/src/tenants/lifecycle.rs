@@ -12,11 +12,6 @@ use anyhow::{bail, Context as _};
 use serde_json::{Map, Value};
 use std::time::Duration;
 
-/// The call states the sync subscribes to: the ends of calls and what arrives after them
-/// (voicemail, recording, transcripts, the Ai recap).
-pub const SYNC_CALL_STATES: [&str; 10] =
-    ["hangup", "missed", "voicemail", "voicemail_uploaded", "recording", "transcription", "call_transcription", "recap_summary", "recap_action_items", "recap_outcome"];
-
 /// A new random secret (32 bytes, hex): a Dialpad webhook's.
 pub fn generate_secret() -> Secret {
     let mut bytes = [0u8; 32];
@@ -136,7 +131,14 @@ pub async fn install(store: &TenantStore, app: &MarketplaceApp, grant: Grant) ->
             let Some(refresh) = &grant.refresh else { bail!("the location install's grant has no refresh token") };
             let id = id_for_location(&location);
             store.set_secret(&owner(&id), names::HIGHLEVEL_REFRESH, refresh)?;
-            let installed = Installed { id: &id, location: &location, company: grant.company_id.clone(), auth: HighLevelAuth::LocationInstall, name: None, scopes: &grant.scopes };
+            let installed = Installed {
+                id: &id,
+                location: &location,
+                company: grant.company_id.clone(),
+                auth: HighLevelAuth::LocationInstall,
+                name: None,
+                scopes: &grant.scopes,
+            };
             Ok(vec![put_installed(store, installed)?])
         }
         UserType::Company => {
@@ -158,7 +160,8 @@ pub async fn install(store: &TenantStore, app: &MarketplaceApp, grant: Grant) ->
             let mut made = Vec::new();
             for (location, name) in locations {
                 let id = id_for_location(&location);
-                let installed = Installed { id: &id, location: &location, company: Some(company.clone()), auth: HighLevelAuth::AgencyInstall, name, scopes: &grant.scopes };
+                let installed =
+                    Installed { id: &id, location: &location, company: Some(company.clone()), auth: HighLevelAuth::AgencyInstall, name, scopes: &grant.scopes };
                 made.push(put_installed(store, installed)?);
             }
             Ok(made)
@@ -231,7 +234,8 @@ pub fn add_agency_location(store: &TenantStore, company_id: &str, location_id: &
     }
     let id = id_for_location(location_id);
     let scopes = store.get(&id)?.map(|t| t.scopes).unwrap_or_default();
-    let installed = Installed { id: &id, location: location_id, company: Some(company_id.to_string()), auth: HighLevelAuth::AgencyInstall, name: None, scopes: &scopes };
+    let installed =
+        Installed { id: &id, location: location_id, company: Some(company_id.to_string()), auth: HighLevelAuth::AgencyInstall, name: None, scopes: &scopes };
     Ok(Some(put_installed(store, installed)?))
 }
 
@@ -245,11 +249,16 @@ pub struct InstallsDrift {
 
 /// Compares an agency's tenants with `GET /oauth/installedLocations`; adds the missing tenants
 /// and returns the ids of those to remove (the caller removes them, cancelling their work).
-pub async fn reconcile_agency(store: &TenantStore, credentials: &super::credentials::MarketplaceCredentials, company_id: &str) -> anyhow::Result<InstallsDrift> {
+pub async fn reconcile_agency(
+    store: &TenantStore,
+    credentials: &super::credentials::MarketplaceCredentials,
+    company_id: &str,
+) -> anyhow::Result<InstallsDrift> {
     let agency = credentials.agency(company_id);
     let bearer = agency.bearer().await.map_err(|e| anyhow::anyhow!("agency {company_id}: {e}"))?;
     let installed = credentials.app().installed_locations(&bearer, company_id).await.context("listing the installed locations")?;
-    let tenants: Vec<Tenant> = store.list()?.into_iter().filter(|t| t.company_id.as_deref() == Some(company_id) && t.highlevel == HighLevelAuth::AgencyInstall).collect();
+    let tenants: Vec<Tenant> =
+        store.list()?.into_iter().filter(|t| t.company_id.as_deref() == Some(company_id) && t.highlevel == HighLevelAuth::AgencyInstall).collect();
     let mut drift = InstallsDrift::default();
     for location in installed.iter().filter(|l| l.is_installed) {
         if !tenants.iter().any(|t| t.location_id == location.id) {

@@ -13,10 +13,10 @@
 //! The host's single location (`--location-id`, `--token`, the `/webhooks/dialpad` path) stays:
 //! it is the tenant with the empty id, and its keys and lanes are unprefixed as before.
 
+pub mod check;
 pub mod credentials;
 pub mod lifecycle;
 pub mod registry;
-pub mod check;
 pub mod store;
 
 use serde::{Deserialize, Serialize};

@@ -2,15 +2,14 @@
 //! tenant's own configuration, credentials, limiters and key-value namespace, and rebuilt when
 //! the stored tenant changes.
 
+use super::credentials::{HighLevelCredential, MarketplaceCredentials};
 use super::store::TenantStore;
 use super::{secret_names as names, DialpadAuth, HighLevelAuth, Tenant};
 use crate::capability::keyvalue::KeyValueStore;
 use crate::capability::outbound::CircuitBreaker;
 use crate::capability::secret::Secret;
 use crate::engine::Runtime;
-use crate::oauth::OAuthTokens;
 use crate::settings::Settings;
-use super::credentials::MarketplaceCredentials;
 use crate::storage::dead_letters::DeadLetters;
 use anyhow::Context as _;
 use std::collections::HashMap;
@@ -30,14 +29,6 @@ pub struct Credentials {
     pub highlevel: HighLevelCredential,
     pub dialpad_key: Option<Secret>,
     pub webhook_secret: Option<Secret>,
-}
-
-/// Where the tenant's HighLevel bearer token comes from.
-pub enum HighLevelCredential {
-    Token(Secret),
-    OAuth(Arc<OAuthTokens>),
-    /// Not usable (yet): why, in plain words. Its events are refused at the door.
-    Missing(String),
 }
 
 /// Makes a tenant's HighLevel credential from the store (OAuth tokens need the Marketplace app).
