@@ -195,6 +195,9 @@ fn an_agency_install_and_a_private_token_location_connect_sync_apart_refresh_and
     assert_eq!(status, 200, "{visited:?}");
     assert!(visited.iter().any(|u| u.contains("/v2/oauth/chooselocation")), "{visited:?}");
     assert!(visited.last().unwrap().ends_with("/setup?installed=loc-localpha01,loc-locbeta02"), "{visited:?}");
+    // HighLevel's INSTALL webhook for an installed location changes nothing.
+    let (status, answer) = ghl.send_install(&format!("{}/webhooks/highlevel", serve.webhooks), "locAlpha01");
+    assert_eq!((status, serde_json::from_str::<Value>(&answer).unwrap()["tenants"].clone()), (200, json!(["loc-localpha01"])), "{answer}");
     // 2. A third location with a private integration token, from the CLI while serve runs.
     let (ok, out) =
         dialpad_ghl(&[&["connect", "--tenant", "gamma", "--location-id", "locGamma03", "--token", PRIVATE_TOKEN][..], &cli_store].concat(), &key_file);
@@ -253,15 +256,18 @@ fn an_agency_install_and_a_private_token_location_connect_sync_apart_refresh_and
     // 6. Beta uninstalls the app: a signed UNINSTALL removes its tenant, its secrets and its
     //    Dialpad webhook; replayed or tampered, the webhook is refused.
     let beta_secret = secret_of(&dialpad, "loc-locbeta02");
-    let uninstall = app_webhook::uninstall_body(APP_ID, Some(COMPANY), Some("locBeta02"), "wh-uninstall-1", &app_webhook::timestamp(app_webhook::now_ms()));
-    let (status, answer) = app_webhook::post(&format!("{}/webhooks/highlevel", serve.webhooks), &uninstall);
+    let app_webhooks = format!("{}/webhooks/highlevel", serve.webhooks);
+    let (status, answer) = ghl.send_uninstall(&app_webhooks, "locBeta02");
     assert_eq!(status, 200, "{answer}");
     assert_eq!(serde_json::from_str::<Value>(&answer).unwrap()["removed"], json!(["loc-locbeta02"]));
-    assert_eq!(app_webhook::post(&format!("{}/webhooks/highlevel", serve.webhooks), &uninstall).0, 409, "a replay");
-    let mut tampered = uninstall.clone();
+    let again = app_webhook::uninstall_body(APP_ID, Some(COMPANY), Some("locBeta02"), "wh-uninstall-again", &app_webhook::timestamp(app_webhook::now_ms()));
+    assert_eq!(app_webhook::post(&app_webhooks, &again).0, 200, "nothing left to remove");
+    assert_eq!(app_webhook::post(&app_webhooks, &again).0, 409, "a replay");
+    let mut tampered = again.clone();
     tampered.extend_from_slice(b" ");
-    let (status, _) = loopback_request("POST", &format!("{}/webhooks/highlevel", serve.webhooks), &tampered).unwrap();
-    assert_eq!(status, 401, "no signature");
+    assert_eq!(loopback_request("POST", &app_webhooks, &tampered).unwrap().0, 401, "no signature");
+    let stale = app_webhook::uninstall_body(APP_ID, Some(COMPANY), Some("locAlpha01"), "wh-stale", &app_webhook::timestamp(app_webhook::now_ms() - 3_600_000));
+    assert_eq!(app_webhook::post(&app_webhooks, &stale).0, 409, "an hour old");
     let registered = dialpad.registered();
     assert_eq!(registered.webhooks.len(), 2, "{registered:?}");
     assert!(registered.webhooks.iter().all(|w| !w.hook_url.ends_with("loc-locbeta02")));

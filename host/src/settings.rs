@@ -59,6 +59,33 @@ pub struct ConnectSettings {
     pub public_url: Option<String>,
     /// The call states subscribed to at Dialpad (default [`SYNC_CALL_STATES`]).
     pub call_states: Vec<String>,
+    /// A Dialpad OAuth app (`dialpad_oauth`): tenants connect Dialpad by authorizing it instead
+    /// of pasting an API key.
+    pub dialpad_oauth: Option<DialpadOAuthSettings>,
+}
+
+/// A Dialpad OAuth app (`dialpad_oauth` in the configuration).
+#[derive(Clone, Debug)]
+pub struct DialpadOAuthSettings {
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Default: `<admin address>/oauth/dialpad/callback`.
+    pub redirect_uri: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+impl DialpadOAuthSettings {
+    /// The app as the connect client uses it, on Dialpad at `dialpad_base`.
+    pub fn app(&self, dialpad_base: &str, default_redirect: &str, timeout: Duration) -> crate::connect::dialpad::DialpadOAuthApp {
+        crate::connect::dialpad::DialpadOAuthApp {
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            redirect_uri: self.redirect_uri.clone().unwrap_or_else(|| default_redirect.to_string()),
+            scopes: self.scopes.clone(),
+            authorize_base: dialpad_base.to_string(),
+            timeout,
+        }
+    }
 }
 
 /// The HighLevel Marketplace app this host is installed as (`marketplace` in the configuration).
@@ -270,10 +297,20 @@ impl Settings {
         Ok(settings)
     }
 
-    /// `marketplace`, `public_url` and `dialpad_call_states`.
+    /// `marketplace`, `dialpad_oauth`, `public_url` and `dialpad_call_states`.
     fn read_connect_keys(&mut self, path: &Path) -> anyhow::Result<()> {
         if let Some(marketplace) = self.plugin_config.remove("marketplace") {
             self.connect.marketplace = Some(MarketplaceSettings::from_json(&marketplace, path)?);
+        }
+        if let Some(oauth) = self.plugin_config.remove("dialpad_oauth") {
+            let text = |key: &str| oauth.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+            let (Some(client_id), Some(client_secret)) = (text("client_id"), text("client_secret")) else {
+                bail!("{}: dialpad_oauth needs client_id and client_secret (the Dialpad app's)", path.display());
+            };
+            let scopes =
+                oauth.get("scopes").and_then(Value::as_array).map(|l| l.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default();
+            self.connect.dialpad_oauth =
+                Some(DialpadOAuthSettings { client_id, client_secret: Secret::new(client_secret), redirect_uri: text("redirect_uri"), scopes });
         }
         match self.plugin_config.remove("public_url") {
             None | Some(Value::Null) => {}

@@ -7,12 +7,12 @@ use dialpad_ghl_host::capability::secret::Secret;
 use dialpad_ghl_host::engine::Runtime;
 use dialpad_ghl_host::serve::setup::Setup;
 use dialpad_ghl_host::serve::{ServeOptions, Server};
-use dialpad_ghl_host::settings::MarketplaceSettings;
+use dialpad_ghl_host::settings::{DialpadOAuthSettings, MarketplaceSettings};
 use dialpad_ghl_host::storage::dead_letters::DeadLetters;
 use dialpad_ghl_host::storage::vault::{SecretKey, Vault};
 use dialpad_ghl_host::tenants::registry::Tenants;
 use dialpad_ghl_host::tenants::store::TenantStore;
-use host_test::dialpad_mock::{DialpadMock, DialpadMockOptions};
+use host_test::dialpad_mock::{DialpadMock, DialpadMockOptions, DialpadOAuthClient};
 use host_test::ghl_mock::{MarketplaceOptions, MockOptions, MockServer};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +25,9 @@ pub const LOCATIONS: [&str; 2] = ["tenantLocA", "tenantLocB"];
 /// The private integration token the HighLevel mock accepts.
 pub const PRIVATE_TOKEN: &str = "pit-tenant-test-0a9";
 pub const DIALPAD_KEY: &str = "dialpad-tenant-test-key";
+/// The Dialpad OAuth app the mock knows.
+pub const DIALPAD_CLIENT_ID: &str = "dialpad-tenant-test-app";
+pub const DIALPAD_CLIENT_SECRET: &str = "dialpad-tenant-test-app-secret";
 
 /// The mocks and a `serve` with tenants on loopback ports.
 pub struct TenantHost {
@@ -71,7 +74,19 @@ pub fn tenant_host(name: &str) -> TenantHost {
     let single = Runtime::new(crate::plugin(), settings.runtime_options(true).unwrap(), KeyValueStore::open(&db).unwrap()).unwrap();
     let redirect = format!("http://127.0.0.1:{admin_port}/oauth/highlevel/callback");
     let (tenants, marketplace) = Tenants::over_store(single, &settings, DeadLetters::open(&db).unwrap(), store.clone(), &redirect);
-    let setup = Setup::from_settings(&settings, marketplace, &db).unwrap();
+    settings.connect.dialpad_oauth = Some(DialpadOAuthSettings {
+        client_id: DIALPAD_CLIENT_ID.into(),
+        client_secret: Secret::new(DIALPAD_CLIENT_SECRET),
+        redirect_uri: None,
+        scopes: vec!["recordings_export".into()],
+    });
+    dialpad.add_oauth_client(DialpadOAuthClient {
+        client_id: DIALPAD_CLIENT_ID.into(),
+        client_secret: DIALPAD_CLIENT_SECRET.into(),
+        redirect_uris: vec![format!("http://127.0.0.1:{admin_port}/oauth/dialpad/callback")],
+        access_token_ttl: Duration::from_secs(3600),
+    });
+    let setup = Setup::from_settings(&settings, marketplace, &db, &format!("http://127.0.0.1:{admin_port}")).unwrap();
     let options = ServeOptions {
         listen: format!("127.0.0.1:{port}").parse().unwrap(),
         admin_listen: format!("127.0.0.1:{admin_port}").parse().unwrap(),

@@ -97,3 +97,36 @@ fn a_removed_tenant_stops_at_once_and_the_other_goes_on() {
     assert!(host.store.secret("tenant:north", "webhook_secret").unwrap().is_none());
     assert!(host.store.secret("tenant:north", "highlevel_token").unwrap().is_none());
 }
+
+#[test]
+fn dialpad_connects_through_oauth_with_pkce_and_its_token_lists_nothing_twice() {
+    let host = tenant_host("tenants-dialpad-oauth");
+    let (status, answer) = post_json(&host, "/api/tenants", json!({"id": "north", "location_id": "locNorth", "token": PRIVATE_TOKEN}));
+    assert_eq!(status, 200, "{answer}");
+    // The admin's browser: to Dialpad's authorize page (the mock approves at once) and back.
+    let mut url = format!("{}/oauth/dialpad/start?tenant=north", host.server.admin_url());
+    let mut visited = vec![url.clone()];
+    for _ in 0..2 {
+        for _ in 0..5 {
+            let (status, headers, _) = host_test::support::loopback_exchange("GET", &url, b"").unwrap();
+            let Some((_, location)) = headers.into_iter().find(|(n, _)| n == "location").filter(|_| (300..400).contains(&status)) else { break };
+            url = if location.starts_with("http") { location } else { format!("{}{location}", host.server.admin_url()) };
+            visited.push(url.clone());
+        }
+        // Connecting twice registers nothing twice.
+        url = format!("{}/oauth/dialpad/start?tenant=north", host.server.admin_url());
+    }
+    assert!(visited.iter().any(|u| u.contains("/oauth2/authorize") && u.contains("code_challenge_method=S256")), "{visited:?}");
+    assert!(visited.iter().any(|u| u.ends_with("/setup?connected=north")), "{visited:?}");
+    let registered = host.dialpad.registered();
+    assert_eq!((registered.webhooks.len(), registered.subscriptions.len()), (1, 3), "{registered:?}");
+    // The tenant's Dialpad credential is the OAuth token, sealed; no API key was ever given.
+    assert!(host.store.secret("tenant:north", "dialpad_access").unwrap().is_some());
+    assert!(host.store.secret("tenant:north", "dialpad_key").unwrap().is_none());
+    assert_eq!(deliver(&host, "north", &call(9_200_001, &secret_of(&host, "north"))).0, 200);
+    assert!(host.server.wait_idle(Duration::from_secs(30)));
+    assert_eq!(host.ghl.contacts().len(), 1);
+    // A callback nobody started is refused.
+    let (status, _) = loopback_request("GET", &format!("{}/oauth/dialpad/callback?code=x&state=forged", host.server.admin_url()), b"").unwrap();
+    assert_eq!(status, 400);
+}

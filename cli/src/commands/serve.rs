@@ -93,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             let (tenants, marketplace) = Tenants::over_store(target.runtime, settings, target.dead_letters, store, &default_redirect);
             let tenants = if target.has_location { tenants } else { tenants.without_single() };
-            let setup = Setup::from_settings(settings, marketplace, &db)?;
+            let setup = Setup::from_settings(settings, marketplace, &db, &format!("http://{}", options.admin_listen))?;
             let server = Server::start_tenants(tenants, &db, options, Some(setup))?;
             println!("tenants: webhooks at {}/webhooks/dialpad/<tenant>; setup page {}/setup", server.webhook_url(), server.admin_url());
             server

@@ -169,6 +169,33 @@ impl MockServer {
         self.state.uninstall_location(location_id)
     }
 
+    /// Uninstalls the app from `location_id` and delivers its UNINSTALL webhook to `url`, signed
+    /// with the test key ([`crate::app_webhook`]), as HighLevel delivers to an app's webhook URL:
+    /// the receiver's `(status, answer)`.
+    pub fn send_uninstall(&self, url: &str, location_id: &str) -> (u16, String) {
+        self.uninstall_location(location_id);
+        let (app, company) = self.marketplace_ids();
+        let id = format!("mock-uninstall-{location_id}-{}", crate::app_webhook::now_ms());
+        let body =
+            crate::app_webhook::uninstall_body(&app, Some(&company), Some(location_id), &id, &crate::app_webhook::timestamp(crate::app_webhook::now_ms()));
+        crate::app_webhook::post(url, &body)
+    }
+
+    /// Delivers an INSTALL webhook of `location_id` (an agency location) to `url`, signed as
+    /// [`MockServer::send_uninstall`] signs.
+    pub fn send_install(&self, url: &str, location_id: &str) -> (u16, String) {
+        let (app, company) = self.marketplace_ids();
+        let id = format!("mock-install-{location_id}-{}", crate::app_webhook::now_ms());
+        let body = crate::app_webhook::install_body(&app, &company, Some(location_id), &[], &id, &crate::app_webhook::timestamp(crate::app_webhook::now_ms()));
+        crate::app_webhook::post(url, &body)
+    }
+
+    /// The app's and the agency's ids (a mock without a Marketplace has none: a panic).
+    fn marketplace_ids(&self) -> (String, String) {
+        let options = self.state.options.marketplace.as_ref().expect("the mock has a Marketplace (MockOptions::marketplace)");
+        (options.app_id.clone(), options.company_id.clone())
+    }
+
     /// The Marketplace's approved locations, installed or not; see
     /// [`MockState::marketplace_locations`].
     pub fn marketplace_locations(&self) -> Vec<(String, bool)> {

@@ -5,6 +5,7 @@
 
 use super::inbox::Inbox;
 use crate::capability::secret::Secret;
+use crate::connect::dialpad::{DialpadOAuthApp, Pkce};
 use crate::connect::highlevel::UserType;
 use crate::marketplace::{AppEvent, AppWebhookGate, GateRefusal, ReplayLedger, SignatureRefusal};
 use crate::tenants::check::{self, CheckContext};
@@ -39,16 +40,22 @@ pub struct Setup {
     pub timeout: Duration,
     /// Authorization requests under way: `state` → the install's kind, when it was asked.
     pending: Mutex<HashMap<String, (UserType, Instant)>>,
+    /// A Dialpad OAuth app, when configured.
+    pub dialpad_oauth: Option<DialpadOAuthApp>,
+    /// Dialpad authorizations under way: `state` → the tenant, its PKCE pair, when it was asked.
+    pending_dialpad: Mutex<HashMap<String, (String, Pkce, Instant)>>,
 }
 
 impl Setup {
     /// The setup side from the host's settings: the Marketplace app (from
     /// [`Tenants::over_store`](crate::tenants::registry::Tenants::over_store)), the app webhooks'
-    /// gate when a webhook key is configured, and the ledger of their ids in `state_db`.
+    /// gate when a webhook key is configured, and the ledger of their ids in `state_db`;
+    /// `admin_url` is where the admin listener is reached (the default Dialpad redirect).
     pub fn from_settings(
         settings: &crate::settings::Settings,
         marketplace: Option<Arc<MarketplaceCredentials>>,
         state_db: &std::path::Path,
+        admin_url: &str,
     ) -> anyhow::Result<Setup> {
         use crate::marketplace::{SqliteReplayLedger, WebhookKeys, DEFAULT_WINDOW, HIGHLEVEL_LEGACY_RSA_KEY};
         let gate = match settings.connect.marketplace.as_ref().and_then(|m| m.webhook_public_key.as_ref().map(|key| (m, key))) {
@@ -66,7 +73,7 @@ impl Setup {
             None => None,
         };
         let ledger = SqliteReplayLedger::open(state_db, gate.as_ref().map_or(DEFAULT_WINDOW, |g| g.window()))?;
-        Ok(Setup::new(
+        let mut setup = Setup::new(
             marketplace,
             gate,
             Box::new(ledger),
@@ -75,7 +82,10 @@ impl Setup {
             settings.connect.public_url.clone(),
             settings.call_states(),
             settings.request_timeout,
-        ))
+        );
+        let redirect = format!("{}/oauth/dialpad/callback", admin_url.trim_end_matches('/'));
+        setup.dialpad_oauth = settings.connect.dialpad_oauth.as_ref().map(|o| o.app(&settings.dialpad_api_base(), &redirect, settings.request_timeout));
+        Ok(setup)
     }
 }
 
@@ -106,7 +116,19 @@ impl Setup {
         call_states: Vec<String>,
         timeout: Duration,
     ) -> Setup {
-        Setup { marketplace, gate, ledger: Mutex::new(ledger), api_base, dialpad_api_base, public_url, call_states, timeout, pending: Mutex::default() }
+        Setup {
+            marketplace,
+            gate,
+            ledger: Mutex::new(ledger),
+            api_base,
+            dialpad_api_base,
+            public_url,
+            call_states,
+            timeout,
+            pending: Mutex::default(),
+            dialpad_oauth: None,
+            pending_dialpad: Mutex::default(),
+        }
     }
 }
 
@@ -151,6 +173,8 @@ pub(super) fn admin_routes<H: Host>() -> Router<Arc<H>> {
         .route("/api/installs/reconcile", post(reconcile_now::<H>))
         .route("/oauth/highlevel/start", get(authorize::<H>))
         .route("/oauth/highlevel/callback", get(callback::<H>))
+        .route("/oauth/dialpad/start", get(dialpad_authorize::<H>))
+        .route("/oauth/dialpad/callback", get(dialpad_callback::<H>))
 }
 
 /// The webhook listener's route for HighLevel's app webhooks.
@@ -175,7 +199,9 @@ async fn list_tenants<H: Host>(State(s): State<Arc<H>>) -> Answer {
             })
         })
         .collect();
-    (StatusCode::OK, Json(json!({"tenants": tenants, "marketplace": s.setup().is_some_and(|setup| setup.marketplace.is_some())})))
+    let setup = s.setup();
+    let (marketplace, dialpad_oauth) = (setup.is_some_and(|setup| setup.marketplace.is_some()), setup.is_some_and(|setup| setup.dialpad_oauth.is_some()));
+    (StatusCode::OK, Json(json!({"tenants": tenants, "marketplace": marketplace, "dialpad_oauth": dialpad_oauth})))
 }
 
 #[derive(serde::Deserialize)]
@@ -383,6 +409,69 @@ async fn callback<H: Host>(State(s): State<Arc<H>>, Query(q): Query<CallbackQuer
             Redirect::to(&format!("/setup?installed={}", ids.join(","))).into_response()
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "install", format!("{e:#}")).into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct DialpadAuthorizeQuery {
+    tenant: String,
+}
+
+/// Sends the admin to Dialpad to authorize the app for a tenant (PKCE: the verifier stays here).
+async fn dialpad_authorize<H: Host>(State(s): State<Arc<H>>, Query(q): Query<DialpadAuthorizeQuery>) -> Response {
+    let Some((setup, app)) = s.setup().and_then(|setup| setup.dialpad_oauth.as_ref().map(|app| (setup, app))) else {
+        return error(StatusCode::NOT_FOUND, "not-configured", "no Dialpad OAuth app is configured (dialpad_oauth in the configuration)").into_response();
+    };
+    if s.tenants().get(&q.tenant).filter(|_| !q.tenant.is_empty()).is_none() {
+        return error(StatusCode::NOT_FOUND, "not-found", format!("no tenant {}", q.tenant)).into_response();
+    }
+    let state = lifecycle::generate_secret().expose()[..32].to_string();
+    let pkce = Pkce::generate();
+    let url = app.authorize_url(&state, &pkce);
+    {
+        let mut pending = setup.pending_dialpad.lock().unwrap();
+        pending.retain(|_, (_, _, at)| at.elapsed() < AUTHORIZE_WINDOW);
+        pending.insert(state, (q.tenant, pkce, Instant::now()));
+    }
+    Redirect::to(&url).into_response()
+}
+
+/// Dialpad sends the admin back: the code (with the PKCE verifier) becomes tokens, and the
+/// tenant's Dialpad is connected with them.
+async fn dialpad_callback<H: Host>(State(s): State<Arc<H>>, Query(q): Query<CallbackQuery>) -> Response {
+    let (Ok(setup), Ok(store)) = (setup_of(&*s), store_of(&*s)) else {
+        return error(StatusCode::NOT_FOUND, "not-configured", "tenants are not enabled on this host").into_response();
+    };
+    let Some(app) = &setup.dialpad_oauth else { return error(StatusCode::NOT_FOUND, "not-configured", "no Dialpad OAuth app is configured").into_response() };
+    if let Some(refused) = q.error {
+        return error(StatusCode::BAD_REQUEST, "authorization-refused", format!("Dialpad did not authorize the app: {refused}")).into_response();
+    }
+    let pending = q.state.as_deref().and_then(|state| setup.pending_dialpad.lock().unwrap().remove(state));
+    let Some((tenant, pkce, _)) = pending.filter(|(_, _, at)| at.elapsed() < AUTHORIZE_WINDOW) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid-state",
+            "this authorization was not started here, or took longer than 10 minutes: start it again from the setup page",
+        )
+        .into_response();
+    };
+    let Some(code) = q.code else { return error(StatusCode::BAD_REQUEST, "invalid-input", "the callback has no code").into_response() };
+    let tokens = match app.exchange_code(&code, &pkce).await {
+        Ok(tokens) => tokens,
+        Err(e) => return error(StatusCode::BAD_GATEWAY, "dialpad", format!("exchanging the code: {e}")).into_response(),
+    };
+    let Some(public_url) = setup.public_url.as_deref() else {
+        return error(StatusCode::CONFLICT, "not-configured", "set public_url in the configuration: where Dialpad reaches this host's webhook listener")
+            .into_response();
+    };
+    let credential = DialpadCredential { auth: DialpadAuth::OAuth, credential: tokens.access, refresh: tokens.refresh };
+    let target = DialpadTarget { api_base: &setup.dialpad_api_base, public_url, call_states: &setup.call_states, timeout: setup.timeout };
+    match lifecycle::connect_dialpad(store, &tenant, credential, target).await {
+        Ok(_) => {
+            let _ = s.tenants().refresh();
+            Redirect::to(&format!("/setup?connected={tenant}")).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_GATEWAY, "dialpad", format!("{e:#}")).into_response(),
     }
 }
 
