@@ -6,7 +6,7 @@
 use super::inbox::Inbox;
 use crate::capability::secret::Secret;
 use crate::connect::highlevel::UserType;
-use crate::marketplace::{AppEvent, AppWebhookGate, GateRefusal, ReplayLedger, SignatureRefusal};
+use crate::marketplace::{AppEvent, AppWebhookGate, GateRefusal, ReplayLedger};
 use crate::tenants::check::{self, CheckContext};
 use crate::tenants::credentials::MarketplaceCredentials;
 use crate::tenants::lifecycle::{self, DialpadCredential, DialpadTarget, Uninstalled};
@@ -203,7 +203,7 @@ async fn add_tenant<H: Host>(State(s): State<Arc<H>>, body: axum::body::Bytes) -
 }
 
 async fn remove_tenant<H: Host>(State(s): State<Arc<H>>, UrlPath(id): UrlPath<String>) -> Answer {
-    match remove_tenants(&*s, &[id.clone()]).await {
+    match remove_tenants(&*s, std::slice::from_ref(&id)).await {
         Ok(0) => error(StatusCode::NOT_FOUND, "not-found", format!("no tenant {id}")),
         Ok(_) => (StatusCode::OK, Json(json!({"removed": id}))),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "storage", format!("{e:#}")),
@@ -403,7 +403,7 @@ async fn app_webhook<H: Host>(State(s): State<Arc<H>>, headers: HeaderMap, body:
         Err(refusal) => {
             let status = match &refusal {
                 r if r.is_ours() => StatusCode::TOO_MANY_REQUESTS,
-                GateRefusal::Signature(SignatureRefusal::Missing { .. }) | GateRefusal::Signature(_) => StatusCode::UNAUTHORIZED,
+                GateRefusal::Signature(_) => StatusCode::UNAUTHORIZED,
                 GateRefusal::Event(_) => StatusCode::BAD_REQUEST,
                 _ => StatusCode::CONFLICT,
             };
