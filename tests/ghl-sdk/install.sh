@@ -2,7 +2,7 @@
 # Installs HighLevel's official Node SDK (@gohighlevel/api-client, pinned exactly in
 # package.json and package-lock.json) under tests/ghl-sdk/node_modules, for the `ghl_sdk` test
 # (cargo test --release --workspace --test ghl_sdk), where the SDK judges the app webhooks'
-# signatures beside the host. Idempotent: does nothing when the pinned version is already
+# signatures beside the host, and the mock's OAuth and Contacts answers. Idempotent: does nothing when the pinned version is already
 # there. Needs node and npm; installs nothing globally.
 #
 # Only npm packages are downloaded, through npm's configured registry. Install scripts are not

@@ -1,7 +1,9 @@
 //! HighLevel's official Node SDK (`@gohighlevel/api-client`, pinned in tests/ghl-sdk) as a second
 //! judge of the app webhooks: what the harness signs and the host's `WebhookKeys` accepts or
 //! refuses, the SDK's `webhooks.verifyEd25519Signature` accepts or refuses alike; and the SDK's
-//! own webhook middleware takes the harness's INSTALL and UNINSTALL as HighLevel's.
+//! own webhook middleware takes the harness's INSTALL and UNINSTALL as HighLevel's. And the other
+//! way round: the SDK's own OAuth and Contacts calls, pointed at the HighLevel mock, get the
+//! answers HighLevel would give (tests/ghl-sdk/client.mjs).
 //!
 //! Needs `tests/ghl-sdk/install.sh`; without it the runner lists these tests as ignored, with
 //! that reason, unless `REQUIRE_GHL_SDK=1` (CI), where a missing SDK fails them.
@@ -12,10 +14,13 @@ use dialpad_ghl_host::marketplace::{
     AppEvent, AppWebhookGate, GateRefusal, MemoryReplayLedger, SignatureRefusal, WebhookKeys, DEFAULT_WINDOW, SIGNATURE_HEADER,
 };
 use host_test::app_webhook as signer;
+use host_test::ghl_mock::{MarketplaceOptions, MockOptions, MockServer};
+use host_test::support::loopback_exchange;
 use serde_json::{json, Value};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// A test app id: HighLevel's are 24 hex digits, and the SDK takes the client id's part
 /// before the first `-` as the app id, so it must have none.
@@ -37,11 +42,12 @@ fn sdk_version() -> String {
     serde_json::from_slice::<Value>(&package).unwrap()["version"].as_str().unwrap_or("?").to_string()
 }
 
-/// Runs tests/ghl-sdk/verify.mjs with `input` on stdin; its JSON answer.
-fn judge(args: &[&str], input: &Value) -> Vec<Value> {
+/// Runs `script` (in tests/ghl-sdk) with `input` on stdin: its JSON answer, and everything it
+/// printed (stdout, then stderr), for the test to check what it let out.
+fn node(script: &str, args: &[&str], input: &Value) -> (Value, String) {
     let dir = sdk_dir();
     let mut child = Command::new("node")
-        .arg(dir.join("verify.mjs"))
+        .arg(dir.join(script))
         .args(args)
         .current_dir(&dir)
         .stdin(Stdio::piped())
@@ -51,9 +57,18 @@ fn judge(args: &[&str], input: &Value) -> Vec<Value> {
         .expect("node runs (the SDK needs Node.js)");
     child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
     let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "verify.mjs failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("verify.mjs answered {stdout:?}: {e}"))
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    let answer = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{script} answered {stdout:?}: {e}"));
+    (answer, format!("{stdout}{stderr}"))
+}
+
+/// Runs tests/ghl-sdk/verify.mjs with `input` on stdin; its JSON answer.
+fn judge(args: &[&str], input: &Value) -> Vec<Value> {
+    match node("verify.mjs", args, input).0 {
+        Value::Array(verdicts) => verdicts,
+        other => panic!("verify.mjs answered {other}"),
+    }
 }
 
 struct Case {
@@ -233,4 +248,209 @@ fn the_sdks_webhook_middleware_takes_the_harnesss_install_and_uninstall() {
     // and hands it on to the app; the host refuses it outright.
     assert_eq!((sdk[4]["skippedSignatureVerification"].clone(), sdk[4]["calls"].clone()), (json!(true), json!([])));
     assert!(matches!(&ours[4], Err(GateRefusal::Signature(SignatureRefusal::Missing))));
+}
+
+/// The SDK's client id for the OAuth test: the app id, then `-` and a suffix, as HighLevel
+/// issues them (the SDK keys its session storage by the part before the `-`).
+const CLIENT_ID: &str = "6650aa00bb11cc22dd33ee44-mbnwxkz4";
+const CLIENT_SECRET: &str = "sdk-judge-secret-7c1e";
+const COMPANY: &str = "company-sdk-0000000001";
+const LOC_A: &str = "loc-sdk-a";
+const LOC_B: &str = "loc-sdk-b";
+const REDIRECT: &str = "https://sync.example/highlevel/callback";
+const SCOPES: &str = "contacts.readonly contacts.write oauth.readonly oauth.write";
+
+/// client.mjs's steps, in the order it takes them.
+const STEPS: [&str; 16] = [
+    "exchange_code",
+    "location_token",
+    "installed_locations",
+    "create_contact",
+    "get_contact",
+    "update_contact",
+    "search_contacts",
+    "duplicate_contact",
+    "create_note",
+    "create_task",
+    "list_notes",
+    "list_tasks",
+    "other_location_contact",
+    "other_location_create",
+    "other_location_create_unaided",
+    "default_version",
+];
+
+/// The answer to a Location token's request about another location, HighLevel's text.
+fn location_refusal() -> Value {
+    json!({ "statusCode": 403, "message": "The token does not have access to this location." })
+}
+
+/// HighLevel's SDK installs the app on the mock and uses it as an app would
+/// (tests/ghl-sdk/client.mjs): its authorization URL is accepted, its code exchange gets an
+/// agency token, its location-token request a token for that location, its installed-locations
+/// query both locations; with the location's token its Contacts calls create, read, update,
+/// find and annotate a contact, and its calls about another location are refused with 403. The
+/// mock ends up holding what the SDK was told, and the script never prints a token.
+#[test]
+#[cfg_attr(ghl_sdk_missing, ignore = "HighLevel's SDK is not installed: run tests/ghl-sdk/install.sh")]
+fn the_sdks_oauth_and_contacts_calls_get_highlevels_answers_from_the_mock() {
+    let mock = MockServer::start(MockOptions {
+        token: None,
+        marketplace: Some(MarketplaceOptions {
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+            app_id: APP.into(),
+            company_id: COMPANY.into(),
+            locations: vec![LOC_A.into(), LOC_B.into()],
+            access_token_ttl: Duration::from_secs(86_400),
+        }),
+        ..MockOptions::default()
+    })
+    .expect("starting the mock");
+    let base = mock.base_url();
+
+    // The SDK's authorization URL: HighLevel's query, but at /oauth/chooselocation, where
+    // HighLevel's Authorization page documents /v2/oauth/chooselocation (the mock serves that
+    // one, so the query is sent there). The SDK adds no `state`; an app needing one appends it.
+    let (authorize, _) = node("client.mjs", &["--authorize-url"], &json!({ "client_id": CLIENT_ID, "redirect_uri": REDIRECT, "scope": SCOPES }));
+    let authorize = authorize["url"].as_str().expect("a URL").to_string();
+    let query = authorize.strip_prefix("https://marketplace.gohighlevel.com/oauth/chooselocation?").unwrap_or_else(|| panic!("the SDK's address: {authorize}"));
+    assert_eq!(
+        query,
+        format!(
+            "client_id={CLIENT_ID}&redirect_uri=https%3A%2F%2Fsync.example%2Fhighlevel%2Fcallback\
+             &scope=contacts.readonly+contacts.write+oauth.readonly+oauth.write&response_type=code"
+        )
+    );
+    let (status, headers, body) = loopback_exchange("GET", &format!("{base}/v2/oauth/chooselocation?{query}"), b"").expect("the authorization page answers");
+    assert_eq!(status, 302, "{body}");
+    let location = headers.iter().find(|(name, _)| name == "location").map(|(_, v)| v.clone()).expect("a Location header");
+    let code =
+        location.strip_prefix(&format!("{REDIRECT}?code=")).unwrap_or_else(|| panic!("back to the redirect URI with only a code: {location}")).to_string();
+
+    let elsewhere = mock.seed_contact(json!({ "locationId": LOC_B, "firstName": "Bo" }));
+    let job = json!({
+        "base_url": base, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "code": code, "redirect_uri": REDIRECT,
+        "company_id": COMPANY, "location_id": LOC_A, "app_id": APP, "other_location_id": LOC_B, "other_contact_id": elsewhere,
+    });
+    let (answer, printed) = node("client.mjs", &[], &job);
+    let steps = &answer["steps"];
+    let mut names: Vec<&str> = steps.as_object().expect("steps by name").keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let mut expected = STEPS.to_vec();
+    expected.sort_unstable();
+    assert_eq!(names, expected, "client.mjs's steps");
+    let mut table = String::new();
+    for name in STEPS {
+        let outcome = &steps[name];
+        let verdict = if outcome["ok"] == json!(true) { "ok".to_string() } else { format!("refused: {}", outcome["error"]) };
+        table.push_str(&format!("\n  {name:<30} {:<5} {verdict}", outcome["status"]));
+    }
+    host_test::figure!("ghl_sdk: @gohighlevel/api-client {} against the mock's OAuth and Contacts API:{table}", sdk_version());
+
+    // Nothing secret was printed: no token, no code, no client secret.
+    for secret in ["mock-company-", "mock-location-", "mock-code-", CLIENT_SECRET] {
+        assert!(!printed.contains(secret), "client.mjs printed {secret}…:\n{printed}");
+    }
+
+    // OAuth: an agency token for the whole install, then a location token without a refresh token.
+    assert_eq!(
+        steps["exchange_code"],
+        json!({
+            "ok": true, "status": 200, "token_type": "Bearer", "userType": "Company", "companyId": COMPANY, "locationId": null,
+            "approvedLocations": [LOC_A, LOC_B], "isBulkInstallation": true, "scope": SCOPES, "expires_in": 86_400,
+            "userId": "mock-user-0000000001", "has_access_token": true, "has_refresh_token": true,
+        })
+    );
+    assert_eq!(
+        steps["location_token"],
+        json!({
+            "ok": true, "status": 200, "token_type": "Bearer", "locationId": LOC_A, "scope": SCOPES, "expires_in": 86_400,
+            "userId": "mock-user-0000000001", "appId": APP, "has_access_token": true, "has_refresh_token": false,
+        })
+    );
+    let listed = |id: &str| json!({ "_id": id, "name": format!("Location {id}"), "isInstalled": true });
+    assert_eq!(steps["installed_locations"], json!({ "ok": true, "status": 200, "count": 2, "locations": [listed(LOC_A), listed(LOC_B)] }));
+
+    // Contacts, with the location's token: created, echoed by get, updated, found twice.
+    let created = &steps["create_contact"];
+    let id = created["contact"]["id"].as_str().unwrap_or_else(|| panic!("a created contact: {created}")).to_string();
+    let contact = |last: &str, tags: &[&str]| json!({ "id": id, "locationId": LOC_A, "firstName": "Sdk", "lastName": last, "email": "sdk.judge@example.com", "phone": "+13125550142", "tags": tags });
+    assert_eq!(*created, json!({ "ok": true, "status": 201, "contact": contact("Judge", &["sdk"]) }));
+    assert_eq!(steps["get_contact"], json!({ "ok": true, "status": 200, "contact": contact("Judge", &["sdk"]) }));
+    let updated = contact("Judged", &["sdk", "updated"]);
+    assert_eq!(steps["update_contact"], json!({ "ok": true, "status": 200, "succeded": true, "contact": updated }));
+    assert_eq!(steps["search_contacts"], json!({ "ok": true, "status": 200, "total": 1, "ids": [id] }));
+    assert_eq!(steps["duplicate_contact"], json!({ "ok": true, "status": 200, "contact": updated }), "the email matched whatever its case");
+
+    // A note and a task attached to it, and listed back.
+    let note_id = steps["create_note"]["note"]["id"].as_str().unwrap_or_else(|| panic!("a note: {}", steps["create_note"])).to_string();
+    let note = json!({ "id": note_id, "body": "Called through the SDK", "contactId": id });
+    assert_eq!(steps["create_note"], json!({ "ok": true, "status": 201, "note": note }));
+    let task_id = steps["create_task"]["task"]["id"].as_str().unwrap_or_else(|| panic!("a task: {}", steps["create_task"])).to_string();
+    assert_eq!(
+        steps["create_task"],
+        json!({ "ok": true, "status": 201, "task": { "id": task_id, "title": "Call back", "body": "From the SDK", "contactId": id, "completed": false } })
+    );
+    assert_eq!(steps["list_notes"], json!({ "ok": true, "status": 200, "notes": [note] }));
+    assert_eq!(steps["list_tasks"], json!({ "ok": true, "status": 200, "tasks": [{ "id": task_id, "title": "Call back", "contactId": id }] }));
+
+    // Another location, with this location's token: HighLevel's 403, which the SDK raises as an
+    // error with the answer attached.
+    let refused = json!({ "ok": false, "status": 403, "error": "The token does not have access to this location.", "answer": location_refusal() });
+    assert_eq!(steps["other_location_contact"], refused);
+    assert_eq!(steps["other_location_create"], refused);
+    // Left to itself, the SDK picks the token by the location the body names, has none for it,
+    // and refuses before sending anything.
+    assert_eq!(
+        steps["other_location_create_unaided"],
+        json!({ "ok": false, "status": null, "error": "Authentication token required but not available", "answer": null })
+    );
+    // The SDK's default Version, refused as the spec allows only 2021-07-28.
+    assert_eq!(
+        steps["default_version"],
+        json!({ "ok": false, "status": 400, "error": "version header must be 2021-07-28", "answer": { "statusCode": 400, "message": "version header must be 2021-07-28" } })
+    );
+
+    // The mock holds what the SDK was told: the contact as updated, its note and task, and
+    // nothing at the other location but the contact seeded there.
+    let held: Vec<Value> =
+        mock.contacts().iter().map(|c| json!([c["id"], c["locationId"], c["firstName"], c["lastName"], c["email"], c["phone"], c["tags"]])).collect();
+    assert_eq!(
+        held,
+        [
+            json!([elsewhere, LOC_B, "Bo", null, null, null, []]),
+            json!([id, LOC_A, "Sdk", "Judged", "sdk.judge@example.com", "+13125550142", ["sdk", "updated"]])
+        ]
+    );
+    let notes: Vec<Value> = mock.notes().iter().map(|n| json!([n["id"], n["contactId"], n["body"]])).collect();
+    assert_eq!(notes, [json!([note_id, id, "Called through the SDK"])]);
+    let tasks: Vec<Value> = mock.tasks().iter().map(|t| json!([t["id"], t["contactId"], t["title"], t["body"], t["completed"]])).collect();
+    assert_eq!(tasks, [json!([task_id, id, "Call back", "From the SDK", false])]);
+
+    // And it saw exactly these requests: the unaided one never left the SDK.
+    let seen: Vec<(String, String, u16)> =
+        mock.requests().into_iter().map(|r| (r.method, r.path_and_query.split('?').next().unwrap_or_default().to_string(), r.status)).collect();
+    let entry = |method: &str, path: String, status: u16| (method.to_string(), path, status);
+    assert_eq!(
+        seen,
+        [
+            entry("GET", "/v2/oauth/chooselocation".into(), 302),
+            entry("POST", "/oauth/token".into(), 200),
+            entry("POST", "/oauth/locationToken".into(), 200),
+            entry("GET", "/oauth/installedLocations".into(), 200),
+            entry("POST", "/contacts/".into(), 201),
+            entry("GET", format!("/contacts/{id}"), 200),
+            entry("PUT", format!("/contacts/{id}"), 200),
+            entry("POST", "/contacts/search".into(), 200),
+            entry("GET", "/contacts/search/duplicate".into(), 200),
+            entry("POST", format!("/contacts/{id}/notes"), 201),
+            entry("POST", format!("/contacts/{id}/tasks"), 201),
+            entry("GET", format!("/contacts/{id}/notes"), 200),
+            entry("GET", format!("/contacts/{id}/tasks"), 200),
+            entry("GET", format!("/contacts/{elsewhere}"), 403),
+            entry("POST", "/contacts/".into(), 403),
+            entry("GET", format!("/contacts/{id}"), 400),
+        ]
+    );
 }
