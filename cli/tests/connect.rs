@@ -284,6 +284,21 @@ fn an_agency_install_and_a_private_token_location_connect_sync_apart_refresh_and
     assert!(out.contains("loc-localpha01") && out.contains("gamma") && !out.contains("locbeta"), "{out}");
     let (ok, out) = dialpad_ghl(&[&["tenants"][..], &cli_store].concat(), &key_file);
     assert!(ok && out.lines().count() == 2, "{out}");
+    // Backfill uses the tenant's own Dialpad connection and lands in its location only.
+    let mut listed = json_fixture("call_inbound_hangup_completed.json");
+    listed["call_id"] = json!(8_200_000_001u64);
+    listed["date_started"] = json!(1_773_104_400_000u64);
+    listed["date_connected"] = json!(1_773_104_405_000u64);
+    listed["date_ended"] = json!(1_773_104_520_000u64);
+    listed["external_number"] = json!("+13125550999");
+    listed["contact"]["phone"] = json!("+13125550999");
+    dialpad.add_call(listed);
+    let backfill = ["backfill", "--tenant", "gamma", "--since", "2026-03-10", "--until", "2026-03-11"];
+    let (ok, out) = dialpad_ghl(&[&backfill[..], &["--state", state.to_str().unwrap(), "--config", config.to_str().unwrap()]].concat(), &key_file);
+    assert!(ok && out.contains("1 synced"), "{out}");
+    let backfilled: Vec<Value> = ghl.contacts().into_iter().filter(|c| c["phone"] == "+13125550999").collect();
+    assert_eq!(backfilled.len(), 1);
+    assert_eq!(backfilled[0]["locationId"], "locGamma03");
     drop(serve);
 
     // 7. No secret anywhere in the state or the logs: the private token, the API key, the app's

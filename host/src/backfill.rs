@@ -30,9 +30,12 @@ pub struct Progress {
     pub done: bool,
 }
 
-/// Backfills in progress, kept beside the plugin's records.
+/// Backfills in progress, kept beside the plugin's records: the host's single location's in
+/// `backfills`, each tenant's in `tenant_backfills` under its id.
 pub struct Backfills {
     db: Mutex<Connection>,
+    /// Empty for the single location.
+    tenant: String,
 }
 
 impl Backfills {
@@ -42,9 +45,18 @@ impl Backfills {
             "CREATE TABLE IF NOT EXISTS backfills (
                 started_after INTEGER NOT NULL, started_before INTEGER NOT NULL,
                 cursor TEXT, progress TEXT NOT NULL,
-                PRIMARY KEY (started_after, started_before))",
+                PRIMARY KEY (started_after, started_before));
+             CREATE TABLE IF NOT EXISTS tenant_backfills (
+                tenant TEXT NOT NULL, started_after INTEGER NOT NULL, started_before INTEGER NOT NULL,
+                cursor TEXT, progress TEXT NOT NULL,
+                PRIMARY KEY (tenant, started_after, started_before))",
         )?;
-        Ok(Backfills { db: Mutex::new(db) })
+        Ok(Backfills { db: Mutex::new(db), tenant: String::new() })
+    }
+
+    /// One tenant's backfills: its cursors are its own.
+    pub fn for_tenant(path: &Path, tenant: &str) -> anyhow::Result<Backfills> {
+        Ok(Backfills { tenant: tenant.to_string(), ..Backfills::open(path)? })
     }
 
     /// The unfinished run of this window: where it stopped and what it had done.
@@ -52,8 +64,9 @@ impl Backfills {
         let db = self.db.lock().unwrap();
         let row: Option<(Option<String>, String)> = db
             .query_row(
-                "SELECT cursor, progress FROM backfills WHERE started_after = ?1 AND started_before = ?2",
-                params![window.started_after as i64, window.started_before.unwrap_or(0) as i64],
+                "SELECT cursor, progress FROM backfills WHERE started_after = ?1 AND started_before = ?2 AND ?3 = ''
+                 UNION ALL SELECT cursor, progress FROM tenant_backfills WHERE started_after = ?1 AND started_before = ?2 AND tenant = ?3",
+                params![window.started_after as i64, window.started_before.unwrap_or(0) as i64, self.tenant],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
@@ -64,11 +77,21 @@ impl Backfills {
     }
 
     fn save(&self, window: &Window, cursor: Option<&str>, progress: &Progress) -> anyhow::Result<()> {
-        self.db.lock().unwrap().execute(
-            "INSERT INTO backfills (started_after, started_before, cursor, progress) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (started_after, started_before) DO UPDATE SET cursor = excluded.cursor, progress = excluded.progress",
-            params![window.started_after as i64, window.started_before.unwrap_or(0) as i64, cursor, progress_json(progress).to_string()],
-        )?;
+        let (after, before, progress) = (window.started_after as i64, window.started_before.unwrap_or(0) as i64, progress_json(progress).to_string());
+        let db = self.db.lock().unwrap();
+        if self.tenant.is_empty() {
+            db.execute(
+                "INSERT INTO backfills (started_after, started_before, cursor, progress) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (started_after, started_before) DO UPDATE SET cursor = excluded.cursor, progress = excluded.progress",
+                params![after, before, cursor, progress],
+            )?;
+        } else {
+            db.execute(
+                "INSERT INTO tenant_backfills (tenant, started_after, started_before, cursor, progress) VALUES (?5, ?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant, started_after, started_before) DO UPDATE SET cursor = excluded.cursor, progress = excluded.progress",
+                params![after, before, cursor, progress, self.tenant],
+            )?;
+        }
         Ok(())
     }
 }

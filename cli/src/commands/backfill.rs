@@ -5,6 +5,7 @@ use anyhow::bail;
 use dialpad_ghl_host::backfill::{self, parse_instant_ms, Backfills, Mode};
 use dialpad_ghl_host::bindings::exports::dialpad_ghl::sync::backfill::Window;
 use dialpad_ghl_host::report;
+use dialpad_ghl_host::tenants::registry::Tenants;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -31,6 +32,13 @@ pub struct Args {
     api: ApiArgs,
     #[command(flatten)]
     dialpad: DialpadArgs,
+    /// Backfill this tenant (its location, its Dialpad connection, its records) instead of the
+    /// location given by the flags; needs --state and the secret key.
+    #[arg(long, value_name = "ID", requires = "state")]
+    tenant: Option<String>,
+    /// File holding the secret key that seals the tenants' credentials (or DIALPAD_GHL_SECRET_KEY).
+    #[arg(long, value_name = "FILE", requires = "tenant")]
+    secret_key_file: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -45,13 +53,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     // A dry run keeps nothing: no state folder unless one is named.
     let state = args.state;
-    let target = Target::build(TargetOptions { api: args.api, dialpad: args.dialpad, state: state.as_deref(), ..TargetOptions::default() })?;
-    let runtime = &target.runtime;
-    if !target.has_dialpad_key {
-        bail!("backfill lists calls through Dialpad's API: give --dialpad-api-key (or DIALPAD_API_KEY, or dialpad_api_key in --config)");
+    let allow_no_location = args.tenant.is_some();
+    let target = Target::build(TargetOptions { api: args.api, dialpad: args.dialpad, state: state.as_deref(), allow_no_location, ..TargetOptions::default() })?;
+    // A tenant's runtime: its location, its credentials, its Dialpad connection, its records.
+    let (runtime, has_dialpad_key) = match (&args.tenant, &state) {
+        (Some(id), Some(dir)) => {
+            let vault = dialpad_ghl_host::storage::vault::Vault::from_environment(args.secret_key_file.as_deref(), &[])?;
+            let store = crate::tenancy::open_store(dir, Some(std::sync::Arc::new(vault)))?;
+            let (tenants, _) = Tenants::over_store(target.runtime.clone_shared(), &target.settings, target.dead_letters.clone(), store, "");
+            let Some(live) = tenants.get(id).filter(|_| !id.is_empty()) else { bail!("no tenant {id}") };
+            (live.runtime.clone_shared(), live.settings.dialpad_key.is_some())
+        }
+        _ => (target.runtime.clone_shared(), target.has_dialpad_key),
+    };
+    let runtime = &runtime;
+    if !has_dialpad_key {
+        bail!("backfill lists calls through Dialpad's API: give --dialpad-api-key (or DIALPAD_API_KEY, or dialpad_api_key in --config), or connect the tenant's Dialpad");
     }
     let backfills = match (&state, dry_run) {
-        (Some(dir), _) => Some(Backfills::open(&dir.join("state.db"))?),
+        (Some(dir), _) => Some(match &args.tenant {
+            Some(id) => Backfills::for_tenant(&dir.join("state.db"), id)?,
+            None => Backfills::open(&dir.join("state.db"))?,
+        }),
         (None, true) => None,
         (None, false) => bail!("backfill keeps its progress in a state folder: give --state DIR (or --dry-run)"),
     };
