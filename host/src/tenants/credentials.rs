@@ -22,7 +22,8 @@ use std::time::Duration;
 pub enum HighLevelCredential {
     Token(Secret),
     OAuth(Arc<OAuthTokens>),
-    /// Not usable (yet): why, in plain words. Its events are refused at the door.
+    /// Not usable (yet): why, in plain words. Its events are still accepted, then fail with
+    /// HighLevel's 401 and wait as dead letters, replayable once the credential is fixed.
     Missing(String),
 }
 
