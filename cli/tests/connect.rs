@@ -268,6 +268,10 @@ fn an_agency_install_and_a_private_token_location_connect_sync_apart_refresh_and
     assert_eq!(loopback_request("POST", &app_webhooks, &tampered).unwrap().0, 401, "no signature");
     let stale = app_webhook::uninstall_body(APP_ID, Some(COMPANY), Some("locAlpha01"), "wh-stale", &app_webhook::timestamp(app_webhook::now_ms() - 3_600_000));
     assert_eq!(app_webhook::post(&app_webhooks, &stale).0, 409, "an hour old");
+    // The app's uninstall never removes a location the operator connected with a private token.
+    let not_ours = app_webhook::uninstall_body(APP_ID, Some(COMPANY), Some("locGamma03"), "wh-gamma", &app_webhook::timestamp(app_webhook::now_ms()));
+    let (status, answer) = app_webhook::post(&app_webhooks, &not_ours);
+    assert_eq!((status, serde_json::from_str::<Value>(&answer).unwrap()["removed"].clone()), (200, json!([])), "{answer}");
     let registered = dialpad.registered();
     assert_eq!(registered.webhooks.len(), 2, "{registered:?}");
     assert!(registered.webhooks.iter().all(|w| !w.hook_url.ends_with("loc-locbeta02")));

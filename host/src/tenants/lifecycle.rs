@@ -204,11 +204,13 @@ pub enum Uninstalled<'a> {
     Agency(&'a str),
 }
 
-/// The tenants an uninstall removes.
+/// The tenants an uninstall removes: the app's installs only (a location the operator connected
+/// with a private integration token is not the app's to remove).
 pub fn uninstalled_tenants(store: &TenantStore, which: &Uninstalled<'_>) -> anyhow::Result<Vec<Tenant>> {
     Ok(store
         .list()?
         .into_iter()
+        .filter(|t| t.highlevel != HighLevelAuth::PrivateToken)
         .filter(|t| match which {
             Uninstalled::Location(location) => t.location_id == *location,
             Uninstalled::Agency(company) => t.company_id.as_deref() == Some(*company),
