@@ -26,41 +26,8 @@ use axum::http::HeaderMap;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
-/// The spec's `call_states` enum.
-pub const CALL_STATES: [&str; 32] = [
-    "admin",
-    "admin_recording",
-    "ai_playbook",
-    "all",
-    "barge",
-    "blocked",
-    "call_transcription",
-    "calling",
-    "connected",
-    "csat",
-    "dispositions",
-    "eavesdrop",
-    "hangup",
-    "hold",
-    "merged",
-    "missed",
-    "monitor",
-    "parked",
-    "pcsat",
-    "postcall",
-    "preanswer",
-    "queued",
-    "recap_action_items",
-    "recap_outcome",
-    "recap_purposes",
-    "recap_summary",
-    "recording",
-    "ringing",
-    "takeover",
-    "transcription",
-    "voicemail",
-    "voicemail_uploaded",
-];
+/// The spec's `call_states` enum: the one list the host's client uses too.
+pub use dialpad_ghl_host::connect::dialpad::CALL_STATES;
 /// The spec's `target_type` enum (call and SMS subscriptions).
 pub const TARGET_TYPES: [&str; 11] =
     ["callcenter", "callrouter", "channel", "coachinggroup", "coachingteam", "department", "office", "room", "staffgroup", "unknown", "user"];

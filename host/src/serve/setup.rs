@@ -530,11 +530,14 @@ async fn act_on(s: &impl Host, setup: &Setup, event: AppEvent) -> Response {
             let Some(company) = install.company_id.clone() else {
                 return (StatusCode::OK, Json(json!({"pending": install.locations(), "message": "finish the install from the setup page"}))).into_response();
             };
+            let known = match store.list() {
+                Ok(known) => known,
+                Err(e) => return error(StatusCode::TOO_MANY_REQUESTS, "storage", format!("{e:#}")).into_response(),
+            };
             let mut made = Vec::new();
             let mut pending = Vec::new();
             for location in install.locations() {
-                let existing = store.list().ok().and_then(|all| all.into_iter().find(|t| t.location_id == location));
-                match existing {
+                match known.iter().find(|t| t.location_id == location).cloned() {
                     Some(tenant) => made.push(tenant.id),
                     None => match lifecycle::add_agency_location(store, &company, location) {
                         Ok(Some(tenant)) => made.push(tenant.id),
