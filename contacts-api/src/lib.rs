@@ -1,36 +1,99 @@
-//! The one table of HighLevel Contacts API (v2, `Version: 2021-07-28`) operations.
+//! The operation tables, one per API, all of one shape and made by one generator (`build.rs`):
+//! HighLevel's Contacts API (v2, `Version: 2021-07-28`, all 32 operations: [`OPERATIONS`]),
+//! and the operations of HighLevel's Conversations ([`CONVERSATIONS`]) and Users ([`USERS`])
+//! APIs and of Dialpad's API ([`DIALPAD`]) that the sync uses.
 //!
 //! Everything that needs to know an operation's method, path, scope or success status reads it
-//! from [`OPERATIONS`]: the plugin's client builds requests from it, the mock routes requests
-//! through [`match_path`] over it, and the catalog lists it. A test checks it one for one
-//! against the official spec (`../shared/reference/ghl/contacts.openapi.json`).
+//! from these tables: the plugin's client builds requests from them, the mocks route requests
+//! through [`match_path`] / [`match_path_in`] over them, and the catalog lists them. Tests check
+//! each one for one against its official spec (`../shared/reference/`).
 
 /// The `Version` header every Contacts operation requires.
 pub const API_VERSION_HEADER: &str = "2021-07-28";
 /// HighLevel's production API origin.
 pub const DEFAULT_API_BASE: &str = "https://services.leadconnectorhq.com";
 
-/// OAuth scopes of the Contacts API.
+/// The `Version` header of the Conversations API.
+pub const CONVERSATIONS_VERSION_HEADER: &str = "2021-04-15";
+
+/// Which API an operation belongs to: where it is sent, with which `Version` header and
+/// which credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Api {
+    Contacts,
+    Conversations,
+    Users,
+    Dialpad,
+}
+
+impl Api {
+    /// The `Version` header the API requires (Dialpad's has none).
+    pub const fn version_header(self) -> Option<&'static str> {
+        match self {
+            Api::Contacts | Api::Users => Some(API_VERSION_HEADER),
+            Api::Conversations => Some(CONVERSATIONS_VERSION_HEADER),
+            Api::Dialpad => None,
+        }
+    }
+
+    /// True for HighLevel's APIs (one origin, one credential).
+    pub const fn is_highlevel(self) -> bool {
+        !matches!(self, Api::Dialpad)
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Api::Contacts => "highlevel-contacts",
+            Api::Conversations => "highlevel-conversations",
+            Api::Users => "highlevel-users",
+            Api::Dialpad => "dialpad",
+        }
+    }
+}
+
+/// The grant an operation needs: a HighLevel OAuth scope, or (for Dialpad's API) the Dialpad
+/// credential the host holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
     ContactsReadonly,
     ContactsWrite,
+    ConversationsReadonly,
+    ConversationsWrite,
+    ConversationsMessageReadonly,
+    ConversationsMessageWrite,
+    UsersReadonly,
+    /// Dialpad's API key or OAuth token: not a HighLevel grant, never required of one.
+    Dialpad,
 }
 
 impl Scope {
+    /// Every HighLevel scope, for parsing and listing.
+    pub const HIGHLEVEL: &[Scope] = &[
+        Scope::ContactsReadonly,
+        Scope::ContactsWrite,
+        Scope::ConversationsReadonly,
+        Scope::ConversationsWrite,
+        Scope::ConversationsMessageReadonly,
+        Scope::ConversationsMessageWrite,
+        Scope::UsersReadonly,
+    ];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Scope::ContactsReadonly => "contacts.readonly",
             Scope::ContactsWrite => "contacts.write",
+            Scope::ConversationsReadonly => "conversations.readonly",
+            Scope::ConversationsWrite => "conversations.write",
+            Scope::ConversationsMessageReadonly => "conversations/message.readonly",
+            Scope::ConversationsMessageWrite => "conversations/message.write",
+            Scope::UsersReadonly => "users.readonly",
+            Scope::Dialpad => "dialpad",
         }
     }
 
+    /// A HighLevel scope by name (`dialpad` is not one).
     pub fn parse(s: &str) -> Option<Scope> {
-        match s {
-            "contacts.readonly" => Some(Scope::ContactsReadonly),
-            "contacts.write" => Some(Scope::ContactsWrite),
-            _ => None,
-        }
+        Scope::HIGHLEVEL.iter().copied().find(|scope| scope.as_str() == s)
     }
 }
 
@@ -39,6 +102,7 @@ pub enum Method {
     Get,
     Post,
     Put,
+    Patch,
     Delete,
 }
 
@@ -48,6 +112,7 @@ impl Method {
             Method::Get => "GET",
             Method::Post => "POST",
             Method::Put => "PUT",
+            Method::Patch => "PATCH",
             Method::Delete => "DELETE",
         }
     }
@@ -57,6 +122,7 @@ impl Method {
             "GET" => Some(Method::Get),
             "POST" => Some(Method::Post),
             "PUT" => Some(Method::Put),
+            "PATCH" => Some(Method::Patch),
             "DELETE" => Some(Method::Delete),
             _ => None,
         }
@@ -68,11 +134,12 @@ pub const SPEC_JSON: &str = include_str!("../spec/apps/contacts.json");
 /// The error schemas the spec refers to as `../common/common-schemas.json`.
 pub const COMMON_SCHEMAS_JSON: &str = include_str!("../spec/common/common-schemas.json");
 
-/// One operation of the Contacts API, as the official spec declares it.
+/// One operation of an API, as its official spec declares it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Operation {
     /// The spec's `operationId`.
     pub id: &'static str,
+    pub api: Api,
     pub method: Method,
     /// Path template with `{param}` segments, exactly as in the spec.
     pub path: &'static str,
@@ -150,14 +217,22 @@ impl Property {
 
 include!(concat!(env!("OUT_DIR"), "/operations.rs"));
 
-/// Looks an operation up by its `operationId`.
+/// Every table.
+pub const TABLES: &[&[Operation]] = &[OPERATIONS, CONVERSATIONS, USERS, DIALPAD];
+
+/// Looks a Contacts operation up by its `operationId` (the actions catalog's operations).
 pub fn operation(id: &str) -> Option<&'static Operation> {
     OPERATIONS.iter().find(|op| op.id == id)
 }
 
-/// Like [`operation`], for ids the caller writes as literals: a typo is a bug, not input.
+/// Looks an operation of any table up by its `operationId` (ids are unique across tables).
+pub fn any_operation(id: &str) -> Option<&'static Operation> {
+    TABLES.iter().flat_map(|t| t.iter()).find(|op| op.id == id)
+}
+
+/// Like [`any_operation`], for ids the caller writes as literals: a typo is a bug, not input.
 pub fn op(id: &str) -> &'static Operation {
-    operation(id).unwrap_or_else(|| panic!("no Contacts operation with id {id:?}"))
+    any_operation(id).unwrap_or_else(|| panic!("no operation with id {id:?}"))
 }
 
 impl Operation {
@@ -203,9 +278,14 @@ pub struct Matched {
 /// win over `{param}` segments, so `/contacts/search/duplicate` is never read as a contact id.
 /// A trailing slash is not significant (`/contacts` and `/contacts/` are the same operation).
 pub fn match_path(method: Method, path: &str) -> Option<Matched> {
+    match_path_in(OPERATIONS, method, path)
+}
+
+/// [`match_path`] over one table.
+pub fn match_path_in(table: &'static [Operation], method: Method, path: &str) -> Option<Matched> {
     let want: Vec<&str> = trim_slash(path).split('/').collect();
     let mut best: Option<(usize, Matched)> = None;
-    for op in OPERATIONS.iter().filter(|op| op.method == method) {
+    for op in table.iter().filter(|op| op.method == method) {
         let tmpl: Vec<&str> = trim_slash(op.path).split('/').collect();
         if tmpl.len() != want.len() {
             continue;
@@ -381,5 +461,46 @@ mod tests {
         ours.sort();
         assert_eq!(ours, from_spec);
         assert_eq!(OPERATIONS.len(), 32);
+    }
+
+    /// The other tables: each entry is its spec's operation (method, path, success status,
+    /// whether a body is declared), ids are unique across tables, and the embedded copies are
+    /// the official specs byte for byte.
+    #[test]
+    fn the_other_tables_match_their_specs() {
+        let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/");
+        let local = concat!(env!("CARGO_MANIFEST_DIR"), "/spec/");
+        for (table, official, copy) in [
+            (CONVERSATIONS, "ghl/conversations.openapi.json", "apps/conversations.json"),
+            (USERS, "ghl/users.openapi.json", "apps/users.json"),
+            (DIALPAD, "dialpad/dialpad_api_spec.json", "dialpad/dialpad_api_spec.json"),
+        ] {
+            let text = std::fs::read_to_string(format!("{shared}{official}")).unwrap();
+            assert_eq!(text, std::fs::read_to_string(format!("{local}{copy}")).unwrap(), "{copy} is not the official spec verbatim");
+            let spec: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert!(!table.is_empty());
+            for op in table {
+                let (path, method) = spec["paths"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|(p, ops)| ops.as_object().unwrap().iter().map(move |(m, o)| (p, m, o)))
+                    .find(|(_, _, o)| o["operationId"] == op.id)
+                    .map(|(p, m, o)| ((p.clone(), o.clone()), m.to_uppercase()))
+                    .unwrap_or_else(|| panic!("{} is not in {official}", op.id));
+                assert_eq!((op.path, op.method.as_str()), (path.0.as_str(), method.as_str()), "{}", op.id);
+                assert_eq!(op.has_body(), path.1.get("requestBody").is_some(), "{}", op.id);
+                assert!(path.1["responses"].get(op.success_status.to_string()).is_some(), "{}", op.id);
+            }
+        }
+        let mut ids: Vec<&str> = TABLES.iter().flat_map(|t| t.iter().map(|o| o.id)).collect();
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "an operation id appears in two tables");
+        assert_eq!(op("add-an-inbound-message").api.version_header(), Some("2021-04-15"));
+        assert_eq!(op("screen_pop.initiate").scope, Scope::Dialpad);
+        assert_eq!(op("add-message-attachments").scope, Scope::ConversationsMessageWrite);
+        assert_eq!(match_path_in(DIALPAD, Method::Post, "/api/v2/users/42/screenpop").unwrap().params, vec![("id", "42".to_string())]);
     }
 }

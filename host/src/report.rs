@@ -13,6 +13,7 @@ pub fn kind_name(kind: wit::EventKind) -> &'static str {
         wit::EventKind::AgentStatus => "agent-status",
         wit::EventKind::Task => "task",
         wit::EventKind::Note => "note",
+        wit::EventKind::HighlevelContact => "highlevel-contact",
     }
 }
 
@@ -119,6 +120,7 @@ pub fn report_line(source: &str, result: &Result<wit::Report, wit::SyncError>) -
                 "summary": r.summary,
                 "contact_id": r.contact_id,
                 "note_id": r.note_id,
+                "call_entry_id": r.call_entry_id,
                 "operations": r.operations.iter().map(|o| json!({
                     "operation_id": o.operation_id, "method": o.method, "path": o.path, "status": o.status, "attempts": o.attempts,
                 })).collect::<Vec<_>>(),

@@ -17,6 +17,7 @@ use crate::error::SyncError;
 use crate::execute::{execute, Execution, Transport};
 use crate::inbound::dialpad::Event;
 use crate::inbound::event::{EventKind, InboundEvent};
+use crate::inbound::highlevel::HighLevelEvent;
 use crate::inbound::platform::{Action, PlatformEvent};
 use crate::inbound::read::{self as inbound, Inbound, Moment};
 use crate::plan::platform::PlatformKnown;
@@ -37,7 +38,21 @@ pub fn route(event: &InboundEvent, config: &Config, now: u64) -> Result<Route, S
     Ok(match inbound::read(event, config, Moment::Arriving { now })? {
         Inbound::Dialpad(event) => route_dialpad(&event),
         Inbound::Platform(event) => route_platform(&event),
+        Inbound::HighLevel(event) => route_highlevel(&event),
     })
+}
+
+/// A HighLevel contact webhook's lane: the contact's phone (as a Dialpad event about the same
+/// person uses), else the HighLevel contact.
+fn route_highlevel(event: &HighLevelEvent) -> Route {
+    let lane = match event {
+        HighLevelEvent::Contact(c) => match &c.phone {
+            Some(phone) => format!("phone:{phone}"),
+            None => format!("highlevel-contact:{}", c.id),
+        },
+        HighLevelEvent::Other(kind) => format!("highlevel:{kind}"),
+    };
+    Route { kind: EventKind::HighLevelContact, lane }
 }
 
 fn route_dialpad(event: &Event) -> Route {
@@ -117,6 +132,7 @@ struct Planned {
 enum Known {
     Dialpad(Box<KnownState>),
     Platform(Box<(PlatformEvent, PlatformKnown)>),
+    HighLevel,
 }
 
 /// Reads what the store knows about the event, and plans it. Nothing is written.
@@ -133,6 +149,7 @@ fn plan_inbound(event: Inbound, config: &Config, store: &mut dyn Store) -> Resul
             let plan = crate::plan::platform::plan(&event, config, &known);
             Ok(Planned { plan, known: Known::Platform(Box::new((event, known))) })
         }
+        Inbound::HighLevel(event) => Ok(Planned { plan: crate::plan::to_dialpad::plan(&event, config), known: Known::HighLevel }),
     }
 }
 
@@ -142,6 +159,16 @@ fn run(planned: Planned, config: &Config, store: &mut dyn Store, transport: &mut
     let result = match known {
         Known::Dialpad(known) => run_dialpad(&plan, &known, config, store, transport),
         Known::Platform(platform) => run_platform(&platform.0, &plan, &platform.1, config, store, transport),
+        Known::HighLevel => Ok(Report {
+            kind: plan.kind,
+            event_key: plan.event_key.clone(),
+            outcome: plan.outcome.clone(),
+            summary: plan.summary.clone(),
+            contact_id: None,
+            note_id: None,
+            call_entry_id: None,
+            operations: Vec::new(),
+        }),
     };
     Handled { plan: Some(plan.view()), result }
 }
@@ -154,6 +181,7 @@ fn run_dialpad(plan: &Plan, known: &KnownState, config: &Config, store: &mut dyn
         summary: plan.summary.clone(),
         contact_id: known.record.as_ref().map(|c| c.contact_id.clone()).or(known.contact_id.clone()),
         note_id: known.record.as_ref().map(|c| c.note_id.clone()),
+        call_entry_id: None,
         operations: Vec::new(),
     };
     if plan.steps.is_empty() {
@@ -229,6 +257,7 @@ fn record_platform_event(
         summary: plan.summary.clone(),
         contact_id: run.contact_id.clone().or(known.linked.as_ref().map(|l| l.0.clone())),
         note_id: run.note_id.clone(),
+        call_entry_id: None,
         operations: run.operations.clone(),
     };
     if plan.steps.is_empty() {

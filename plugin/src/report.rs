@@ -53,6 +53,8 @@ pub struct Report {
     pub summary: String,
     pub contact_id: Option<String>,
     pub note_id: Option<String>,
+    /// The call's entry in HighLevel Conversations (its `messageId`).
+    pub call_entry_id: Option<String>,
     pub operations: Vec<ExecutedOperation>,
 }
 

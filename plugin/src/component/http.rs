@@ -70,6 +70,7 @@ fn start(request: &HttpRequest) -> Result<FutureIncomingResponse, NoAnswer> {
         ApiMethod::Get => Method::Get,
         ApiMethod::Post => Method::Post,
         ApiMethod::Put => Method::Put,
+        ApiMethod::Patch => Method::Patch,
         ApiMethod::Delete => Method::Delete,
     };
     let scheme = match scheme {

@@ -180,6 +180,7 @@ fn report_json(r: &wit::Report, plan: Option<&wit::EventPlan>) -> Value {
         wit::EventKind::AgentStatus => "agent-status",
         wit::EventKind::Task => "task",
         wit::EventKind::Note => "note",
+        wit::EventKind::HighlevelContact => "highlevel-contact",
     };
     let operations = r.operations.iter().map(|o| {
         object(vec![

@@ -91,6 +91,7 @@ fn inbound(event: wit::InboundEvent) -> InboundEvent {
     match event {
         wit::InboundEvent::DialpadWebhook(body) => InboundEvent::DialpadWebhook(body),
         wit::InboundEvent::PlatformEvent(body) => InboundEvent::PlatformEvent(body),
+        wit::InboundEvent::HighlevelWebhook(body) => InboundEvent::HighLevelWebhook(body),
     }
 }
 
@@ -238,6 +239,7 @@ fn kind(k: EventKind) -> wit::EventKind {
         EventKind::AgentStatus => wit::EventKind::AgentStatus,
         EventKind::Task => wit::EventKind::Task,
         EventKind::Note => wit::EventKind::Note,
+        EventKind::HighLevelContact => wit::EventKind::HighlevelContact,
     }
 }
 
@@ -261,6 +263,7 @@ fn report(r: report::Report) -> wit::Report {
         summary: r.summary,
         contact_id: r.contact_id,
         note_id: r.note_id,
+        call_entry_id: r.call_entry_id,
         operations: r.operations.into_iter().map(operation).collect(),
     }
 }

@@ -8,6 +8,8 @@ pub enum InboundEvent {
     DialpadWebhook(Vec<u8>),
     /// A task or note event from the automation platform (JSON).
     PlatformEvent(Vec<u8>),
+    /// A HighLevel webhook body (JSON) whose Ed25519 signature the host has verified.
+    HighLevelWebhook(Vec<u8>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,4 +22,6 @@ pub enum EventKind {
     Task,
     /// A note event from the automation platform.
     Note,
+    /// A HighLevel contact webhook (`ContactCreate`, `ContactUpdate`, `ContactDelete`).
+    HighLevelContact,
 }

@@ -3,6 +3,7 @@
 
 pub mod dialpad;
 pub mod event;
+pub mod highlevel;
 pub mod phone;
 pub mod platform;
 pub mod read;

@@ -5,6 +5,7 @@
 
 use super::dialpad::{self, Event};
 use super::event::InboundEvent;
+use super::highlevel::{self, HighLevelEvent};
 use super::platform::{self, PlatformEvent};
 use super::signature::{self, Door};
 use crate::config::Config;
@@ -15,6 +16,7 @@ use crate::error::SyncError;
 pub enum Inbound {
     Dialpad(Event),
     Platform(PlatformEvent),
+    HighLevel(HighLevelEvent),
 }
 
 /// When an event is read: as it arrives, or after a host accepted it.
@@ -48,6 +50,21 @@ pub fn read(event: &InboundEvent, config: &Config, moment: Moment) -> Result<Inb
             }
             let json = signature::platform_json(body, config.platform_secret.as_deref(), door)?;
             platform::parse(utf8(&json)?, config).map(Inbound::Platform)
+        }
+        // The host verified HighLevel's Ed25519 signature (and the replay window) before
+        // handing the body over; the plugin holds the body to its own location.
+        InboundEvent::HighLevelWebhook(body) => {
+            utf8(body)?;
+            let event = highlevel::parse(body, config.default_region)?;
+            if let HighLevelEvent::Contact(contact) = &event {
+                if contact.location_id != config.location_id {
+                    return Err(SyncError::InvalidInput(vec![crate::error::Problem {
+                        path: "/locationId".into(),
+                        message: format!("the webhook is for location {}, this configuration's is {}", contact.location_id, config.location_id),
+                    }]));
+                }
+            }
+            Ok(Inbound::HighLevel(event))
         }
     }
 }

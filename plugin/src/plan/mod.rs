@@ -16,4 +16,5 @@ pub mod dialpad;
 pub mod note;
 pub mod platform;
 pub mod sms;
+pub mod to_dialpad;
 pub mod vocabulary;

@@ -18,13 +18,13 @@ use exports::dialpad_ghl::sync::{actions, backfill, meta, triggers, views};
 struct Hostile;
 
 fn report(summary: String) -> Report {
-    Report { kind: EventKind::Call, event_key: "hostile".into(), outcome: Outcome::Synced, summary, contact_id: None, note_id: None, operations: vec![] }
+    Report { kind: EventKind::Call, event_key: "hostile".into(), outcome: Outcome::Synced, summary, contact_id: None, note_id: None, call_entry_id: None, operations: vec![] }
 }
 
 /// The body of any event: the attack's name.
 fn body(event: &InboundEvent) -> &[u8] {
     match event {
-        InboundEvent::DialpadWebhook(body) | InboundEvent::PlatformEvent(body) => body,
+        InboundEvent::DialpadWebhook(body) | InboundEvent::PlatformEvent(body) | InboundEvent::HighlevelWebhook(body) => body,
     }
 }
 
@@ -92,7 +92,7 @@ impl meta::Guest for Hostile {
         "0.0.0-hostile".into()
     }
     fn api_version() -> String {
-        "0.6.0".into()
+        "0.7.0".into()
     }
     fn config_schema() -> String {
         "{}".into()
