@@ -8,8 +8,8 @@
 
 use crate::config::Config;
 use crate::error::{SyncError, UpstreamFailure};
-use crate::plan::activity::{automations_in, CallActivity};
-use crate::plan::vocabulary::{Capture, Plan, Ref, Step, When};
+use crate::plan::activity::{automations_in, CallActivity, CALL_ENTRY_LINE};
+use crate::plan::vocabulary::{Capture, Plan, Ref, Step, When, CALL_ENTRY_ID, CONTACT_ID, CONVERSATION_ID, OWNER_ID, SHARE_LINKS};
 use crate::report::ExecutedOperation;
 use contacts_api::Method;
 use serde_json::Value;
@@ -80,6 +80,16 @@ pub struct Execution {
     /// Lists read for [`When::NoSameItem`].
     found_tasks: Option<Vec<Value>>,
     found_notes: Option<Vec<Value>>,
+    /// The contact's conversation, found or created.
+    pub conversation_id: Option<String>,
+    /// The call's entry in Conversations, added or found by its `altId`.
+    pub call_entry_id: Option<String>,
+    /// Dialpad share links made for the call's recordings, in order.
+    pub share_links: Vec<String>,
+    /// The HighLevel user the agent is, matched by e-mail.
+    pub owner_id: Option<String>,
+    /// The Dialpad contact written.
+    pub dialpad_contact_id: Option<String>,
 }
 
 const BACKOFF_CAP_MS: u64 = 8_000;
@@ -103,7 +113,7 @@ pub fn execute_together(steps: &[Step], config: &Config, transport: &mut dyn Tra
     let mut bodies = Vec::new();
     let mut error = None;
     for ((step, request), answer) in steps.iter().zip(&requests).zip(answers) {
-        let path = &request.url[config.api_base.len()..];
+        let path = &request.url[origin(step.operation.api, config).len()..];
         match settle(step, request, Some(answer), config, transport) {
             Ok((response, attempts)) => {
                 operations.push(executed(step, path, Some(response.status), attempts));
@@ -148,6 +158,10 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
                 }
                 None => step.body.clone(),
             },
+            When::NoConversationFound if run.conversation_id.is_none() => step.body.clone(),
+            When::NoCallEntryFound if run.call_entry_id.is_none() => step.body.clone(),
+            When::CallEntryKnown if run.call_entry_id.is_some() => step.body.clone(),
+            When::NoOwnerFound if run.owner_id.is_none() => step.body.clone(),
             When::AutomationNew
                 if run.note_written
                     && !run.found_note_body.as_deref().map(automations_in).unwrap_or_default().iter().any(|a| Some(a) == step.automation.as_ref()) =>
@@ -163,6 +177,7 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
                 return stopped_at(run, plan, step);
             }
         };
+        let body = body.map(|b| fill(b, &run));
         match send_with_retries(step, &path, body.as_ref(), config, transport) {
             Ok((response, attempts)) => {
                 run.operations.push(executed(step, &path, Some(response.status), attempts));
@@ -185,16 +200,47 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
                     Capture::Tasks => run.found_tasks = json["tasks"].as_array().cloned(),
                     Capture::Notes => run.found_notes = json["notes"].as_array().cloned(),
                     Capture::Response => run.response = Some(json),
+                    Capture::Conversation => {
+                        run.conversation_id = json["conversations"].as_array().and_then(|c| c.first()).and_then(|c| c["id"].as_str()).map(str::to_string)
+                    }
+                    Capture::CreatedConversation => {
+                        run.conversation_id = str_at(&json, &["conversation", "id"]).or_else(|| str_at(&json, &["conversationId"]))
+                    }
+                    Capture::CallEntryWithAltId(alt_id) => {
+                        let found = json["messages"].as_array().and_then(|m| m.iter().find(|m| m["altId"].as_str() == Some(alt_id.as_str())));
+                        run.call_entry_id = found.and_then(|m| m["id"].as_str()).map(str::to_string);
+                    }
+                    Capture::CallEntry => run.call_entry_id = str_at(&json, &["messageId"]),
+                    Capture::ShareLink => run.share_links.extend(str_at(&json, &["access_link"])),
+                    Capture::UserWithEmail(email, fallback) => {
+                        let users = json["users"].as_array().or(json["items"].as_array());
+                        let has_email = |u: &Value| {
+                            u["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case(email))
+                                || u["emails"].as_array().is_some_and(|list| list.iter().any(|e| e.as_str().is_some_and(|e| e.eq_ignore_ascii_case(email))))
+                        };
+                        run.owner_id = users
+                            .and_then(|list| list.iter().find(|u| has_email(u)))
+                            .and_then(|user| user["id"].as_str().map(str::to_string).or_else(|| user["id"].as_u64().map(|n| n.to_string())))
+                            .or_else(|| fallback.clone());
+                    }
+                    Capture::DialpadContact => run.dialpad_contact_id = str_at(&json, &["id"]).or_else(|| json["id"].as_u64().map(|n| n.to_string())),
                     Capture::NoteWithMarker(marker) => {
                         let found = json["notes"]
                             .as_array()
                             .and_then(|notes| notes.iter().find(|n| n["body"].as_str().is_some_and(|b| b.lines().any(|l| l.trim() == marker))));
                         run.note_id = found.and_then(|n| n["id"].as_str().map(str::to_string));
                         run.found_note_body = found.and_then(|n| n["body"].as_str().map(str::to_string));
+                        // The note names the call's entry: it exists, whatever the records say.
+                        if let Some(entry) = run.found_note_body.as_deref().and_then(|b| b.lines().find_map(|l| l.strip_prefix(CALL_ENTRY_LINE))) {
+                            run.call_entry_id = Some(entry.trim().to_string());
+                        }
                     }
                 }
                 let id_missing = match step.capture {
                     Capture::CreatedContact => run.contact_id.is_none(),
+                    Capture::CreatedConversation => run.conversation_id.is_none(),
+                    Capture::CallEntry => run.call_entry_id.is_none(),
+                    Capture::ShareLink => run.share_links.is_empty(),
                     Capture::Note => run.note_id.is_none(),
                     Capture::Task => run.task_id.is_none(),
                     _ => false,
@@ -246,6 +292,9 @@ fn merge_into_found_note(step: &Step, run: &mut Execution) -> Option<Value> {
     let mut activity = CallActivity::from_note_body(found)?;
     let merge = step.merge_into_found_note.as_deref()?;
     activity.merge(&merge.event);
+    if activity.call_entry_id.is_none() {
+        activity.call_entry_id = run.call_entry_id.clone();
+    }
     for name in &merge.automations {
         if !activity.automations.contains(name) {
             activity.automations.push(name.clone());
@@ -269,13 +318,45 @@ fn render(step: &Step, run: &Execution) -> Result<String, &'static str> {
     };
     let contact = resolve(&step.contact, &run.contact_id);
     let note = resolve(&step.note, &run.note_id);
-    let mut path = step.operation.render_path(|name| match name {
-        "contactId" => contact.as_deref(),
-        "id" => note.as_deref(),
-        other => step.other_params.iter().find(|(n, _)| *n == other).map(|(_, v)| v.as_str()),
+    let mut path = step.operation.render_path(|name| match step.other_params.iter().find(|(n, _)| *n == name) {
+        Some((_, v)) => Some(v.as_str()),
+        None => match name {
+            "contactId" => contact.as_deref(),
+            "id" => note.as_deref(),
+            "conversationId" => run.conversation_id.as_deref(),
+            "messageId" => run.call_entry_id.as_deref(),
+            _ => None,
+        },
     })?;
     path.push_str(&contacts_api::query_string(step.query.iter().map(|(k, v)| (*k, v.as_str()))));
     Ok(path)
+}
+
+/// The body with the placeholders of [`crate::plan::vocabulary`] filled from the run.
+fn fill(body: Value, run: &Execution) -> Value {
+    match body {
+        Value::String(s) => match s.as_str() {
+            CONTACT_ID => run.contact_id.clone().map_or(Value::String(s), Value::String),
+            CONVERSATION_ID => run.conversation_id.clone().map_or(Value::String(s), Value::String),
+            OWNER_ID => run.owner_id.clone().map_or(Value::Null, Value::String),
+            _ if s.contains(CALL_ENTRY_ID) => Value::String(s.replace(CALL_ENTRY_ID, run.call_entry_id.as_deref().unwrap_or("(not made)"))),
+            // A screen pop's URL names the contact found.
+            _ if s.contains(CONTACT_ID) && run.contact_id.is_some() => Value::String(s.replace(CONTACT_ID, run.contact_id.as_deref().unwrap_or_default())),
+            _ => Value::String(s),
+        },
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .flat_map(|item| match item {
+                    Value::String(s) if s == SHARE_LINKS => run.share_links.iter().cloned().map(Value::String).collect::<Vec<_>>(),
+                    other => vec![fill(other, run)],
+                })
+                .collect(),
+        ),
+        // A key whose value is a missing owner is left out (unassigned, not assigned to null).
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, fill(v, run))).filter(|(_, v)| !v.is_null()).collect()),
+        other => other,
+    }
 }
 
 fn executed(step: &Step, path: &str, status: Option<u16>, attempts: u32) -> ExecutedOperation {
@@ -309,7 +390,7 @@ fn settle(
     config: &Config,
     transport: &mut dyn Transport,
 ) -> Result<(HttpResponse, u32), (SyncError, Option<u16>, u32)> {
-    let path = &request.url[config.api_base.len()..];
+    let path = &request.url[origin(step.operation.api, config).len()..];
     let idempotent = step.operation.method != Method::Post;
     let mut attempt = 0;
     loop {
@@ -334,6 +415,11 @@ fn settle(
             Ok(response) if response.status == 400 && step.capture == Capture::CreatedContact && duplicate_of(&response).is_some() => {
                 return Ok((response, attempt))
             }
+            // The contact's conversation exists already (made by someone else since the search):
+            // HighLevel refuses with its id, which is the one wanted.
+            Ok(response) if response.status == 400 && step.capture == Capture::CreatedConversation && existing_conversation(&response).is_some() => {
+                return Ok((response, attempt))
+            }
             // Deleting what is already gone is done (an earlier attempt's delete may have
             // landed without its answer): HighLevel says 400 "… not found", or 404.
             Ok(response) if step.operation.method == Method::Delete && is_not_found(&response) => return Ok((response, attempt)),
@@ -355,21 +441,44 @@ fn settle(
     }
 }
 
+/// The request for one step, to its API's origin with that API's `Version` header and, when
+/// the configuration holds one, that API's credential (never another API's: a HighLevel token
+/// never goes to Dialpad, and back).
 fn build_request(step: &Step, path: &str, body: Option<&Value>, config: &Config) -> HttpRequest {
-    let mut headers = vec![("Accept", "application/json".to_string()), ("Version", contacts_api::API_VERSION_HEADER.to_string())];
-    if let Some(token) = &config.token {
+    let api = step.operation.api;
+    let mut headers = vec![("Accept", "application/json".to_string())];
+    if let Some(version) = api.version_header() {
+        headers.push(("Version", version.to_string()));
+    }
+    let credential = if api.is_highlevel() { &config.token } else { &config.dialpad_api_key };
+    if let Some(token) = credential {
         headers.push(("Authorization", format!("Bearer {token}")));
     }
     let body = body.map(|b| {
         headers.push(("Content-Type", "application/json".to_string()));
         b.to_string().into_bytes()
     });
-    HttpRequest { method: step.operation.method, url: format!("{}{path}", config.api_base), headers, body }
+    HttpRequest { method: step.operation.method, url: format!("{}{path}", origin(api, config)), headers, body }
+}
+
+/// The origin an API's requests go to.
+pub(crate) fn origin(api: contacts_api::Api, config: &Config) -> &str {
+    if api.is_highlevel() {
+        &config.api_base
+    } else {
+        &config.dialpad_api_base
+    }
 }
 
 fn is_not_found(response: &HttpResponse) -> bool {
     let message = || serde_json::from_slice::<Value>(&response.body).ok().and_then(|j| j["message"].as_str().map(str::to_ascii_lowercase)).unwrap_or_default();
     response.status == 404 || (response.status == 400 && message().ends_with("not found"))
+}
+
+/// The existing conversation's id in an "already exists" refusal.
+fn existing_conversation(response: &HttpResponse) -> Option<String> {
+    let json: Value = serde_json::from_slice(&response.body).ok()?;
+    str_at(&json, &["conversationId"])
 }
 
 /// The existing contact's id in a "does not allow duplicated contacts" refusal.

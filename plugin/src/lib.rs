@@ -17,6 +17,7 @@
 
 pub mod actions;
 pub mod backfill;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod execute;

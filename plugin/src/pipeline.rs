@@ -21,11 +21,11 @@ use crate::inbound::highlevel::HighLevelEvent;
 use crate::inbound::platform::{Action, PlatformEvent};
 use crate::inbound::read::{self as inbound, Inbound, Moment};
 use crate::plan::platform::PlatformKnown;
-use crate::plan::vocabulary::{KnownState, Plan, CALL_SYNC_SCOPES};
+use crate::plan::vocabulary::{KnownState, Plan, CALL_ENTRY_ID, CALL_SYNC_SCOPES, DIALPAD_CONTACT_ID, OWNER_ID};
 use crate::report::{Handled, Outcome, PlanView, Report, Route};
 use crate::state::{
-    call_alias_key, contact_event_key, pending_key, phone_key, platform_event_key, platform_link_key, read_text, state_keys, view_key, ContactRecord,
-    NoteRecord, PlatformLink, Store, CLEARED, DONE, MARK,
+    call_alias_key, call_ended_key, call_entry_key, contact_event_key, owner_key, pending_key, phone_key, platform_event_key, platform_link_key, read_text,
+    screen_pop_key, state_keys, view_key, CallEntryRecord, ContactRecord, NoteRecord, PlatformLink, Store, CLEARED, DONE, MARK,
 };
 
 /// Checks an event as [`handle`] would (bytes, signature, shape) and names its lane: the other
@@ -139,7 +139,7 @@ enum Known {
 fn plan_inbound(event: Inbound, config: &Config, store: &mut dyn Store) -> Result<Planned, SyncError> {
     match event {
         Inbound::Dialpad(event) => {
-            let known = known_state(&event, config, store)?;
+            let known = known_state(&event, config, store, crate::clock::now_ms())?;
             let plan = crate::plan::dialpad::plan(&event, config, &known)?;
             Ok(Planned { plan, known: Known::Dialpad(Box::new(known)) })
         }
@@ -181,7 +181,7 @@ fn run_dialpad(plan: &Plan, known: &KnownState, config: &Config, store: &mut dyn
         summary: plan.summary.clone(),
         contact_id: known.record.as_ref().map(|c| c.contact_id.clone()).or(known.contact_id.clone()),
         note_id: known.record.as_ref().map(|c| c.note_id.clone()),
-        call_entry_id: None,
+        call_entry_id: known.call_entry.as_ref().map(|e| e.id.clone()),
         operations: Vec::new(),
     };
     if plan.steps.is_empty() {
@@ -197,6 +197,7 @@ fn run_dialpad(plan: &Plan, known: &KnownState, config: &Config, store: &mut dyn
     report.operations = run.operations.clone();
     report.contact_id = run.contact_id.clone().or(report.contact_id);
     report.note_id = run.note_id.clone().or(report.note_id);
+    report.call_entry_id = run.call_entry_id.clone().or(report.call_entry_id);
     // Record what was learned even when a later step failed: a contact created before the
     // failure is linked, so the retry finds it instead of creating another.
     record(plan, &run, known.record.as_ref().map(|r| r.note_id.as_str()), store)?;
@@ -312,7 +313,7 @@ pub fn invoke_action(operation_id: &str, input: &str, config: &Config, store: &m
 }
 
 /// Reads what the store knows about a Dialpad event's caller and call.
-fn known_state(event: &Event, config: &Config, store: &mut dyn Store) -> Result<KnownState, SyncError> {
+fn known_state(event: &Event, config: &Config, store: &mut dyn Store, now_ms: i64) -> Result<KnownState, SyncError> {
     let mut known = KnownState::default();
     if let Event::Call(call) = event {
         for id in call.all_call_ids() {
@@ -325,6 +326,23 @@ fn known_state(event: &Event, config: &Config, store: &mut dyn Store) -> Result<
     if let Event::Contact(contact) = event {
         known.event_seen = read_text(store, &contact_event_key(config, &contact.content_hash))?.is_some();
     }
+    if let Event::Call(call) = event {
+        let location = &config.location_id;
+        let activity_id = known.call_activity_id.clone().unwrap_or_else(|| call.default_activity_id().to_string());
+        if config.conversations.is_some() {
+            known.call_entry = store.get(&call_entry_key(location, &activity_id)).map_err(SyncError::Storage)?.and_then(|b| CallEntryRecord::decode(&b));
+        }
+        if config.screen_pop.is_some() {
+            known.call_ended = read_text(store, &call_ended_key(location, &activity_id))?.is_some();
+            if let Some(user) = &call.agent.user_id {
+                known.screen_pops = read_text(store, &screen_pop_key(location, user))?.map(|v| v.split(',').map(str::to_string).collect()).unwrap_or_default();
+            }
+        }
+        if let (Some(_), Some(email)) = (&config.owners, &call.agent.email) {
+            known.owner_id = read_text(store, &owner_key(location, email))?;
+        }
+    }
+    known.now_ms = now_ms;
     let (phone_key, record_key) = state_keys(event, config, known.call_activity_id.as_deref());
     if let Some(key) = phone_key {
         known.contact_id = read_text(store, &key)?;
@@ -359,9 +377,28 @@ fn record(plan: &Plan, run: &Execution, known_note: Option<&str>, store: &mut dy
             store.set(key, MARK).map_err(storage)?;
         }
     }
-    // What was written: a call merged into its found note, else the plan's own body.
+    // The call's entry, as soon as it exists: a retry after a later step failed never adds it twice.
+    if let (Some(key), Some(entry)) = (&plan.call_entry_key, &run.call_entry_id) {
+        let mut attached = plan.call_entry_attached.clone();
+        if run.operations.iter().any(|o| o.operation_id == "add-message-attachments" && o.status.is_some_and(|s| s < 300))
+            || run.operations.iter().any(|o| o.operation_id.starts_with("add-an-") && o.status.is_some_and(|s| s < 300))
+        {
+            attached.extend(plan.new_recordings.iter().cloned().zip(run.share_links.iter().cloned()));
+        }
+        store.set(key, &CallEntryRecord { id: entry.clone(), attached }.encode()).map_err(storage)?;
+    }
+    for (key, value) in plan.records.iter().filter(|_| complete) {
+        let value = value.replace(DIALPAD_CONTACT_ID, run.dialpad_contact_id.as_deref().unwrap_or_default()).replace(OWNER_ID, run.owner_id.as_deref().unwrap_or_default());
+        store.set(key, value.as_bytes()).map_err(storage)?;
+    }
+    // What was written: a call merged into its found note, else the plan's own body (with the
+    // call entry's id the run resolved).
     let mut activity = run.merged_activity.as_ref().or(plan.activity.as_ref()).cloned().unwrap_or_default();
-    let written_body = run.merged_activity.as_ref().map(|a| a.note_body()).or_else(|| plan.note_body.clone());
+    let entry_id = run.call_entry_id.as_deref().unwrap_or_default();
+    let written_body = run.merged_activity.as_ref().map(|a| a.note_body()).or_else(|| plan.note_body.clone()).map(|b| b.replace(CALL_ENTRY_ID, entry_id));
+    if activity.call_entry_id.as_deref() == Some(CALL_ENTRY_ID) {
+        activity.call_entry_id = run.call_entry_id.clone();
+    }
     // The note is recorded once it is written, even when a rule's step after it failed; that
     // rule is left out of the record, so the next event of the call retries it. Rules count as
     // done only as the record and this run know them: a note found by its marker may name a

@@ -7,6 +7,11 @@
 //! | `contact-by-phone:{location}:{e164}` | HighLevel contact id ([`phone_key`]) |
 //! | `call:{location}:{call id}` | [`NoteRecord`] ([`call_key`]) |
 //! | `call-leg:{location}:{leg id}` | the id the leg's call is recorded under ([`call_alias_key`]) |
+//! | `call-entry:{location}:{call id}` | [`CallEntryRecord`] ([`call_entry_key`]) |
+//! | `screen-pop:{location}:{dialpad user id}` | the times of the user's latest pops ([`screen_pop_key`]) |
+//! | `call-ended:{location}:{call id}` | [`MARK`] once the call ended ([`call_ended_key`]) |
+//! | `highlevel-contact:{location}:{contact id}` | the linked Dialpad contact id ([`highlevel_contact_key`]) |
+//! | `owner:{location}:{e-mail}` | the HighLevel user id of an agent ([`owner_key`]) |
 //! | `sms:{location}:{sms id}` | [`NoteRecord`] ([`sms_key`]) |
 //! | `dialpad-contact:{location}:{dialpad id}` | [`ContactRecord`] ([`dialpad_contact_key`]) |
 //! | `contact-event:{location}:{content hash}` | [`MARK`] ([`contact_event_key`]) |
@@ -43,6 +48,57 @@ pub const DONE: &[u8] = b"done";
 /// The key-value key linking a phone number to a HighLevel contact.
 pub fn phone_key(location_id: &str, e164: &str) -> String {
     format!("contact-by-phone:{location_id}:{e164}")
+}
+
+/// The key-value key of a call's entry in Conversations.
+pub fn call_entry_key(location_id: &str, call_id: &str) -> String {
+    format!("call-entry:{location_id}:{call_id}")
+}
+
+/// The key-value key of a Dialpad user's latest screen pops.
+pub fn screen_pop_key(location_id: &str, user_id: &str) -> String {
+    format!("screen-pop:{location_id}:{user_id}")
+}
+
+/// The key-value key saying a call has ended (no screen pop after it).
+pub fn call_ended_key(location_id: &str, call_id: &str) -> String {
+    format!("call-ended:{location_id}:{call_id}")
+}
+
+/// The key-value key linking a HighLevel contact to the Dialpad contact two-way sync wrote.
+pub fn highlevel_contact_key(location_id: &str, contact_id: &str) -> String {
+    format!("highlevel-contact:{location_id}:{contact_id}")
+}
+
+/// The key-value key of an agent's HighLevel user, by e-mail.
+pub fn owner_key(location_id: &str, email: &str) -> String {
+    format!("owner:{location_id}:{email}")
+}
+
+/// A call's entry in Conversations: its id, then one `recording id<space>share link` line per
+/// recording attached.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CallEntryRecord {
+    pub id: String,
+    pub attached: Vec<(String, String)>,
+}
+
+impl CallEntryRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut text = self.id.clone();
+        for (recording, link) in &self.attached {
+            text.push_str(&format!("\n{recording} {link}"));
+        }
+        text.into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<CallEntryRecord> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut lines = text.lines();
+        let id = lines.next().filter(|id| !id.is_empty())?.to_string();
+        let attached = lines.filter_map(|l| l.split_once(' ')).map(|(r, l)| (r.to_string(), l.to_string())).collect();
+        Some(CallEntryRecord { id, attached })
+    }
 }
 
 /// The key-value key of a call's record.

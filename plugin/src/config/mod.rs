@@ -2,6 +2,7 @@
 //! `config`, validated with every problem reported at its JSON path. Its JSON Schema is
 //! published through `meta.config-schema` so an automation platform can render it as a form.
 
+pub mod features;
 pub mod reader;
 pub mod rules;
 pub mod template;
@@ -68,6 +69,14 @@ pub struct Config {
     pub dialpad_api_base: String,
     /// Dialpad API key. Normally absent: the host injects it for Dialpad's origin.
     pub dialpad_api_key: Option<String>,
+    /// Calls as Conversations call entries (off when absent).
+    pub conversations: Option<features::Conversations>,
+    /// Screen pops on inbound ringing (off when absent).
+    pub screen_pop: Option<features::ScreenPop>,
+    /// Owners by e-mail (off when absent).
+    pub owners: Option<features::Owners>,
+    /// HighLevel → Dialpad contact sync (off when absent).
+    pub two_way_contacts: Option<features::TwoWayContacts>,
 }
 
 /// What a contact deleted in Dialpad does to its HighLevel contact.
@@ -119,6 +128,10 @@ const KNOWN_KEYS: &[&str] = &[
     "recap_action_items",
     "dialpad_api_base",
     "dialpad_api_key",
+    "conversations",
+    "screen_pop",
+    "owners",
+    "two_way_contacts",
 ];
 
 /// The leeway of a JWT's time claims when the configuration names none: five minutes, as
@@ -199,6 +212,10 @@ impl Config {
         let follow_up_rules = rules::read_follow_up_rules(&mut r, obj.get("follow_up_rules"), "/follow_up_rules");
         let tag_rules = rules::read_tag_rules(&mut r, obj.get("tag_rules"), "/tag_rules");
         let action_items = rules::read_action_items(&mut r, obj.get("recap_action_items"), "/recap_action_items");
+        let conversations = features::read_conversations(&mut r, obj.get("conversations"));
+        let screen_pop = features::read_screen_pop(&mut r, obj.get("screen_pop"));
+        let owners = features::read_owners(&mut r, obj.get("owners"));
+        let two_way_contacts = features::read_two_way(&mut r, obj.get("two_way_contacts"));
         if !r.problems.is_empty() {
             return Err(SyncError::BadConfig(r.problems));
         }
@@ -226,6 +243,10 @@ impl Config {
             action_items,
             dialpad_api_base,
             dialpad_api_key,
+            conversations,
+            screen_pop,
+            owners,
+            two_way_contacts,
         })
     }
 
@@ -344,7 +365,9 @@ fn read_mapping(r: &mut Reader, value: Option<&Value>) -> Vec<FieldMap> {
 
 fn parse_scopes(obj: &Map<String, Value>, r: &mut Reader) -> BTreeSet<Scope> {
     match obj.get("scopes") {
-        None | Some(Value::Null) => [Scope::ContactsReadonly, Scope::ContactsWrite].into(),
+        // Not stated (a private token made with the scopes it needs): every scope is assumed,
+        // and HighLevel's 401/403 says otherwise.
+        None | Some(Value::Null) => Scope::HIGHLEVEL.iter().copied().collect(),
         Some(Value::Array(items)) => {
             let mut scopes = BTreeSet::new();
             for (i, item) in items.iter().enumerate() {
@@ -352,7 +375,10 @@ fn parse_scopes(obj: &Map<String, Value>, r: &mut Reader) -> BTreeSet<Scope> {
                     Some(s) => {
                         scopes.insert(s);
                     }
-                    None => r.problem(&format!("/scopes/{i}"), "must be \"contacts.readonly\" or \"contacts.write\""),
+                    None => r.problem(
+                        &format!("/scopes/{i}"),
+                        format!("unknown scope (known: {})", Scope::HIGHLEVEL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+                    ),
                 }
             }
             scopes
@@ -377,7 +403,7 @@ mod tests {
         let c = Config::from_json(r#"{"location_id":"loc1"}"#).unwrap();
         assert_eq!(c.api_base, "https://services.leadconnectorhq.com");
         assert_eq!(c.default_region.code, "US");
-        assert_eq!(c.scopes.len(), 2);
+        assert_eq!(c.scopes.len(), contacts_api::Scope::HIGHLEVEL.len());
         assert_eq!(c.max_attempts, 3);
         assert!(!c.durable_state);
         assert_eq!((c.platform_secret.as_deref(), c.jwt_leeway_seconds), (None, 300));

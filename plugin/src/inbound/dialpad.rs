@@ -87,6 +87,18 @@ pub struct Party {
 pub struct Agent {
     pub name: Option<String>,
     pub email: Option<String>,
+    /// The Dialpad user's id, when the call's target is a user (not a call center or a group):
+    /// whose screen a pop goes to.
+    pub user_id: Option<String>,
+}
+
+/// A recording of a call or a voicemail, by the id Dialpad's share-link API takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recording {
+    pub id: String,
+    /// `recording_type` of `POST /api/v2/recordingsharelink`: `callrecording`,
+    /// `admincallrecording` or `voicemail`.
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +133,11 @@ pub struct CallEvent {
     pub recap_outcome: Option<String>,
     pub review_link: Option<String>,
     pub labels: Vec<String>,
+    /// The call's recordings and voicemail, by id.
+    pub recordings: Vec<Recording>,
+    /// `custom_data` as the call was started with it (click-to-call puts the HighLevel
+    /// contact id there).
+    pub custom_data: Option<String>,
 }
 
 impl CallEvent {
@@ -135,11 +152,20 @@ impl CallEvent {
         self.parent_call_id.as_deref().unwrap_or(&self.call_id)
     }
 
+    /// The HighLevel contact a click-to-call started this call for (`custom_data` of the form
+    /// `highlevel-contact:<id>`, see `actions`).
+    pub fn custom_contact_id(&self) -> Option<&str> {
+        self.custom_data.as_deref()?.strip_prefix(CUSTOM_DATA_PREFIX).map(str::trim).filter(|id| !id.is_empty())
+    }
+
     /// Every id by which this leg's call can be found: its own and the ones it names.
     pub fn all_call_ids(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.call_id.as_str()).chain(self.related_call_ids.iter().map(String::as_str))
     }
 }
+
+/// How click-to-call marks the HighLevel contact in a call's `custom_data`.
+pub const CUSTOM_DATA_PREFIX: &str = "highlevel-contact:";
 
 /// Parses and classifies one event (already verified JSON bytes).
 pub fn parse(json: &[u8], default_region: &Region) -> Result<Event, SyncError> {
@@ -187,16 +213,31 @@ fn parse_call(f: &Fields, region: &Region) -> Result<CallEvent, SyncError> {
         None => Party::default(),
     };
     let agent = match &target {
-        Some(t) => Agent { name: t.text("name")?, email: t.text("email")?.map(|e| e.to_lowercase()) },
+        Some(t) => Agent {
+            name: t.text("name")?,
+            email: t.text("email")?.map(|e| e.to_lowercase()),
+            user_id: if t.text("type")?.as_deref() == Some("user") { t.id("id")? } else { None },
+        },
         None => Agent::default(),
     };
     let mut recording_urls = Vec::new();
+    let mut recordings: Vec<Recording> = Vec::new();
     for rec in f.objects("recording_details")? {
         let kind = rec.text("recording_type")?;
         if let Some(url) = rec.text("url")? {
             if kind.as_deref() != Some("voicemail") {
                 recording_urls.push(url);
             }
+        }
+        if let Some(id) = rec.id("id")? {
+            recordings.push(Recording { id, kind: kind.unwrap_or_else(|| "callrecording".into()) });
+        }
+    }
+    let listed = f.strings_or_items("call_recording_ids")?.into_iter().map(|id| Recording { id, kind: "callrecording".into() });
+    let voicemail = f.id("voicemail_recording_id")?.map(|id| Recording { id, kind: "voicemail".into() });
+    for recording in listed.chain(voicemail) {
+        if !recordings.iter().any(|r| r.id == recording.id) {
+            recordings.push(recording);
         }
     }
     let talk_ms = match f.millis("talk_time")? {
@@ -242,6 +283,8 @@ fn parse_call(f: &Fields, region: &Region) -> Result<CallEvent, SyncError> {
         recap_outcome: f.text("recap_outcome")?,
         review_link: f.text("company_call_review_share_link")?,
         labels: f.strings_or_items("labels")?,
+        recordings,
+        custom_data: f.text("custom_data")?,
     })
 }
 
@@ -295,7 +338,7 @@ fn parse_sms(f: &Fields, region: &Region) -> Result<SmsEvent, SyncError> {
         None => Party::default(),
     };
     let (agent, agent_number) = match &target {
-        Some(t) => (Agent { name: t.text("name")?, email: None }, t.text("phone_number")?),
+        Some(t) => (Agent { name: t.text("name")?, email: None, user_id: None }, t.text("phone_number")?),
         None => (Agent::default(), None),
     };
     let text = match f.text("text")? {

@@ -12,6 +12,14 @@ pub fn utc_minutes(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
 }
 
+/// `2026-03-10T15:04:05.000Z` (ISO 8601, UTC) for a Unix-milliseconds timestamp.
+pub fn iso(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms.rem_euclid(1000))
+}
+
 /// `4m 07s`, `1h 02m 03s`, `38s` for a duration in milliseconds (rounded to the second).
 pub fn duration(ms: i64) -> String {
     // Saturating: a talk time of i64::MAX ms (a corrupt field) must not wrap to a negative one.

@@ -38,6 +38,9 @@ pub struct CallActivity {
     pub automations: Vec<String>,
     /// Newest `event_timestamp` merged so far.
     pub last_event_ms: Option<i64>,
+    /// The call's entry in HighLevel Conversations (its `messageId`), named on the note so a
+    /// host without the plugin's records finds it too.
+    pub call_entry_id: Option<String>,
 }
 
 impl CallActivity {
@@ -123,6 +126,9 @@ impl CallActivity {
         if let Some(r) = &self.review_link {
             lines.push(format!("Call review: {r}"));
         }
+        if let Some(id) = &self.call_entry_id {
+            lines.push(format!("{CALL_ENTRY_LINE}{id}"));
+        }
         if let Some(line) = automations_line(&self.automations) {
             lines.push(line);
         }
@@ -194,6 +200,7 @@ impl CallActivity {
                 "Recording" => a.recording_urls.push(value.to_string()),
                 "Voicemail" => a.voicemail_link = Some(value.to_string()),
                 "Call review" => a.review_link = Some(value.to_string()),
+                "HighLevel call entry" => a.call_entry_id = Some(value.to_string()),
                 "Automations" => a.automations = value.split(", ").map(str::to_string).collect(),
                 _ => return None,
             }
@@ -234,6 +241,9 @@ pub fn automations_line(names: &[String]) -> Option<String> {
 pub fn automations_in(note: &str) -> Vec<String> {
     note.lines().find_map(|l| l.strip_prefix("Automations: ")).map(|v| v.split(", ").map(str::to_string).collect()).unwrap_or_default()
 }
+
+/// The start of the note line naming the call's entry in Conversations.
+pub const CALL_ENTRY_LINE: &str = "HighLevel call entry: ";
 
 /// The line that identifies a call's note.
 pub fn note_marker(call_id: &str) -> String {

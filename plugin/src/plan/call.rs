@@ -9,14 +9,23 @@ use crate::error::SyncError;
 use crate::inbound::dialpad::{state_role, CallEvent, Direction, StateRole};
 use crate::inbound::event::EventKind;
 use crate::inbound::time;
-use crate::state::{call_alias_key, call_key};
+use crate::state::{call_alias_key, call_ended_key, call_entry_key, call_key};
+use super::call_entry::{add_call_entry, EntryKnown};
+use super::screen_pop::plan_screen_pop;
+use super::vocabulary::{Capture, KnownState as Known, Ref, Step};
+use serde_json::json;
 
 /// Plans one call event. Pure. A call with no caller number at all is skipped, not refused.
 pub fn plan_call(call: &CallEvent, config: &Config, known: &KnownState) -> Result<Plan, SyncError> {
     let key = call.event_key();
     match state_role(&call.state) {
         StateRole::InProgress => {
-            return Ok(Plan::skip(EventKind::Call, key, format!("call still in progress ({}): nothing is written until it ends", call.state)))
+            if let (Some(phone), false) = (&call.external_phone, call.is_internal) {
+                if let Some(pop) = plan_screen_pop(call, phone, config, known) {
+                    return Ok(pop);
+                }
+            }
+            return Ok(Plan::skip(EventKind::Call, key, format!("call still in progress ({}): nothing is written until it ends", call.state)));
         }
         StateRole::Ignored => return Ok(Plan::skip(EventKind::Call, key, format!("call state \"{}\" is not synced", call.state))),
         StateRole::Ended | StateRole::FollowUp => {}
@@ -53,10 +62,59 @@ pub fn plan_call(call: &CallEvent, config: &Config, known: &KnownState) -> Resul
         merge: Some(Box::new(Merge { event: call.clone(), automations: fired.iter().map(|a| a.name.clone()).collect() })),
     };
     let mut plan = plan_note(note, config, known);
+    if config.conversations.is_some() {
+        let contact = plan.steps.iter().find_map(|s| s.contact.clone()).or_else(|| known.contact_id.clone().map(Ref::Known)).unwrap_or(Ref::Resolved);
+        let contact = known.record.as_ref().map(|r| Ref::Known(r.contact_id.clone())).unwrap_or(contact);
+        let entry = known.call_entry.as_ref();
+        let entry_id = entry.map(|e| e.id.clone()).or_else(|| activity.call_entry_id.clone());
+        let attached = entry.map(|e| e.attached.clone()).unwrap_or_default();
+        let look_first = !config.durable_state || known.uncertain;
+        let before = plan.steps.len();
+        let new_recordings =
+            add_call_entry(&mut plan, &mut activity, call, &contact, EntryKnown { id: entry_id.as_deref(), look_first, attached: &attached }, config)?;
+        if let Some(id) = entry_id {
+            activity.call_entry_id = Some(id);
+        }
+        if plan.steps.len() > before {
+            // The note names the entry: its body is written again with the entry's line.
+            let body = activity.note_body();
+            if plan.note_body.as_deref() != Some(body.as_str()) {
+                rewrite_note_steps(&mut plan, known, &body);
+            }
+            plan.note_body = Some(body);
+            plan.outcome = crate::report::Outcome::Synced;
+        }
+        plan.call_entry_key = Some(call_entry_key(&config.location_id, &activity_id));
+        plan.call_entry_attached = attached;
+        plan.new_recordings = new_recordings;
+    }
     add_automations(&mut plan, fired, config, known);
+    super::owners::assign_owner(&mut plan, call.agent.email.as_deref(), known.owner_id.as_deref(), config)?;
+    if config.screen_pop.is_some() {
+        plan.records.push((call_ended_key(&config.location_id, &activity_id), "1".into()));
+    }
     plan.aliases = call.all_call_ids().map(|id| (call_alias_key(&config.location_id, id), activity_id.clone())).collect();
     plan.activity = Some(activity);
     Ok(plan)
+}
+
+/// Puts the new note body on the plan's note steps; a plan whose note was up to date (it had
+/// no note step) gets an `update-note`.
+fn rewrite_note_steps(plan: &mut Plan, known: &Known, body: &str) {
+    let mut found = false;
+    for step in plan.steps.iter_mut().filter(|s| s.capture == Capture::Note) {
+        step.body = Some(json!({ "body": body }));
+        found = true;
+    }
+    if let (false, Some(record)) = (found, &known.record) {
+        plan.steps.push(Step {
+            contact: Some(Ref::Known(record.contact_id.clone())),
+            note: Some(Ref::Known(record.note_id.clone())),
+            body: Some(json!({ "body": body })),
+            capture: Capture::Note,
+            ..Step::new("update-note")
+        });
+    }
 }
 
 fn call_summary(a: &CallActivity) -> String {

@@ -147,7 +147,7 @@ fn find_contact(plan: &mut Plan, contact: &ContactEvent, config: &Config, linked
 }
 
 impl Plan {
-    fn unchanged(mut self, summary: String) -> Plan {
+    pub(crate) fn unchanged(mut self, summary: String) -> Plan {
         self.outcome = Outcome::Unchanged;
         self.summary = summary;
         self

@@ -11,10 +11,13 @@
 pub mod activity;
 pub mod automations;
 pub mod call;
+pub mod call_entry;
 pub mod contact;
 pub mod dialpad;
 pub mod note;
+pub mod owners;
 pub mod platform;
+pub mod screen_pop;
 pub mod sms;
 pub mod to_dialpad;
 pub mod vocabulary;

@@ -30,7 +30,29 @@ pub struct KnownState {
     pub uncertain: bool,
     /// For Dialpad contact events: this very event (same content) was applied before.
     pub event_seen: bool,
+    /// For calls: the call's entry in Conversations, as recorded.
+    pub call_entry: Option<crate::state::CallEntryRecord>,
+    /// For calls: the call has ended (a ringing event after that is stale).
+    pub call_ended: bool,
+    /// For ringing calls: the agent's latest screen pops, `<Unix ms>:<call id>` each.
+    pub screen_pops: Vec<String>,
+    /// For calls: the agent's HighLevel user, as recorded.
+    pub owner_id: Option<String>,
+    /// When the event is handled (Unix ms), for what depends on the clock (a stale screen pop).
+    pub now_ms: i64,
 }
+
+/// Placeholders in a step's body, filled by the executor from what earlier steps resolved:
+/// a string value equal to one is replaced by the id (a missing owner drops its key); the call
+/// entry's id is replaced inside text too (the note names it); an array item equal to
+/// [`SHARE_LINKS`] becomes the share links made.
+pub const CONTACT_ID: &str = "{contactId}";
+pub const CONVERSATION_ID: &str = "{conversationId}";
+pub const CALL_ENTRY_ID: &str = "{callEntryId}";
+pub const OWNER_ID: &str = "{ownerId}";
+pub const SHARE_LINKS: &str = "{shareLinks}";
+/// In a record's value: the id of the Dialpad contact the run wrote.
+pub const DIALPAD_CONTACT_ID: &str = "{dialpadContactId}";
 
 /// An id a step's path needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +80,21 @@ pub enum When {
     /// A create whose twin may already exist: runs unless the list an earlier step read holds
     /// an item with the same title and body (tasks) or body (notes), and a contact is known.
     NoSameItem,
+    /// The conversation search found none.
+    NoConversationFound,
+    /// No call entry with this `altId` is in the messages an earlier step read (nor known).
+    NoCallEntryFound,
+    /// The call entry is known (made or found by an earlier step).
+    CallEntryKnown,
+    /// The owner search has not matched a user yet.
+    NoOwnerFound,
+}
+
+impl KnownState {
+    /// The agent's latest screen pops: `(Unix ms, call id)`.
+    pub fn screen_pop_entries(&self) -> impl Iterator<Item = (i64, &str)> {
+        self.screen_pops.iter().filter_map(|e| e.split_once(':')).filter_map(|(at, id)| Some((at.parse().ok()?, id)))
+    }
 }
 
 impl When {
@@ -70,6 +107,10 @@ impl When {
             When::NoteDiffers => Some("if this call's note exists and this event adds to it (the body is then the note merged with this event)"),
             When::AutomationNew => Some("if the note was written now and does not name this rule yet"),
             When::NoSameItem => Some("unless the list just read holds the same item (an earlier attempt's write may have landed)"),
+            When::NoConversationFound => Some("if the search finds no conversation of the contact"),
+            When::NoCallEntryFound => Some("unless the conversation already holds this call's entry (same altId)"),
+            When::CallEntryKnown => Some("once the call entry is known"),
+            When::NoOwnerFound => Some("unless the agent's HighLevel user is already known"),
         }
     }
 }
@@ -94,6 +135,22 @@ pub enum Capture {
     Notes,
     /// The whole response body, for an action's caller.
     Response,
+    /// `conversations[0].id` of a conversation search.
+    Conversation,
+    /// `conversation.id` of a created conversation, or `conversationId` of an "already
+    /// exists" refusal.
+    CreatedConversation,
+    /// The call entry with this `altId` in a conversation's messages.
+    CallEntryWithAltId(String),
+    /// `messageId` of an added call entry.
+    CallEntry,
+    /// `access_link` of a Dialpad recording share link: attached to the call entry.
+    ShareLink,
+    /// The id of the user with this e-mail in a users listing (HighLevel's `users`, Dialpad's
+    /// `items`), else the fallback user.
+    UserWithEmail(String, Option<String>),
+    /// `id` of a Dialpad contact written.
+    DialpadContact,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -187,6 +244,14 @@ pub struct Plan {
     pub clear_keys: Vec<String>,
     /// Keys to set once the steps succeed (a contact event applied).
     pub done_keys: Vec<String>,
+    /// For calls with an entry in Conversations: its record's key, what it holds, and the
+    /// recordings this plan's share links are for (in the order they are made).
+    pub call_entry_key: Option<String>,
+    pub call_entry_attached: Vec<(String, String)>,
+    pub new_recordings: Vec<String>,
+    /// Other records to write once the steps succeed: `(key, value)`; a value may hold the
+    /// placeholders the executor fills (a screen pop's time, a Dialpad contact's id).
+    pub records: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -206,6 +271,10 @@ impl Plan {
             contact_record: None,
             clear_keys: Vec::new(),
             done_keys: Vec::new(),
+            call_entry_key: None,
+            call_entry_attached: Vec::new(),
+            new_recordings: Vec::new(),
+            records: Vec::new(),
         }
     }
 
