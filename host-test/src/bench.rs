@@ -463,6 +463,7 @@ fn burst(plugin: &CompiledPlugin, options: BenchOptions) -> anyhow::Result<Burst
             reconcile: None,
             access: Default::default(),
             limits: Default::default(),
+            card: Default::default(),
         },
     )?;
     // A quarter new callers (3 requests), the rest their later calls (1 request each).

@@ -48,6 +48,57 @@ pub struct Settings {
     /// Connecting accounts: the Marketplace app, where Dialpad reaches this host, what to
     /// subscribe to (`marketplace`, `public_url`, `dialpad_call_states`).
     pub connect: ConnectSettings,
+    /// `serve`'s contact card: its key, who may frame it, where its link goes.
+    pub card: CardSettings,
+}
+
+/// HighLevel's web app, where the card's "Open in HighLevel" link goes by default.
+pub const DEFAULT_HIGHLEVEL_APP_URL: &str = "https://app.gohighlevel.com";
+/// The shortest `card_key` accepted: it is a password that travels in URLs.
+pub const MIN_CARD_KEY_CHARS: usize = 16;
+
+/// The contact card `serve` shows on its admin listener (`/card`, see `docs/operating.md`).
+#[derive(Clone, Debug)]
+pub struct CardSettings {
+    /// `card_key`: opens the cards, and nothing else, as `?key=`. A frame in a Dialpad app panel
+    /// or a CRM can neither send the admin token nor carry the admin session (its cookie is
+    /// SameSite=Strict, so a cross-site frame never sends it).
+    pub key: Option<Secret>,
+    /// `card_frame_ancestors`: the origins that may show the card in a frame (CSP
+    /// `frame-ancestors` sources); empty: nobody may frame it.
+    pub frame_ancestors: Vec<String>,
+    /// `highlevel_app_url`: HighLevel's web app, a white-label agency's own domain included,
+    /// without a trailing slash.
+    pub app_url: String,
+}
+
+impl Default for CardSettings {
+    fn default() -> Self {
+        CardSettings { key: None, frame_ancestors: Vec::new(), app_url: DEFAULT_HIGHLEVEL_APP_URL.into() }
+    }
+}
+
+/// A `frame-ancestors` source as the card's CSP takes it: `'self'`, or an http(s) origin whose
+/// host may start with `*.` and whose port may be `*`. Anything else is refused, since the
+/// value goes into a response header as it is (a `;` would add a directive).
+pub fn frame_ancestor(given: &str) -> Option<String> {
+    let given = given.trim().trim_end_matches('/');
+    if given == "'self'" {
+        return Some(given.into());
+    }
+    let (scheme, authority) = given.split_once("://")?;
+    if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+        return None;
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let bare = host.strip_prefix("*.").unwrap_or(host);
+    let label_ok = |label: &str| !label.is_empty() && label.len() <= 63 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let host_ok = !bare.is_empty() && bare.split('.').all(label_ok);
+    let port_ok = port.is_none_or(|p| p == "*" || (!p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit())));
+    (host_ok && port_ok).then(|| format!("{}://{}", scheme.to_ascii_lowercase(), authority.to_ascii_lowercase()))
 }
 
 /// The host's settings for installs and connections (see `docs/connect.md`).
@@ -221,6 +272,7 @@ impl Default for Settings {
             dialpad_rate_limiter: Some(Arc::new(RateLimiter::new(1200, Duration::from_secs(60)))),
             reconcile: None,
             connect: ConnectSettings::default(),
+            card: CardSettings::default(),
         }
     }
 }
@@ -286,6 +338,7 @@ impl Settings {
             settings.reconcile = Some(Reconcile { every, window });
         }
         settings.read_connect_keys(path)?;
+        settings.read_card_keys(path)?;
         if let Some(token) = settings.plugin_config.remove("token") {
             match token {
                 Value::String(t) if !t.is_empty() => settings.token = Some(Secret::new(t)),
@@ -330,6 +383,53 @@ impl Settings {
                 }
             }
             Some(_) => bail!("{}: dialpad_call_states must be a list of Dialpad call states", path.display()),
+        }
+        Ok(())
+    }
+
+    /// `card_key`, `card_frame_ancestors` and `highlevel_app_url`.
+    fn read_card_keys(&mut self, path: &Path) -> anyhow::Result<()> {
+        match self.plugin_config.remove("card_key") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(key)) => {
+                let key = key.trim();
+                if key.chars().count() < MIN_CARD_KEY_CHARS {
+                    bail!(
+                        "{}: card_key is too short ({} characters; at least {MIN_CARD_KEY_CHARS}): anyone could guess it. Use a long random one, \
+                         e.g. `openssl rand -hex 24`",
+                        path.display(),
+                        key.chars().count()
+                    );
+                }
+                self.card.key = Some(Secret::new(key));
+            }
+            Some(_) => bail!("{}: card_key must be a string", path.display()),
+        }
+        match self.plugin_config.remove("card_frame_ancestors") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(origins)) => {
+                for origin in &origins {
+                    let Some(source) = origin.as_str().and_then(frame_ancestor) else {
+                        bail!(
+                            "{}: card_frame_ancestors has {origin}, which is not an origin (https://app.example.com, https://*.example.com:8443 \
+                             or 'self')",
+                            path.display()
+                        );
+                    };
+                    self.card.frame_ancestors.push(source);
+                }
+            }
+            Some(_) => bail!("{}: card_frame_ancestors must be a list of origins (https://app.example.com)", path.display()),
+        }
+        match self.plugin_config.remove("highlevel_app_url") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(given)) => match url::Url::parse(given.trim()) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() && url.query().is_none() && url.fragment().is_none() => {
+                    self.card.app_url = url.as_str().trim_end_matches('/').to_string();
+                }
+                _ => bail!("{}: highlevel_app_url must be an http(s) URL, such as https://app.gohighlevel.com or your agency's domain", path.display()),
+            },
+            Some(_) => bail!("{}: highlevel_app_url must be a string (an http(s) URL)", path.display()),
         }
         Ok(())
     }
@@ -529,5 +629,37 @@ mod tests {
         // Clones share the breaker, as they share the rate limiter.
         let default = Settings::default();
         assert!(Arc::ptr_eq(default.api_breaker.as_ref().unwrap(), default.clone().api_breaker.as_ref().unwrap()));
+    }
+
+    #[test]
+    fn the_cards_key_frames_and_link_are_host_keys() {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = dir.join("c.json");
+        let read = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Settings::from_file(&path)
+        };
+        let s = read(r#"{"location_id":"L"}"#).unwrap();
+        assert!(s.card.key.is_none() && s.card.frame_ancestors.is_empty());
+        assert_eq!(s.card.app_url, DEFAULT_HIGHLEVEL_APP_URL);
+        let s = read(
+            r#"{"location_id":"L","card_key":" card-key-0123456789abcdef ","card_frame_ancestors":["https://app.dialpad.com","https://*.Example.com:8443/","'self'"],
+                "highlevel_app_url":"https://crm.agency.example/"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.card.key.as_ref().unwrap().expose(), "card-key-0123456789abcdef");
+        assert_eq!(s.card.frame_ancestors, ["https://app.dialpad.com", "https://*.example.com:8443", "'self'"]);
+        assert_eq!(s.card.app_url, "https://crm.agency.example");
+        for key in ["card_key", "card_frame_ancestors", "highlevel_app_url"] {
+            assert!(!s.plugin_config.contains_key(key), "{key} stays with the host");
+        }
+        let short = read(r#"{"location_id":"L","card_key":"short"}"#).unwrap_err().to_string();
+        assert!(short.contains("card_key is too short"), "{short}");
+        for bad in [r#"["https://a.example; script-src *"]"#, r#"["javascript://x"]"#, r#"["https://a.example/path"]"#, r#"["*"]"#, r#""https://a.example""#] {
+            let e = read(&format!(r#"{{"location_id":"L","card_frame_ancestors":{bad}}}"#)).unwrap_err().to_string();
+            assert!(e.contains("card_frame_ancestors"), "{bad}: {e}");
+        }
+        assert!(read(r#"{"location_id":"L","highlevel_app_url":"app.gohighlevel.com"}"#).is_err());
+        assert!(read(r#"{"location_id":"L","highlevel_app_url":"https://x.example/?a=1"}"#).is_err());
     }
 }

@@ -70,6 +70,7 @@ pub fn loopback_options() -> ServeOptions {
         reconcile: None,
         access: Default::default(),
         limits: Default::default(),
+        card: Default::default(),
     }
 }
 

@@ -79,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         reconcile: target.reconcile,
         access,
         limits: args.limits.into_limits(),
+        card: target.settings.card.clone(),
     };
     let _mock = target.mock;
     let db = state.join("state.db");

@@ -17,9 +17,16 @@
 //!   - Every answer carries a Content-Security-Policy (scripts and styles only with the
 //!     response's nonce, no framing), `X-Frame-Options: DENY`, `X-Content-Type-Options:
 //!     nosniff`, `Referrer-Policy: same-origin` and `Cache-Control: no-store`.
+//! - **The contact card** (`/card`, `/tenants/{tenant}/card`) is the one exception, because a
+//!   Dialpad app panel or a CRM shows it in a frame: with a `card_key`, `?key=<card_key>` opens
+//!   the cards (and nothing else) without the admin token, which a frame cannot send; with
+//!   `card_frame_ancestors`, its CSP names those origins in `frame-ancestors` and it has no
+//!   `X-Frame-Options`. It keeps the `Cache-Control` it sets, and sends no referrer at all,
+//!   since its own URL may hold the key.
 
 use crate::capability::secret::Secret;
 use crate::engine::Runtime;
+use crate::settings::CardSettings;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -152,6 +159,13 @@ fn digest(value: &str) -> [u8; 32] {
     sha2::Sha256::digest(value.as_bytes()).into()
 }
 
+/// Whether `given` is the secret, in constant time. Digests first: equal lengths, so the
+/// comparison's time says nothing of the length.
+fn same_secret(secret: Option<&Secret>, given: &str) -> bool {
+    use subtle::ConstantTimeEq as _;
+    secret.is_some_and(|secret| bool::from(digest(secret.expose()).ct_eq(&digest(given))))
+}
+
 /// The per-response nonce that lets the page's own `<script>` and `<style>` run under the CSP.
 #[derive(Clone, Debug)]
 pub struct Nonce(String);
@@ -175,11 +189,16 @@ pub struct Guard {
     /// SHA-256 of each session id → when it expires. The digest is what is looked up, so the
     /// lookup's timing tells nothing about a valid id.
     sessions: Mutex<HashMap<[u8; 32], Instant>>,
+    /// `card_key`: opens the card paths, read-only, as `?key=`.
+    card_key: Option<Secret>,
+    /// `card_frame_ancestors`, checked sources joined by spaces; empty: the card is not framed.
+    card_frame_ancestors: String,
 }
 
 impl Guard {
-    /// The gate of the admin listener bound at `admin`.
-    pub fn new(options: &AccessOptions, admin: SocketAddr) -> Arc<Guard> {
+    /// The gate of the admin listener bound at `admin`; `card` says who else may open the
+    /// contact card and who may frame it.
+    pub fn new(options: &AccessOptions, admin: SocketAddr, card: &CardSettings) -> Arc<Guard> {
         let port = admin.port();
         let mut hosts: Vec<AllowedHost> =
             ["127.0.0.1", "localhost", "[::1]"].into_iter().map(|name| AllowedHost { name: name.into(), port: Some(port) }).collect();
@@ -196,7 +215,17 @@ impl Guard {
                 None => tracing::warn!("serve: --admin-host {given:?} is not a host name (name or name:port): ignored"),
             }
         }
-        Arc::new(Guard { token: options.admin_token.clone(), hosts, secure_cookie: !admin.ip().is_loopback(), sessions: Mutex::new(HashMap::new()) })
+        // Checked when the settings were read; checked again here because the CSP header takes
+        // them as they are.
+        let ancestors: Vec<String> = card.frame_ancestors.iter().filter_map(|a| crate::settings::frame_ancestor(a)).collect();
+        Arc::new(Guard {
+            token: options.admin_token.clone(),
+            hosts,
+            secure_cookie: !admin.ip().is_loopback(),
+            sessions: Mutex::new(HashMap::new()),
+            card_key: card.key.clone(),
+            card_frame_ancestors: ancestors.join(" "),
+        })
     }
 
     /// Whether an authority (a `Host` header, an origin's host and port) names this listener.
@@ -218,9 +247,27 @@ impl Guard {
     }
 
     fn token_matches(&self, given: &str) -> bool {
-        use subtle::ConstantTimeEq as _;
-        // Digests first: equal lengths, so the comparison's time says nothing of the length.
-        self.token.as_ref().is_some_and(|token| bool::from(digest(token.expose()).ct_eq(&digest(given))))
+        same_secret(self.token.as_ref(), given)
+    }
+
+    /// Whether a request to a card path may go on with its `?key=`: `None` when the key is the
+    /// card key, else the refusal. Only reading: the card routes answer GET alone.
+    fn card_key_check(&self, query: Option<&str>) -> Option<Response> {
+        let given = query.and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(name, _)| name == "key").map(|(_, value)| value.into_owned()));
+        let message = match given {
+            Some(key) if same_secret(self.card_key.as_ref(), &key) => return None,
+            Some(_) if self.card_key.is_some() => {
+                tracing::warn!("serve: a card request with a wrong card key");
+                "The card key in this link is wrong."
+            }
+            Some(_) => "This host has no card key: open the card as an admin (log in at /login, or send Authorization: Bearer <admin token>).",
+            None => "This card needs the admin token (a login at /login, or Authorization: Bearer <token>), or the card key as ?key=.",
+        };
+        // A page, not JSON: a person sees it, often inside a Dialpad or CRM panel.
+        let page = format!("<!doctype html>\n<html lang=\"en\"><meta charset=\"utf-8\"><title>Not allowed</title><p>{message}</p></html>\n");
+        let mut answer = (StatusCode::UNAUTHORIZED, Html(page)).into_response();
+        answer.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"dialpad-ghl admin\""));
+        Some(answer)
     }
 
     fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -295,8 +342,15 @@ fn machine_path(path: &str) -> bool {
     path.starts_with("/api/") || path == "/api" || path == "/metrics"
 }
 
+/// The contact card's paths: `/card` and `/tenants/{tenant}/card`.
+pub fn card_path(path: &str) -> bool {
+    path == "/card"
+        || path.strip_prefix("/tenants/").and_then(|rest| rest.strip_suffix("/card")).is_some_and(|tenant| !tenant.is_empty() && !tenant.contains('/'))
+}
+
 async fn gate(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
     let nonce = Nonce(random_hex(16));
+    let card = card_path(request.uri().path());
     let mut response = match check(&guard, &request) {
         Some(refused) => refused,
         None => {
@@ -305,20 +359,37 @@ async fn gate(State(guard): State<Arc<Guard>>, mut request: Request, next: Next)
         }
     };
     let headers = response.headers_mut();
-    let csp = format!(
-        "default-src 'self'; script-src 'nonce-{n}'; style-src 'nonce-{n}'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
-         base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-        n = nonce.0
-    );
+    let framed = card && !guard.card_frame_ancestors.is_empty();
+    let csp = if card {
+        // The card has one style and no script, form, image or fetch of its own.
+        let ancestors = if framed { guard.card_frame_ancestors.as_str() } else { "'none'" };
+        format!("default-src 'none'; style-src 'nonce-{n}'; base-uri 'none'; form-action 'none'; frame-ancestors {ancestors}", n = nonce.0)
+    } else {
+        format!(
+            "default-src 'self'; script-src 'nonce-{n}'; style-src 'nonce-{n}'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
+             base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+            n = nonce.0
+        )
+    };
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_str(&csp).expect("an ASCII policy"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // `frame-ancestors` wins over X-Frame-Options in every current browser, but an older one
+    // would obey DENY and refuse the frame the operator allowed.
+    if !framed {
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    // Not `no-referrer`: under it a browser sends `Origin: null` with the page's own form
-    // posts (/login, /logout), which the origin check would refuse. `same-origin` sends
-    // nothing to other sites all the same.
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
+    // Not `no-referrer` on the admin pages: under it a browser sends `Origin: null` with the
+    // page's own form posts (/login, /logout), which the origin check would refuse.
+    // `same-origin` sends nothing to other sites all the same. The card has no form, and its
+    // URL may hold the card key: it sends no referrer, not even to this host.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static(if card { "no-referrer" } else { "same-origin" }));
+    // The card says how long its view stays fresh (the plugin's cache); everything else, and a
+    // card's refusal, is never stored.
+    if !(card && headers.contains_key(header::CACHE_CONTROL)) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    // A frame the operator allowed may sit in a page that demands CORP of what it embeds.
+    headers.insert("cross-origin-resource-policy", HeaderValue::from_static(if framed { "cross-origin" } else { "same-origin" }));
     headers.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     response
 }
@@ -366,6 +437,12 @@ fn check(guard: &Guard, request: &Request) -> Option<Response> {
     let path = request.uri().path();
     if guard.token.is_none() || bearer_ok || public(path) || cookie.is_some_and(|id| guard.session_valid(id)) {
         return None;
+    }
+    // A frame cannot send the token and a cross-site one never sends the SameSite=Strict
+    // session cookie: the card answers 401 with what to do, never the login redirect, whose
+    // page refuses to be framed.
+    if card_path(path) && bearer.is_none() && !state_changing {
+        return guard.card_key_check(request.uri().query());
     }
     if machine_path(path) || bearer.is_some() {
         let mut answer = refusal(
@@ -456,7 +533,7 @@ mod tests {
 
     fn guard(hosts: &[&str]) -> Arc<Guard> {
         let options = AccessOptions { admin_hosts: hosts.iter().map(|h| h.to_string()).collect(), ..AccessOptions::default() };
-        Guard::new(&options, "127.0.0.1:8791".parse().unwrap())
+        Guard::new(&options, "127.0.0.1:8791".parse().unwrap(), &CardSettings::default())
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!   `POST /webhooks/dialpad` (Dialpad's bodies, JSON or signed JWT) and `POST /events/platform`
 //!   (task and note events), plus `GET /healthz`. The **admin** listener serves the monitoring
 //!   page (`/`), its JSON API (`/api/…`), `/healthz` and `/metrics`. Keeping them apart lets the
-//!   webhook port face the internet while the page, which can replay events, does not.
+//!   webhook port face the internet while the page, which can replay events, does not. The
+//!   admin listener also serves the contact card ([`card`]: `/card`, `/tenants/{tenant}/card`).
 //! - On arrival the plugin checks the body (`triggers.route`: signature and shape, nothing
 //!   sent): a body that can never succeed is refused at once (401/400) and shown on the page; any
 //!   other is committed to the SQLite inbox before the 200 (see [`inbox`]).
@@ -16,6 +17,7 @@
 //!   memory ([`listener`]), disk (the inbox's and dead letters' budgets, [`retention`]).
 
 pub mod access;
+pub mod card;
 pub mod inbox;
 pub mod limits;
 mod listener;
@@ -27,7 +29,7 @@ use crate::bindings::dialpad_ghl::sync::types::{self as wit, SyncError};
 use crate::engine::Runtime;
 use crate::inbound::{Inbound, Source};
 use crate::report;
-use crate::settings::Reconcile;
+use crate::settings::{CardSettings, Reconcile};
 use crate::storage::dead_letters::DeadLetters;
 use crate::tenants::registry::{LiveTenant, Tenants};
 use anyhow::Context as _;
@@ -67,6 +69,8 @@ pub struct ServeOptions {
     pub access: access::AccessOptions,
     /// Connections, timeouts, body sizes and memory, disk budgets and retention.
     pub limits: limits::Limits,
+    /// The contact card: its key, who may frame it, where its link goes (host settings).
+    pub card: CardSettings,
 }
 
 impl Default for ServeOptions {
@@ -80,6 +84,7 @@ impl Default for ServeOptions {
             reconcile: None,
             access: access::AccessOptions::default(),
             limits: limits::Limits::default(),
+            card: CardSettings::default(),
         }
     }
 }
@@ -160,7 +165,7 @@ impl Server {
         })?;
         let webhook_addr = webhook_listener.local_addr()?;
         let admin_addr = admin_listener.local_addr()?;
-        let access = access::Guard::new(&options.access, admin_addr);
+        let access = access::Guard::new(&options.access, admin_addr, &options.card);
         let limits = &options.limits;
         let webhooks = listener::Serving {
             name: "webhook",
@@ -565,6 +570,20 @@ impl setup::Host for Shared {
     }
 }
 
+impl card::Host for Shared {
+    fn tenants(&self) -> &Tenants {
+        &self.tenants
+    }
+
+    fn card(&self) -> &CardSettings {
+        &self.options.card
+    }
+
+    fn count_request(&self, status: Option<u16>) {
+        self.metrics.request(status);
+    }
+}
+
 /// Failures that may pass on their own: the delivery is tried again later.
 fn retryable(error: &SyncError) -> bool {
     match error {
@@ -654,6 +673,7 @@ const MONITOR_PAGE: &str = include_str!("monitor.html");
 
 fn admin_router(shared: Arc<Shared>) -> Router {
     setup::admin_routes::<Shared>()
+        .merge(card::routes::<Shared>())
         .route("/", get(|Extension(nonce): Extension<access::Nonce>| async move { Html(nonce.fill(MONITOR_PAGE)) }))
         .route("/healthz", get(|State(s): State<Arc<Shared>>| async move { s.health() }))
         .route(
