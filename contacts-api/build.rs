@@ -17,14 +17,7 @@ const TABLES: &[(&str, &str, &str, Option<&[&str]>)] = &[
         "CONVERSATIONS",
         "Conversations",
         "spec/apps/conversations.json",
-        Some(&[
-            "search-conversation",
-            "create-conversation",
-            "get-messages",
-            "add-an-inbound-message",
-            "add-an-outbound-message",
-            "add-message-attachments",
-        ]),
+        Some(&["search-conversation", "create-conversation", "get-messages", "add-an-inbound-message", "add-an-outbound-message", "add-message-attachments"]),
     ),
     ("USERS", "Users", "spec/apps/users.json", Some(&["get-user-by-location"])),
     (

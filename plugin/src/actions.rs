@@ -6,6 +6,7 @@
 //! under `body`. It is checked against the operation before anything is sent, so a whitelist
 //! violation is a typed `invalid-input` naming the path, not a 422 from the API.
 
+use crate::click_to_call;
 use crate::config::Config;
 use crate::error::{Problem, SyncError};
 use crate::inbound::event::EventKind;
@@ -19,12 +20,18 @@ pub const REPLACE_TAGS_KEY: &str = "replace_all_tags";
 /// One catalog entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OperationInfo {
+    /// The action's id: the operation's, or a workflow action's (`click-to-call`).
+    pub id: &'static str,
+    /// The operation it runs (for a workflow action, its last one).
     pub operation: &'static Operation,
     pub input_schema: Value,
 }
 
+/// Every Contacts operation, then the workflow actions.
 pub fn catalog() -> Vec<OperationInfo> {
-    OPERATIONS.iter().map(|op| OperationInfo { operation: op, input_schema: input_schema(op) }).collect()
+    let mut list: Vec<OperationInfo> = OPERATIONS.iter().map(|op| OperationInfo { id: op.id, operation: op, input_schema: input_schema(op) }).collect();
+    list.push(OperationInfo { id: click_to_call::ACTION_ID, operation: contacts_api::op("call.call"), input_schema: click_to_call::input_schema() });
+    list
 }
 
 /// The JSON Schema of an operation's input.
@@ -95,12 +102,16 @@ fn replaces_tags(op: &Operation) -> bool {
 
 /// Plans one invocation: validates the input, checks the scope, and returns a one-step plan.
 pub fn plan_invocation(operation_id: &str, input: &str, config: &Config) -> Result<Plan, SyncError> {
-    let op = contacts_api::operation(operation_id).ok_or_else(|| SyncError::UnknownOperation(operation_id.to_string()))?;
+    let op = contacts_api::operation(operation_id);
+    if op.is_none() && operation_id != click_to_call::ACTION_ID {
+        return Err(SyncError::UnknownOperation(operation_id.to_string()));
+    }
     let input: Value = serde_json::from_str(if input.trim().is_empty() { "{}" } else { input })
         .map_err(|e| SyncError::InvalidInput(vec![problem("", format!("input is not valid JSON: {e}"))]))?;
     let Value::Object(input) = input else {
         return Err(SyncError::InvalidInput(vec![problem("", "input must be a JSON object")]));
     };
+    let Some(op) = op else { return click_to_call::plan(&input, config) };
     let step = validate(op, input, config)?;
     config.require_scopes(&[op.scope])?;
     Ok(Plan { summary: format!("{} {}", op.method.as_str(), op.path), steps: vec![step], ..Plan::empty(EventKind::Call, format!("action:{}", op.id)) })
@@ -255,7 +266,8 @@ mod tests {
     #[test]
     fn the_catalog_lists_all_32_operations_with_input_schemas() {
         let c = catalog();
-        assert_eq!(c.len(), 32);
+        assert_eq!(c.len(), 33);
+        assert_eq!(c[32].id, "click-to-call");
         let note = c.iter().find(|i| i.operation.id == "create-note").unwrap();
         assert_eq!(note.input_schema["required"], json!(["contactId", "body"]));
         assert_eq!(note.input_schema["properties"]["body"]["required"], json!(["body"]));

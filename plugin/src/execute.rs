@@ -9,7 +9,9 @@
 use crate::config::Config;
 use crate::error::{SyncError, UpstreamFailure};
 use crate::plan::activity::{automations_in, CallActivity, CALL_ENTRY_LINE};
-use crate::plan::vocabulary::{Capture, Plan, Ref, Step, When, CALL_ENTRY_ID, CONTACT_ID, CONVERSATION_ID, OWNER_ID, SHARE_LINKS};
+use crate::plan::vocabulary::{
+    Capture, Plan, Ref, Step, When, CALL_ENTRY_ID, CONTACT_ID, CONTACT_PHONE, CONVERSATION_ID, DIALPAD_USER_ID, OWNER_ID, SHARE_LINKS,
+};
 use crate::report::ExecutedOperation;
 use contacts_api::Method;
 use serde_json::Value;
@@ -90,6 +92,8 @@ pub struct Execution {
     pub owner_id: Option<String>,
     /// The Dialpad contact written.
     pub dialpad_contact_id: Option<String>,
+    /// The contact's phone, read.
+    pub contact_phone: Option<String>,
 }
 
 const BACKOFF_CAP_MS: u64 = 8_000;
@@ -203,9 +207,7 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
                     Capture::Conversation => {
                         run.conversation_id = json["conversations"].as_array().and_then(|c| c.first()).and_then(|c| c["id"].as_str()).map(str::to_string)
                     }
-                    Capture::CreatedConversation => {
-                        run.conversation_id = str_at(&json, &["conversation", "id"]).or_else(|| str_at(&json, &["conversationId"]))
-                    }
+                    Capture::CreatedConversation => run.conversation_id = str_at(&json, &["conversation", "id"]).or_else(|| str_at(&json, &["conversationId"])),
                     Capture::CallEntryWithAltId(alt_id) => {
                         let found = json["messages"].as_array().and_then(|m| m.iter().find(|m| m["altId"].as_str() == Some(alt_id.as_str())));
                         run.call_entry_id = found.and_then(|m| m["id"].as_str()).map(str::to_string);
@@ -223,6 +225,7 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
                             .and_then(|user| user["id"].as_str().map(str::to_string).or_else(|| user["id"].as_u64().map(|n| n.to_string())))
                             .or_else(|| fallback.clone());
                     }
+                    Capture::ContactPhone => run.contact_phone = str_at(&json, &["contact", "phone"]),
                     Capture::DialpadContact => run.dialpad_contact_id = str_at(&json, &["id"]).or_else(|| json["id"].as_u64().map(|n| n.to_string())),
                     Capture::NoteWithMarker(marker) => {
                         let found = json["notes"]
@@ -237,6 +240,8 @@ pub fn execute(plan: &Plan, config: &Config, transport: &mut dyn Transport) -> E
                     }
                 }
                 let id_missing = match step.capture {
+                    Capture::ContactPhone => run.contact_phone.is_none(),
+                    Capture::UserWithEmail(..) if step.operation.id == "users.list" => run.owner_id.is_none(),
                     Capture::CreatedContact => run.contact_id.is_none(),
                     Capture::CreatedConversation => run.conversation_id.is_none(),
                     Capture::CallEntry => run.call_entry_id.is_none(),
@@ -339,6 +344,8 @@ fn fill(body: Value, run: &Execution) -> Value {
             CONTACT_ID => run.contact_id.clone().map_or(Value::String(s), Value::String),
             CONVERSATION_ID => run.conversation_id.clone().map_or(Value::String(s), Value::String),
             OWNER_ID => run.owner_id.clone().map_or(Value::Null, Value::String),
+            CONTACT_PHONE => run.contact_phone.clone().map_or(Value::String(s), Value::String),
+            DIALPAD_USER_ID => run.owner_id.as_deref().and_then(|id| id.parse::<u64>().ok()).map_or(Value::String(s), Value::from),
             _ if s.contains(CALL_ENTRY_ID) => Value::String(s.replace(CALL_ENTRY_ID, run.call_entry_id.as_deref().unwrap_or("(not made)"))),
             // A screen pop's URL names the contact found.
             _ if s.contains(CONTACT_ID) && run.contact_id.is_some() => Value::String(s.replace(CONTACT_ID, run.contact_id.as_deref().unwrap_or_default())),

@@ -17,6 +17,7 @@
 
 pub mod actions;
 pub mod backfill;
+pub mod click_to_call;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -27,6 +28,9 @@ pub mod plan;
 pub mod report;
 pub mod state;
 pub mod views;
+
+#[cfg(test)]
+mod feature_tests;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

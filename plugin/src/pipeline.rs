@@ -21,11 +21,13 @@ use crate::inbound::highlevel::HighLevelEvent;
 use crate::inbound::platform::{Action, PlatformEvent};
 use crate::inbound::read::{self as inbound, Inbound, Moment};
 use crate::plan::platform::PlatformKnown;
-use crate::plan::vocabulary::{KnownState, Plan, CALL_ENTRY_ID, CALL_SYNC_SCOPES, DIALPAD_CONTACT_ID, OWNER_ID};
+use crate::plan::to_dialpad::HighLevelKnown;
+use crate::plan::vocabulary::{KnownState, Plan, CALL_ENTRY_ID, CALL_SYNC_SCOPES, CONTACT_ID, DIALPAD_CONTACT_ID, OWNER_ID};
 use crate::report::{Handled, Outcome, PlanView, Report, Route};
 use crate::state::{
-    call_alias_key, call_ended_key, call_entry_key, contact_event_key, owner_key, pending_key, phone_key, platform_event_key, platform_link_key, read_text,
-    screen_pop_key, state_keys, view_key, CallEntryRecord, ContactRecord, NoteRecord, PlatformLink, Store, CLEARED, DONE, MARK,
+    call_alias_key, call_ended_key, call_entry_key, contact_event_key, dialpad_contact_key, highlevel_contact_key, highlevel_state_key, owner_key, pending_key,
+    phone_key, platform_event_key, platform_link_key, read_text, screen_pop_key, state_keys, view_key, CallEntryRecord, ContactRecord, NoteRecord,
+    PlatformLink, Store, CLEARED, DONE, MARK,
 };
 
 /// Checks an event as [`handle`] would (bytes, signature, shape) and names its lane: the other
@@ -149,7 +151,10 @@ fn plan_inbound(event: Inbound, config: &Config, store: &mut dyn Store) -> Resul
             let plan = crate::plan::platform::plan(&event, config, &known);
             Ok(Planned { plan, known: Known::Platform(Box::new((event, known))) })
         }
-        Inbound::HighLevel(event) => Ok(Planned { plan: crate::plan::to_dialpad::plan(&event, config), known: Known::HighLevel }),
+        Inbound::HighLevel(event) => {
+            let known = highlevel_known(&event, config, store)?;
+            Ok(Planned { plan: crate::plan::to_dialpad::plan(&event, config, &known), known: Known::HighLevel })
+        }
     }
 }
 
@@ -159,16 +164,7 @@ fn run(planned: Planned, config: &Config, store: &mut dyn Store, transport: &mut
     let result = match known {
         Known::Dialpad(known) => run_dialpad(&plan, &known, config, store, transport),
         Known::Platform(platform) => run_platform(&platform.0, &plan, &platform.1, config, store, transport),
-        Known::HighLevel => Ok(Report {
-            kind: plan.kind,
-            event_key: plan.event_key.clone(),
-            outcome: plan.outcome.clone(),
-            summary: plan.summary.clone(),
-            contact_id: None,
-            note_id: None,
-            call_entry_id: None,
-            operations: Vec::new(),
-        }),
+        Known::HighLevel => run_highlevel(&plan, config, store, transport),
     };
     Handled { plan: Some(plan.view()), result }
 }
@@ -312,6 +308,45 @@ pub fn invoke_action(operation_id: &str, input: &str, config: &Config, store: &m
     Ok(crate::actions::normalize_response(run.response.unwrap_or(serde_json::Value::Null)).to_string())
 }
 
+/// Reads what the store knows about a HighLevel contact: its Dialpad contact and its state.
+fn highlevel_known(event: &HighLevelEvent, config: &Config, store: &mut dyn Store) -> Result<HighLevelKnown, SyncError> {
+    let HighLevelEvent::Contact(contact) = event else { return Ok(HighLevelKnown::default()) };
+    if config.two_way_contacts.is_none() {
+        return Ok(HighLevelKnown::default());
+    }
+    let location = &config.location_id;
+    let dialpad_id = read_text(store, &highlevel_contact_key(location, &contact.id))?;
+    let record = match &dialpad_id {
+        Some(id) => store.get(&dialpad_contact_key(location, id)).map_err(SyncError::Storage)?.and_then(|b| ContactRecord::decode(&b)),
+        None => None,
+    };
+    let state = read_text(store, &highlevel_state_key(location, &contact.id))?.and_then(|t| serde_json::from_str(&t).ok());
+    Ok(HighLevelKnown { dialpad_id, state, record })
+}
+
+/// Runs a HighLevel webhook's plan and records what HighLevel and Dialpad now hold.
+fn run_highlevel(plan: &Plan, config: &Config, store: &mut dyn Store, transport: &mut dyn Transport) -> Result<Report, SyncError> {
+    let run = execute(plan, config, transport);
+    write_records(plan, &run, store)?;
+    if let Some(error) = run.error {
+        return Err(error);
+    }
+    let mut summary = plan.summary.clone();
+    if let Some(id) = &run.dialpad_contact_id {
+        summary = format!("{summary} {id}");
+    }
+    Ok(Report {
+        kind: plan.kind,
+        event_key: plan.event_key.clone(),
+        outcome: plan.outcome.clone(),
+        summary,
+        contact_id: None,
+        note_id: None,
+        call_entry_id: None,
+        operations: run.operations,
+    })
+}
+
 /// Reads what the store knows about a Dialpad event's caller and call.
 fn known_state(event: &Event, config: &Config, store: &mut dyn Store, now_ms: i64) -> Result<KnownState, SyncError> {
     let mut known = KnownState::default();
@@ -343,9 +378,17 @@ fn known_state(event: &Event, config: &Config, store: &mut dyn Store, now_ms: i6
         }
     }
     known.now_ms = now_ms;
+    // A call started by click-to-call names its contact: no phone search.
+    if let Event::Call(call) = event {
+        if let Some(id) = call.custom_contact_id() {
+            known.contact_id = Some(id.to_string());
+        }
+    }
     let (phone_key, record_key) = state_keys(event, config, known.call_activity_id.as_deref());
     if let Some(key) = phone_key {
-        known.contact_id = read_text(store, &key)?;
+        if known.contact_id.is_none() {
+            known.contact_id = read_text(store, &key)?;
+        }
     }
     if let Some(key) = record_key {
         known.uncertain = read_text(store, &pending_key(&key))?.is_some();
@@ -354,6 +397,12 @@ fn known_state(event: &Event, config: &Config, store: &mut dyn Store, now_ms: i6
                 Event::Contact(_) => known.contact_record = ContactRecord::decode(&bytes),
                 _ => known.record = NoteRecord::decode(&bytes),
             }
+        }
+    }
+    if let (Event::Contact(_), Some(_)) = (event, &config.two_way_contacts) {
+        let linked = known.contact_record.as_ref().map(|r| r.contact_id.clone()).or(known.contact_id.clone());
+        if let Some(id) = linked {
+            known.highlevel_state = read_text(store, &highlevel_state_key(&config.location_id, &id))?.and_then(|t| serde_json::from_str(&t).ok());
         }
     }
     Ok(known)
@@ -378,7 +427,7 @@ fn record(plan: &Plan, run: &Execution, known_note: Option<&str>, store: &mut dy
         }
     }
     // The call's entry, as soon as it exists: a retry after a later step failed never adds it twice.
-    if let (Some(key), Some(entry)) = (&plan.call_entry_key, &run.call_entry_id) {
+    if let (Some(key), Some(entry)) = (&plan.call_entry_key, run.call_entry_id.as_ref().or(plan.call_entry_id.as_ref())) {
         let mut attached = plan.call_entry_attached.clone();
         if run.operations.iter().any(|o| o.operation_id == "add-message-attachments" && o.status.is_some_and(|s| s < 300))
             || run.operations.iter().any(|o| o.operation_id.starts_with("add-an-") && o.status.is_some_and(|s| s < 300))
@@ -387,10 +436,7 @@ fn record(plan: &Plan, run: &Execution, known_note: Option<&str>, store: &mut dy
         }
         store.set(key, &CallEntryRecord { id: entry.clone(), attached }.encode()).map_err(storage)?;
     }
-    for (key, value) in plan.records.iter().filter(|_| complete) {
-        let value = value.replace(DIALPAD_CONTACT_ID, run.dialpad_contact_id.as_deref().unwrap_or_default()).replace(OWNER_ID, run.owner_id.as_deref().unwrap_or_default());
-        store.set(key, value.as_bytes()).map_err(storage)?;
-    }
+    write_records(plan, run, store)?;
     // What was written: a call merged into its found note, else the plan's own body (with the
     // call entry's id the run resolved).
     let mut activity = run.merged_activity.as_ref().or(plan.activity.as_ref()).cloned().unwrap_or_default();
@@ -411,6 +457,27 @@ fn record(plan: &Plan, run: &Execution, known_note: Option<&str>, store: &mut dy
         let record = NoteRecord { contact_id: contact.clone(), note_id: note.to_string(), activity, written_body };
         store.set(key, &record.encode()).map_err(storage)?;
         record_aliases(plan, store)?;
+    }
+    Ok(())
+}
+
+/// The plan's other records, once its steps succeeded, with the ids the run resolved.
+fn write_records(plan: &Plan, run: &Execution, store: &mut dyn Store) -> Result<(), SyncError> {
+    if run.error.is_some() {
+        return Ok(());
+    }
+    let fill = |text: &str| {
+        text.replace(DIALPAD_CONTACT_ID, run.dialpad_contact_id.as_deref().unwrap_or_default())
+            .replace(OWNER_ID, run.owner_id.as_deref().unwrap_or_default())
+            .replace(CONTACT_ID, run.contact_id.as_deref().unwrap_or_default())
+    };
+    for (key, value) in &plan.records {
+        let key = fill(key);
+        // A placeholder nothing resolved (no contact was found or made) records nothing.
+        if key.ends_with(':') {
+            continue;
+        }
+        store.set(&key, fill(value).as_bytes()).map_err(SyncError::Storage)?;
     }
     Ok(())
 }

@@ -12,6 +12,7 @@
 //! | `call-ended:{location}:{call id}` | [`MARK`] once the call ended ([`call_ended_key`]) |
 //! | `highlevel-contact:{location}:{contact id}` | the linked Dialpad contact id ([`highlevel_contact_key`]) |
 //! | `owner:{location}:{e-mail}` | the HighLevel user id of an agent ([`owner_key`]) |
+//! | `highlevel-state:{location}:{contact id}` | the synced fields as HighLevel holds them ([`highlevel_state_key`]) |
 //! | `sms:{location}:{sms id}` | [`NoteRecord`] ([`sms_key`]) |
 //! | `dialpad-contact:{location}:{dialpad id}` | [`ContactRecord`] ([`dialpad_contact_key`]) |
 //! | `contact-event:{location}:{content hash}` | [`MARK`] ([`contact_event_key`]) |
@@ -68,6 +69,11 @@ pub fn call_ended_key(location_id: &str, call_id: &str) -> String {
 /// The key-value key linking a HighLevel contact to the Dialpad contact two-way sync wrote.
 pub fn highlevel_contact_key(location_id: &str, contact_id: &str) -> String {
     format!("highlevel-contact:{location_id}:{contact_id}")
+}
+
+/// The key-value key of a HighLevel contact's synced fields as HighLevel last held them (JSON).
+pub fn highlevel_state_key(location_id: &str, contact_id: &str) -> String {
+    format!("highlevel-state:{location_id}:{contact_id}")
 }
 
 /// The key-value key of an agent's HighLevel user, by e-mail.

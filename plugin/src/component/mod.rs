@@ -151,7 +151,7 @@ impl actions::Guest for Component {
         crate::actions::catalog()
             .into_iter()
             .map(|info| wit::OperationInfo {
-                id: info.operation.id.to_string(),
+                id: info.id.to_string(),
                 method: info.operation.method.as_str().to_string(),
                 path: info.operation.path.to_string(),
                 scope: info.operation.scope.as_str().to_string(),

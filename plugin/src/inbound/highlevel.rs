@@ -84,7 +84,9 @@ pub fn parse(json: &[u8], region: &Region) -> Result<HighLevelEvent, SyncError> 
                     phone = Some(e164.clone());
                     e164.as_str().to_string()
                 }
-                Err(_) => return Err(SyncError::malformed(format!("`phone` \"{value}\" is not a phone number in E.164 or a national format of {}", region.code))),
+                Err(_) => {
+                    return Err(SyncError::malformed(format!("`phone` \"{value}\" is not a phone number in E.164 or a national format of {}", region.code)))
+                }
             },
             "email" => value.to_lowercase(),
             _ => value,
@@ -141,7 +143,11 @@ mod tests {
         assert_eq!(parse(br#"{"type":"NoteCreate","locationId":"L"}"#, us()).unwrap(), HighLevelEvent::Other("NoteCreate".into()));
         assert!(matches!(parse(b"{", us()), Err(SyncError::MalformedEvent(_))));
         assert!(matches!(parse(br#"{"type":"ContactUpdate","locationId":"L"}"#, us()), Err(SyncError::MalformedEvent(m)) if m.contains("`id`")));
-        assert!(matches!(parse(br#"{"type":"ContactUpdate","locationId":"L","id":"c","email":3}"#, us()), Err(SyncError::MalformedEvent(m)) if m.contains("`email`")));
-        assert!(matches!(parse(br#"{"type":"ContactUpdate","locationId":"L","id":"c","phone":"twelve"}"#, us()), Err(SyncError::MalformedEvent(m)) if m.contains("`phone`")));
+        assert!(
+            matches!(parse(br#"{"type":"ContactUpdate","locationId":"L","id":"c","email":3}"#, us()), Err(SyncError::MalformedEvent(m)) if m.contains("`email`"))
+        );
+        assert!(
+            matches!(parse(br#"{"type":"ContactUpdate","locationId":"L","id":"c","phone":"twelve"}"#, us()), Err(SyncError::MalformedEvent(m)) if m.contains("`phone`"))
+        );
     }
 }

@@ -2,7 +2,10 @@
 
 use super::activity::{note_marker, CallActivity};
 use super::automations::{add_automations, automations, facts_of_call, TaskContext};
+use super::call_entry::{add_call_entry, EntryKnown};
 use super::note::{no_usable_phone, plan_note, NoteSubject};
+use super::screen_pop::plan_screen_pop;
+use super::vocabulary::{Capture, KnownState as Known, Ref, Step};
 use super::vocabulary::{KnownState, Merge, Plan};
 use crate::config::Config;
 use crate::error::SyncError;
@@ -10,9 +13,6 @@ use crate::inbound::dialpad::{state_role, CallEvent, Direction, StateRole};
 use crate::inbound::event::EventKind;
 use crate::inbound::time;
 use crate::state::{call_alias_key, call_ended_key, call_entry_key, call_key};
-use super::call_entry::{add_call_entry, EntryKnown};
-use super::screen_pop::plan_screen_pop;
-use super::vocabulary::{Capture, KnownState as Known, Ref, Step};
 use serde_json::json;
 
 /// Plans one call event. Pure. A call with no caller number at all is skipped, not refused.
@@ -73,7 +73,8 @@ pub fn plan_call(call: &CallEvent, config: &Config, known: &KnownState) -> Resul
         let new_recordings =
             add_call_entry(&mut plan, &mut activity, call, &contact, EntryKnown { id: entry_id.as_deref(), look_first, attached: &attached }, config)?;
         if let Some(id) = entry_id {
-            activity.call_entry_id = Some(id);
+            activity.call_entry_id = Some(id.clone());
+            plan.call_entry_id = Some(id);
         }
         if plan.steps.len() > before {
             // The note names the entry: its body is written again with the entry's line.

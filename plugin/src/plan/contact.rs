@@ -6,12 +6,15 @@
 //! `create-contact` (with the configured tags), or `update-contact` + `add-tags` on the
 //! contact found. A delete: nothing, `add-tags` or `delete-contact`, as configured.
 
-use super::vocabulary::{Capture, KnownState, Plan, Ref, Step, When};
+use super::vocabulary::{Capture, KnownState, Plan, Ref, Step, When, CONTACT_ID};
+use crate::config::features::Winner;
 use crate::config::{Config, OnDelete, Target};
 use crate::inbound::dialpad::{ContactAction, ContactEvent};
 use crate::inbound::event::EventKind;
+use crate::inbound::highlevel::SYNCED_FIELDS;
 use crate::report::Outcome;
 use crate::state::{contact_event_key, dialpad_contact_key, phone_key, ContactRecord};
+use crate::state::{highlevel_contact_key, highlevel_state_key};
 use serde_json::{json, Map, Value};
 
 /// The mapped fields of a Dialpad contact: standard fields, then `customFields`.
@@ -92,13 +95,22 @@ pub fn plan_contact(contact: &ContactEvent, config: &Config, known: &KnownState)
         return plan;
     }
 
-    let fields = mapped_fields(contact, config);
+    let mut fields = mapped_fields(contact, config);
     let written = Value::Object(fields.clone()).to_string();
-    if known.contact_record.as_ref().is_some_and(|r| r.written == written) {
+    // Compared as JSON: the record may have been written by the other direction, in another order.
+    let same = |r: &ContactRecord| serde_json::from_str::<Value>(&r.written).ok() == Some(Value::Object(fields.clone()));
+    if known.contact_record.as_ref().is_some_and(same) {
         return plan.unchanged(format!("Dialpad contact {name} {action}: HighLevel already has these fields"));
     }
     plan.summary = format!("Dialpad contact {name} {action} → HighLevel contact");
     plan.contact_record = Some(written);
+    if let (Some(two_way), Some(_)) = (&config.two_way_contacts, &linked) {
+        // Fields HighLevel wins are not overwritten from Dialpad on a linked contact.
+        fields.retain(|k, _| two_way.winner(k) != Winner::HighLevel);
+    }
+    if config.two_way_contacts.is_some() {
+        remember_highlevel_state(&mut plan, contact, &fields, linked.as_deref(), known, config);
+    }
     let tags = (!config.contact_tags.is_empty()).then(|| json!({ "tags": config.contact_tags }));
     let first_sync = known.contact_record.is_none();
     if let Some(id) = linked {
@@ -122,6 +134,24 @@ pub fn plan_contact(contact: &ContactEvent, config: &Config, known: &KnownState)
         plan.steps.push(Step { contact: Some(contact_ref), body: Some(tags), when: When::ContactExisted, ..Step::new("add-tags") });
     }
     plan
+}
+
+/// What HighLevel will hold after this write, for two-way sync to tell HighLevel's webhook about
+/// it from a person's edit; and the link back to the Dialpad contact.
+fn remember_highlevel_state(plan: &mut Plan, contact: &ContactEvent, fields: &Map<String, Value>, linked: Option<&str>, known: &KnownState, config: &Config) {
+    let id = linked.unwrap_or(CONTACT_ID);
+    let mut state = if linked.is_some() { known.highlevel_state.clone().unwrap_or_default() } else { Map::new() };
+    // Only what every path's write sends (a contact found by search gets `update-contact`, which
+    // takes no `companyName`: HighLevel keeps its own). A field left out here and set in
+    // HighLevel comes back once, as a change, and Dialpad's answer to it is then an echo.
+    let sent = update_body(fields);
+    for field in SYNCED_FIELDS {
+        if let Some(value) = sent.get(*field) {
+            state.insert(field.to_string(), value.clone());
+        }
+    }
+    plan.records.push((highlevel_state_key(&config.location_id, id), Value::Object(state).to_string()));
+    plan.records.push((highlevel_contact_key(&config.location_id, id), contact.id.clone()));
 }
 
 /// The HighLevel contact of a Dialpad contact: linked, or searched by phone then e-mail.

@@ -77,11 +77,5 @@ pub fn plan_screen_pop(call: &CallEvent, phone: &E164, config: &Config, known: &
 }
 
 fn pop_step(user: &str, url: String, when: When, contact: Option<Ref>) -> Step {
-    Step {
-        other_params: vec![("id", user.to_string())],
-        body: Some(json!({ "screen_pop_uri": url })),
-        when,
-        contact,
-        ..Step::new("screen_pop.initiate")
-    }
+    Step { other_params: vec![("id", user.to_string())], body: Some(json!({ "screen_pop_uri": url })), when, contact, ..Step::new("screen_pop.initiate") }
 }

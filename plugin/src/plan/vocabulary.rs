@@ -40,6 +40,9 @@ pub struct KnownState {
     pub owner_id: Option<String>,
     /// When the event is handled (Unix ms), for what depends on the clock (a stale screen pop).
     pub now_ms: i64,
+    /// For Dialpad contact events under two-way sync: the linked HighLevel contact's synced
+    /// fields as HighLevel last held them.
+    pub highlevel_state: Option<serde_json::Map<String, Value>>,
 }
 
 /// Placeholders in a step's body, filled by the executor from what earlier steps resolved:
@@ -51,6 +54,10 @@ pub const CONVERSATION_ID: &str = "{conversationId}";
 pub const CALL_ENTRY_ID: &str = "{callEntryId}";
 pub const OWNER_ID: &str = "{ownerId}";
 pub const SHARE_LINKS: &str = "{shareLinks}";
+/// The contact's phone, read by an earlier step (click-to-call).
+pub const CONTACT_PHONE: &str = "{contactPhone}";
+/// The Dialpad user found by e-mail, as the number Dialpad's API takes.
+pub const DIALPAD_USER_ID: &str = "{dialpadUserId}";
 /// In a record's value: the id of the Dialpad contact the run wrote.
 pub const DIALPAD_CONTACT_ID: &str = "{dialpadContactId}";
 
@@ -151,6 +158,8 @@ pub enum Capture {
     UserWithEmail(String, Option<String>),
     /// `id` of a Dialpad contact written.
     DialpadContact,
+    /// `contact.phone` of the response.
+    ContactPhone,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -247,6 +256,8 @@ pub struct Plan {
     /// For calls with an entry in Conversations: its record's key, what it holds, and the
     /// recordings this plan's share links are for (in the order they are made).
     pub call_entry_key: Option<String>,
+    /// The entry's id when it was known before this plan.
+    pub call_entry_id: Option<String>,
     pub call_entry_attached: Vec<(String, String)>,
     pub new_recordings: Vec<String>,
     /// Other records to write once the steps succeed: `(key, value)`; a value may hold the
@@ -272,6 +283,7 @@ impl Plan {
             clear_keys: Vec::new(),
             done_keys: Vec::new(),
             call_entry_key: None,
+            call_entry_id: None,
             call_entry_attached: Vec::new(),
             new_recordings: Vec::new(),
             records: Vec::new(),

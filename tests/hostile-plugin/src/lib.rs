@@ -18,7 +18,16 @@ use exports::dialpad_ghl::sync::{actions, backfill, meta, triggers, views};
 struct Hostile;
 
 fn report(summary: String) -> Report {
-    Report { kind: EventKind::Call, event_key: "hostile".into(), outcome: Outcome::Synced, summary, contact_id: None, note_id: None, call_entry_id: None, operations: vec![] }
+    Report {
+        kind: EventKind::Call,
+        event_key: "hostile".into(),
+        outcome: Outcome::Synced,
+        summary,
+        contact_id: None,
+        note_id: None,
+        call_entry_id: None,
+        operations: vec![],
+    }
 }
 
 /// The body of any event: the attack's name.
