@@ -10,10 +10,12 @@
 //! - [`demo`]: the bundled events and configuration of the demo;
 //! - [`jwt`]: HS256 JWTs, as Dialpad and the automation platform sign their events;
 //! - [`app_webhook`]: HighLevel's app webhooks (INSTALL, UNINSTALL), signed with a test key;
+//! - [`contact_webhook`]: HighLevel's contact webhooks (two-way contact sync's input);
 //! - [`support`]: scratch folders, loopback requests, figures printed past the test capture.
 
 pub mod app_webhook;
 pub mod bench;
+pub mod contact_webhook;
 pub mod demo;
 pub mod dialpad_mock;
 pub mod ghl_mock;

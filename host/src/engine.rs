@@ -317,7 +317,7 @@ impl Runtime {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            hooks: OutboundHooks { policy: self.policy.clone(), log: self.log.clone() },
+            hooks: OutboundHooks { policy: self.policy.clone(), log: self.log.clone(), deadline: Some(std::time::Instant::now() + self.options.deadline) },
             config: WasiConfigVariables::from_iter(self.options.config_vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
             kv: self.kv.clone(),
             limits: StoreLimitsBuilder::new().memory_size(self.options.memory_limit_bytes).instances(16).trap_on_grow_failure(true).build(),

@@ -11,17 +11,27 @@ pub enum Source {
     DialpadWebhook,
     /// A task or note event from the automation platform.
     Platform,
+    /// A HighLevel webhook (`ContactCreate`, `ContactUpdate`, `ContactDelete`), whose Ed25519
+    /// signature, timestamp and `webhookId` the host checked before accepting it: the plugin
+    /// trusts these bytes, so nothing else may carry this source.
+    HighLevelWebhook,
 }
 
 impl Source {
-    /// Every source, for the receivers that take each at its path.
+    /// The sources received each at a path of its own and checked by the plugin itself, with
+    /// its own secrets. Not HighLevel's webhooks: only the host's gate at `/webhooks/highlevel`
+    /// may accept those (see [`Source::HighLevelWebhook`]).
     pub const ALL: [Source; 2] = [Source::DialpadWebhook, Source::Platform];
+
+    /// Every source a delivery or a dead letter may have been stored with.
+    pub const STORED: [Source; 3] = [Source::DialpadWebhook, Source::Platform, Source::HighLevelWebhook];
 
     /// The name stored with a delivery or a dead letter.
     pub fn as_str(self) -> &'static str {
         match self {
             Source::DialpadWebhook => "webhook",
             Source::Platform => "platform",
+            Source::HighLevelWebhook => "highlevel",
         }
     }
 
@@ -30,6 +40,7 @@ impl Source {
         match name {
             "webhook" => Some(Source::DialpadWebhook),
             "platform" => Some(Source::Platform),
+            "highlevel" => Some(Source::HighLevelWebhook),
             _ => None,
         }
     }
@@ -39,6 +50,7 @@ impl Source {
         match self {
             Source::DialpadWebhook => "Dialpad webhook",
             Source::Platform => "platform event",
+            Source::HighLevelWebhook => "HighLevel webhook",
         }
     }
 
@@ -47,6 +59,7 @@ impl Source {
         match self {
             Source::DialpadWebhook => "/webhooks/dialpad",
             Source::Platform => "/events/platform",
+            Source::HighLevelWebhook => "/webhooks/highlevel",
         }
     }
 
@@ -54,7 +67,7 @@ impl Source {
     /// when its JSON `type` says `task.…` or `note.…` (for a compact JWT, as platform events
     /// are sent, the `type` of its claims, read without verifying: the plugin verifies them
     /// with the source's own secret), else a Dialpad webhook body (for the plugin to accept
-    /// or refuse).
+    /// or refuse). Never a HighLevel webhook: a file carries no signature for the host to check.
     pub fn sniff(body: &[u8]) -> Source {
         use base64::Engine as _;
         let text = std::str::from_utf8(body).unwrap_or_default().trim();
@@ -87,6 +100,7 @@ impl Inbound {
         match self.source {
             Source::DialpadWebhook => InboundEvent::DialpadWebhook(self.body.clone()),
             Source::Platform => InboundEvent::PlatformEvent(self.body.clone()),
+            Source::HighLevelWebhook => InboundEvent::HighlevelWebhook(self.body.clone()),
         }
     }
 }
@@ -97,9 +111,11 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_files_are_told_apart_by_type() {
-        for source in [Source::DialpadWebhook, Source::Platform] {
+        for source in Source::STORED {
             assert_eq!(Source::parse(source.as_str()), Some(source));
         }
+        assert!(!Source::ALL.contains(&Source::HighLevelWebhook), "HighLevel's webhooks are received only behind the host's gate");
+        assert_eq!(Source::sniff(br#"{"type":"ContactCreate","locationId":"L","id":"c"}"#), Source::DialpadWebhook);
         assert_eq!(Source::sniff(br#"{"type":"task.created"}"#), Source::Platform);
         assert_eq!(Source::sniff(br#"{"type":"call","state":"hangup"}"#), Source::DialpadWebhook);
         assert_eq!(Source::sniff(b"\xff\xfe not utf-8"), Source::DialpadWebhook);

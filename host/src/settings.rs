@@ -2,7 +2,7 @@
 //! host keeps to itself (the API credential, limits). The credential is taken out of the
 //! configuration before the plugin sees it and injected by the outbound policy instead.
 
-use crate::capability::outbound::{BreakerSettings, CircuitBreaker, Origin, OutboundPolicy, RateLimiter};
+use crate::capability::outbound::{BreakerSettings, CircuitBreaker, Origin, OutboundPolicy, RateLimiter, RouteLimit};
 use crate::capability::secret::Secret;
 use crate::engine::RuntimeOptions;
 use crate::oauth::{OAuthSettings, OAuthTokens};
@@ -42,6 +42,10 @@ pub struct Settings {
     pub dialpad_key: Option<Secret>,
     /// Keeps the call listing under Dialpad's limit (1,200 requests per minute).
     pub dialpad_rate_limiter: Option<Arc<RateLimiter>>,
+    /// Keeps two-way sync's contact creates under Dialpad's limit (100 a minute per company):
+    /// a create over it waits for a place (up to [`DIALPAD_CONTACT_CREATE_WAIT`]) instead of
+    /// being answered 429. Shared like the others; each tenant has its own.
+    pub dialpad_contact_limiter: Option<Arc<RateLimiter>>,
     /// `serve`'s scheduled reconciliation: every `every`, the calls of the last `window` are
     /// listed and synced, so a call whose webhook never came is caught.
     pub reconcile: Option<Reconcile>,
@@ -244,6 +248,13 @@ pub struct Reconcile {
     pub window: Duration,
 }
 
+/// Dialpad's contact-create endpoint: `POST` creates, `PUT` creates or updates by `uid`.
+pub const DIALPAD_CONTACTS_PATH: &str = "/api/v2/contacts";
+
+/// The longest a contact create waits for a place under Dialpad's limit: the limit's own
+/// minute (the event's deadline may cut it shorter, see the outbound hooks).
+pub const DIALPAD_CONTACT_CREATE_WAIT: Duration = Duration::from_secs(60);
+
 /// An OAuth app's credentials and the location's refresh token, as configured.
 #[derive(Clone, Debug)]
 pub struct OAuthApp {
@@ -270,6 +281,7 @@ impl Default for Settings {
             oauth_app: None,
             dialpad_key: None,
             dialpad_rate_limiter: Some(Arc::new(RateLimiter::new(1200, Duration::from_secs(60)))),
+            dialpad_contact_limiter: Some(Arc::new(RateLimiter::dialpad_contact_creates())),
             reconcile: None,
             connect: ConnectSettings::default(),
             card: CardSettings::default(),
@@ -531,6 +543,7 @@ impl Settings {
         let mut credentials: Vec<(Origin, Secret)> = self.token.iter().map(|t| (origin.clone(), t.clone())).collect();
         let mut rate_limiters: Vec<(Origin, Arc<RateLimiter>)> = self.rate_limiter.iter().map(|l| (origin.clone(), l.clone())).collect();
         let mut breakers: Vec<(Origin, Arc<CircuitBreaker>)> = self.api_breaker.iter().map(|b| (origin.clone(), b.clone())).collect();
+        let mut route_limits = Vec::new();
         if let Some(key) = &self.dialpad_key {
             let dialpad = Origin::parse(&self.dialpad_api_base()).context("dialpad_api_base")?;
             if dialpad == origin {
@@ -540,6 +553,14 @@ impl Settings {
             credentials.push((dialpad.clone(), key.clone()));
             rate_limiters.extend(self.dialpad_rate_limiter.iter().map(|l| (dialpad.clone(), l.clone())));
             breakers.extend(self.dialpad_breaker.iter().map(|b| (dialpad.clone(), b.clone())));
+            route_limits.extend(self.dialpad_contact_limiter.iter().map(|limiter| RouteLimit {
+                origin: dialpad.clone(),
+                methods: vec!["POST", "PUT"],
+                path: DIALPAD_CONTACTS_PATH,
+                limiter: limiter.clone(),
+                max_wait: DIALPAD_CONTACT_CREATE_WAIT,
+                name: "Dialpad's contact-create limit (100 a minute)",
+            }));
         }
         Ok(RuntimeOptions {
             config_vars: vec![("config".into(), Value::Object(config).to_string())],
@@ -549,6 +570,7 @@ impl Settings {
                 timeout: self.request_timeout,
                 connect_timeout: self.connect_timeout,
                 rate_limiters,
+                route_limits,
                 breakers,
                 oauth: self.oauth.clone().map(|tokens| (origin.clone(), tokens)),
             },
@@ -608,6 +630,29 @@ mod tests {
     }
 
     #[test]
+    fn each_credential_goes_to_its_own_origin_and_contact_creates_are_limited_at_dialpads() {
+        let mut s = Settings::default();
+        s.set("api_base", "https://services.leadconnectorhq.com");
+        s.set("dialpad_api_base", "https://dialpad.com/");
+        s.token = Some(Secret::new("pit-highlevel"));
+        // Without a Dialpad credential, Dialpad's origin is not reachable at all.
+        let options = s.runtime_options(false).unwrap();
+        assert_eq!((options.policy.allowed.len(), options.policy.route_limits.len()), (1, 0));
+        s.dialpad_key = Some(Secret::new("dialpad-key"));
+        let policy = s.runtime_options(false).unwrap().policy;
+        let (highlevel, dialpad) = (Origin::parse("https://services.leadconnectorhq.com").unwrap(), Origin::parse("https://dialpad.com").unwrap());
+        let bound: Vec<(&Origin, &str)> = policy.credentials.iter().map(|(o, secret)| (o, secret.expose())).collect();
+        assert_eq!(bound, [(&highlevel, "pit-highlevel"), (&dialpad, "dialpad-key")]);
+        assert_eq!(policy.route_limits.len(), 1);
+        let limit = &policy.route_limits[0];
+        assert!(limit.applies(&dialpad, "POST", DIALPAD_CONTACTS_PATH) && limit.applies(&dialpad, "PUT", DIALPAD_CONTACTS_PATH));
+        assert!(!limit.applies(&dialpad, "POST", "/api/v2/users/1/screenpop"), "screen pops are the plugin's to skip, never queued here");
+        assert_eq!(limit.max_wait, DIALPAD_CONTACT_CREATE_WAIT);
+        // Every runtime of these settings shares the one limiter: a company's minute is one minute.
+        assert!(Arc::ptr_eq(&limit.limiter, &s.clone().runtime_options(true).unwrap().policy.route_limits[0].limiter));
+    }
+
+    #[test]
     fn the_breaker_and_the_connect_timeout_are_host_keys() {
         let dir = tempfile::tempdir().unwrap().keep();
         let path = dir.join("c.json");
@@ -626,7 +671,7 @@ mod tests {
         let bad = read(r#"{"location_id":"L","circuit_breaker":{"failure":5}}"#).unwrap_err().to_string();
         assert!(bad.contains("circuit_breaker has no key \"failure\""), "{bad}");
         assert!(read(r#"{"location_id":"L","connect_timeout_seconds":0}"#).is_err());
-        // Clones share the breaker, as they share the rate limiter.
+        // Clones share the breaker, as they share the rate limiters.
         let default = Settings::default();
         assert!(Arc::ptr_eq(default.api_breaker.as_ref().unwrap(), default.clone().api_breaker.as_ref().unwrap()));
     }

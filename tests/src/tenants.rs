@@ -35,10 +35,17 @@ pub struct TenantHost {
     pub dialpad: DialpadMock,
     pub server: Server,
     pub store: Arc<TenantStore>,
+    /// The state file (inbox, dead letters, tenants, the plugin's records).
+    pub db: std::path::PathBuf,
 }
 
 /// Starts the mocks and a `serve` with no location of its own, hosting tenants.
 pub fn tenant_host(name: &str) -> TenantHost {
+    tenant_host_with(name, |_| {})
+}
+
+/// [`tenant_host`] with `serve`'s options adjusted (its limits, its retries).
+pub fn tenant_host_with(name: &str, adjust: impl FnOnce(&mut ServeOptions)) -> TenantHost {
     let ghl = MockServer::start(MockOptions {
         token: Some(PRIVATE_TOKEN.into()),
         marketplace: Some(MarketplaceOptions {
@@ -87,11 +94,12 @@ pub fn tenant_host(name: &str) -> TenantHost {
         access_token_ttl: Duration::from_secs(3600),
     });
     let setup = Setup::from_settings(&settings, marketplace, &db, &format!("http://127.0.0.1:{admin_port}")).unwrap();
-    let options = ServeOptions {
+    let mut options = ServeOptions {
         listen: format!("127.0.0.1:{port}").parse().unwrap(),
         admin_listen: format!("127.0.0.1:{admin_port}").parse().unwrap(),
         ..loopback_options()
     };
+    adjust(&mut options);
     let server = Server::start_tenants(tenants.without_single(), &db, options, Some(setup)).unwrap();
-    TenantHost { ghl, dialpad, server, store }
+    TenantHost { ghl, dialpad, server, store, db }
 }

@@ -84,6 +84,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let _mock = target.mock;
     let db = state.join("state.db");
     let server = match vault {
+        // No tenants: HighLevel's contact webhooks for this location are still taken when the
+        // app's webhook key is configured to verify them; without it `/webhooks/highlevel`
+        // refuses every delivery.
+        None if target.settings.connect.marketplace.as_ref().is_some_and(|m| m.webhook_public_key.is_some()) => {
+            let setup = Setup::from_settings(&target.settings, None, &db, &format!("http://{}", options.admin_listen))?;
+            let tenants = Tenants::new(target.runtime, target.settings.clone(), target.dead_letters, None, Box::new(|_, _| bail!("no tenants here")));
+            Server::start_tenants(tenants, &db, options, Some(setup))?
+        }
         None => Server::start(target.runtime, &db, target.dead_letters, options)?,
         Some(vault) => {
             let settings = &target.settings;
@@ -102,6 +110,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     if target.has_location {
         println!("webhooks: {}/webhooks/dialpad (platform events: {}/events/platform)", server.webhook_url(), server.webhook_url());
+    }
+    if target.settings.connect.marketplace.as_ref().is_some_and(|m| m.webhook_public_key.is_some()) {
+        println!("HighLevel webhooks: {}/webhooks/highlevel", server.webhook_url());
     }
     println!("monitor: {}/ (metrics: {}/metrics)", server.admin_url(), server.admin_url());
     println!("state: {} ({} queued from before)", state.display(), server.inbox().queued()?);

@@ -1,6 +1,8 @@
-//! The app lifecycle webhooks HighLevel sends to an app's Default Webhook URL, read from the
-//! body: `INSTALL` and `UNINSTALL` (AppInstall.md, AppUninstall.md); any other `type` is passed
-//! on by name.
+//! The webhooks HighLevel sends to an app's Default Webhook URL, read from the body: the app
+//! lifecycle's `INSTALL` and `UNINSTALL` (AppInstall.md, AppUninstall.md), and the contact
+//! webhooks two-way sync takes (`ContactCreate`, `ContactUpdate`, `ContactDelete`:
+//! ContactCreate.md and its siblings), of which only what routing and replay protection need is
+//! read here (the plugin reads the rest); any other `type` is passed on by name.
 //!
 //! `timestamp` and `webhookId` are not in those two pages' examples but are in every webhook
 //! per the Webhook Authentication guide (and in HighLevel's sample install payload), and replay
@@ -15,6 +17,8 @@ use std::fmt;
 pub enum AppEvent {
     Install(Install),
     Uninstall(Uninstall),
+    /// A contact webhook of one location, for the plugin.
+    Contact(ContactWebhook),
     /// Another webhook type, or an app event for another app (see `AppWebhookGate::check`):
     /// nothing to do here.
     Other {
@@ -58,6 +62,21 @@ pub struct Uninstall {
     pub app_id: String,
     pub location_id: Option<String>,
     pub company_id: Option<String>,
+    pub webhook_id: String,
+    pub timestamp_ms: i64,
+}
+
+/// The contact webhooks handed to the plugin (`inbound-event.highlevel-webhook`).
+pub const CONTACT_WEBHOOKS: [&str; 3] = ["ContactCreate", "ContactUpdate", "ContactDelete"];
+
+/// A contact was created, updated or deleted in a location. Its pages document no `appId`: it
+/// comes to the app because the app subscribed to it, so no other app's can be told apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactWebhook {
+    /// One of [`CONTACT_WEBHOOKS`].
+    pub kind: String,
+    /// Whose contact: the tenant the body is handed to.
+    pub location_id: String,
     pub webhook_id: String,
     pub timestamp_ms: i64,
 }
@@ -116,6 +135,12 @@ impl AppEvent {
                 }
                 Ok(AppEvent::Uninstall(uninstall))
             }
+            contact if CONTACT_WEBHOOKS.contains(&contact) => Ok(AppEvent::Contact(ContactWebhook {
+                location_id: required(&fields, "locationId")?,
+                webhook_id: required(&fields, "webhookId")?,
+                timestamp_ms: timestamp(&fields)?,
+                kind: contact.to_string(),
+            })),
             _ => Ok(AppEvent::Other { kind }),
         }
     }
@@ -125,7 +150,18 @@ impl AppEvent {
         match self {
             AppEvent::Install(_) => "INSTALL",
             AppEvent::Uninstall(_) => "UNINSTALL",
+            AppEvent::Contact(contact) => &contact.kind,
             AppEvent::Other { kind } => kind,
+        }
+    }
+
+    /// The `webhookId` the replay ledger records: `None` for the types nothing acts on.
+    pub fn webhook_id(&self) -> Option<&str> {
+        match self {
+            AppEvent::Install(i) => Some(&i.webhook_id),
+            AppEvent::Uninstall(u) => Some(&u.webhook_id),
+            AppEvent::Contact(c) => Some(&c.webhook_id),
+            AppEvent::Other { .. } => None,
         }
     }
 }
@@ -258,7 +294,35 @@ mod tests {
 
     #[test]
     fn other_types_pass_by_name() {
-        assert_eq!(parse(r#"{"type":"ContactCreate","locationId":"l","id":"c"}"#), Ok(AppEvent::Other { kind: "ContactCreate".into() }));
+        assert_eq!(parse(r#"{"type":"NoteCreate","locationId":"l","id":"n"}"#), Ok(AppEvent::Other { kind: "NoteCreate".into() }));
+        assert_eq!(parse(r#"{"type":"ContactTagUpdate","locationId":"l","id":"c"}"#).unwrap().webhook_id(), None);
+    }
+
+    #[test]
+    fn contact_webhooks_need_their_location_and_replay_fields() {
+        // ContactUpdate.md's example, with the fields every webhook carries (WebhookAuthentication.md).
+        let event = parse(
+            r#"{"type":"ContactUpdate","locationId":"ve9EPM428h8vShlRW1KT","id":"nmFmQEsNgz6AVpgLVUJ0","phone":"+919509597501","tags":[],
+            "customFields":[{"id":"BcdmQEsNgz6AVpgLVUJ0","value":"XYZ Corp"}],"timestamp":"2025-01-28T14:35:00Z","webhookId":"abc123xyz"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            event,
+            AppEvent::Contact(ContactWebhook {
+                kind: "ContactUpdate".into(),
+                location_id: "ve9EPM428h8vShlRW1KT".into(),
+                webhook_id: "abc123xyz".into(),
+                timestamp_ms: 1_738_074_900_000
+            })
+        );
+        assert_eq!((event.kind(), event.webhook_id()), ("ContactUpdate", Some("abc123xyz")));
+        let at = r#""webhookId":"w","timestamp":"2025-01-28T14:35:00Z""#;
+        assert_eq!(parse(&format!(r#"{{"type":"ContactDelete","id":"c",{at}}}"#)), Err(EventError::MissingField("locationId")));
+        assert_eq!(
+            parse(r#"{"type":"ContactCreate","locationId":"l","id":"c","timestamp":"2025-01-28T14:35:00Z"}"#),
+            Err(EventError::MissingField("webhookId"))
+        );
+        assert_eq!(parse(r#"{"type":"ContactCreate","locationId":"l","id":"c","webhookId":"w"}"#), Err(EventError::MissingField("timestamp")));
     }
 
     #[test]

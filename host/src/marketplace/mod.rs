@@ -1,4 +1,5 @@
-//! HighLevel Marketplace app webhooks (INSTALL, UNINSTALL): signature, timestamp window, replay check.
+//! HighLevel Marketplace app webhooks (INSTALL, UNINSTALL, and the contact webhooks two-way sync
+//! takes): signature, timestamp window, replay check.
 //!
 //! [`AppWebhookGate::check`] takes a delivery as received and either hands back the event or
 //! says why it was refused. It does what HighLevel's official SDK (`@gohighlevel/api-client`)
@@ -10,7 +11,7 @@ pub mod event;
 pub mod replay;
 pub mod signature;
 
-pub use event::{AppEvent, EventError, Install, Uninstall};
+pub use event::{AppEvent, ContactWebhook, EventError, Install, Uninstall, CONTACT_WEBHOOKS};
 pub use replay::{MemoryReplayLedger, ReplayLedger, SqliteReplayLedger};
 pub use signature::{SignatureRefusal, WebhookKeys, HIGHLEVEL_LEGACY_RSA_KEY, LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER};
 
@@ -52,19 +53,23 @@ impl AppWebhookGate {
     /// is the raw body, `now_ms` the receiver's clock.
     ///
     /// In order: the signature (over the raw bytes, before anything is read from them), the
-    /// body, then for this app's INSTALL and UNINSTALL the timestamp window and the
-    /// `webhookId`, which is recorded in `seen`. Other webhook types are verified and passed
-    /// on without the last two checks, since nothing here acts on them.
+    /// body, then for this app's INSTALL and UNINSTALL, and for contact webhooks, the timestamp
+    /// window and the `webhookId`, which is recorded in `seen`. Other webhook types are
+    /// verified and passed on without the last two checks, since nothing here acts on them.
     pub fn check(&self, header: impl Fn(&str) -> Option<String>, body: &[u8], now_ms: i64, seen: &mut impl ReplayLedger) -> Result<AppEvent, GateRefusal> {
         self.keys.verify(header, body).map_err(GateRefusal::Signature)?;
         let event = AppEvent::parse(body).map_err(GateRefusal::Event)?;
         let (app_id, webhook_id, timestamp_ms) = match &event {
-            AppEvent::Install(i) => (&i.app_id, &i.webhook_id, i.timestamp_ms),
-            AppEvent::Uninstall(u) => (&u.app_id, &u.webhook_id, u.timestamp_ms),
+            AppEvent::Install(i) => (Some(&i.app_id), &i.webhook_id, i.timestamp_ms),
+            AppEvent::Uninstall(u) => (Some(&u.app_id), &u.webhook_id, u.timestamp_ms),
+            // No `appId` to compare: HighLevel sends contact webhooks to the apps subscribed.
+            AppEvent::Contact(c) => (None, &c.webhook_id, c.timestamp_ms),
             AppEvent::Other { .. } => return Ok(event),
         };
-        if self.app_id.as_ref().is_some_and(|ours| ours != app_id) {
-            return Ok(AppEvent::Other { kind: event.kind().to_string() });
+        if let (Some(ours), Some(theirs)) = (&self.app_id, app_id) {
+            if ours != theirs {
+                return Ok(AppEvent::Other { kind: event.kind().to_string() });
+            }
         }
         let window_ms = i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX);
         let age_ms = now_ms.saturating_sub(timestamp_ms);
@@ -227,9 +232,29 @@ mod tests {
         let any = AppWebhookGate::new(gate().keys.clone());
         assert!(matches!(deliver(&any, &body, NOW, &mut seen), Ok(AppEvent::Install(_))));
         // Other types are verified, then passed on.
-        let contact = br#"{"type":"ContactCreate","locationId":"loc-1","id":"c-1"}"#;
-        assert_eq!(deliver(&gate(), contact, NOW, &mut seen).unwrap(), AppEvent::Other { kind: "ContactCreate".into() });
-        assert!(gate().check(|_| None, contact, NOW, &mut seen).is_err());
+        let note = br#"{"type":"NoteCreate","locationId":"loc-1","id":"n-1"}"#;
+        assert_eq!(deliver(&gate(), note, NOW, &mut seen).unwrap(), AppEvent::Other { kind: "NoteCreate".into() });
+        assert!(gate().check(|_| None, note, NOW, &mut seen).is_err());
+        assert_eq!(seen.len(), 1, "only the install counted");
+    }
+
+    #[test]
+    fn a_contact_webhook_goes_through_the_window_and_the_ledger_whatever_the_app() {
+        let mut seen = MemoryReplayLedger::new(DEFAULT_WINDOW);
+        let contact = |webhook_id: &str, timestamp: &str| {
+            format!(r#"{{"type":"ContactUpdate","locationId":"loc-1","id":"c-1","timestamp":"{timestamp}","webhookId":"{webhook_id}"}}"#).into_bytes()
+        };
+        let body = contact("w-c1", "2025-06-25T06:57:06.225Z");
+        let Ok(AppEvent::Contact(event)) = deliver(&gate(), &body, NOW, &mut seen) else { panic!("not a contact webhook") };
+        assert_eq!((event.kind.as_str(), event.location_id.as_str()), ("ContactUpdate", "loc-1"));
+        assert!(matches!(deliver(&gate(), &body, NOW + 1_000, &mut seen), Err(GateRefusal::Replayed { .. })));
+        let stale = contact("w-c2", "2025-06-25T06:57:06.225Z");
+        assert!(matches!(deliver(&gate(), &stale, NOW + 300_001, &mut seen), Err(GateRefusal::Stale { .. })));
+        assert!(matches!(gate().check(|_| None, &contact("w-c3", "2025-06-25T06:57:06.225Z"), NOW, &mut seen), Err(GateRefusal::Signature(_))));
+        assert_eq!(seen.len(), 1);
+        // Forgotten (the receiver could not take it), the same id passes again.
+        seen.forget("w-c1").unwrap();
+        assert!(matches!(deliver(&gate(), &body, NOW + 2_000, &mut seen), Ok(AppEvent::Contact(_))));
     }
 
     #[test]

@@ -494,10 +494,13 @@ const COLUMNS: &str =
 fn row_json(r: &rusqlite::Row<'_>, with_body: bool) -> rusqlite::Result<Value> {
     let parsed =
         |i: usize| -> rusqlite::Result<Value> { Ok(r.get::<_, Option<String>>(i)?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null)) };
+    let source: String = r.get(2)?;
     let mut row = json!({
         "id": r.get::<_, i64>(0)?,
         "received_ms": r.get::<_, i64>(1)?,
-        "source": r.get::<_, String>(2)?,
+        // The stored name (`webhook`, `platform`, `highlevel`) and what the page calls it.
+        "source_name": Source::parse(&source).map_or_else(|| source.clone(), |known| known.describe().to_string()),
+        "source": source,
         "name": r.get::<_, String>(3)?,
         "kind": r.get::<_, Option<String>>(4)?,
         "lane": r.get::<_, String>(5)?,
@@ -576,5 +579,30 @@ mod tests {
         assert_eq!((second.id, second.source, second.replay_of), (a2, Source::Platform, Some(7)));
         let row = inbox.get(a1).unwrap().unwrap();
         assert_eq!((row["status"].as_str(), row["attempts"].as_i64(), row["body"].as_str()), (Some("done"), Some(2), Some("1")));
+    }
+
+    #[test]
+    fn a_highlevel_webhook_is_stored_and_handed_out_as_one() {
+        let path = tempfile::tempdir().unwrap().keep().join("state.db");
+        let inbox = Inbox::open(&path).unwrap();
+        let body = br#"{"type":"ContactUpdate","locationId":"L","id":"c1"}"#;
+        let arrival = Arrival {
+            tenant: "north",
+            source: Source::HighLevelWebhook,
+            name: "HighLevel webhook",
+            body,
+            kind: "highlevel-contact",
+            lane: "highlevel-contact:c1",
+            replay_of: None,
+        };
+        let id = inbox.accept(arrival).unwrap();
+        let claimed = inbox.claim().unwrap().unwrap();
+        assert_eq!((claimed.id, claimed.source, claimed.lane.as_str()), (id, Source::HighLevelWebhook, "tenant/north/highlevel-contact:c1"));
+        let row = &inbox.recent(10).unwrap()[0];
+        assert_eq!(
+            (row["source"].as_str(), row["source_name"].as_str(), row["kind"].as_str()),
+            (Some("highlevel"), Some("HighLevel webhook"), Some("highlevel-contact"))
+        );
+        assert_eq!(inbox.route_of("north", body).unwrap(), Some(("highlevel-contact".into(), "highlevel-contact:c1".into())));
     }
 }

@@ -11,6 +11,9 @@ use std::time::Duration;
 pub const DIALPAD_BODY_BYTES: usize = 256 * 1024;
 /// Largest platform event body accepted (413 above): a task or a note.
 pub const PLATFORM_BODY_BYTES: usize = 64 * 1024;
+/// Largest HighLevel webhook body accepted on `/webhooks/highlevel` (413 above): an app event,
+/// or a contact with its custom fields, a few KB.
+pub const HIGHLEVEL_BODY_BYTES: usize = 64 * 1024;
 /// Largest body any other route reads (the admin listener takes none).
 pub const OTHER_BODY_BYTES: usize = 16 * 1024;
 

@@ -646,10 +646,13 @@ fn webhook_body_limit(limits: &limits::Limits, path: &str) -> usize {
     // `/webhooks/dialpad` and `/webhooks/dialpad/{tenant}` alike.
     let route =
         |source: &Source| path == source.path() || path.strip_prefix(source.path()).is_some_and(|rest| rest.starts_with('/') && rest[1..].find('/').is_none());
+    if path == Source::HighLevelWebhook.path() {
+        return limits::HIGHLEVEL_BODY_BYTES;
+    }
     match Source::ALL.into_iter().find(route) {
         Some(Source::DialpadWebhook) => limits.dialpad_body_bytes,
         Some(Source::Platform) => limits.platform_body_bytes,
-        None => limits::OTHER_BODY_BYTES,
+        Some(Source::HighLevelWebhook) | None => limits::OTHER_BODY_BYTES,
     }
 }
 

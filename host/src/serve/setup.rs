@@ -1,13 +1,15 @@
 //! `serve`'s setup side: the setup page and the tenants' API on the admin listener (install the
 //! HighLevel app, connect Dialpad, check, validate a configuration, send a test event), and
-//! HighLevel's app webhooks (INSTALL, UNINSTALL) on the webhook listener, verified before
-//! anything is read from them.
+//! HighLevel's webhooks on the webhook listener, verified before anything is read from them:
+//! the app's INSTALL and UNINSTALL, acted on here, and contact webhooks, queued for the tenant
+//! of their location like any delivery.
 
 use super::inbox::Inbox;
 use crate::capability::secret::Secret;
 use crate::connect::dialpad::{DialpadOAuthApp, Pkce};
 use crate::connect::highlevel::UserType;
-use crate::marketplace::{AppEvent, AppWebhookGate, GateRefusal, ReplayLedger};
+use crate::inbound::{Inbound, Source};
+use crate::marketplace::{AppEvent, AppWebhookGate, ContactWebhook, GateRefusal, ReplayLedger};
 use crate::tenants::check::{self, CheckContext};
 use crate::tenants::credentials::MarketplaceCredentials;
 use crate::tenants::lifecycle::{self, DialpadCredential, DialpadTarget, Uninstalled};
@@ -27,9 +29,9 @@ use std::time::{Duration, Instant};
 pub struct Setup {
     /// The Marketplace app and its agencies' tokens; `None`: no app configured (private tokens only).
     pub marketplace: Option<Arc<MarketplaceCredentials>>,
-    /// Verifies HighLevel's app webhooks; `None`: `/webhooks/highlevel` answers 404.
+    /// Verifies HighLevel's webhooks; `None`: `/webhooks/highlevel` refuses every delivery (401).
     pub gate: Option<AppWebhookGate>,
-    /// Remembers app webhooks' ids, so a replayed one is refused.
+    /// Remembers HighLevel webhooks' ids, so a replayed one is refused.
     pub ledger: Mutex<Box<dyn ReplayLedger + Send>>,
     /// HighLevel's API origin (for `check`).
     pub api_base: String,
@@ -177,7 +179,7 @@ pub(super) fn admin_routes<H: Host>() -> Router<Arc<H>> {
         .route("/oauth/dialpad/callback", get(dialpad_callback::<H>))
 }
 
-/// The webhook listener's route for HighLevel's app webhooks.
+/// The webhook listener's route for HighLevel's webhooks.
 pub(super) fn webhook_routes<H: Host>() -> Router<Arc<H>> {
     Router::new().route("/webhooks/highlevel", post(app_webhook::<H>))
 }
@@ -475,12 +477,18 @@ async fn dialpad_callback<H: Host>(State(s): State<Arc<H>>, Query(q): Query<Call
     }
 }
 
-/// HighLevel's app webhooks. HighLevel sends again only after a 429, so a failure that is ours
-/// (the ledger) answers 429; a delivery that can never pass answers 4xx.
+/// HighLevel's webhooks. HighLevel sends again only after a 429, so a failure that is ours
+/// (the ledger, the inbox) answers 429; a delivery that can never pass answers 4xx. Without a key
+/// to verify them, every delivery is refused: nothing unverified is acted on or stored.
 async fn app_webhook<H: Host>(State(s): State<Arc<H>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let Some(setup) = s.setup() else { return error(StatusCode::NOT_FOUND, "not-configured", "no Marketplace app is configured").into_response() };
-    let Some(gate) = &setup.gate else {
-        return error(StatusCode::NOT_FOUND, "not-configured", "no Marketplace webhook key is configured (marketplace.webhook_public_key)").into_response();
+    let Some((setup, gate)) = s.setup().and_then(|setup| setup.gate.as_ref().map(|gate| (setup, gate))) else {
+        s.count_refusal();
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "not-configured",
+            "no HighLevel webhook key is configured (marketplace.webhook_public_key): HighLevel's webhooks cannot be verified, so none is accepted",
+        )
+        .into_response();
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let checked = {
@@ -505,21 +513,63 @@ async fn app_webhook<H: Host>(State(s): State<Arc<H>>, headers: HeaderMap, body:
             };
         }
     };
-    let webhook_id = match &event {
-        AppEvent::Install(i) => Some(i.webhook_id.clone()),
-        AppEvent::Uninstall(u) => Some(u.webhook_id.clone()),
-        AppEvent::Other { .. } => None,
+    let webhook_id = event.webhook_id().map(str::to_string);
+    let (answer, taken) = match event {
+        AppEvent::Contact(contact) => {
+            let answer = contact_webhook(&s, contact, body.to_vec()).await;
+            // Only a queued contact webhook keeps its id: one refused for an unknown location
+            // may be sent again once the location is installed, one answered 429 is sent again
+            // by HighLevel, and neither must then look like a replay.
+            let taken = answer.status().is_success();
+            (answer, taken)
+        }
+        // Verified, and nothing here acts on it (NoteCreate, InboundMessage, another app's event).
+        AppEvent::Other { kind } => ((StatusCode::OK, Json(json!({"ignored": kind}))).into_response(), true),
+        event => {
+            let answer = act_on(&*s, setup, event).await;
+            let taken = answer.status() != StatusCode::TOO_MANY_REQUESTS;
+            (answer, taken)
+        }
     };
-    let answer = act_on(&*s, setup, event).await;
-    // Our failure: HighLevel sends it again after the 429, which must not look like a replay.
-    if answer.status() == StatusCode::TOO_MANY_REQUESTS {
-        if let Some(id) = webhook_id {
-            if let Err(e) = setup.ledger.lock().unwrap().forget(&id) {
-                tracing::error!("serve: forgetting app webhook {id}: {e:#}");
-            }
+    // Not taken (our failure, after which HighLevel sends it again, or not queued): forgotten.
+    if let (false, Some(id)) = (taken, webhook_id) {
+        if let Err(e) = setup.ledger.lock().unwrap().forget(&id) {
+            tracing::error!("serve: forgetting HighLevel webhook {id}: {e:#}");
         }
     }
     answer
+}
+
+/// A verified contact webhook, handed to the tenant of its location through the door every
+/// delivery takes (`Host::receive`: the plugin's `route`, the inbox, the tenant's lanes, its
+/// retries and dead letters), and answered as HighLevel understands: 200 with the queued id, 4xx
+/// for a body that can never pass (the plugin's refusal, as a Dialpad delivery's), 404 for a
+/// location no tenant has, and 429 for any failure of ours.
+async fn contact_webhook<H: Host>(s: &Arc<H>, contact: ContactWebhook, body: Vec<u8>) -> Response {
+    let Some(tenant) = s.tenants().for_location(&contact.location_id).map(|live| live.tenant.id.clone()) else {
+        s.count_refusal();
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown-location",
+            format!("no tenant here has HighLevel location {}: install the app there, or add a tenant for it", contact.location_id),
+        )
+        .into_response();
+    };
+    let shared = s.clone();
+    let to = tenant.clone();
+    let (status, mut answer) = match tokio::task::spawn_blocking(move || shared.receive(&to, Inbound::new(Source::HighLevelWebhook, body))).await {
+        Ok(answered) => answered,
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, json!({"type": "host", "message": e.to_string()})),
+    };
+    if status.is_server_error() {
+        // HighLevel retries a 429 and nothing else: a full inbox or dead-letter budget (507), a
+        // store that failed (503) or a plugin that trapped (500) would otherwise lose the change.
+        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "60")], Json(answer)).into_response();
+    }
+    if status.is_success() {
+        answer["tenant"] = Value::String(tenant);
+    }
+    (status, Json(answer)).into_response()
 }
 
 /// Acts on a verified app webhook.
@@ -572,7 +622,8 @@ async fn act_on(s: &impl Host, setup: &Setup, event: AppEvent) -> Response {
             }
             (StatusCode::OK, Json(json!({"removed": ids}))).into_response()
         }
-        AppEvent::Other { kind } => (StatusCode::OK, Json(json!({"ignored": kind}))).into_response(),
+        // Answered by the caller before the store is needed.
+        other @ (AppEvent::Contact(_) | AppEvent::Other { .. }) => (StatusCode::OK, Json(json!({"ignored": other.kind()}))).into_response(),
     }
 }
 

@@ -146,6 +146,19 @@ impl Tenants {
         self.live.read().unwrap().by_id.get(id).cloned()
     }
 
+    /// The tenant whose HighLevel location is `location_id`: the single location when it is
+    /// served and is that location, else the stored tenant of that location (the first by id,
+    /// should two name the same location).
+    pub fn for_location(&self, location_id: &str) -> Option<Arc<LiveTenant>> {
+        if location_id.is_empty() {
+            return None;
+        }
+        if self.single_served && self.single.tenant.location_id == location_id {
+            return Some(self.single.clone());
+        }
+        self.all().into_iter().find(|live| live.tenant.location_id == location_id)
+    }
+
     /// Every stored tenant's live form (not the single location).
     pub fn all(&self) -> Vec<Arc<LiveTenant>> {
         if let Err(e) = self.refresh() {
@@ -235,7 +248,60 @@ pub fn tenant_settings(base: &Settings, tenant: &Tenant, credentials: Credential
     settings.dialpad_key = credentials.dialpad_key;
     settings.rate_limiter = base.rate_limiter.as_ref().map(|l| Arc::new(l.same_limit()));
     settings.dialpad_rate_limiter = base.dialpad_rate_limiter.as_ref().map(|l| Arc::new(l.same_limit()));
+    settings.dialpad_contact_limiter = base.dialpad_contact_limiter.as_ref().map(|l| Arc::new(l.same_limit()));
     settings.api_breaker = base.api_breaker.as_ref().map(|b| Arc::new(CircuitBreaker::new(b.settings())));
     settings.dialpad_breaker = base.dialpad_breaker.as_ref().map(|b| Arc::new(CircuitBreaker::new(b.settings())));
     settings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capability::outbound::Origin;
+    use crate::tenants::{DialpadLink, HighLevelAuth};
+
+    #[test]
+    fn a_tenants_credentials_go_each_to_its_own_origin_with_limiters_of_its_own() {
+        let mut base = Settings::default();
+        base.set("api_base", "https://services.leadconnectorhq.com");
+        base.set("dialpad_api_base", "https://dialpad.com");
+        // The host's own location's credentials, which no tenant may inherit.
+        base.token = Some(Secret::new("the-hosts-token"));
+        base.dialpad_key = Some(Secret::new("the-hosts-dialpad-key"));
+        let tenant = Tenant {
+            id: "north".into(),
+            location_id: "locNorth".into(),
+            company_id: None,
+            name: String::new(),
+            config: Default::default(),
+            highlevel: HighLevelAuth::PrivateToken,
+            scopes: Vec::new(),
+            dialpad: Some(DialpadLink { auth: DialpadAuth::ApiKey, registration: None }),
+            created_ms: 0,
+            updated_ms: 0,
+        };
+        let credentials = Credentials {
+            highlevel: HighLevelCredential::Token(Secret::new("north-token")),
+            dialpad_key: Some(Secret::new("north-dialpad-key")),
+            webhook_secret: None,
+        };
+        let settings = tenant_settings(&base, &tenant, credentials);
+        let policy = settings.runtime_options(true).unwrap().policy;
+        let (highlevel, dialpad) = (Origin::parse("https://services.leadconnectorhq.com").unwrap(), Origin::parse("https://dialpad.com").unwrap());
+        let bound: Vec<(&Origin, &str)> = policy.credentials.iter().map(|(o, secret)| (o, secret.expose())).collect();
+        assert_eq!(bound, [(&highlevel, "north-token"), (&dialpad, "north-dialpad-key")]);
+        let own = |mine: &Option<Arc<crate::capability::outbound::RateLimiter>>, hosts: &Option<Arc<crate::capability::outbound::RateLimiter>>| {
+            !Arc::ptr_eq(mine.as_ref().unwrap(), hosts.as_ref().unwrap())
+        };
+        assert!(own(&settings.dialpad_contact_limiter, &base.dialpad_contact_limiter), "a tenant counts its own contact creates");
+        assert!(own(&settings.rate_limiter, &base.rate_limiter) && own(&settings.dialpad_rate_limiter, &base.dialpad_rate_limiter));
+        assert!(Arc::ptr_eq(&policy.route_limits[0].limiter, settings.dialpad_contact_limiter.as_ref().unwrap()));
+        // Without Dialpad connected, the tenant cannot reach Dialpad, whatever the host has.
+        let unconnected = tenant_settings(
+            &base,
+            &Tenant { dialpad: None, ..tenant },
+            Credentials { highlevel: HighLevelCredential::Token(Secret::new("north-token")), dialpad_key: None, webhook_secret: None },
+        );
+        assert_eq!(unconnected.runtime_options(true).unwrap().policy.allowed, [highlevel]);
+    }
 }

@@ -1,7 +1,8 @@
 //! The `WasiHttpHooks::send_request` hook of one store: every request the plugin makes passes
 //! the allowlist, gets its origin's credential (a static token, or an OAuth token the host
-//! refreshes), waits for its rate limiter, has a host-side deadline (wasmtime's default waits
-//! up to 600 s), passes its origin's circuit breaker, and is logged redacted.
+//! refreshes), waits for its route's limit (a bounded wait) and its origin's rate limiter, has a
+//! host-side deadline (wasmtime's default waits up to 600 s), passes its origin's circuit
+//! breaker, and is logged redacted.
 
 use super::breaker::{CircuitBreaker, Rejected, Ticket};
 use super::log::{redacted, shown_body, HttpExchange, HttpLog};
@@ -17,6 +18,9 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 pub struct OutboundHooks {
     pub policy: Arc<OutboundPolicy>,
     pub log: HttpLog,
+    /// When the store's event deadline stops the plugin (`None`: never). A request does not
+    /// wait for a route's limit so long that its answer could not come back before it.
+    pub deadline: Option<Instant>,
 }
 
 type ResponseFuture = Box<dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>), HttpError>> + Send>;
@@ -30,6 +34,7 @@ impl WasiHttpHooks for OutboundHooks {
     ) -> ResponseFuture {
         let policy = self.policy.clone();
         let log = self.log.clone();
+        let deadline = self.deadline;
         Box::new(async move {
             let method = request.method().to_string();
             let url = request.uri().to_string();
@@ -63,6 +68,32 @@ impl WasiHttpHooks for OutboundHooks {
             let breaker = policy.breaker_for(origin).cloned();
             let mut retried = false;
             loop {
+                // First, so that a request waiting for its route's limit holds no place in the
+                // origin's window and no breaker ticket meanwhile. Held until this attempt's
+                // answer is read, like the origin's slot.
+                let _route_slot = match policy.route_limit_for(origin, parts.method.as_str(), parts.uri.path()) {
+                    Some(limit) => {
+                        // A request sent after the deadline's margin would be answered to a
+                        // plugin already stopped: done at the API, unknown to the plugin.
+                        let wait = deadline
+                            .map_or(limit.max_wait, |at| limit.max_wait.min(at.saturating_duration_since(Instant::now()).saturating_sub(policy.timeout)));
+                        match limit.limiter.acquire_within(wait).await {
+                            Some(slot) => Some(slot),
+                            None => {
+                                let reason = format!("not sent: {} had no place within {} ms", limit.name, wait.as_millis());
+                                log.push(HttpExchange {
+                                    method: method.clone(),
+                                    url: url.clone(),
+                                    request_headers: redacted(&parts.headers, None),
+                                    outcome: reason.clone(),
+                                    ..HttpExchange::default()
+                                });
+                                return Err(HttpError::InternalError(Some(reason)));
+                            }
+                        }
+                    }
+                    None => None,
+                };
                 // Before the rate limiter: a request refused here takes no place in its window.
                 let mut ticket = match &breaker {
                     Some(breaker) => match breaker.admit(Instant::now()) {

@@ -1,5 +1,6 @@
 //! The host's rate limiter: keeps each HighLevel location under its burst limit (100 requests
-//! per 10 s), so a burst of events waits its turn instead of collecting 429s.
+//! per 10 s), so a burst of events waits its turn instead of collecting 429s. The same type
+//! keeps each tenant's Dialpad requests under Dialpad's limits (all requests, and contact creates).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -55,6 +56,17 @@ impl RateLimiter {
     /// HighLevel's burst limit per location: 100 requests per 10 seconds.
     pub fn highlevel() -> RateLimiter {
         RateLimiter::new(100, Duration::from_secs(10))
+    }
+
+    /// Dialpad's limit on contact creates: 100 a minute per company (`POST /api/v2/contacts`,
+    /// and `PUT /api/v2/contacts`, which creates when no contact has the `uid`).
+    pub fn dialpad_contact_creates() -> RateLimiter {
+        RateLimiter::new(100, Duration::from_secs(60))
+    }
+
+    /// [`RateLimiter::acquire`], giving up after `max_wait`: `None` when no place came.
+    pub async fn acquire_within(self: &Arc<Self>, max_wait: Duration) -> Option<RateSlot> {
+        tokio::time::timeout(max_wait, self.acquire()).await.ok()
     }
 
     /// Waits for a place in the window, and holds it until the slot is dropped.
@@ -115,6 +127,28 @@ mod tests {
             drop(held);
             let (started, _slot) = fourth.await.unwrap();
             assert!(started >= answered + window, "the fourth went {:?} after the answers", started - answered);
+        });
+    }
+
+    #[test]
+    fn the_101st_contact_create_of_a_minute_waits_and_gives_up_at_its_bound() {
+        let limiter = Arc::new(RateLimiter::dialpad_contact_creates());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        runtime.block_on(async {
+            let started = Instant::now();
+            for n in 0..100 {
+                // Each create answered at once: its place is kept for a minute after.
+                let slot = limiter.acquire_within(Duration::from_millis(10)).await;
+                assert!(slot.is_some(), "create {} waited", n + 1);
+            }
+            assert!(started.elapsed() < Duration::from_secs(1));
+            let bound = Duration::from_millis(300);
+            let waited = Instant::now();
+            assert!(limiter.acquire_within(bound).await.is_none(), "the 101st create of the minute went out");
+            assert!(waited.elapsed() >= bound, "it gave up after {:?}, before its bound", waited.elapsed());
+            // Another tenant's limiter (the same limit, its own window) is not held up.
+            let other = Arc::new(limiter.same_limit());
+            assert!(other.acquire_within(Duration::from_millis(10)).await.is_some());
         });
     }
 }
