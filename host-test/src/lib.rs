@@ -10,6 +10,7 @@
 //! - [`demo`]: the bundled events and configuration of the demo;
 //! - [`jwt`]: HS256 JWTs, as Dialpad and the automation platform sign their events;
 //! - [`app_webhook`]: HighLevel's app webhooks (INSTALL, UNINSTALL), signed with a test key;
+//! - [`outbox`]: the webhooks the mocks send out (contact changes), and their deliveries;
 //! - [`support`]: scratch folders, loopback requests, figures printed past the test capture.
 
 pub mod app_webhook;
@@ -18,5 +19,6 @@ pub mod demo;
 pub mod dialpad_mock;
 pub mod ghl_mock;
 pub mod jwt;
+pub mod outbox;
 pub mod stock_host;
 pub mod support;
