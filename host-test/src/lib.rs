@@ -11,6 +11,7 @@
 //! - [`jwt`]: HS256 JWTs, as Dialpad and the automation platform sign their events;
 //! - [`app_webhook`]: HighLevel's app webhooks (INSTALL, UNINSTALL), signed with a test key;
 //! - [`contact_webhook`]: HighLevel's contact webhooks (two-way contact sync's input);
+//! - [`outbox`]: the webhooks the mocks send out (contact changes), and their deliveries;
 //! - [`support`]: scratch folders, loopback requests, figures printed past the test capture.
 
 pub mod app_webhook;
@@ -20,5 +21,6 @@ pub mod demo;
 pub mod dialpad_mock;
 pub mod ghl_mock;
 pub mod jwt;
+pub mod outbox;
 pub mod stock_host;
 pub mod support;

@@ -31,6 +31,12 @@ pub fn loopback_exchange(method: &str, url: &str, body: &[u8]) -> std::io::Resul
 
 /// [`loopback_request_with_headers`] with the answer's headers.
 pub fn loopback_response(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, Headers, String)> {
+    loopback_typed(method, url, "application/json", headers, body)
+}
+
+/// [`loopback_response`] with another `Content-Type` than JSON (a signed Dialpad event is a
+/// JWT, not JSON).
+pub fn loopback_typed(method: &str, url: &str, content_type: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, Headers, String)> {
     use std::io::{Read as _, Write as _};
     let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let rest = url.strip_prefix("http://").ok_or_else(|| invalid("only http:// URLs"))?;
@@ -39,7 +45,7 @@ pub fn loopback_response(method: &str, url: &str, headers: &[(&str, &str)], body
     stream.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
     let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nContent-Type: application/json\r\n{extra}Connection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nContent-Type: {content_type}\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes())?;
@@ -77,4 +83,100 @@ macro_rules! figure {
         use std::io::Write as _;
         let _ = writeln!(std::io::stderr(), $($arg)*);
     }};
+}
+
+/// One request a [`Catcher`] received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caught {
+    pub method: String,
+    pub path: String,
+    /// Names lowercased.
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+impl Caught {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A loopback HTTP receiver for the webhooks the mocks send: records every request and answers
+/// each with the status of [`Catcher::answer_with`] (200 at first). Serves from a thread of its
+/// own until dropped.
+pub struct Catcher {
+    addr: std::net::SocketAddr,
+    caught: std::sync::Arc<std::sync::Mutex<Vec<Caught>>>,
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Catcher {
+    pub fn start() -> std::io::Result<Catcher> {
+        use std::sync::atomic::{AtomicBool, AtomicU16};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let caught = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let status = std::sync::Arc::new(AtomicU16::new(200));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (into, answer, stopped) = (caught.clone(), status.clone(), stop.clone());
+        std::thread::Builder::new().name(format!("catcher-{}", addr.port())).spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    // A broken request is the sender's problem; the next one is served.
+                    let _ = catch_one(stream, &into, answer.load(std::sync::atomic::Ordering::SeqCst));
+                }
+            }
+        })?;
+        Ok(Catcher { addr, caught, status, stop })
+    }
+
+    /// `http://127.0.0.1:<port>/hook`.
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    /// The status every later request is answered with.
+    pub fn answer_with(&self, status: u16) {
+        self.status.store(status, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn caught(&self) -> Vec<Caught> {
+        self.caught.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+impl Drop for Catcher {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wakes the accept loop so that it sees the flag.
+        let _ = std::net::TcpStream::connect(self.addr);
+    }
+}
+
+fn catch_one(stream: std::net::TcpStream, into: &std::sync::Mutex<Vec<Caught>>, status: u16) -> std::io::Result<()> {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or_default().to_string(), parts.next().unwrap_or_default().to_string());
+    let mut headers = Headers::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        match line.trim_end().split_once(':') {
+            Some((name, value)) => headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string())),
+            None => break,
+        }
+    }
+    let length = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    into.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Caught { method, path, headers, body });
+    reader.get_mut().write_all(format!("HTTP/1.1 {status} Answer\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").as_bytes())
 }

@@ -35,6 +35,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let summary = if o.deprecated { format!("{} (deprecated)", o.summary) } else { o.summary.clone() };
         println!("{:<width$}  {:<6}  {:<path_width$}  {:<17}  {summary}", o.id, o.method, o.path, o.scope);
     }
-    println!("{} operations", operations.len());
+    // HighLevel's Contacts operations, then the workflow actions (their scope is Dialpad's).
+    let workflows = operations.iter().filter(|o| o.scope == "dialpad").count();
+    println!("{} operations, {workflows} workflow action{}", operations.len() - workflows, if workflows == 1 { "" } else { "s" });
     Ok(())
 }

@@ -2,13 +2,16 @@
 //! endpoint.
 
 use super::calls::{self, Calls, CALL_LIST_PATH};
+use super::contact_events;
 use super::oauth::{self, DialpadOAuthClient};
+use super::operations::{self, Desk};
 use super::redact;
 use super::reply::{error, unauthorized, Paging, Params, Reply};
 use super::store::{Kind, Store, StoredWebhook};
 use super::subscriptions;
 use super::webhooks;
 use crate::ghl_mock::LoopbackServer;
+use crate::outbox::Outbox;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -82,9 +85,11 @@ impl Registered {
     }
 }
 
-struct Inner {
+pub(super) struct Inner {
     calls: Calls,
-    store: Store,
+    pub(super) store: Store,
+    /// Contacts, users, screen pops, share links, click-to-call (`operations.rs`).
+    pub(super) desk: Desk,
     oauth: oauth::OAuthState,
     requests: Vec<DialpadRequest>,
     fail_with: Option<u16>,
@@ -92,13 +97,15 @@ struct Inner {
     stuck: bool,
 }
 
-struct Shared {
+pub(super) struct Shared {
     options: DialpadMockOptions,
     inner: Mutex<Inner>,
+    /// Contact events on their way out (`contact_events.rs`).
+    pub(super) outbox: Outbox,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -107,7 +114,7 @@ impl Shared {
 /// be plain synchronous code. Dropping it shuts the server down.
 pub struct DialpadMock {
     server: LoopbackServer,
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl DialpadMock {
@@ -119,9 +126,16 @@ impl DialpadMock {
     /// Starts a mock on `addr`. The socket is bound before this returns.
     pub fn start_on(addr: SocketAddr, options: DialpadMockOptions) -> anyhow::Result<DialpadMock> {
         anyhow::ensure!(options.page_size >= 1, "the Dialpad mock's page_size must be at least 1");
-        let inner =
-            Inner { calls: Calls::default(), store: Store::new(), oauth: oauth::OAuthState::default(), requests: Vec::new(), fail_with: None, stuck: false };
-        let shared = Arc::new(Shared { options, inner: Mutex::new(inner) });
+        let inner = Inner {
+            calls: Calls::default(),
+            store: Store::new(),
+            desk: Desk::default(),
+            oauth: oauth::OAuthState::default(),
+            requests: Vec::new(),
+            fail_with: None,
+            stuck: false,
+        };
+        let shared = Arc::new(Shared { options, inner: Mutex::new(inner), outbox: Outbox::default() });
         let server = LoopbackServer::start("Dialpad mock", addr, Router::new().fallback(handle).with_state(Arc::clone(&shared)))?;
         Ok(DialpadMock { server, shared })
     }
@@ -320,11 +334,24 @@ fn respond(shared: &Shared, method: &str, path: &str, query: &str, headers: &Hea
     if let Some(status) = inner.fail_with {
         return error(status, "injected failure");
     }
-    let Some(route) = Route::parse(path) else {
-        return error(404, "not found");
-    };
     let params = Params::parse(query);
     let paging = Paging { page_size: shared.options.page_size, stuck: inner.stuck };
+    if let Some(matched) = operations::route(method, path) {
+        if !authorized(shared, &inner.oauth, headers, &params) {
+            return unauthorized();
+        }
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let inner = &mut *inner;
+        let (reply, change) = operations::answer(&mut inner.desk, &matched, &params, headers, body, paging, &now);
+        // Queued under the lock, so events go out in the order the changes were made.
+        if let Some(change) = change {
+            contact_events::deliver(&shared.outbox, &inner.store, &change);
+        }
+        return reply;
+    }
+    let Some(route) = Route::parse(path) else {
+        return if operations::has_path(path) { error(405, "method not allowed") } else { error(404, "not found") };
+    };
     if let Route::Calls = route {
         // Its own order of checks (the one-off fault counts requests before the key is checked).
         let authorized = authorized(shared, &inner.oauth, headers, &params);

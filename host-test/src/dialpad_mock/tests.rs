@@ -186,8 +186,11 @@ fn bad_cursor_is_400_and_other_paths_404() {
     assert_eq!(status, 404);
     let (status, _) = loopback_request("GET", &format!("{}/api/v2/call/1?apikey={KEY}", mock.base_url()), b"").unwrap();
     assert_eq!(status, 404);
-    let (status, _) = loopback_request("POST", &format!("{}{CALL_LIST_PATH}?apikey={KEY}", mock.base_url()), b"{}").unwrap();
+    let (status, _) = loopback_request("PUT", &format!("{}{CALL_LIST_PATH}?apikey={KEY}", mock.base_url()), b"{}").unwrap();
     assert_eq!(status, 405);
+    // POST is click-to-call, which wants a number and a user.
+    let (status, body) = loopback_request("POST", &format!("{}{CALL_LIST_PATH}?apikey={KEY}", mock.base_url()), b"{}").unwrap();
+    assert_eq!((status, body.contains("phone_number is required")), (400, true), "{body}");
     assert_eq!(decode_cursor(&encode_cursor((T0, -7))), Some((T0, -7)));
 }
 

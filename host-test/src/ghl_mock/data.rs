@@ -1,10 +1,11 @@
 //! The in-memory location: contacts, notes, tasks, appointments and memberships, and every
-//! operation on them.
+//! operation on them; and, beside them, the conversations and the users.
 
 use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
+use super::conversations::Conversations;
 use super::fields::{belongs_to, contact_list, date_added_ms, difference, merge, refresh_derived, str_field, string_items, union};
 use super::reply::{unprocessable, Reply, MSG_DUPLICATE, MSG_NUMBER};
 use super::request_log::RecordedRequest;
@@ -25,6 +26,10 @@ pub(super) struct Data {
     pub(super) campaigns: Vec<(String, String)>,
     /// `(contactId, {workflowId, eventStartTime?})`, in enrolment order.
     pub(super) workflows: Vec<(String, Map<String, Value>)>,
+    /// Conversations and call messages (`conversations.rs`).
+    pub(super) conversations: Conversations,
+    /// Users, seeded (`users.rs`).
+    pub(super) users: Vec<Map<String, Value>>,
     /// Custom-field ids by `(locationId, key)`: a field written by `key` keeps one id.
     custom_field_ids: HashMap<(String, String), String>,
     pub(super) requests: Vec<RecordedRequest>,

@@ -1,23 +1,27 @@
 //! How [`MockState`] answers a request, minus HTTP: auth, version, route (through
-//! `contacts_api::OPERATIONS`), scope, validation, a Marketplace token's location, then the
-//! operation on the data; and the token endpoint and the Marketplace's routes.
+//! `contacts_api::OPERATIONS`, `CONVERSATIONS` and `USERS`), scope, validation, a Marketplace
+//! token's location, then the operation on the data; and the token endpoint and the
+//! Marketplace's routes.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::http::{header, HeaderMap};
-use contacts_api::{Method, Operation, API_VERSION_HEADER};
+use contacts_api::{Api, Method, Operation, API_VERSION_HEADER, CONVERSATIONS, OPERATIONS, USERS};
 use serde_json::{json, Map, Value};
 
+use super::contact_webhooks::change_of;
+use super::conversations::{self, Context};
 use super::data::Child;
 use super::fields::str_field;
 use super::marketplace::{bearer, location_forbidden, Caller, MarketplaceOptions, CHOOSE_LOCATION_PATH, INSTALLED_LOCATIONS_PATH, LOCATION_TOKEN_PATH};
 use super::oauth::{is_form, oauth_error, OAuthOptions, OAUTH_TOKEN_PATH};
 use super::rate_limit::whole_seconds_up;
-use super::reply::{unauthorized, unprocessable, Reply, MSG_FORBIDDEN, MSG_VERSION};
+use super::reply::{invalid_for, unauthorized, unprocessable, version_message, Reply, MSG_FORBIDDEN};
 use super::request_log::RecordedRequest;
 use super::state::MockState;
 use super::time::now_iso8601;
+use super::users;
 use super::validate::{check_body, check_path, check_query, parse_body, parse_query, query_value};
 
 impl MockState {
@@ -45,14 +49,16 @@ impl MockState {
     }
 
     /// The checks, always in this order (so a test can predict which error wins):
-    /// auth, version, route, scope, then request validation, then a Marketplace token's
-    /// location, then the operation itself.
+    /// auth, version (the operation's API's; the Contacts one for an unknown path), route,
+    /// scope, then request validation, then a Marketplace token's location, then the
+    /// operation itself.
     fn respond(&self, method: &str, path_and_query: &str, headers: &HeaderMap, matched: Option<&contacts_api::Matched>, raw_body: &[u8]) -> Reply {
         let Some(caller) = self.caller(headers) else {
             return unauthorized();
         };
-        if headers.get("version").and_then(|v| v.to_str().ok()) != Some(API_VERSION_HEADER) {
-            return Reply::error(400, MSG_VERSION);
+        let version = matched.map_or(Some(API_VERSION_HEADER), |m| m.operation.api.version_header());
+        if let Some(version) = version.filter(|v| headers.get("version").and_then(|h| h.to_str().ok()) != Some(*v)) {
+            return Reply::error(400, version_message(version));
         }
         let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
         let Some(matched) = matched else {
@@ -73,7 +79,7 @@ impl MockState {
         let body = match op.body {
             Some(_) => match parse_body(raw_body) {
                 Ok(body) => body,
-                Err(reply) => return reply,
+                Err(reply) => return invalid_for(op.api, reply),
             },
             None => Map::new(),
         };
@@ -82,8 +88,11 @@ impl MockState {
         if let Some(rules) = op.body {
             problems.extend(check_body(rules, &body));
         }
+        if op.api == Api::Conversations {
+            problems.extend(conversations::check(op, &body));
+        }
         if !problems.is_empty() {
-            return unprocessable(problems);
+            return invalid_for(op.api, unprocessable(problems));
         }
         let bound = match caller.bound_location() {
             Ok(bound) => bound,
@@ -97,7 +106,30 @@ impl MockState {
         }
 
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-        self.dispatch(op, &matched.params, &query, body, &format!("http://{host}"), bound)
+        match op.api {
+            Api::Contacts => self.dispatch(op, &matched.params, &query, body, &format!("http://{host}"), bound),
+            Api::Conversations => self.converse(op, &matched.params, &query, &body, bound),
+            Api::Users => Reply::new(op.success_status, users::listed(&self.lock().users, query_value(&query, "locationId").unwrap_or_default())),
+            // `operation_of` never routes to Dialpad's table.
+            Api::Dialpad => Reply::error(404, format!("Cannot {method} {path}")),
+        }
+    }
+
+    /// A Conversations operation, on the conversations and (read only) the contacts.
+    fn converse(
+        &self,
+        op: &'static Operation,
+        params: &[(&'static str, String)],
+        query: &[(String, String)],
+        body: &Map<String, Value>,
+        bound: Option<&str>,
+    ) -> Reply {
+        let id = params.first().map_or("", |(_, v)| v.as_str());
+        let now = now_iso8601();
+        let mut data = self.lock();
+        let data = &mut *data;
+        let cx = Context { contacts: &data.contacts, provider: self.options.conversation_provider_id.as_deref(), bound, now: &now };
+        data.conversations.answer(op, id, query, body, &cx)
     }
 
     /// `Authorization: Bearer <token>` with a non-empty token, equal to the configured one if any.
@@ -140,7 +172,8 @@ impl MockState {
                 return location_forbidden();
             }
         }
-        match op.id {
+        let deleted = (op.id == "delete-contact").then(|| data.contact_index(contact).map(|i| data.contacts[i].clone())).flatten();
+        let reply = match op.id {
             // Contacts
             "create-contact" => data.create_contact(body, self.options.allow_duplicates, ok, &now),
             "upsert-contact" => data.upsert_contact(body, self.options.allow_duplicates, ok, &now),
@@ -184,14 +217,23 @@ impl MockState {
             "delete-contact-from-workflow" => data.remove_from_workflow(contact, param("workflowId"), ok),
             // Only reachable if the spec (and so the table) grows an operation the mock lacks.
             other => Reply::error(501, format!("mock: {other} is not implemented yet")),
+        };
+        // Queued under the lock, so webhooks go out in the order the changes were made.
+        if reply.status == ok {
+            if let Some((change, contact)) = change_of(op.id, &reply, deleted) {
+                self.webhooks.announce(change, &contact);
+            }
         }
+        reply
     }
 }
 
-/// The operation `method` and `path_and_query` route to, if any.
+/// The operation `method` and `path_and_query` route to, if any, in HighLevel's tables (their
+/// paths never overlap: `/contacts…`, `/conversations…`, `/users…`).
 pub(super) fn operation_of(method: &str, path_and_query: &str) -> Option<contacts_api::Matched> {
     let path = path_and_query.split_once('?').map_or(path_and_query, |(path, _)| path);
-    Method::parse(method).and_then(|m| contacts_api::match_path(m, path))
+    let method = Method::parse(method)?;
+    [OPERATIONS, CONVERSATIONS, USERS].into_iter().find_map(|table| contacts_api::match_path_in(table, method, path))
 }
 
 // ------------------------------------------------------------------------------------------------

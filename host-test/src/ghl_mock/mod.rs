@@ -1,4 +1,5 @@
-//! In-memory mock of HighLevel's Contacts API v2 (`Version: 2021-07-28`).
+//! In-memory mock of HighLevel's Contacts API v2 (`Version: 2021-07-28`), and of the parts of
+//! the Conversations and Users APIs the sync uses (`conversations.rs`, `users.rs`).
 //!
 //! The mock exists so the plugin can be exercised end to end without a HighLevel account, and so
 //! tests can assert the exact list of requests the plugin made. It aims to be *faithful* rather
@@ -23,8 +24,17 @@
 //! ([`OAuthOptions`], `oauth.rs`). Also opt-in, the Marketplace's side of OAuth: an app's
 //! install, agency and location tokens, and tokens that reach their own location only
 //! ([`MarketplaceOptions`], `marketplace.rs`).
+//!
+//! The Conversations and Users operations go through the same pipeline, routed through their
+//! own tables (`contacts_api::CONVERSATIONS`, `USERS`), each with its API's `Version` header,
+//! and answer validation failures with 400 (their specs declare no 422). Contact changes,
+//! through the API or [`MockServer::edit_contact`], send signed contact webhooks to the URL of
+//! [`MockServer::set_contact_webhook`] (`contact_webhooks.rs`).
 
+mod backstage;
 mod connection;
+mod contact_webhooks;
+mod conversations;
 mod data;
 mod dispatch;
 mod faults;
@@ -43,14 +53,16 @@ mod state;
 #[cfg(test)]
 mod tests;
 mod time;
+mod users;
 mod validate;
 
+pub use crate::outbox::WebhookDelivery;
 pub use faults::{FaultKind, Faults};
 pub use handlers::router;
 pub use loopback::LoopbackServer;
 pub use marketplace::MarketplaceOptions;
 pub use oauth::OAuthOptions;
-pub use options::MockOptions;
+pub use options::{MockOptions, DEFAULT_CONVERSATION_PROVIDER_ID};
 pub use rate_limit::RateLimit;
 pub use request_log::RecordedRequest;
 pub use server::{Holdings, MockServer};

@@ -9,6 +9,9 @@ use super::marketplace::MarketplaceOptions;
 use super::oauth::OAuthOptions;
 use super::rate_limit::RateLimit;
 
+/// [`MockOptions::conversation_provider_id`]'s default.
+pub const DEFAULT_CONVERSATION_PROVIDER_ID: &str = "mock-call-provider";
+
 /// How a mock behaves; the knobs mirror settings of a real HighLevel location and token.
 #[derive(Clone, Debug)]
 pub struct MockOptions {
@@ -19,7 +22,8 @@ pub struct MockOptions {
     /// The location's "Allow Duplicate Contact" setting: when false, creating a contact whose
     /// email or phone is already used in the location fails with 400.
     pub allow_duplicates: bool,
-    /// Scopes granted to the token; operations needing another scope answer 403.
+    /// Scopes granted to the token; operations needing another scope answer 403. By default
+    /// every scope the sync uses: Contacts, Conversations (the call log) and Users.
     pub scopes: Vec<Scope>,
     /// Artificial latency added to every API request (not the `/__mock/*` routes) before it is
     /// answered, to make benchmarks see something like a network round trip. Zero by default;
@@ -38,6 +42,10 @@ pub struct MockOptions {
     /// location tokens, installed locations; see [`MarketplaceOptions`]) and accepts the access
     /// tokens it issues, each for its own location only; `None` (the default) serves none of it.
     pub marketplace: Option<MarketplaceOptions>,
+    /// The `conversationProviderId` of the location's call provider (the Marketplace app's
+    /// Conversation Provider of type Call): call messages naming another are refused with 400.
+    /// `None` accepts any. `Some("mock-call-provider")` by default.
+    pub conversation_provider_id: Option<String>,
 }
 
 impl Default for MockOptions {
@@ -45,12 +53,13 @@ impl Default for MockOptions {
         MockOptions {
             token: None,
             allow_duplicates: false,
-            scopes: vec![Scope::ContactsReadonly, Scope::ContactsWrite],
+            scopes: Scope::HIGHLEVEL.to_vec(),
             latency: Duration::ZERO,
             faults: None,
             rate_limit: None,
             oauth: None,
             marketplace: None,
+            conversation_provider_id: Some(DEFAULT_CONVERSATION_PROVIDER_ID.to_owned()),
         }
     }
 }

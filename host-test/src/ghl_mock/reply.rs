@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use contacts_api::Api;
 use serde_json::{json, Value};
 
 /// The error DTOs the Contacts spec references as `../common/common-schemas.json`.
@@ -81,4 +82,19 @@ pub(super) fn unauthorized() -> Reply {
 /// `UnprocessableDTO`: unlike every other error, `message` is an array.
 pub(super) fn unprocessable(problems: Vec<String>) -> Reply {
     Reply::new(422, json!({ "statusCode": 422, "message": problems, "error": error_texts().unprocessable_error }))
+}
+
+/// The `Version` header an API requires, as the 400 names it.
+pub(super) fn version_message(version: &str) -> String {
+    format!("version header must be {version}")
+}
+
+/// A request the API's validation refuses. The Contacts service answers 422; the
+/// Conversations and Users specs declare no 422, only 400, which is what NestJS's
+/// ValidationPipe answers by default: the same array of problems, `error` "Bad Request".
+pub(super) fn invalid_for(api: Api, reply: Reply) -> Reply {
+    if api == Api::Contacts || reply.status != 422 {
+        return reply;
+    }
+    Reply::new(400, json!({ "statusCode": 400, "message": reply.body["message"], "error": "Bad Request" }))
 }

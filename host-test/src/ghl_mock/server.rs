@@ -15,6 +15,7 @@ use super::rate_limit::RateLimit;
 use super::reply::error_texts;
 use super::request_log::RecordedRequest;
 use super::state::MockState;
+use crate::outbox::WebhookDelivery;
 
 /// Per contact phone: how many contacts, their notes' bodies, their tasks' titles.
 pub type Holdings = BTreeMap<String, (usize, Vec<String>, Vec<String>)>;
@@ -107,6 +108,50 @@ impl MockServer {
     /// Seeds an appointment of `contact_id` (the API cannot create one); returns its id.
     pub fn seed_appointment(&self, contact_id: &str, event: Value) -> String {
         self.state.seed_appointment(contact_id, event)
+    }
+
+    /// Adds a user that `GET /users/` lists for every location; see [`MockState::add_user`].
+    pub fn add_user(&self, id: &str, first_name: &str, last_name: &str, email: &str) {
+        self.state.add_user(id, first_name, last_name, email)
+    }
+
+    /// The users, in seeding order.
+    pub fn users(&self) -> Vec<Value> {
+        self.state.users()
+    }
+
+    /// Every conversation, in creation order.
+    pub fn conversations(&self) -> Vec<Value> {
+        self.state.conversations()
+    }
+
+    /// Every call message, in creation order, with its attachments; see
+    /// [`MockState::call_entries`].
+    pub fn call_entries(&self) -> Vec<Value> {
+        self.state.call_entries()
+    }
+
+    /// Sends HighLevel's signed contact webhooks to `url` from now on (`None` stops them); see
+    /// [`MockState::set_contact_webhook`].
+    pub fn set_contact_webhook(&self, url: Option<String>) {
+        self.state.set_contact_webhook(url)
+    }
+
+    /// Edits a contact as a person in HighLevel's UI would, firing one `ContactUpdate`; see
+    /// [`MockState::edit_contact`].
+    pub fn edit_contact(&self, id: &str, fields: Value) -> Value {
+        self.state.edit_contact(id, fields)
+    }
+
+    /// Every contact webhook sent so far, with the receiver's answer.
+    pub fn contact_webhook_deliveries(&self) -> Vec<WebhookDelivery> {
+        self.state.contact_webhook_deliveries()
+    }
+
+    /// Waits until every contact webhook queued so far has been delivered; false if `timeout`
+    /// passed first.
+    pub fn wait_webhooks_delivered(&self, timeout: Duration) -> bool {
+        self.state.wait_webhooks_delivered(timeout)
     }
 
     /// The most API requests that were in flight at once; see [`MockState::in_flight_max`].

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
 
+use super::contact_webhooks::ContactWebhooks;
 use super::data::Data;
 use super::faults::{FaultKind, FaultPlan, Faults};
 use super::fields::{push_to, str_field};
@@ -52,6 +53,8 @@ pub struct MockState {
     oauth: Mutex<OAuthTokens>,
     /// The Marketplace's codes, tokens and installs (`marketplace.rs`).
     marketplace: Mutex<Marketplace>,
+    /// Where contact webhooks go, and the ones sent (`contact_webhooks.rs`).
+    pub(super) webhooks: ContactWebhooks,
 }
 
 /// The read gate's state. Every GET that arrives while `batch > 0` counts itself in `waiting`;
@@ -124,6 +127,7 @@ impl MockState {
             limiter: Mutex::new(Limiter::new(options.rate_limit)),
             oauth: Mutex::new(OAuthTokens::new(options.oauth.as_ref())),
             marketplace: Mutex::new(Marketplace::default()),
+            webhooks: ContactWebhooks::default(),
             options,
         }
     }
@@ -230,7 +234,8 @@ impl MockState {
 
     /// Everything the mock holds, as `GET /__mock/state` shows it: `contacts`, `notes`, `tasks`,
     /// `appointments`, plus `followers`, `campaigns` and `workflows`, each an object keyed by
-    /// contact id (contacts without any are left out), and the counters `inFlightMax`
+    /// contact id (contacts without any are left out), `conversations`, `callEntries` (the call
+    /// messages), `users`, and the counters `inFlightMax`
     /// ([`MockState::in_flight_max`]), `faults` ([`MockState::fault_counts`]), `rateLimited`
     /// ([`MockState::rate_limited_count`]) and `oauthRefreshes`
     /// ([`MockState::oauth_refresh_count`]).
@@ -263,6 +268,9 @@ impl MockState {
             "followers": followers,
             "campaigns": campaigns,
             "workflows": workflows,
+            "conversations": objects(&data.conversations.conversations),
+            "callEntries": objects(&data.conversations.messages),
+            "users": objects(&data.users),
             "inFlightMax": self.in_flight_max(),
             "faults": faults,
             "rateLimited": rate_limited,

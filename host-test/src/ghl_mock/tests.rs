@@ -23,8 +23,12 @@ use super::server::MockServer;
 use super::state::MockState;
 use super::validate::{kind_of, violation};
 
+#[path = "tests_conversations.rs"]
+mod conversations;
 #[path = "tests_marketplace.rs"]
 mod marketplace;
+#[path = "tests_webhooks.rs"]
+mod webhooks;
 
 const LOC: &str = "loc0000000000000001";
 
@@ -1633,7 +1637,8 @@ fn refresh_tokens_are_single_use_and_rotate() {
         r.body,
         json!({
             "access_token": access, "token_type": "Bearer", "expires_in": 3600, "refresh_token": next,
-            "scope": "contacts.readonly contacts.write", "userType": "Location", "locationId": LOC,
+            "scope": "contacts.readonly contacts.write conversations.readonly conversations.write conversations/message.readonly conversations/message.write users.readonly",
+            "userType": "Location", "locationId": LOC,
         })
     );
     assert_eq!(r.header("cache-control"), Some("no-store"));
