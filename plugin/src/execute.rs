@@ -333,7 +333,10 @@ fn render(step: &Step, run: &Execution) -> Result<String, &'static str> {
             _ => None,
         },
     })?;
-    path.push_str(&contacts_api::query_string(step.query.iter().map(|(k, v)| (*k, v.as_str()))));
+    // A query may name the contact an earlier step of the run found or created (the
+    // conversation search of a new caller).
+    let query = step.query.iter().map(|(k, v)| (*k, if v == CONTACT_ID { run.contact_id.as_deref().unwrap_or(v) } else { v.as_str() }));
+    path.push_str(&contacts_api::query_string(query));
     Ok(path)
 }
 

@@ -107,6 +107,21 @@ fn a_call_becomes_one_call_entry_named_by_its_note_and_a_redelivery_writes_nothi
 }
 
 #[test]
+fn a_new_callers_conversation_is_searched_by_the_contact_just_created() {
+    let cfg = config(conversations());
+    let mut t = Scripted::default()
+        .answer(200, json!({}))
+        .answer(201, json!({"contact": {"id": "c-new"}}))
+        .answer(200, json!({"conversations": [], "total": 0}))
+        .answer(201, json!({"success": true, "conversation": {"id": "conv1"}}))
+        .answer(200, json!({"success": true, "conversationId": "conv1", "messageId": "m1", "message": "ok"}))
+        .answer(201, json!({"note": {"id": "n1"}}));
+    run(&fixture("call_inbound_hangup_completed.json"), &cfg, &mut MemStore::default(), &mut t);
+    assert_eq!(requests(&t)[2], "GET http://hl.test/conversations/search?locationId=L&contactId=c-new");
+    assert_eq!(t.sent[3].2.as_ref().unwrap()["contactId"], "c-new");
+}
+
+#[test]
 fn a_voicemail_that_arrives_later_is_attached_through_a_share_link() {
     let cfg = config(conversations());
     let mut store = MemStore::default();

@@ -1,6 +1,9 @@
 //! Stoplight Prism (`@stoplight/prism-cli`, installed by `tests/prism/install.sh`) serving one of
-//! HighLevel's official specs ([`Spec`]): the Contacts spec, a third-party judge of every request
-//! the plugin sends, or the OAuth spec, the judge of the host's Marketplace client.
+//! HighLevel's official specs ([`Spec`]): the Contacts, Conversations and Users specs, third-party
+//! judges of every request the plugin sends there, or the OAuth spec, the judge of the host's
+//! Marketplace client. HighLevel's APIs share one origin (`api_base`), so a plugin talking to
+//! several of them goes through a [`RecordingProxy::start_routed`] that sends each path prefix
+//! to its spec's Prism.
 //!
 //! Prism runs as `prism mock <spec> --errors`: a request that breaks the spec is answered with an
 //! error status (422 for the body, 400 for query and header parameters, 401 for the security
@@ -38,7 +41,16 @@ pub enum Spec {
     /// OAuth 2.0: `/oauth/token`, `/oauth/locationToken`, `/oauth/installedLocations`
     /// ([`OAUTH_SPEC_PATH`]).
     OAuth,
+    /// The Conversations API, `apps/conversations.json` (`contacts-api/spec`, verbatim).
+    Conversations,
+    /// The Users API, `apps/users.json` (`contacts-api/spec`, verbatim).
+    Users,
 }
+
+/// The Conversations spec, as `contacts-api` keeps it (verbatim from `../shared/reference/ghl`).
+pub const CONVERSATIONS_SPEC_JSON: &str = include_str!("../../contacts-api/spec/apps/conversations.json");
+/// The Users spec, the same way.
+pub const USERS_SPEC_JSON: &str = include_str!("../../contacts-api/spec/apps/users.json");
 
 impl Spec {
     /// Where the spec lies upstream; it `$ref`s its error schemas as `../common/common-schemas.json`.
@@ -46,6 +58,8 @@ impl Spec {
         match self {
             Spec::Contacts => "apps/contacts.json",
             Spec::OAuth => "apps/oauth.json",
+            Spec::Conversations => "apps/conversations.json",
+            Spec::Users => "apps/users.json",
         }
     }
 
@@ -53,6 +67,8 @@ impl Spec {
         match self {
             Spec::Contacts => contacts_api::SPEC_JSON.to_string(),
             Spec::OAuth => std::fs::read_to_string(OAUTH_SPEC_PATH).unwrap_or_else(|e| panic!("reading {OAUTH_SPEC_PATH}: {e}")),
+            Spec::Conversations => CONVERSATIONS_SPEC_JSON.to_string(),
+            Spec::Users => USERS_SPEC_JSON.to_string(),
         }
     }
 
@@ -61,6 +77,16 @@ impl Spec {
         match self {
             Spec::Contacts => "/contacts/search/duplicate?locationId=probe",
             Spec::OAuth => "/oauth/installedLocations?companyId=probe&appId=probe",
+            Spec::Conversations => "/conversations/search?locationId=probe",
+            Spec::Users => "/users/?locationId=probe",
+        }
+    }
+
+    /// The `Version` header the spec's operations require.
+    pub fn version(self) -> &'static str {
+        match self {
+            Spec::Conversations => contacts_api::CONVERSATIONS_VERSION_HEADER,
+            _ => contacts_api::API_VERSION_HEADER,
         }
     }
 }
@@ -154,8 +180,7 @@ impl Prism {
 
     /// True once Prism answers HTTP (the probe is a conforming request of the spec; any status will do).
     fn probe(&self) -> bool {
-        self.send_raw("GET", self.spec.probe(), &[("Authorization", "Bearer probe"), ("Version", contacts_api::API_VERSION_HEADER)], None)
-            .is_ok_and(|r| r.status > 0)
+        self.send_raw("GET", self.spec.probe(), &[("Authorization", "Bearer probe"), ("Version", self.spec.version())], None).is_ok_and(|r| r.status > 0)
     }
 
     /// The directory the spec was laid out in.
@@ -192,7 +217,7 @@ impl Prism {
 }
 
 /// Writes the spec in the upstream layout, `apps/<spec>.json` + `common/common-schemas.json`:
-/// both specs `$ref` their error schemas as `../common/common-schemas.json`.
+/// every one of HighLevel's specs `$ref`s its error schemas as `../common/common-schemas.json`.
 fn lay_out_spec(dir: &Path, spec: Spec) {
     let _ = std::fs::remove_dir_all(dir);
     let text = spec.text();
@@ -266,6 +291,7 @@ pub struct RecordingProxy {
     /// `http://127.0.0.1:<port>`, without a trailing slash.
     pub base_url: String,
     log: Arc<Mutex<Vec<HttpExchange>>>,
+    steers: Arc<Mutex<Vec<Steer>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -273,21 +299,38 @@ pub struct RecordingProxy {
 impl RecordingProxy {
     /// Proxies to `upstream` (`http://host:port`).
     pub fn start(upstream: &str) -> RecordingProxy {
+        RecordingProxy::start_routed(&[("", upstream)])
+    }
+
+    /// Proxies each request to the upstream of the first `(path prefix, upstream)` whose prefix
+    /// the request's path starts with (`""` matches every path): one origin in front of several
+    /// Prisms, as HighLevel's APIs share one. A request no prefix matches gets a 502.
+    pub fn start_routed(routes: &[(&str, &str)]) -> RecordingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy");
         let base_url = format!("http://{}", listener.local_addr().expect("the proxy's address"));
-        let (log, stop) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(false)));
-        let (keep, stopped, upstream) = (log.clone(), stop.clone(), upstream.trim_start_matches("http://").to_string());
+        let (log, stop, steers) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())));
+        let routes: Vec<(String, String)> =
+            routes.iter().map(|(prefix, upstream)| (prefix.to_string(), upstream.trim_start_matches("http://").to_string())).collect();
+        let (keep, stopped, steering) = (log.clone(), stop.clone(), steers.clone());
         let thread = std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if stopped.load(Ordering::SeqCst) {
                     return;
                 }
                 if let Ok(stream) = stream {
-                    forward(stream, &upstream, &keep);
+                    forward(stream, &routes, &keep, &steering);
                 }
             }
         });
-        RecordingProxy { base_url, log, stop, thread: Some(thread) }
+        RecordingProxy { base_url, log, steers, stop, thread: Some(thread) }
+    }
+
+    /// Steers the client down a path Prism's static examples never take: the next `method`
+    /// request whose path (without the query) is `path` is still sent to Prism and judged, and
+    /// when Prism accepts it (a 2xx without `sl-violations`) the client gets `body` (JSON) with
+    /// that status instead of the example. A refused request keeps Prism's answer. Used once.
+    pub fn steer(&self, method: &str, path: &str, body: &str) {
+        self.steers.lock().unwrap_or_else(|e| e.into_inner()).push(Steer { method: method.into(), path: path.into(), body: body.into() });
     }
 
     /// The exchanges so far, emptying the log.
@@ -307,10 +350,18 @@ impl Drop for RecordingProxy {
     }
 }
 
-/// Reads one request from `client`, sends it to `upstream` with `Connection: close`, logs the
-/// exchange and passes the answer back as it came (logged first, so a client that has its
-/// answer finds it in the log); nothing when the client sent no whole request.
-fn forward(mut client: TcpStream, upstream: &str, log: &Mutex<Vec<HttpExchange>>) -> Option<()> {
+/// A canned answer for one request that Prism accepted ([`RecordingProxy::steer`]).
+struct Steer {
+    method: String,
+    path: String,
+    body: String,
+}
+
+/// Reads one request from `client`, sends it to the upstream its path routes to with
+/// `Connection: close`, logs the exchange and passes the answer back as it came (logged first,
+/// so a client that has its answer finds it in the log), or steered; nothing when the client
+/// sent no whole request.
+fn forward(mut client: TcpStream, routes: &[(String, String)], log: &Mutex<Vec<HttpExchange>>, steers: &Mutex<Vec<Steer>>) -> Option<()> {
     let started = Instant::now();
     client.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut raw = Vec::new();
@@ -333,6 +384,8 @@ fn forward(mut client: TcpStream, upstream: &str, log: &Mutex<Vec<HttpExchange>>
         body.extend_from_slice(&chunk[..n]);
     }
     let (method, target) = request_line.split_once(' ').map(|(m, rest)| (m.to_string(), rest.rsplit_once(' ').map_or(rest, |(t, _)| t).to_string()))?;
+    let path = target.split('?').next().unwrap_or(&target).to_string();
+    let upstream = routes.iter().find(|(prefix, _)| path.starts_with(prefix.as_str())).map_or("", |(_, upstream)| upstream.as_str());
 
     let mut request = format!("{request_line}\r\n");
     for (name, value) in headers.iter().filter(|(n, _)| !n.eq_ignore_ascii_case("connection")) {
@@ -340,6 +393,9 @@ fn forward(mut client: TcpStream, upstream: &str, log: &Mutex<Vec<HttpExchange>>
     }
     request.push_str("Connection: close\r\n\r\n");
     let answer = TcpStream::connect(upstream).and_then(|mut server| {
+        if upstream.is_empty() {
+            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("no route for {path}")));
+        }
         server.set_read_timeout(Some(Duration::from_secs(30)))?;
         server.write_all(request.as_bytes())?;
         server.write_all(&body)?;
@@ -347,7 +403,25 @@ fn forward(mut client: TcpStream, upstream: &str, log: &Mutex<Vec<HttpExchange>>
         server.read_to_end(&mut answer)?;
         Ok(answer)
     });
-    let parsed = answer.as_ref().ok().and_then(|a| parse_response(a));
+    let mut parsed = answer.as_ref().ok().and_then(|a| parse_response(a));
+    let mut answer = answer;
+    let accepted = parsed.as_ref().is_some_and(|r| (200..300).contains(&r.status) && r.header(VIOLATIONS_HEADER).is_none());
+    let steer = {
+        let mut steers = steers.lock().unwrap_or_else(|e| e.into_inner());
+        let found = steers.iter().position(|s| s.method.eq_ignore_ascii_case(&method) && s.path == path).filter(|_| accepted);
+        found.map(|i| steers.remove(i))
+    };
+    if let (Some(steer), Some(prism)) = (steer, parsed.as_mut()) {
+        let status = prism.status;
+        answer = Ok(format!(
+            "HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+            steer.body.len(),
+            steer.body
+        )
+        .into_bytes());
+        prism.body = steer.body;
+        prism.headers = vec![("content-type".into(), "application/json".into())];
+    }
     let exchange = HttpExchange {
         method,
         url: format!("http://{upstream}{target}"),

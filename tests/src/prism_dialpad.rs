@@ -68,6 +68,22 @@ impl Exchange {
         format!("{} {} → {}{}", self.method, self.path_and_query, self.status, if self.shimmed { " (apikey shim)" } else { "" })
     }
 
+    /// An exchange of the host's outbound log (`Runtime::http_log`), so [`request_violations`]
+    /// can judge what the plugin sent through the host, to this Prism or to any other.
+    pub fn from_host_log(e: &HttpExchange) -> Exchange {
+        let path_and_query = e.url.split_once("://").map_or(e.url.as_str(), |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..])).to_string();
+        Exchange {
+            method: e.method.clone(),
+            path_and_query,
+            request_headers: e.request_headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())).collect(),
+            request_body: e.request_body.clone().unwrap_or_default(),
+            shimmed: false,
+            status: e.status.unwrap_or(0),
+            response_headers: e.response_headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())).collect(),
+            response_body: e.response_body.clone().unwrap_or_default(),
+        }
+    }
+
     /// As the host's outbound log would have it, for [`crate::prism`]'s detectors.
     fn as_http_exchange(&self) -> HttpExchange {
         HttpExchange {
