@@ -184,8 +184,13 @@ fn a_bad_configuration_fails_once_before_any_event() {
 fn demo_syncs_the_bundled_day_of_calls() {
     let out = run(&["demo"]);
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("24 events: 16 synced, 3 unchanged, 3 skipped, 2 failed"), "{stdout}");
-    assert!(stdout.contains("48 API requests; 4 contacts, 7 notes, 6 tasks; token in host logs: never"), "{stdout}");
+    assert!(stdout.contains("30 events: 20 synced, 6 unchanged, 2 skipped, 2 failed"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "67 HighLevel API requests, 5 Dialpad API requests (1 screen pop, 2 share links, 1 contact, 1 call); 4 contacts, 8 notes, 6 tasks, 5 call entries; tokens in host logs: never"
+        ),
+        "{stdout}"
+    );
     // Each workflow shows: rules, tags, the mapping's custom field, platform events, the view.
     for shown in [
         "rules: billing interest, send pricing after long calls, recap action items",
@@ -197,9 +202,20 @@ fn demo_syncs_the_bundled_day_of_calls() {
         "4 requests were in flight at once on the mock",
         "from cache (0 s old), 0 requests",
         "1 appointments",
+        // The workflows that write where people look, one line each.
+        "screen pop → Maya Patel: https://app.gohighlevel.com/v2/location/demo-location/contacts/detail/contact0000000000002  (Priya rings again: synced [screen_pop.initiate 200])",
+        r#"HighLevel contact edit (Kenji's company) → Dialpad contact uid-contact0000000000001 (uid contact0000000000001) has company "Watanabe Design": synced [contacts.create_with_uid 200]; Dialpad's echo: unchanged"#,
+        r#"Dialpad contact edit (Kenji's e-mail) → HighLevel contact contact0000000000001 has email "kenji@watanabe-design.example": synced [update-contact 200]; HighLevel's echo: unchanged"#,
+        "click-to-call → Dialpad call 6100000000000001 for contact contact0000000000001 (Kenji Watanabe's mobile +15035550188), custom_data highlevel-contact:contact0000000000001",
+        "its hangup → contact contact0000000000001 by its custom_data, no phone search: synced [search-conversation 200, add-an-outbound-message 200, create-note 201]",
+        "call 4617205983150080 (outbound completed) → call entry msg00000000000000002 in conversation conv0000000000000002 of Kenji Watanabe, recording attached; its note names it",
+        "call 6307351874682880 (inbound voicemail) → call entry msg00000000000000004 in conversation conv0000000000000004 of +17375550166, recording attached; its note names it",
+        "owners by the agent's e-mail → Maya Patel (user hl-user-maya): 4 notes, 5 tasks; Jordan Lee (user hl-user-jordan): 1 note, 0 tasks; HighLevel's users read 2 times",
+        "Call back Dana Whitfield (assigned to Maya Patel)",
     ] {
         assert!(stdout.contains(shown), "{shown}\n{stdout}");
     }
+    assert_eq!(stdout.matches("; its note names it").count(), 5, "{stdout}");
 }
 
 #[test]

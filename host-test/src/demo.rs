@@ -49,3 +49,46 @@ pub fn signed_platform_event(event: &str) -> Vec<u8> {
     claims["exp"] = (now + 3600).into();
     crate::jwt::sign(claims.to_string().as_bytes(), PLATFORM_SECRET).into_bytes()
 }
+
+/// A bundled event as Dialpad would deliver it now: a `ringing` event gets the current time as
+/// its `event_timestamp` (a screen pop is only sent for a call that is ringing now); any other
+/// event is returned as it is.
+pub fn as_delivered_now(body: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(mut event) if event["state"] == "ringing" => {
+            event["event_timestamp"] = (crate::jwt::now() * 1000).into();
+            event.to_string().into_bytes()
+        }
+        _ => body.to_vec(),
+    }
+}
+
+/// The HighLevel users of the demo's location: the Dialpad agents of the bundled events (id,
+/// first and last name, e-mail), so their calls' notes and tasks are assigned to them.
+pub const HIGHLEVEL_USERS: [(&str, &str, &str, &str); 2] =
+    [("hl-user-maya", "Maya", "Patel", "maya.patel@example.com"), ("hl-user-jordan", "Jordan", "Lee", "jordan.lee@example.com")];
+
+/// Maya Patel's Dialpad user id: she rings on the inbound calls and places the click-to-call.
+pub const MAYA_DIALPAD_ID: &str = "5766401227931648";
+
+/// The same caller as the bundled ringing event, calling again (a new call, ringing now).
+pub fn ringing_again(call_id: u64) -> Vec<u8> {
+    let mut event: serde_json::Value = serde_json::from_slice(EVENTS[0].1).expect("the bundled ringing event is JSON");
+    event["call_id"] = call_id.into();
+    as_delivered_now(event.to_string().as_bytes())
+}
+
+/// The hangup of a call placed by click-to-call: Maya's outbound call `call_id` to `phone`,
+/// carrying the `custom_data` that names the HighLevel contact `contact_id`.
+pub fn click_to_call_hangup(call_id: &str, phone: &str, contact_id: &str) -> Vec<u8> {
+    let mut event: serde_json::Value = serde_json::from_str(HANGUP).expect("the bundled hangup is JSON");
+    event["call_id"] = call_id.parse::<u64>().map(Into::into).unwrap_or_else(|_| call_id.into());
+    event["direction"] = "outbound".into();
+    event["external_number"] = phone.into();
+    event["contact"] = serde_json::json!({"id": 4904325631939999_u64, "name": phone, "phone": phone, "email": "", "type": "local"});
+    event["custom_data"] = format!("highlevel-contact:{contact_id}").into();
+    for key in ["recap_summary", "transcription_text"] {
+        event[key] = serde_json::Value::Null;
+    }
+    event.to_string().into_bytes()
+}

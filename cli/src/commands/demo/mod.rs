@@ -1,4 +1,7 @@
-//! `demo`: the bundled Dialpad events through the plugin, against the embedded mock API.
+//! `demo`: the bundled Dialpad events through the plugin, against the embedded mock APIs of
+//! HighLevel and Dialpad.
+
+mod workflows;
 
 use crate::options::EMBEDDED_PLUGIN;
 use anyhow::bail;
@@ -11,11 +14,12 @@ use dialpad_ghl_host::inbound::{Inbound, Source};
 use dialpad_ghl_host::report;
 use dialpad_ghl_host::settings::Settings;
 use host_test::demo;
+use host_test::dialpad_mock::{DialpadMock, DialpadMockOptions};
 use host_test::ghl_mock::{MockOptions, MockServer};
 use std::time::Instant;
 
-/// Run the bundled Dialpad events through the plugin against the embedded mock API, and show
-/// what HighLevel then holds.
+/// Run the bundled Dialpad events through the plugin against the embedded mock APIs of
+/// HighLevel and Dialpad, and show what HighLevel then holds.
 #[derive(clap::Args)]
 pub struct Args {}
 
@@ -44,8 +48,15 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
         "locationId": "demo-location", "firstName": "Kenji", "lastName": "Watanabe",
         "email": "kenji.watanabe@example.net", "phone": "+15035550139", "source": "HighLevel", "tags": ["cold-lead"]
     }));
+    // The Dialpad agents of the bundled events are HighLevel users too: their tasks are theirs.
+    for (id, first, last, email) in demo::HIGHLEVEL_USERS {
+        mock.add_user(id, first, last, email);
+    }
+    let dialpad_key = DialpadMockOptions::default().api_key;
+    let dialpad = DialpadMock::start(DialpadMockOptions::default())?;
     println!("Dialpad ⇄ HighLevel sync demo");
-    println!("  mock Contacts API: {} (requires its bearer token; seeded with 1 existing contact)", mock.base_url());
+    println!("  mock HighLevel API: {} (requires its bearer token; seeded with 1 existing contact and 2 users)", mock.base_url());
+    println!("  mock Dialpad API: {} (requires its API key; Maya Patel and Jordan Lee are its users)", dialpad.base_url());
 
     let started = Instant::now();
     let plugin = CompiledPlugin::from_bytes(EMBEDDED_PLUGIN)?;
@@ -55,16 +66,18 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
     let mut settings = Settings { plugin_config: config, ..Settings::default() };
     settings.set("api_base", mock.base_url());
     settings.token = Some(Secret::new(demo::TOKEN));
+    settings.set("dialpad_api_base", dialpad.base_url());
+    settings.dialpad_key = Some(Secret::new(dialpad_key.clone()));
     let kv = KeyValueStore::new();
     let runtime = Runtime::new(&plugin, settings.runtime_options(true)?, kv.clone())?;
     let meta = runtime.meta()?;
     println!("  plugin version {}, WIT API {}", meta.plugin_version, meta.api_version);
-    println!("  configuration: host-test/demo-events/demo-config.json (time zone America/Chicago; 3 follow-up rules, 4 tag rules, field mapping with a custom field)\n");
+    println!("  configuration: host-test/demo-events/demo-config.json (time zone America/Chicago; 3 follow-up rules, 4 tag rules, field mapping with a custom field;\n    call log in Conversations, screen pop, task owners, two-way contacts)\n");
 
     let mut tally = Tally::default();
     println!("Dialpad events (unsigned webhook):");
     for (name, body) in demo::EVENTS {
-        let result = runtime.handle(&Inbound::new(Source::DialpadWebhook, body.to_vec()))?.result;
+        let result = runtime.handle(&Inbound::new(Source::DialpadWebhook, demo::as_delivered_now(body)))?.result;
         tally.add(&result);
         println!("  {}", report::human_line(name, &result));
     }
@@ -140,9 +153,11 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
         println!("  {}", report::human_line(label, &result));
     }
 
+    workflows::Workflows { runtime: &runtime, highlevel: &mock, dialpad: &dialpad, tally: &mut tally }.run()?;
+
     println!("\nHighLevel now holds:");
     let contacts = mock.contacts();
-    let (notes, tasks) = (mock.notes(), mock.tasks());
+    let (notes, tasks, users) = (mock.notes(), mock.tasks(), mock.users());
     for c in &contacts {
         let id = c["id"].as_str().unwrap_or("?");
         let name = [c["firstName"].as_str(), c["lastName"].as_str()].into_iter().flatten().collect::<Vec<_>>().join(" ");
@@ -162,11 +177,13 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
         }
         for t in tasks.iter().filter(|t| t["contactId"].as_str() == Some(id)) {
             let done = if t["completed"].as_bool() == Some(true) { "done" } else { "open" };
+            let owner = users.iter().find(|u| t["assignedTo"].as_str().is_some_and(|id| u["id"] == id)).and_then(|u| u["name"].as_str());
             println!(
-                "    task {} [{done}] due {}: {}",
+                "    task {} [{done}] due {}: {}{}",
                 t["id"].as_str().unwrap_or("?"),
                 t["dueDate"].as_str().unwrap_or("-"),
-                t["title"].as_str().unwrap_or("")
+                t["title"].as_str().unwrap_or(""),
+                owner.map(|o| format!(" (assigned to {o})")).unwrap_or_default()
             );
         }
         for n in notes.iter().filter(|n| n["contactId"].as_str() == Some(id)) {
@@ -177,20 +194,34 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
         }
     }
     let requests = mock.requests();
+    let dialpad_requests = dialpad.requests();
+    let dialpad_kinds: Vec<String> =
+        [("screenpop", "screen pop"), ("recordingsharelink", "share link"), ("/api/v2/contacts", "contact"), ("/api/v2/call", "call")]
+            .iter()
+            .map(|(path, name)| (name, dialpad_requests.iter().filter(|r| r.path_and_query.contains(path)).count()))
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| format!("{n} {name}{}", if n == 1 { "" } else { "s" }))
+            .collect();
     let log = runtime.http_log().entries();
-    let leaked = log.iter().chain(signed.http_log().entries().iter()).any(|e| serde_json::to_string(e).unwrap_or_default().contains(demo::TOKEN));
+    let leaked = log.iter().chain(signed.http_log().entries().iter()).any(|e| {
+        let line = serde_json::to_string(e).unwrap_or_default();
+        line.contains(demo::TOKEN) || line.contains(&dialpad_key)
+    });
     let [synced, unchanged, skipped, failed] = tally.0;
     println!(
-        "\nSummary: {} events: {synced} synced, {unchanged} unchanged, {skipped} skipped, {failed} failed (as expected: 2 refused signatures); {} API requests; {} contacts, {} notes, {} tasks; token in host logs: {}",
+        "\nSummary: {} events: {synced} synced, {unchanged} unchanged, {skipped} skipped, {failed} failed (as expected: 2 refused signatures); {} HighLevel API requests, {} Dialpad API requests ({}); {} contacts, {} notes, {} tasks, {} call entries; tokens in host logs: {}",
         synced + unchanged + skipped + failed,
         requests.len(),
+        dialpad_requests.len(),
+        dialpad_kinds.join(", "),
         contacts.len(),
         notes.len(),
         tasks.len(),
+        mock.call_entries().len(),
         if leaked { "FOUND" } else { "never" }
     );
     if leaked {
-        bail!("the token appeared in the host's request log");
+        bail!("a token appeared in the host's request log");
     }
     Ok(())
 }
