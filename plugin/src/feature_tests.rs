@@ -251,6 +251,12 @@ fn an_unknown_caller_gets_the_new_contact_page_when_configured() {
         "unknown_caller_url": "https://crm.agency.example/v2/location/{{location_id}}/contacts/new?phone={{phone}}"}}));
     let mut t = Scripted::default().answer(200, json!({"contact": null})).answer(200, json!({}));
     run(&ringing(now), &cfg, &mut MemStore::default(), &mut t);
+    // Without a page for unknown callers, nothing is popped, and the report says why.
+    let plain = config(json!({"screen_pop": {}}));
+    let mut none = Scripted::default().answer(200, json!({"contact": null}));
+    let report = run(&ringing(now), &plain, &mut MemStore::default(), &mut none);
+    assert_eq!(report.outcome, Outcome::Unchanged);
+    assert!(report.summary.ends_with("no pop, HighLevel has no contact with this number (no unknown_caller_url)"), "{}", report.summary);
     assert_eq!(t.sent[1].2, Some(json!({"screen_pop_uri": "https://crm.agency.example/v2/location/L/contacts/new?phone=+13125550187"})));
     let mut t = Scripted::default().answer(200, json!({"contact": {"id": "c9"}})).answer(200, json!({}));
     run(&ringing(now), &cfg, &mut MemStore::default(), &mut t);

@@ -21,6 +21,7 @@ use crate::inbound::highlevel::HighLevelEvent;
 use crate::inbound::platform::{Action, PlatformEvent};
 use crate::inbound::read::{self as inbound, Inbound, Moment};
 use crate::plan::platform::PlatformKnown;
+use crate::plan::screen_pop::SCREEN_POP_SUFFIX;
 use crate::plan::to_dialpad::HighLevelKnown;
 use crate::plan::vocabulary::{KnownState, Plan, CALL_ENTRY_ID, CALL_SYNC_SCOPES, CONTACT_ID, DIALPAD_CONTACT_ID, OWNER_ID};
 use crate::report::{Handled, Outcome, PlanView, Report, Route};
@@ -208,6 +209,10 @@ fn run_dialpad(plan: &Plan, known: &KnownState, config: &Config, store: &mut dyn
         (Some(contact), Some(note)) => report.summary = format!("{} → note {note} on contact {contact}", report.summary),
         (Some(contact), None) => report.summary = format!("{} {contact}", report.summary),
         _ => {}
+    }
+    // A pop planned "if HighLevel has the caller" that found no one: say so.
+    if plan.event_key.ends_with(SCREEN_POP_SUFFIX) && !report.operations.iter().any(|o| o.operation_id == "screen_pop.initiate") {
+        report.summary = format!("{}: no pop, HighLevel has no contact with this number (no unknown_caller_url)", plan.summary);
     }
     if report.operations.iter().all(|o| o.method == "GET") {
         report.outcome = Outcome::Unchanged;

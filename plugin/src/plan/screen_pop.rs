@@ -16,6 +16,9 @@ use crate::inbound::phone::E164;
 use crate::state::screen_pop_key;
 use serde_json::json;
 
+/// The end of a screen pop's event key.
+pub const SCREEN_POP_SUFFIX: &str = ":screen-pop";
+
 /// Dialpad's screen-pop limit: pops per user per minute.
 pub const POPS_PER_MINUTE: usize = 5;
 const MINUTE_MS: i64 = 60_000;
@@ -27,7 +30,7 @@ pub fn plan_screen_pop(call: &CallEvent, phone: &E164, config: &Config, known: &
     if call.state != "ringing" || call.direction != Some(crate::inbound::dialpad::Direction::Inbound) {
         return None;
     }
-    let key = format!("{}:screen-pop", call.event_key());
+    let key = format!("{}{SCREEN_POP_SUFFIX}", call.event_key());
     let skip = |reason: String| Some(Plan::skip(EventKind::Call, key.clone(), reason));
     let Some(user) = &call.agent.user_id else {
         return skip("screen pop: the call rings a call center or a group, not one user's screen".into());
