@@ -1,11 +1,11 @@
 //! `demo`: the bundled Dialpad events through the plugin, against the embedded mock APIs of
 //! HighLevel and Dialpad.
 
+mod tally;
 mod workflows;
 
 use crate::options::EMBEDDED_PLUGIN;
 use anyhow::bail;
-use dialpad_ghl_host::bindings::dialpad_ghl::sync::types::{Report, SyncError};
 use dialpad_ghl_host::bindings::exports::dialpad_ghl::sync::views::Subject;
 use dialpad_ghl_host::capability::keyvalue::KeyValueStore;
 use dialpad_ghl_host::capability::secret::Secret;
@@ -17,29 +17,12 @@ use host_test::demo;
 use host_test::dialpad_mock::{DialpadMock, DialpadMockOptions};
 use host_test::ghl_mock::{MockOptions, MockServer};
 use std::time::Instant;
+use tally::Tally;
 
 /// Run the bundled Dialpad events through the plugin against the embedded mock APIs of
 /// HighLevel and Dialpad, and show what HighLevel then holds.
 #[derive(clap::Args)]
 pub struct Args {}
-
-/// Counts outcomes: synced, unchanged, skipped, failed.
-#[derive(Default)]
-struct Tally([usize; 4]);
-
-impl Tally {
-    fn add(&mut self, result: &Result<Report, SyncError>) {
-        let slot = match result {
-            Ok(r) => match report::outcome_name(&r.outcome).0 {
-                "synced" => 0,
-                "unchanged" => 1,
-                _ => 2,
-            },
-            Err(_) => 3,
-        };
-        self.0[slot] += 1;
-    }
-}
 
 pub fn run(_args: Args) -> anyhow::Result<()> {
     let mock = MockServer::start(MockOptions { token: Some(demo::TOKEN.into()), ..MockOptions::default() })?;

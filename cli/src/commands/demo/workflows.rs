@@ -2,7 +2,7 @@
 //! two-way contact sync (each side's edit, and the other side's echo of it), click-to-call, the
 //! call log in Conversations, and the owners of notes and tasks.
 
-use super::Tally;
+use super::tally::Tally;
 use anyhow::{bail, Context as _};
 use dialpad_ghl_host::bindings::dialpad_ghl::sync::types::{Report, SyncError};
 use dialpad_ghl_host::engine::Runtime;
