@@ -1,5 +1,6 @@
 //! Contacts, their rate limit, and the contact events they send.
 
+use super::api_tests::{self, message};
 use super::*;
 use crate::support::{loopback_request_with_headers, Catcher};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,20 +13,12 @@ const WAIT: Duration = Duration::from_secs(10);
 const MAYA: i64 = 5_766_401_227_931_648;
 
 fn start() -> DialpadMock {
-    DialpadMock::start(DialpadMockOptions { api_key: KEY.into(), page_size: 25 }).unwrap()
+    api_tests::start(KEY)
 }
 
 /// An API request with the key: (status, body).
 fn api(mock: &DialpadMock, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let bearer = format!("Bearer {KEY}");
-    let text = body.map_or(String::new(), |b| b.to_string());
-    let (status, answer) =
-        loopback_request_with_headers(method, &format!("{}{path}", mock.base_url()), &[("Authorization", &bearer)], text.as_bytes()).unwrap();
-    (status, serde_json::from_str(&answer).unwrap_or(Value::Null))
-}
-
-fn message(body: &Value) -> &str {
-    body["error"]["message"].as_str().unwrap_or_default()
+    api_tests::api_with(KEY, mock, method, path, body)
 }
 
 fn dana() -> Value {

@@ -1,7 +1,7 @@
 //! Screen pops, recording share links, click-to-call and users.
 
+use super::api_tests::{self, message};
 use super::*;
-use crate::support::loopback_request_with_headers;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -10,19 +10,11 @@ const MAYA: i64 = 5_766_401_227_931_648;
 const JORDAN: i64 = 6_231_954_071_076_864;
 
 fn start() -> DialpadMock {
-    DialpadMock::start(DialpadMockOptions { api_key: KEY.into(), page_size: 25 }).unwrap()
+    api_tests::start(KEY)
 }
 
 fn api(mock: &DialpadMock, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let bearer = format!("Bearer {KEY}");
-    let text = body.map_or(String::new(), |b| b.to_string());
-    let (status, answer) =
-        loopback_request_with_headers(method, &format!("{}{path}", mock.base_url()), &[("Authorization", &bearer)], text.as_bytes()).unwrap();
-    (status, serde_json::from_str(&answer).unwrap_or(Value::Null))
-}
-
-fn message(body: &Value) -> &str {
-    body["error"]["message"].as_str().unwrap_or_default()
+    api_tests::api_with(KEY, mock, method, path, body)
 }
 
 #[test]

@@ -43,6 +43,8 @@
 //! Not implemented: the other endpoints' rate limits, scopes and the admin-key requirement,
 //! websockets, agent-status and change-log subscriptions, `/oauth2/deauthorize`.
 
+#[cfg(test)]
+mod api_tests;
 mod backstage;
 mod calls;
 mod checks;

@@ -63,8 +63,11 @@ pub fn plan_call(call: &CallEvent, config: &Config, known: &KnownState) -> Resul
     };
     let mut plan = plan_note(note, config, known);
     if config.conversations.is_some() {
-        let contact = plan.steps.iter().find_map(|s| s.contact.clone()).or_else(|| known.contact_id.clone().map(Ref::Known)).unwrap_or(Ref::Resolved);
-        let contact = known.record.as_ref().map(|r| Ref::Known(r.contact_id.clone())).unwrap_or(contact);
+        // The recorded contact, else the one the note's steps write to.
+        let contact = match &known.record {
+            Some(record) => Ref::Known(record.contact_id.clone()),
+            None => plan.steps.iter().find_map(|s| s.contact.clone()).or_else(|| known.contact_id.clone().map(Ref::Known)).unwrap_or(Ref::Resolved),
+        };
         let entry = known.call_entry.as_ref();
         let entry_id = entry.map(|e| e.id.clone()).or_else(|| activity.call_entry_id.clone());
         let attached = entry.map(|e| e.attached.clone()).unwrap_or_default();

@@ -84,7 +84,6 @@ pub fn add_call_entry(
             });
             if known.look_first {
                 steps.push(Step {
-                    other_params: Vec::new(),
                     query: vec![("type", "TYPE_CALL".into()), ("limit", "100".into())],
                     capture: Capture::CallEntryWithAltId(activity.call_id.clone()),
                     ..Step::new("get-messages")
@@ -145,9 +144,10 @@ pub fn add_call_entry(
     } else {
         steps.push(Step { other_params: vec![("messageId", entry.clone().unwrap_or_default())], ..attachments_step(known.attached, When::Always) });
     }
-    // Before the note's own steps: the note names the entry.
-    let at = plan.steps.iter().position(|s| matches!(s.capture, Capture::Note | Capture::NoteWithMarker(_))).unwrap_or(plan.steps.len());
-    let at = if known.look_first { plan.steps.iter().position(|s| matches!(s.capture, Capture::Note)).unwrap_or(plan.steps.len()) } else { at };
+    // Before the note's writes, which name the entry; when looking first, after the note's
+    // marker search, which may name it too.
+    let note_step = |s: &Step| matches!(s.capture, Capture::Note) || (!known.look_first && matches!(s.capture, Capture::NoteWithMarker(_)));
+    let at = plan.steps.iter().position(note_step).unwrap_or(plan.steps.len());
     plan.steps.splice(at..at, steps);
     Ok(new_recordings.iter().map(|r| r.id.clone()).collect())
 }

@@ -81,14 +81,7 @@ impl WasiHttpHooks for OutboundHooks {
                             Some(slot) => Some(slot),
                             None => {
                                 let reason = format!("not sent: {} had no place within {} ms", limit.name, wait.as_millis());
-                                log.push(HttpExchange {
-                                    method: method.clone(),
-                                    url: url.clone(),
-                                    request_headers: redacted(&parts.headers, None),
-                                    outcome: reason.clone(),
-                                    ..HttpExchange::default()
-                                });
-                                return Err(HttpError::InternalError(Some(reason)));
+                                return Err(not_sent(&log, &method, &url, &parts.headers, reason));
                             }
                         }
                     }
@@ -98,16 +91,7 @@ impl WasiHttpHooks for OutboundHooks {
                 let mut ticket = match &breaker {
                     Some(breaker) => match breaker.admit(Instant::now()) {
                         Ok(ticket) => Some(ticket),
-                        Err(Rejected(reason)) => {
-                            log.push(HttpExchange {
-                                method: method.clone(),
-                                url: url.clone(),
-                                request_headers: redacted(&parts.headers, None),
-                                outcome: reason.clone(),
-                                ..HttpExchange::default()
-                            });
-                            return Err(HttpError::InternalError(Some(reason)));
-                        }
+                        Err(Rejected(reason)) => return Err(not_sent(&log, &method, &url, &parts.headers, reason)),
                     },
                     None => None,
                 };
@@ -261,6 +245,19 @@ async fn watched<F: Future>(breaker: &CircuitBreaker, ticket: &mut Ticket, send:
             changed = opened.changed() => if changed.is_err() || breaker.gave_up(ticket) { return None },
         }
     }
+}
+
+/// A request the host did not send (its route's limit had no place in time, its origin's
+/// breaker is open): logged with the reason, and failed as a host error the plugin reports.
+fn not_sent(log: &HttpLog, method: &str, url: &str, headers: &http::HeaderMap, reason: String) -> HttpError {
+    log.push(HttpExchange {
+        method: method.to_string(),
+        url: url.to_string(),
+        request_headers: redacted(headers, None),
+        outcome: reason.clone(),
+        ..HttpExchange::default()
+    });
+    HttpError::InternalError(Some(reason))
 }
 
 /// A refresh that failed: logged, and the request fails as a host error the plugin reports.
