@@ -353,6 +353,27 @@ pub fn run(wasm: &[u8], options: BenchOptions) -> anyhow::Result<Results> {
         "≤ 20 ms",
         at_most(cold.as_secs_f64(), 0.020),
     );
+
+    // 9. The console's history at depth: every query the page makes, at a million deliveries.
+    let rows = if options.quick { 20_000 } else { 1_000_000 };
+    let console = crate::console_bench::measure(&scratch_dir("bench-console"), rows)?;
+    let slowest = console.queries.iter().map(|q| q.median).max().unwrap_or_default();
+    results.row(
+        &format!("Console queries at {} stored deliveries (slowest median of the {} below)", console.rows, console.queries.len()),
+        format!("{} (filled in {:.0} s; {} MB on disk)", millis(slowest), console.fill.as_secs_f64(), console.file_bytes / 1_000_000),
+        "≤ 100 ms",
+        at_most(slowest.as_secs_f64(), 0.100),
+    );
+    for timed in &console.queries {
+        results.notes.push(format!(
+            "console, {} stored: {}: median {}, slowest {} ({} found)",
+            console.rows,
+            timed.query,
+            millis(timed.median),
+            millis(timed.slowest),
+            timed.found
+        ));
+    }
     Ok(results)
 }
 

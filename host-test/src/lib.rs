@@ -16,6 +16,7 @@
 
 pub mod app_webhook;
 pub mod bench;
+pub mod console_bench;
 pub mod contact_webhook;
 pub mod demo;
 pub mod dialpad_mock;

@@ -74,12 +74,90 @@ pub struct CardSettings {
     /// `highlevel_app_url`: HighLevel's web app, a white-label agency's own domain included,
     /// without a trailing slash.
     pub app_url: String,
+    /// `highlevel_links`: where the card's and the console's links go.
+    pub links: LinkTemplates,
 }
 
 impl Default for CardSettings {
     fn default() -> Self {
-        CardSettings { key: None, frame_ancestors: Vec::new(), app_url: DEFAULT_HIGHLEVEL_APP_URL.into() }
+        CardSettings { key: None, frame_ancestors: Vec::new(), app_url: DEFAULT_HIGHLEVEL_APP_URL.into(), links: LinkTemplates::default() }
     }
+}
+
+/// `highlevel_links`: URL templates of a HighLevel contact, note and call entry, with
+/// `{app}` (`highlevel_app_url`), `{locationId}`, `{contactId}`, `{noteId}` and
+/// `{callEntryId}`. HighLevel shows a contact's notes and its conversation on the contact's
+/// page and documents no link to one note or one message, so the note and the call entry go
+/// to their contact's page unless the operator knows better.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkTemplates {
+    pub contact: String,
+    pub note: String,
+    pub call_entry: String,
+}
+
+pub const DEFAULT_CONTACT_LINK: &str = "{app}/v2/location/{locationId}/contacts/detail/{contactId}";
+
+impl Default for LinkTemplates {
+    fn default() -> Self {
+        LinkTemplates { contact: DEFAULT_CONTACT_LINK.into(), note: DEFAULT_CONTACT_LINK.into(), call_entry: DEFAULT_CONTACT_LINK.into() }
+    }
+}
+
+/// The ids a link template may name.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LinkIds<'a> {
+    pub location_id: &'a str,
+    pub contact_id: Option<&'a str>,
+    pub note_id: Option<&'a str>,
+    pub call_entry_id: Option<&'a str>,
+}
+
+impl LinkTemplates {
+    const PLACEHOLDERS: [&'static str; 5] = ["{app}", "{locationId}", "{contactId}", "{noteId}", "{callEntryId}"];
+
+    /// `template` filled in, each id percent-encoded; `None` when it names an id not known.
+    pub fn render(template: &str, app_url: &str, ids: LinkIds<'_>) -> Option<String> {
+        let mut out = template.replace("{app}", app_url.trim_end_matches('/'));
+        for (placeholder, value) in
+            [("{locationId}", Some(ids.location_id)), ("{contactId}", ids.contact_id), ("{noteId}", ids.note_id), ("{callEntryId}", ids.call_entry_id)]
+        {
+            if out.contains(placeholder) {
+                out = out.replace(placeholder, &path_segment(value.filter(|v| !v.is_empty())?));
+            }
+        }
+        Some(out)
+    }
+
+    /// A template as given: an http(s) URL once filled in, naming only known placeholders.
+    fn check(name: &str, template: &str) -> Result<String, String> {
+        let mut rest = template.to_string();
+        for placeholder in Self::PLACEHOLDERS {
+            rest = rest.replace(placeholder, "x");
+        }
+        if let Some(at) = rest.find('{') {
+            return Err(format!("highlevel_links.{name} names {}, which is not one of {}", &rest[at..], Self::PLACEHOLDERS.join(", ")));
+        }
+        let filled = rest.replacen("x", "https://app.example", usize::from(template.starts_with("{app}")));
+        match url::Url::parse(&filled) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(template.trim().to_string()),
+            _ => Err(format!("highlevel_links.{name} must be an http(s) URL template, such as {DEFAULT_CONTACT_LINK}")),
+        }
+    }
+}
+
+/// `/`-free and percent-encoded: an id put into a link's path.
+pub fn path_segment(id: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(id.len());
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
 }
 
 /// A `frame-ancestors` source as the card's CSP takes it: `'self'`, or an http(s) origin whose
@@ -399,7 +477,7 @@ impl Settings {
         Ok(())
     }
 
-    /// `card_key`, `card_frame_ancestors` and `highlevel_app_url`.
+    /// `card_key`, `card_frame_ancestors`, `highlevel_app_url` and `highlevel_links`.
     fn read_card_keys(&mut self, path: &Path) -> anyhow::Result<()> {
         match self.plugin_config.remove("card_key") {
             None | Some(Value::Null) => {}
@@ -442,6 +520,22 @@ impl Settings {
                 _ => bail!("{}: highlevel_app_url must be an http(s) URL, such as https://app.gohighlevel.com or your agency's domain", path.display()),
             },
             Some(_) => bail!("{}: highlevel_app_url must be a string (an http(s) URL)", path.display()),
+        }
+        match self.plugin_config.remove("highlevel_links") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(given)) => {
+                for (name, template) in given {
+                    let Some(template) = template.as_str() else { bail!("{}: highlevel_links.{name} must be a string (a URL template)", path.display()) };
+                    let template = LinkTemplates::check(&name, template).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                    match name.as_str() {
+                        "contact" => self.card.links.contact = template,
+                        "note" => self.card.links.note = template,
+                        "call_entry" => self.card.links.call_entry = template,
+                        _ => bail!("{}: highlevel_links has no key {name:?} (it takes contact, note, call_entry)", path.display()),
+                    }
+                }
+            }
+            Some(_) => bail!("{}: highlevel_links must be an object: {{\"contact\": \"{DEFAULT_CONTACT_LINK}\", \"note\": …, \"call_entry\": …}}", path.display()),
         }
         Ok(())
     }

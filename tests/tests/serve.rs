@@ -172,6 +172,7 @@ fn transient_failures_are_retried_then_dead_lettered_and_a_replay_gets_through()
     assert!(server.wait_idle(Duration::from_secs(20)));
     let events = get_json(&format!("{}/api/events", server.admin_url()));
     let event = &events["events"][0];
+    let failed = event["id"].clone();
     assert_eq!((event["status"].as_str(), event["attempts"].as_u64()), (Some("failed"), Some(3)), "{event}");
     assert!(event["outcome"]["plain"].as_str().unwrap().contains("HighLevel failed (500)"), "{event}");
     let letters = events["dead_letters"].as_array().unwrap();
@@ -186,7 +187,9 @@ fn transient_failures_are_retried_then_dead_lettered_and_a_replay_gets_through()
     let events = get_json(&format!("{}/api/events", server.admin_url()));
     assert_eq!(events["dead_letters"].as_array().unwrap().len(), 0, "{events}");
     assert_eq!(events["events"][0]["status"], "done");
-    assert_eq!(events["events"][0]["replay_of"], letters[0]["id"]);
+    // The replay is linked to the failed delivery, both ways.
+    assert_eq!(events["events"][0]["replay_of"], failed);
+    assert_eq!(get_json(&format!("{}/api/deliveries/{failed}", server.admin_url()))["replayed_by"], events["events"][0]["id"]);
     assert_eq!((mock.contacts().len(), mock.notes().len()), (1, 1));
     let (status, _) = loopback_request("POST", &replay, b"").unwrap();
     assert_eq!(status, 404, "the letter is gone");

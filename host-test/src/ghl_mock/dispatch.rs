@@ -137,6 +137,9 @@ impl MockState {
     /// accepted too, and no token is accepted just for being a token. `None`: the 401.
     fn caller(&self, headers: &HeaderMap) -> Option<Caller> {
         let token = bearer(headers)?;
+        if self.tokens_refused.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
         if self.options.marketplace.is_some() {
             if let Some(caller) = self.marketplace_lock().caller(token) {
                 return Some(caller);

@@ -194,6 +194,11 @@ impl MockServer {
         self.state.rate_limited_count()
     }
 
+    /// Starts or ends a token outage; see [`MockState::refuse_tokens`].
+    pub fn refuse_tokens(&self, refused: bool) {
+        self.state.refuse_tokens(refused)
+    }
+
     /// Makes every access token issued so far expired; see [`MockState::expire_access_tokens`].
     pub fn expire_access_tokens(&self) {
         self.state.expire_access_tokens()

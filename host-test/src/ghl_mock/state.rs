@@ -55,6 +55,9 @@ pub struct MockState {
     marketplace: Mutex<Marketplace>,
     /// Where contact webhooks go, and the ones sent (`contact_webhooks.rs`).
     pub(super) webhooks: ContactWebhooks,
+    /// While set, every API token is refused (401), as when a location's app is disconnected
+    /// or its private token revoked: a token outage.
+    pub(super) tokens_refused: std::sync::atomic::AtomicBool,
 }
 
 /// The read gate's state. Every GET that arrives while `batch > 0` counts itself in `waiting`;
@@ -128,6 +131,7 @@ impl MockState {
             oauth: Mutex::new(OAuthTokens::new(options.oauth.as_ref())),
             marketplace: Mutex::new(Marketplace::default()),
             webhooks: ContactWebhooks::default(),
+            tokens_refused: std::sync::atomic::AtomicBool::new(false),
             options,
         }
     }
@@ -423,6 +427,11 @@ impl MockState {
 // ------------------------------------------------------------------------------------------------
 
 impl MockState {
+    /// Starts (`true`) or ends a token outage: meanwhile every API request gets HighLevel's 401.
+    pub fn refuse_tokens(&self, refused: bool) {
+        self.tokens_refused.store(refused, AtomicOrdering::SeqCst);
+    }
+
     /// Makes every access token issued so far (by `/oauth/token` and the Marketplace routes)
     /// expire now; later requests with them get 401. Tokens issued afterwards are not affected.
     pub fn expire_access_tokens(&self) {

@@ -177,6 +177,18 @@ impl Nonce {
     }
 }
 
+/// A browser session: until when, and the name its person gave at the login (for the audit log).
+struct Session {
+    expires: Instant,
+    name: String,
+}
+
+/// Who makes a request on the admin side, as the audit log names them: the name given at the
+/// login with the session's short id, the admin token's API client, or, without a token, anyone
+/// who reaches the listener.
+#[derive(Clone, Debug)]
+pub struct Actor(pub String);
+
 /// The admin side's gate: allowed hosts, the token, the browser sessions.
 pub struct Guard {
     token: Option<Secret>,
@@ -188,7 +200,7 @@ pub struct Guard {
     secure_cookie: bool,
     /// SHA-256 of each session id → when it expires. The digest is what is looked up, so the
     /// lookup's timing tells nothing about a valid id.
-    sessions: Mutex<HashMap<[u8; 32], Instant>>,
+    sessions: Mutex<HashMap<[u8; 32], Session>>,
     /// `card_key`: opens the card paths, read-only, as `?key=`.
     card_key: Option<Secret>,
     /// `card_frame_ancestors`, checked sources joined by spaces; empty: the card is not framed.
@@ -291,7 +303,7 @@ impl Guard {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let key = digest(id);
         match sessions.get(&key) {
-            Some(expires) if *expires > Instant::now() => true,
+            Some(session) if session.expires > Instant::now() => true,
             Some(_) => {
                 sessions.remove(&key);
                 false
@@ -300,18 +312,36 @@ impl Guard {
         }
     }
 
-    fn new_session(&self) -> String {
+    fn new_session(&self, name: &str) -> String {
         let id = random_hex(32);
         let now = Instant::now();
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        sessions.retain(|_, expires| *expires > now);
+        sessions.retain(|_, session| session.expires > now);
         if sessions.len() >= MAX_SESSIONS {
-            if let Some(oldest) = sessions.iter().min_by_key(|(_, expires)| **expires).map(|(k, _)| *k) {
+            if let Some(oldest) = sessions.iter().min_by_key(|(_, session)| session.expires).map(|(k, _)| *k) {
                 sessions.remove(&oldest);
             }
         }
-        sessions.insert(digest(&id), now + SESSION_TTL);
+        // A name is a label, not a credential: trimmed, printable, short.
+        let name: String = name.trim().chars().filter(|c| !c.is_control()).take(60).collect();
+        sessions.insert(digest(&id), Session { expires: now + SESSION_TTL, name });
         id
+    }
+
+    /// Who a request that passed the gate comes from (see [`Actor`]).
+    fn actor(&self, headers: &HeaderMap) -> Actor {
+        if Guard::bearer(headers).is_some_and(|given| self.token_matches(given)) {
+            return Actor("API client (admin token)".into());
+        }
+        if let Some(id) = Guard::session_cookie(headers) {
+            let key = digest(id);
+            let short: String = key[..3].iter().map(|b| format!("{b:02x}")).collect();
+            if let Some(session) = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+                let who = if session.name.is_empty() { "browser" } else { session.name.as_str() };
+                return Actor(format!("{who} (session {short})"));
+            }
+        }
+        Actor("anyone on the admin listener (no admin token set)".into())
     }
 
     fn cookie(&self, value: &str, max_age: u64) -> HeaderValue {
@@ -351,10 +381,13 @@ pub fn card_path(path: &str) -> bool {
 async fn gate(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
     let nonce = Nonce(random_hex(16));
     let card = card_path(request.uri().path());
+    let asset = request.uri().path().starts_with("/assets/");
     let mut response = match check(&guard, &request) {
         Some(refused) => refused,
         None => {
             request.extensions_mut().insert(nonce.clone());
+            let actor = guard.actor(request.headers());
+            request.extensions_mut().insert(actor);
             next.run(request).await
         }
     };
@@ -383,9 +416,9 @@ async fn gate(State(guard): State<Arc<Guard>>, mut request: Request, next: Next)
     // `same-origin` sends nothing to other sites all the same. The card has no form, and its
     // URL may hold the card key: it sends no referrer, not even to this host.
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static(if card { "no-referrer" } else { "same-origin" }));
-    // The card says how long its view stays fresh (the plugin's cache); everything else, and a
-    // card's refusal, is never stored.
-    if !(card && headers.contains_key(header::CACHE_CONTROL)) {
+    // The card says how long its view stays fresh (the plugin's cache), a vendored asset that
+    // its URL names its version; everything else, and a card's refusal, is never stored.
+    if !((card || asset) && headers.contains_key(header::CACHE_CONTROL)) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     // A frame the operator allowed may sit in a page that demands CORP of what it embeds.
@@ -475,12 +508,15 @@ const LOGIN_PAGE: &str = r#"<!doctype html>
   input { font: inherit; width: 100%; box-sizing: border-box; padding: 4px 6px; margin-top: 4px; }
   button { font: inherit; padding: 3px 12px; border-radius: 4px; border: 1px solid #2a5bd7; background: #2a5bd7; color: #fff; cursor: pointer; }
   .failed { color: #9b1c1c; }
+  .hint { color: #6b7280; }
 </style>
 </head>
 <body>
 <header><h1>Dialpad ⇄ HighLevel sync</h1></header>
 <form method="post" action="/login">
   {{message}}
+  <label>Your name <span class="hint">(optional: the audit log names who replayed or discarded what)</span>
+    <input type="text" name="name" autocomplete="name" maxlength="60"></label>
   <label>Admin token <input type="password" name="token" autocomplete="current-password" autofocus required></label>
   <button type="submit">Log in</button>
 </form>
@@ -502,6 +538,9 @@ async fn login_page(State(guard): State<Arc<Guard>>, Extension(nonce): Extension
 #[derive(serde::Deserialize)]
 struct LoginForm {
     token: String,
+    /// Who is logging in, for the audit log (optional).
+    #[serde(default)]
+    name: String,
 }
 
 async fn login(State(guard): State<Arc<Guard>>, Extension(nonce): Extension<Nonce>, Form(form): Form<LoginForm>) -> Response {
@@ -512,7 +551,7 @@ async fn login(State(guard): State<Arc<Guard>>, Extension(nonce): Extension<Nonc
         tracing::warn!("serve: a login with a wrong admin token");
         return (StatusCode::UNAUTHORIZED, login_form(&nonce, r#"<p class="failed">That is not the admin token.</p>"#)).into_response();
     }
-    let id = guard.new_session();
+    let id = guard.new_session(&form.name);
     let mut response = Redirect::to("/").into_response();
     response.headers_mut().insert(header::SET_COOKIE, guard.cookie(&id, SESSION_TTL.as_secs()));
     response

@@ -18,7 +18,7 @@ use super::access::Nonce;
 use crate::bindings::dialpad_ghl::sync::types::SyncError;
 use crate::bindings::exports::dialpad_ghl::sync::views::Subject;
 use crate::report;
-use crate::settings::CardSettings;
+use crate::settings::{CardSettings, LinkIds, LinkTemplates};
 use crate::tenants::registry::{LiveTenant, Tenants};
 use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -105,7 +105,7 @@ async fn answer<H: Host>(s: Arc<H>, tenant: Option<String>, query: Option<String
         Ok(subject) => subject,
         Err(message) => return Failure::new(StatusCode::BAD_REQUEST, "invalid-input", message).into_response(json, nonce),
     };
-    let app_url = s.card().app_url.clone();
+    let (app_url, contact_link) = (s.card().app_url.clone(), s.card().links.contact.clone());
     // The tenant lookup may read the store, and the plugin sends requests: off the async threads.
     let looked = match tokio::task::spawn_blocking(move || look(&*s, tenant.as_deref(), &subject)).await {
         Ok(looked) => looked,
@@ -120,7 +120,7 @@ async fn answer<H: Host>(s: Arc<H>, tenant: Option<String>, query: Option<String
     let mut response = if json {
         Json(view).into_response()
     } else {
-        let at = Context { now_ms: now_ms(), app_url: &app_url, location_id: &location_id };
+        let at = Context { now_ms: now_ms(), app_url: &app_url, contact_link: &contact_link, location_id: &location_id };
         Html(nonce.fill(&render(&view, &at))).into_response()
     };
     let headers = response.headers_mut();
@@ -265,6 +265,8 @@ pub struct Context<'a> {
     pub now_ms: i64,
     /// HighLevel's web app (`highlevel_app_url`), without a trailing slash.
     pub app_url: &'a str,
+    /// `highlevel_links.contact`: where "Open in HighLevel" goes.
+    pub contact_link: &'a str,
     /// The location to link to when the contact does not name its own.
     pub location_id: &'a str,
 }
@@ -327,7 +329,8 @@ pub fn render(view: &Value, at: &Context<'_>) -> String {
     let contact_id = view["contact_id"].as_str().or_else(|| contact["id"].as_str()).unwrap_or_default();
     let location_id = text(contact, "locationId").unwrap_or(at.location_id);
     if !contact_id.is_empty() && !location_id.is_empty() {
-        let link = format!("{}/v2/location/{}/contacts/detail/{}", at.app_url.trim_end_matches('/'), path_segment(location_id), path_segment(contact_id));
+        let ids = LinkIds { location_id, contact_id: Some(contact_id), ..LinkIds::default() };
+        let link = LinkTemplates::render(at.contact_link, at.app_url, ids).unwrap_or_default();
         let _ = writeln!(body, "<a class=\"open\" href=\"{}\" target=\"_blank\" rel=\"noopener noreferrer\">Open in HighLevel</a>", escape(&link));
     }
     let age = view["age_seconds"].as_u64().unwrap_or_default();
@@ -465,19 +468,6 @@ fn plain_text(html: &str) -> String {
     }
     out.push_str(rest);
     out.replace("&nbsp;", " ").replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
-}
-
-/// `/`-free and percent-encoded: an id put into the HighLevel link's path.
-fn path_segment(id: &str) -> String {
-    let mut out = String::with_capacity(id.len());
-    for byte in id.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
 }
 
 /// `12 s`, `5 min`, `3 h`, `2 days`, `3 months`, `2 years`.
@@ -652,7 +642,7 @@ mod tests {
     const NOW: i64 = 1_773_576_000_000;
 
     fn context() -> Context<'static> {
-        Context { now_ms: NOW, app_url: "https://app.gohighlevel.com", location_id: "locFallback" }
+        Context { now_ms: NOW, app_url: "https://app.gohighlevel.com", contact_link: crate::settings::DEFAULT_CONTACT_LINK, location_id: "locFallback" }
     }
 
     fn view() -> Value {

@@ -14,6 +14,9 @@
 //! ([`Inbox::prune`]). When queued rows alone fill the budget, [`Inbox::accept`] fails with
 //! [`InboxFull`].
 
+use super::history::facets::Facets;
+use super::history::labels::Labels;
+use super::history::row::{row_json, Detail, COLUMNS};
 use crate::inbound::Source;
 use rusqlite::{params, Connection, OptionalExtension as _};
 use serde_json::{json, Value};
@@ -99,6 +102,8 @@ pub struct Inbox {
     budget: AtomicU64,
     /// Finished rows pruned, to make room or by age.
     pruned: AtomicU64,
+    /// Done and refused deliveries kept beyond which the oldest are pruned (`Limits::keep_deliveries`).
+    keep_rows: AtomicI64,
     /// Lanes and deliveries a worker holds now.
     running: Mutex<Running>,
     wake: Condvar,
@@ -111,11 +116,13 @@ struct Running {
     stopping: bool,
 }
 
-/// Finished deliveries kept for the monitor beyond which the oldest are pruned.
-const KEEP_FINISHED: i64 = 10_000;
 
 /// What one row costs on disk, near enough: its body and the texts kept with it.
-const ROW_BYTES: &str = "length(body) + length(name) + coalesce(length(outcome), 0) + coalesce(length(plan), 0) + coalesce(length(http), 0)";
+const ROW_BYTES: &str =
+    "length(body) + length(name) + coalesce(length(outcome), 0) + coalesce(length(plan), 0) + coalesce(length(http), 0) + coalesce(length(tries), 0)";
+
+/// How much of a refused body is kept for the console.
+pub const REFUSED_BODY_BYTES: usize = 2048;
 
 /// The inbox's budget is full of queued deliveries: the sender should come back later.
 #[derive(Debug)]
@@ -161,6 +168,7 @@ impl Inbox {
         if !crate::storage::sqlite::has_column(&db, "inbox", "tenant")? {
             db.execute_batch("ALTER TABLE inbox ADD COLUMN tenant TEXT NOT NULL DEFAULT ''")?;
         }
+        super::history::migrate(&db)?;
         // A file made before auto_vacuum was set keeps its freed pages: convert it once, so the
         // retention's `incremental_vacuum` gives them back.
         if db.query_row("PRAGMA auto_vacuum", [], |r| r.get::<_, i64>(0))? != 2 {
@@ -174,6 +182,7 @@ impl Inbox {
             bytes: AtomicI64::new(0),
             budget: AtomicU64::new(u64::MAX),
             pruned: AtomicU64::new(0),
+            keep_rows: AtomicI64::new(super::limits::KEEP_DELIVERIES as i64),
             running: Mutex::new(Running::default()),
             wake: Condvar::new(),
         };
@@ -184,6 +193,26 @@ impl Inbox {
     /// Sets the most the rows may take (see [`InboxFull`]).
     pub fn set_budget(&self, bytes: u64) {
         self.budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Sets how many done and refused deliveries are kept (the disk budget may keep fewer).
+    pub fn set_keep_rows(&self, rows: u64) {
+        self.keep_rows.store(rows.min(i64::MAX as u64) as i64, Ordering::Relaxed);
+    }
+
+    /// Runs the history's reads and its audit log's writes (`serve::history`) on the inbox's connection.
+    pub fn with_db<T>(&self, work: impl FnOnce(&Connection) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        work(&self.db.lock().unwrap())
+    }
+
+    /// Prunes done and refused rows beyond [`Inbox::set_keep_rows`]; every thousandth id.
+    fn prune_beyond_kept(&self, db: &Connection, id: i64) -> anyhow::Result<()> {
+        if id % 1000 == 0 {
+            db.execute("DELETE FROM inbox WHERE status IN ('done', 'refused') AND id <= ?1", [id - self.keep_rows.load(Ordering::Relaxed)])?;
+            super::history::prune_keys(db)?;
+            self.recount(db)?;
+        }
+        Ok(())
     }
 
     /// Bytes of every row now (queued and kept).
@@ -212,6 +241,7 @@ impl Inbox {
                 return Ok(false);
             }
             self.pruned.fetch_add(pruned as u64, Ordering::Relaxed);
+            super::history::prune_keys(db)?;
             self.recount(db)?;
         }
         Ok(true)
@@ -224,6 +254,7 @@ impl Inbox {
         let before = now_ms() - keep.as_millis().min(i64::MAX as u128) as i64;
         let pruned = db.execute("DELETE FROM inbox WHERE status != 'queued' AND coalesce(finished_ms, received_ms) < ?1", [before])? as u64;
         self.pruned.fetch_add(pruned, Ordering::Relaxed);
+        super::history::prune_keys(&db)?;
         self.recount(&db)?;
         // Freed pages go back to the file system, and the write-ahead log is emptied into the
         // file and cut back (a reader still on it only delays that to the next pass).
@@ -237,40 +268,159 @@ impl Inbox {
     /// Commits an accepted delivery; when this returns, it survives a crash. Fails with
     /// [`InboxFull`] when the budget cannot make room for it.
     pub fn accept(&self, arrival: Arrival<'_>) -> anyhow::Result<i64> {
-        let Arrival { tenant, source, name, body, kind, lane, replay_of } = arrival;
-        let id = {
-            let db = self.db.lock().unwrap();
-            let size = (body.len() + name.len()) as i64;
-            if !self.make_room(&db, size)? {
-                return Err(InboxFull { bytes: self.bytes(), budget: self.budget.load(Ordering::Relaxed) }.into());
-            }
-            db.execute(
-                "INSERT INTO inbox (received_ms, source, name, body, kind, lane, status, replay_of, tenant) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8)",
-                params![now_ms(), source.as_str(), name, body, kind, tenant_lane(tenant, lane), replay_of, tenant],
-            )?;
-            self.bytes.fetch_add(size, Ordering::Relaxed);
-            db.last_insert_rowid()
-        };
+        let id = self.accept_locked(&self.db.lock().unwrap(), arrival)?;
         self.wake.notify_one();
         Ok(id)
     }
 
-    /// Records a delivery refused on arrival, for the monitor (its body is not kept).
-    pub fn refuse(&self, tenant: &str, source: Source, name: &str, error: &Value) -> anyhow::Result<i64> {
+    /// Commits many deliveries in one transaction (one disk sync for all): an import, a
+    /// backfill's batch. All or none are accepted.
+    pub fn accept_many(&self, arrivals: &[Arrival<'_>]) -> anyhow::Result<Vec<i64>> {
+        let db = self.db.lock().unwrap();
+        db.execute_batch("BEGIN IMMEDIATE")?;
+        let ids: anyhow::Result<Vec<i64>> = arrivals.iter().map(|arrival| self.accept_locked(&db, *arrival)).collect();
+        match ids {
+            Ok(ids) => {
+                db.execute_batch("COMMIT")?;
+                drop(db);
+                self.wake.notify_all();
+                Ok(ids)
+            }
+            Err(e) => {
+                db.execute_batch("ROLLBACK")?;
+                self.recount(&db)?;
+                Err(e)
+            }
+        }
+    }
+
+    fn accept_locked(&self, db: &Connection, arrival: Arrival<'_>) -> anyhow::Result<i64> {
+        let Arrival { tenant, source, name, body, kind, lane, replay_of } = arrival;
+        let size = (body.len() + name.len()) as i64;
+        if !self.make_room(db, size)? {
+            return Err(InboxFull { bytes: self.bytes(), budget: self.budget.load(Ordering::Relaxed) }.into());
+        }
+        let facets = Facets::of_body(body);
+        db.execute(
+            "INSERT INTO inbox (received_ms, source, name, body, kind, lane, status, replay_of, tenant, state, phone, party, email, call_id, contact_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, 'queued', ?9, ?10, ?11, ?12, ?13)",
+            params![
+                now_ms(),
+                source.as_str(),
+                name,
+                body,
+                kind,
+                tenant_lane(tenant, lane),
+                replay_of,
+                tenant,
+                facets.phone,
+                facets.name,
+                facets.email,
+                facets.call_id,
+                facets.contact_id
+            ],
+        )?;
+        let id = db.last_insert_rowid();
+        super::history::add_keys(db, id, &facets.keys())?;
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        Ok(id)
+    }
+
+    /// Queues a failed delivery again as a new delivery (same tenant, body, kind and lane),
+    /// linked both ways (`replay_of`, `replayed_by`), in one transaction: a delivery is
+    /// replayed once. The answer says why not when it cannot be.
+    pub fn replay(&self, id: i64) -> anyhow::Result<Result<i64, NotReplayable>> {
+        let db = self.db.lock().unwrap();
+        let row = match self.operable(&db, id)? {
+            Ok(row) => row,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let name = format!("replay of delivery #{id}");
+        let lane = row.lane.strip_prefix(&tenant_lane(&row.tenant, "")).unwrap_or(&row.lane);
+        db.execute_batch("BEGIN IMMEDIATE")?;
+        let queued = (|| {
+            let arrival =
+                Arrival { tenant: &row.tenant, source: row.source, name: &name, body: &row.body, kind: &row.kind, lane, replay_of: Some(id) };
+            let queued = self.accept_locked(&db, arrival)?;
+            db.execute("UPDATE inbox SET replayed_by = ?2 WHERE id = ?1", params![id, queued])?;
+            anyhow::Ok(queued)
+        })();
+        match queued {
+            Ok(queued) => {
+                db.execute_batch("COMMIT")?;
+                drop(db);
+                self.wake.notify_one();
+                Ok(Ok(queued))
+            }
+            Err(e) => {
+                db.execute_batch("ROLLBACK")?;
+                self.recount(&db)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Marks a failed delivery as discarded by an operator; gives back its tenant and body
+    /// (whose dead letter goes too).
+    pub fn discard(&self, id: i64, reason: &str, by: &str) -> anyhow::Result<Result<(String, Vec<u8>), NotReplayable>> {
+        let db = self.db.lock().unwrap();
+        let row = match self.operable(&db, id)? {
+            Ok(row) => row,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let discarded = json!({"reason": reason, "by": by, "at_ms": now_ms()}).to_string();
+        db.execute("UPDATE inbox SET state = 'discarded', discarded = ?2 WHERE id = ?1", params![id, discarded])?;
+        Ok(Ok((row.tenant, row.body)))
+    }
+
+    /// A delivery an operator may replay or discard: failed, not replayed, with its body.
+    fn operable(&self, db: &Connection, id: i64) -> anyhow::Result<Result<Operable, NotReplayable>> {
+        let row = db
+            .query_row(
+                "SELECT tenant, source, body, coalesce(kind, ''), lane, coalesce(state, status), replayed_by FROM inbox WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        Operable {
+                            tenant: r.get(0)?,
+                            source: Source::parse(&r.get::<_, String>(1)?).unwrap_or(Source::DialpadWebhook),
+                            body: r.get(2)?,
+                            kind: r.get(3)?,
+                            lane: r.get(4)?,
+                        },
+                        r.get::<_, String>(5)?,
+                        r.get::<_, Option<i64>>(6)?,
+                    ))
+                },
+            )
+            .optional()?;
+        Ok(match row {
+            None => Err(NotReplayable::NotFound),
+            Some((_, _, Some(by))) => Err(NotReplayable::AlreadyReplayed(by)),
+            Some((_, state, None)) if state != "failed" => Err(NotReplayable::NotFailed(state)),
+            Some((row, _, None)) if row.body.is_empty() || row.lane.is_empty() => Err(NotReplayable::NotFailed("refused".into())),
+            Some((row, _, None)) => Ok(row),
+        })
+    }
+
+    /// Records a delivery refused on arrival, for the console, with the first
+    /// [`REFUSED_BODY_BYTES`] of its body (enough to see what was sent; not labelled or
+    /// searchable, since nothing vouches for it).
+    pub fn refuse(&self, tenant: &str, source: Source, name: &str, body: &[u8], error: &Value) -> anyhow::Result<i64> {
         let db = self.db.lock().unwrap();
         let now = now_ms();
+        let outcome = json!({"event": name, "outcome": "refused", "error": error});
+        let labels = Labels::of("refused", &outcome);
+        let kept = &body[..body.len().min(REFUSED_BODY_BYTES)];
         db.execute(
-            "INSERT INTO inbox (received_ms, source, name, body, lane, status, outcome, finished_ms, duration_ms, tenant)
-             VALUES (?1, ?2, ?3, x'', '', 'refused', ?4, ?1, 0, ?5)",
-            params![now, source.as_str(), name, json!({"event": name, "outcome": "refused", "error": error}).to_string(), tenant],
+            "INSERT INTO inbox (received_ms, source, name, body, lane, status, outcome, finished_ms, duration_ms, tenant, state, words, error)
+             VALUES (?1, ?2, ?3, ?4, '', 'refused', ?5, ?1, 0, ?6, 'refused', ?7, ?8)",
+            params![now, source.as_str(), name, kept, outcome.to_string(), tenant, labels.words, labels.error],
         )?;
         let id = db.last_insert_rowid();
         self.bytes.fetch_add(db.query_row(&format!("SELECT {ROW_BYTES} FROM inbox WHERE id = ?1"), [id], |r| r.get::<_, i64>(0))?, Ordering::Relaxed);
-        if id % 1000 == 0 {
-            db.execute("DELETE FROM inbox WHERE status IN ('done', 'refused') AND id <= ?1", [id - KEEP_FINISHED])?;
-            self.recount(&db)?;
-        }
-        // Refusals are not budgeted (they carry no body), but they take room from kept rows.
+        self.prune_beyond_kept(&db, id)?;
+        // Refusals count against the budget like any row: they take room from kept rows.
         self.make_room(&db, 0)?;
         Ok(id)
     }
@@ -343,24 +493,8 @@ impl Inbox {
     pub fn finish(&self, delivery: &Delivery, handled: &Handled) -> anyhow::Result<()> {
         {
             let db = self.db.lock().unwrap();
-            let replaced = texts_in_row(&db, delivery.id)?;
-            db.execute(
-                "UPDATE inbox SET status = ?2, outcome = ?3, plan = ?4, http = ?5, finished_ms = ?6, duration_ms = ?7, attempts = attempts + 1 WHERE id = ?1",
-                params![
-                    delivery.id,
-                    handled.status.as_str(),
-                    handled.outcome.to_string(),
-                    handled.plan.to_string(),
-                    handled.http.to_string(),
-                    now_ms(),
-                    handled.duration_ms as i64
-                ],
-            )?;
-            self.bytes.fetch_add(texts_bytes(handled) - replaced, Ordering::Relaxed);
-            if delivery.id % 1000 == 0 {
-                db.execute("DELETE FROM inbox WHERE status IN ('done', 'refused') AND id <= ?1", [delivery.id - KEEP_FINISHED])?;
-                self.recount(&db)?;
-            }
+            self.record_try(&db, delivery, handled, None)?;
+            self.prune_beyond_kept(&db, delivery.id)?;
         }
         self.release(delivery);
         Ok(())
@@ -370,14 +504,68 @@ impl Inbox {
     pub fn retry_later(&self, delivery: &Delivery, handled: &Handled, delay: Duration) -> anyhow::Result<()> {
         {
             let db = self.db.lock().unwrap();
-            let replaced = texts_in_row(&db, delivery.id)?;
-            db.execute(
-                "UPDATE inbox SET attempts = attempts + 1, not_before_ms = ?2, outcome = ?3, plan = ?4, http = ?5 WHERE id = ?1",
-                params![delivery.id, now_ms() + delay.as_millis() as i64, handled.outcome.to_string(), handled.plan.to_string(), handled.http.to_string()],
-            )?;
-            self.bytes.fetch_add(texts_bytes(handled) - replaced, Ordering::Relaxed);
+            self.record_try(&db, delivery, handled, Some(now_ms() + delay.as_millis() as i64))?;
         }
         self.release(delivery);
+        Ok(())
+    }
+
+    /// Stores one handling: its status, labels, the exchanges added to the earlier tries',
+    /// and the try itself; `retry_at` puts it back in the queue.
+    fn record_try(&self, db: &Connection, delivery: &Delivery, handled: &Handled, retry_at: Option<i64>) -> anyhow::Result<()> {
+        let replaced = texts_in_row(db, delivery.id)?;
+        let attempt = delivery.attempts + 1;
+        let labels = Labels::of(handled.status.as_str(), &handled.outcome);
+        let (http, tries): (Option<String>, Option<String>) =
+            db.query_row("SELECT http, tries FROM inbox WHERE id = ?1", [delivery.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let mut http: Vec<Value> = http.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        // A row from before the tries were kept holds only its last try's exchanges.
+        if tries.is_none() {
+            http.clear();
+        }
+        http.extend(handled.http.as_array().into_iter().flatten().map(|exchange| {
+            let mut exchange = exchange.clone();
+            exchange["attempt"] = attempt.into();
+            exchange
+        }));
+        let mut tries: Vec<Value> = tries.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let now = now_ms();
+        tries.push(json!({"attempt": attempt, "at_ms": now, "state": labels.state, "words": labels.words, "duration_ms": handled.duration_ms}));
+        let (http, tries) = (Value::Array(http).to_string(), Value::Array(tries).to_string());
+        let (status, finished, not_before) = match retry_at {
+            Some(at) => (Status::Queued.as_str(), None, at),
+            None => (handled.status.as_str(), Some(now), 0),
+        };
+        db.execute(
+            "UPDATE inbox SET status = ?2, outcome = ?3, plan = ?4, http = ?5, finished_ms = ?6, duration_ms = ?7, attempts = attempts + 1,
+                 not_before_ms = ?8, tries = ?9, state = ?10, words = ?11, error = ?12,
+                 contact_id = coalesce(?13, contact_id), note_id = coalesce(?14, note_id), call_entry_id = coalesce(?15, call_entry_id),
+                 call_id = coalesce(call_id, ?16)
+             WHERE id = ?1",
+            params![
+                delivery.id,
+                status,
+                handled.outcome.to_string(),
+                handled.plan.to_string(),
+                http,
+                finished,
+                handled.duration_ms as i64,
+                not_before,
+                tries,
+                labels.state,
+                labels.words,
+                labels.error,
+                labels.contact_id,
+                labels.note_id,
+                labels.call_entry_id,
+                labels.call_id,
+            ],
+        )?;
+        // What the handling learned is searchable too: the HighLevel contact, the call.
+        let keys: Vec<String> =
+            [labels.contact_id.map(|id| format!("contact:{id}")), labels.call_id.map(|id| format!("call:{id}"))].into_iter().flatten().collect();
+        super::history::add_keys(db, delivery.id, &keys)?;
+        self.bytes.fetch_add(texts_in_row(db, delivery.id)? - replaced, Ordering::Relaxed);
         Ok(())
     }
 
@@ -440,7 +628,7 @@ impl Inbox {
     pub fn recent(&self, limit: u32) -> anyhow::Result<Vec<Value>> {
         let db = self.db.lock().unwrap();
         let mut query = db.prepare_cached(&format!("SELECT {COLUMNS} FROM inbox ORDER BY id DESC LIMIT ?1"))?;
-        let rows = query.query_map([limit], |r| row_json(r, false))?;
+        let rows = query.query_map([limit], |r| row_json(r, Detail::Labels))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -462,9 +650,37 @@ impl Inbox {
 
     /// One delivery with its body.
     pub fn get(&self, id: i64) -> anyhow::Result<Option<Value>> {
-        let db = self.db.lock().unwrap();
-        Ok(db.query_row(&format!("SELECT {COLUMNS} FROM inbox WHERE id = ?1"), [id], |r| row_json(r, true)).optional()?)
+        self.with_db(|db| super::history::query::get(db, id))
     }
+}
+
+/// Why a delivery cannot be replayed or discarded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotReplayable {
+    NotFound,
+    /// Only a failed delivery is: this one's state.
+    NotFailed(String),
+    /// Already replayed, by this delivery.
+    AlreadyReplayed(i64),
+}
+
+impl std::fmt::Display for NotReplayable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotReplayable::NotFound => write!(f, "no such delivery (it may have been pruned)"),
+            NotReplayable::NotFailed(state) => write!(f, "it is {state}, not failed: only a failed delivery is replayed or discarded"),
+            NotReplayable::AlreadyReplayed(by) => write!(f, "it was already replayed, as delivery #{by}"),
+        }
+    }
+}
+
+/// What a replay or a discard reads of a delivery.
+struct Operable {
+    tenant: String,
+    source: Source,
+    body: Vec<u8>,
+    kind: String,
+    lane: String,
 }
 
 /// A lane of one tenant: two tenants' deliveries about the same phone never wait for each other.
@@ -479,52 +695,167 @@ fn tenant_lane(tenant: &str, lane: &str) -> String {
 /// The bytes of a row's outcome, plan and exchanges, before a handling replaces them.
 fn texts_in_row(db: &Connection, id: i64) -> anyhow::Result<i64> {
     Ok(db
-        .query_row("SELECT coalesce(length(outcome), 0) + coalesce(length(plan), 0) + coalesce(length(http), 0) FROM inbox WHERE id = ?1", [id], |r| r.get(0))
+        .query_row(
+            "SELECT coalesce(length(outcome), 0) + coalesce(length(plan), 0) + coalesce(length(http), 0) + coalesce(length(tries), 0) FROM inbox WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
         .optional()?
         .unwrap_or(0))
 }
 
-fn texts_bytes(handled: &Handled) -> i64 {
-    [&handled.outcome, &handled.plan, &handled.http].iter().map(|v| v.to_string().len() as i64).sum()
-}
-
-const COLUMNS: &str =
-    "id, received_ms, source, name, kind, lane, status, attempts, not_before_ms, replay_of, outcome, plan, http, finished_ms, duration_ms, body, tenant";
-
-fn row_json(r: &rusqlite::Row<'_>, with_body: bool) -> rusqlite::Result<Value> {
-    let parsed =
-        |i: usize| -> rusqlite::Result<Value> { Ok(r.get::<_, Option<String>>(i)?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null)) };
-    let source: String = r.get(2)?;
-    let mut row = json!({
-        "id": r.get::<_, i64>(0)?,
-        "received_ms": r.get::<_, i64>(1)?,
-        // The stored name (`webhook`, `platform`, `highlevel`) and what the page calls it.
-        "source_name": Source::parse(&source).map_or_else(|| source.clone(), |known| known.describe().to_string()),
-        "source": source,
-        "name": r.get::<_, String>(3)?,
-        "kind": r.get::<_, Option<String>>(4)?,
-        "lane": r.get::<_, String>(5)?,
-        "status": r.get::<_, String>(6)?,
-        "attempts": r.get::<_, i64>(7)?,
-        "not_before_ms": r.get::<_, i64>(8)?,
-        "replay_of": r.get::<_, Option<i64>>(9)?,
-        "outcome": parsed(10)?,
-        "plan": parsed(11)?,
-        "http": parsed(12)?,
-        "finished_ms": r.get::<_, Option<i64>>(13)?,
-        "duration_ms": r.get::<_, Option<i64>>(14)?,
-        "tenant": r.get::<_, String>(16)?,
-    });
-    if with_body {
-        let body: Vec<u8> = r.get(15)?;
-        row["body"] = Value::String(String::from_utf8_lossy(&body).into_owned());
-    }
-    Ok(row)
-}
 
 #[cfg(test)]
 mod tests {
+    use super::super::history::query::{self, Filter};
     use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/dialpad").join(name)).unwrap()
+    }
+
+    fn failure(status: u16) -> Handled {
+        Handled {
+            status: Status::Failed,
+            outcome: json!({"outcome": "failed", "error": {"type": "upstream", "status": status, "message": "refused"}, "plain": "Reconnect HighLevel."}),
+            plan: Value::Null,
+            http: json!([{"method": "POST", "url": "http://127.0.0.1/contacts/", "status": status}]),
+            duration_ms: 2,
+        }
+    }
+
+    fn page(inbox: &Inbox, filter: Filter, before: Option<i64>, limit: u32) -> (Vec<i64>, Option<i64>) {
+        let page = inbox.with_db(|db| query::page(db, &filter, before, limit)).unwrap();
+        (page.rows.iter().map(|r| r["id"].as_i64().unwrap()).collect(), page.next_before)
+    }
+
+    /// Filters, search and paging over labelled deliveries: a call is found by its caller's
+    /// number in any format, by its call id, and by the HighLevel contact its handling found.
+    #[test]
+    fn the_history_filters_searches_and_pages_on_the_server() {
+        let inbox = Inbox::open(&tempfile::tempdir().unwrap().keep().join("state.db")).unwrap();
+        let call = fixture("call_inbound_hangup_completed.json");
+        let sms = fixture("sms_inbound.json");
+        let other = br#"{"call_id": 7000000000000001, "external_number": "+14045550100", "state": "hangup"}"#.to_vec();
+        let arrival = |tenant: &'static str, body: &'static [u8], kind: &'static str| Arrival {
+            tenant,
+            source: Source::DialpadWebhook,
+            name: "Dialpad webhook",
+            body,
+            kind,
+            lane: "phone:x",
+            replay_of: None,
+        };
+        let (call, sms, other): (&'static [u8], &'static [u8], &'static [u8]) = (call.leak(), sms.leak(), other.leak());
+        let mut arrivals = Vec::new();
+        for n in 0..30 {
+            arrivals.push(arrival(if n % 2 == 0 { "north" } else { "south" }, other, "call"));
+        }
+        arrivals.push(arrival("north", call, "call"));
+        arrivals.push(arrival("north", sms, "sms"));
+        let ids = inbox.accept_many(&arrivals).unwrap();
+        let (call_id, sms_id) = (ids[30], ids[31]);
+        // Handle the call (it finds contact c-77) and fail the SMS.
+        let mut delivery = |id: i64| Delivery {
+            id,
+            tenant: "north".into(),
+            source: Source::DialpadWebhook,
+            name: String::new(),
+            body: Vec::new(),
+            lane: "tenant/north/phone:x".into(),
+            attempts: 0,
+            received_ms: 0,
+            replay_of: None,
+        };
+        let synced = Handled {
+            status: Status::Done,
+            outcome: json!({"outcome": "synced", "summary": "inbound call → note", "event_key": "call:6011482093420544:hangup", "contact_id": "c-77", "note_id": "n-1"}),
+            plan: Value::Null,
+            http: json!([]),
+            duration_ms: 3,
+        };
+        inbox.finish(&delivery(call_id), &synced).unwrap();
+        inbox.finish(&delivery(sms_id), &failure(401)).unwrap();
+
+        let find = |q: &str| page(&inbox, Filter { q: Some(q.into()), ..Filter::default() }, None, 50).0;
+        for typed in ["(312) 555-0187", "+1 312-555-0187", "3125550187"] {
+            assert_eq!(find(typed), [sms_id, call_id], "{typed}");
+        }
+        assert_eq!(find("6011482093420544"), [call_id]);
+        assert_eq!(find("c-77"), [call_id]);
+        assert_eq!(find("nobody@example.com"), Vec::<i64>::new());
+        let failed = Filter { state: Some("failed".into()), ..Filter::default() };
+        assert_eq!(page(&inbox, failed.clone(), None, 50).0, [sms_id]);
+        let south = Filter { tenant: Some("south".into()), ..Filter::default() };
+        let (first, next) = page(&inbox, south.clone(), None, 10);
+        assert_eq!((first.len(), first[0], next), (10, ids[29], Some(ids[11])));
+        let (second, end) = page(&inbox, south, next, 10);
+        assert_eq!((second, end), (vec![ids[9], ids[7], ids[5], ids[3], ids[1]], None));
+        let row = inbox.get(call_id).unwrap().unwrap();
+        assert_eq!(
+            (row["state"].as_str(), row["party"]["phone"].as_str(), row["call_id"].as_str(), row["contact_id"].as_str()),
+            (Some("synced"), Some("+13125550187"), Some("6011482093420544"), Some("c-77"))
+        );
+        let sms_row = inbox.get(sms_id).unwrap().unwrap();
+        assert_eq!((sms_row["error"].as_str(), sms_row["words"].as_str()), (Some("upstream:401"), Some("Reconnect HighLevel.")));
+        let bad = Filter { state: Some("lost".into()), ..Filter::default() };
+        assert!(inbox.with_db(|db| query::page(db, &bad, None, 5)).unwrap_err().to_string().contains("there is no state \"lost\""));
+    }
+
+    /// A failed delivery is replayed once, linked both ways; a second replay and a discard of a
+    /// replayed one are refused; a discard keeps its reason and who made it.
+    #[test]
+    fn a_failed_delivery_is_replayed_once_and_linked_or_discarded_with_its_reason() {
+        let inbox = Inbox::open(&tempfile::tempdir().unwrap().keep().join("state.db")).unwrap();
+        let accept = |body: &'static [u8]| {
+            inbox
+                .accept(Arrival { tenant: "north", source: Source::DialpadWebhook, name: "n", body, kind: "call", lane: "phone:+1", replay_of: None })
+                .unwrap()
+        };
+        let (a, b) = (accept(b"{\"call_id\": 1}"), accept(b"{\"call_id\": 2}"));
+        for _ in 0..2 {
+            let claimed = inbox.claim().unwrap().unwrap();
+            inbox.finish(&claimed, &failure(503)).unwrap();
+        }
+        assert!(inbox.replay(b).unwrap().is_ok());
+        let replayed_b = inbox.get(b).unwrap().unwrap()["replayed_by"].as_i64().unwrap();
+        let new = inbox.get(replayed_b).unwrap().unwrap();
+        assert_eq!((new["replay_of"].as_i64(), new["state"].as_str(), new["lane"].as_str()), (Some(b), Some("queued"), Some("tenant/north/phone:+1")));
+        assert_eq!(inbox.replay(b).unwrap(), Err(NotReplayable::AlreadyReplayed(replayed_b)));
+        assert_eq!(inbox.replay(replayed_b).unwrap(), Err(NotReplayable::NotFailed("queued".into())));
+        assert_eq!(inbox.replay(9999).unwrap(), Err(NotReplayable::NotFound));
+        let (tenant, body) = inbox.discard(a, "test call", "Dana (session 01ab)").unwrap().unwrap();
+        assert_eq!((tenant.as_str(), body.as_slice()), ("north", b"{\"call_id\": 1}".as_slice()));
+        let row = inbox.get(a).unwrap().unwrap();
+        assert_eq!((row["state"].as_str(), row["discarded"]["reason"].as_str(), row["discarded"]["by"].as_str()), (Some("discarded"), Some("test call"), Some("Dana (session 01ab)")));
+        assert_eq!(inbox.discard(a, "again", "x").unwrap(), Err(NotReplayable::NotFailed("discarded".into())));
+        assert_eq!(inbox.with_db(query::open_failure_count).unwrap(), 0);
+    }
+
+    /// Each try is kept with its exchanges; a refusal keeps its reason and the first bytes of
+    /// what was sent.
+    #[test]
+    fn retries_keep_every_try_and_a_refusal_keeps_its_reason_and_body() {
+        let inbox = Inbox::open(&tempfile::tempdir().unwrap().keep().join("state.db")).unwrap();
+        inbox.accept(Arrival { tenant: "", source: Source::DialpadWebhook, name: "n", body: b"{}", kind: "call", lane: "l", replay_of: None }).unwrap();
+        let claimed = inbox.claim().unwrap().unwrap();
+        inbox.retry_later(&claimed, &Handled { status: Status::Queued, ..failure(503) }, Duration::ZERO).unwrap();
+        let row = inbox.get(claimed.id).unwrap().unwrap();
+        assert_eq!((row["state"].as_str(), row["error"].as_str()), (Some("retrying"), Some("upstream:503")));
+        let again = inbox.claim().unwrap().unwrap();
+        inbox.finish(&again, &handled(Status::Done)).unwrap();
+        let row = inbox.get(claimed.id).unwrap().unwrap();
+        let tries: Vec<(i64, &str)> = row["tries"].as_array().unwrap().iter().map(|t| (t["attempt"].as_i64().unwrap(), t["state"].as_str().unwrap())).collect();
+        assert_eq!(tries, [(1, "retrying"), (2, "synced")]);
+        assert_eq!(row["http"].as_array().unwrap().iter().map(|x| x["attempt"].as_i64().unwrap()).collect::<Vec<_>>(), [1]);
+        assert_eq!((row["state"].as_str(), row["error"].as_str()), (Some("synced"), None));
+        let sent = vec![b'x'; 5000];
+        let error = json!({"type": "invalid-signature", "message": "bad", "plain": "Refused: not signed as configured."});
+        let id = inbox.refuse("", Source::DialpadWebhook, "Dialpad webhook", &sent, &error).unwrap();
+        let row = inbox.get(id).unwrap().unwrap();
+        assert_eq!((row["state"].as_str(), row["words"].as_str()), (Some("refused"), Some("Refused: not signed as configured.")));
+        assert_eq!(row["body"].as_str().unwrap().len(), REFUSED_BODY_BYTES);
+    }
 
     fn handled(status: Status) -> Handled {
         Handled { status, outcome: json!({"outcome": "synced"}), plan: Value::Null, http: json!([]), duration_ms: 1 }

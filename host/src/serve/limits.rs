@@ -52,11 +52,18 @@ pub struct Limits {
     pub dead_letter_budget_bytes: u64,
     /// Finished deliveries (done, refused, failed) kept on the page this long.
     pub keep_finished: Duration,
+    /// Done and refused deliveries kept at most (the disk budget may keep fewer): the console's
+    /// history. Failed ones stay until replayed, discarded or aged out.
+    pub keep_deliveries: u64,
     /// Dead letters kept this long, then pruned.
     pub keep_dead_letters: Duration,
     /// How often the retention runs (and gives freed pages back to the file system).
     pub prune_every: Duration,
 }
+
+/// The history's default depth: a million deliveries, a busy agency's weeks (the console's
+/// queries are measured at this depth in the benchmark).
+pub const KEEP_DELIVERIES: u64 = 1_000_000;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -73,6 +80,7 @@ impl Default for Limits {
             inbox_budget_bytes: 512 * 1024 * 1024,
             dead_letter_budget_bytes: 256 * 1024 * 1024,
             keep_finished: Duration::from_secs(7 * 24 * 3600),
+            keep_deliveries: KEEP_DELIVERIES,
             keep_dead_letters: Duration::from_secs(30 * 24 * 3600),
             prune_every: Duration::from_secs(600),
         }

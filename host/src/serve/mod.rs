@@ -17,8 +17,12 @@
 //!   memory ([`listener`]), disk (the inbox's and dead letters' budgets, [`retention`]).
 
 pub mod access;
+pub mod assets;
 pub mod card;
+pub mod console;
+pub mod history;
 pub mod inbox;
+pub mod incidents;
 pub mod limits;
 mod listener;
 pub mod metrics;
@@ -140,6 +144,7 @@ impl Server {
         }
         let inbox = Inbox::open(state_db).with_context(|| format!("opening the inbox in {}", state_db.display()))?;
         inbox.set_budget(options.limits.inbox_budget_bytes);
+        inbox.set_keep_rows(options.limits.keep_deliveries);
         let metrics = Metrics::default();
         let resources = metrics.resources.clone();
         let listeners = listener::Common::new(options.limits.clone(), Arc::new(move |listener, reason| resources.http_refusal(listener, reason)));
@@ -333,7 +338,7 @@ impl Shared {
                 answer["plain"] = report::plain_words(&error).into();
                 if status.is_client_error() {
                     self.metrics.event("refused");
-                    if let Err(e) = self.inbox.refuse(tenant, source, name, &answer) {
+                    if let Err(e) = self.inbox.refuse(tenant, source, name, &event.body, &answer) {
                         tracing::error!("serve: recording a refusal: {e:#}");
                     }
                 }
@@ -508,8 +513,10 @@ impl Shared {
             .collect())
     }
 
-    /// Queues a dead letter again; the letter is removed when the new delivery gets through.
-    fn replay(&self, id: i64) -> (StatusCode, Value) {
+    /// Queues a dead letter again (`/api/dead-letters/{id}/replay`, the page's older way): the
+    /// failed delivery it came from is replayed, linked and logged like the console's replay.
+    /// The letter is removed when the new delivery gets through.
+    fn replay_letter(&self, id: i64, actor: &str) -> (StatusCode, Value) {
         let letters = match self.dead_letters.list_all() {
             Ok(letters) => letters,
             Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, json!({"type": "storage", "message": format!("{e:#}")})),
@@ -517,33 +524,53 @@ impl Shared {
         let Some(letter) = letters.into_iter().find(|l| l.id == id) else {
             return (StatusCode::NOT_FOUND, json!({"type": "not-found", "message": format!("no dead letter #{id}")}));
         };
-        // Queued again with the kind and lane it was accepted with: it passed the door once, and
-        // is not refused now for a signed token's age. Only a letter whose delivery is no longer
-        // kept (retention) is routed again.
         let Some(live) = self.tenants.get(&letter.tenant) else {
             return (
                 StatusCode::CONFLICT,
                 json!({"type": "tenant-removed", "message": format!("tenant {} was removed; its letters cannot be replayed", letter.tenant)}),
             );
         };
-        let route = match self.inbox.route_of(&letter.tenant, &letter.body) {
-            Ok(Some(route)) => route,
-            Ok(None) | Err(_) => match live.runtime.route(&Inbound::new(letter.source, letter.body.clone())) {
-                Ok(Ok(route)) => (report::kind_name(route.kind).to_string(), route.lane),
-                Ok(Err(error)) => {
-                    let mut answer = report::error_json(&error);
-                    answer["plain"] = report::plain_words(&error).into();
-                    return (StatusCode::UNPROCESSABLE_ENTITY, answer);
-                }
-                Err(trap) => return (StatusCode::INTERNAL_SERVER_ERROR, json!({"type": "host", "message": format!("{trap:#}")})),
-            },
+        let storage = |e: anyhow::Error| (StatusCode::SERVICE_UNAVAILABLE, json!({"type": "storage", "message": format!("{e:#}")}));
+        // Its delivery, failed and not replayed yet, queued again with the kind and lane it was
+        // accepted with: it passed the door once, and is not refused now for a signed token's
+        // age. Only a letter whose delivery is no longer kept (retention) is routed again.
+        let delivery = match self.inbox.with_db(|db| history::query::failed_delivery_of(db, &letter.tenant, &letter.body)) {
+            Ok(delivery) => delivery,
+            Err(e) => return storage(e),
         };
-        let (kind, lane) = route;
-        let name = format!("replay of dead letter #{id}");
-        let arrival = Arrival { tenant: &letter.tenant, source: letter.source, name: &name, body: &letter.body, kind: &kind, lane: &lane, replay_of: Some(id) };
-        match self.inbox.accept(arrival) {
-            Ok(queued) => (StatusCode::ACCEPTED, json!({"queued": queued})),
-            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, json!({"type": "storage", "message": format!("{e:#}")})),
+        let queued = match delivery.map(|from| (from, self.inbox.replay(from))) {
+            Some((from, Ok(Ok(to)))) => Ok((Some(from), to)),
+            Some((_, Err(e))) => return storage(e),
+            Some((_, Ok(Err(_)))) | None => {
+                let (kind, lane) = match live.runtime.route(&Inbound::new(letter.source, letter.body.clone())) {
+                    Ok(Ok(route)) => (report::kind_name(route.kind).to_string(), route.lane),
+                    Ok(Err(error)) => {
+                        let mut answer = report::error_json(&error);
+                        answer["plain"] = report::plain_words(&error).into();
+                        return (StatusCode::UNPROCESSABLE_ENTITY, answer);
+                    }
+                    Err(trap) => return (StatusCode::INTERNAL_SERVER_ERROR, json!({"type": "host", "message": format!("{trap:#}")})),
+                };
+                let name = format!("replay of dead letter #{id}");
+                let arrival = Arrival { tenant: &letter.tenant, source: letter.source, name: &name, body: &letter.body, kind: &kind, lane: &lane, replay_of: None };
+                self.inbox.accept(arrival).map(|to| (None, to))
+            }
+        };
+        match queued {
+            Ok((from, queued)) => {
+                let entry = history::audit::Entry {
+                    actor,
+                    action: "replay",
+                    deliveries: &from.into_iter().collect::<Vec<_>>(),
+                    reason: None,
+                    detail: json!({"dead_letter": id, "queued": [{"from": from, "to": queued}]}),
+                };
+                if let Err(e) = self.inbox.with_db(|db| Ok(history::audit::record(db, inbox::now_ms(), &entry)?)) {
+                    return storage(e);
+                }
+                (StatusCode::ACCEPTED, json!({"queued": queued, "replay_of": from}))
+            }
+            Err(e) => storage(e),
         }
     }
 }
@@ -567,6 +594,28 @@ impl setup::Host for Shared {
 
     fn count_refusal(&self) {
         self.metrics.event("refused");
+    }
+}
+
+impl console::Host for Shared {
+    fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    fn tenants(&self) -> &Tenants {
+        &self.tenants
+    }
+
+    fn card(&self) -> &CardSettings {
+        &self.options.card
+    }
+
+    fn incidents(&self) -> Vec<Value> {
+        Vec::new()
+    }
+
+    fn dead_letters(&self) -> &DeadLetters {
+        &self.dead_letters
     }
 }
 
@@ -677,6 +726,8 @@ const MONITOR_PAGE: &str = include_str!("monitor.html");
 fn admin_router(shared: Arc<Shared>) -> Router {
     setup::admin_routes::<Shared>()
         .merge(card::routes::<Shared>())
+        .merge(console::routes::<Shared>())
+        .merge(assets::routes())
         .route("/", get(|Extension(nonce): Extension<access::Nonce>| async move { Html(nonce.fill(MONITOR_PAGE)) }))
         .route("/healthz", get(|State(s): State<Arc<Shared>>| async move { s.health() }))
         .route(
@@ -708,8 +759,8 @@ fn admin_router(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/api/dead-letters/{id}/replay",
-            post(|State(s): State<Arc<Shared>>, UrlPath(id): UrlPath<i64>| async move {
-                match tokio::task::spawn_blocking(move || s.replay(id)).await {
+            post(|State(s): State<Arc<Shared>>, Extension(actor): Extension<access::Actor>, UrlPath(id): UrlPath<i64>| async move {
+                match tokio::task::spawn_blocking(move || s.replay_letter(id, &actor.0)).await {
                     Ok((status, answer)) => (status, Json(answer)).into_response(),
                     Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"type": "host", "message": e.to_string()}))).into_response(),
                 }

@@ -47,6 +47,10 @@ pub struct LimitArgs {
     /// How long finished deliveries stay on the monitoring page, e.g. 7d.
     #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
     keep_finished: Duration,
+    /// Done and refused deliveries the console's history keeps at most (the inbox budget may
+    /// keep fewer).
+    #[arg(long, default_value_t = dialpad_ghl_host::serve::limits::KEEP_DELIVERIES)]
+    keep_deliveries: u64,
     /// How long a dead letter is kept after its last failure, e.g. 30d.
     #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
     keep_dead_letters: Duration,
@@ -70,6 +74,7 @@ impl LimitArgs {
             inbox_budget_bytes: self.inbox_budget,
             dead_letter_budget_bytes: self.dead_letter_budget,
             keep_finished: self.keep_finished,
+            keep_deliveries: self.keep_deliveries.max(1),
             keep_dead_letters: self.keep_dead_letters,
             prune_every: self.prune_every.max(Duration::from_secs(1)),
         }
