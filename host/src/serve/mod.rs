@@ -17,8 +17,10 @@
 //!   memory ([`listener`]), disk (the inbox's and dead letters' budgets, [`retention`]).
 
 pub mod access;
+pub mod alerts;
 pub mod card;
 pub mod inbox;
+pub mod incidents;
 pub mod limits;
 mod listener;
 pub mod metrics;
@@ -71,6 +73,8 @@ pub struct ServeOptions {
     pub limits: limits::Limits,
     /// The contact card: its key, who may frame it, where its link goes (host settings).
     pub card: CardSettings,
+    /// Where incidents are told, and the rules of what is one (the banner uses the rules too).
+    pub alerts: alerts::AlertSettings,
 }
 
 impl Default for ServeOptions {
@@ -85,6 +89,7 @@ impl Default for ServeOptions {
             access: access::AccessOptions::default(),
             limits: limits::Limits::default(),
             card: CardSettings::default(),
+            alerts: alerts::AlertSettings::default(),
         }
     }
 }
@@ -140,6 +145,8 @@ impl Server {
         }
         let inbox = Inbox::open(state_db).with_context(|| format!("opening the inbox in {}", state_db.display()))?;
         inbox.set_budget(options.limits.inbox_budget_bytes);
+        // Opened before anything starts, so that a bad destination stops the start cleanly.
+        let alerter = options.alerts.sends().then(|| alerts::Alerter::open(state_db, options.alerts.clone())).transpose().context("starting the alerts")?;
         let metrics = Metrics::default();
         let resources = metrics.resources.clone();
         let listeners = listener::Common::new(options.limits.clone(), Arc::new(move |listener, reason| resources.http_refusal(listener, reason)));
@@ -231,6 +238,10 @@ impl Server {
                     .expect("spawning the reconciliation"),
             );
         }
+        if let Some(alerter) = alerter {
+            let shared = shared.clone();
+            workers.push(std::thread::Builder::new().name("serve-alerts".into()).spawn(move || shared.alert_every(alerter)).expect("spawning the alerts"));
+        }
         Ok(Server { shared, webhook_addr, admin_addr, stop, tokio: Some(tokio), workers })
     }
 
@@ -246,6 +257,11 @@ impl Server {
 
     pub fn inbox(&self) -> &Inbox {
         &self.shared.inbox
+    }
+
+    /// What is systematically wrong now: the console's banner, and what the alerts tell.
+    pub fn incidents(&self) -> anyhow::Result<Vec<incidents::Incident>> {
+        self.shared.incidents()
     }
 
     /// Waits until nothing is queued (true), or `timeout` passes (false).
@@ -481,6 +497,45 @@ impl Shared {
             Ok(Ok(progress)) => tracing::info!("serve: {who}: reconciled {} calls: {} synced, {} failed", progress.fetched, progress.synced, progress.failed),
             Ok(Err((_, error))) => tracing::warn!("serve: {who}: reconciliation stopped: {}", report::error_message(&error)),
             Err(trap) => tracing::error!("serve: {who}: reconciliation failed: {trap:#}"),
+        }
+    }
+
+    /// The inbox now, as the incidents are detected from. A first version from what the inbox
+    /// and the dead letters answer already: the console's own queries fill in the oldest queued
+    /// delivery and the recent ones, which the failure and credential rules read.
+    fn incident_snapshot(&self) -> anyhow::Result<incidents::Snapshot> {
+        let mut locations = std::collections::BTreeMap::new();
+        if self.tenants.serves_single() {
+            locations.insert(String::new(), self.tenants.single().tenant.location_id.clone());
+        }
+        for live in self.tenants.all() {
+            locations.insert(live.tenant.id.clone(), live.tenant.location_id.clone());
+        }
+        Ok(incidents::Snapshot {
+            now_ms: inbox::now_ms(),
+            queue_depth: self.inbox.queued()?,
+            oldest_queued_ms: None,
+            failed: self.dead_letters.list_all()?.len() as u64,
+            recent: Vec::new(),
+            locations,
+        })
+    }
+
+    /// What is systematically wrong now, by the configured rules.
+    fn incidents(&self) -> anyhow::Result<Vec<incidents::Incident>> {
+        Ok(incidents::detect(&self.incident_snapshot()?, &self.options.alerts.rules))
+    }
+
+    /// Until the inbox stops, every `check_every`: tells the incidents that opened or closed.
+    /// A failed look is logged and made again at the next one.
+    fn alert_every(&self, mut alerter: alerts::Alerter) {
+        loop {
+            if self.inbox.wait_stopped(self.options.alerts.check_every) {
+                return;
+            }
+            if let Err(e) = self.incident_snapshot().and_then(|snapshot| alerter.check(&snapshot)) {
+                tracing::warn!("serve: checking for incidents: {e:#}");
+            }
         }
     }
 
