@@ -485,6 +485,7 @@ fn burst(plugin: &CompiledPlugin, options: BenchOptions) -> anyhow::Result<Burst
             access: Default::default(),
             limits: Default::default(),
             card: Default::default(),
+            alerts: Default::default(),
         },
     )?;
     // A quarter new callers (3 requests), the rest their later calls (1 request each).

@@ -6,6 +6,7 @@ use crate::capability::outbound::{BreakerSettings, CircuitBreaker, Origin, Outbo
 use crate::capability::secret::Secret;
 use crate::engine::RuntimeOptions;
 use crate::oauth::{OAuthSettings, OAuthTokens};
+use crate::serve::alerts::AlertSettings;
 use anyhow::{bail, Context as _};
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -54,6 +55,8 @@ pub struct Settings {
     pub connect: ConnectSettings,
     /// `serve`'s contact card: its key, who may frame it, where its link goes.
     pub card: CardSettings,
+    /// `serve`'s alerts (`alerts`): where incidents are told, and the rules of what is one.
+    pub alerts: AlertSettings,
 }
 
 /// HighLevel's web app, where the card's "Open in HighLevel" link goes by default.
@@ -363,6 +366,7 @@ impl Default for Settings {
             reconcile: None,
             connect: ConnectSettings::default(),
             card: CardSettings::default(),
+            alerts: AlertSettings::default(),
         }
     }
 }
@@ -429,6 +433,9 @@ impl Settings {
         }
         settings.read_connect_keys(path)?;
         settings.read_card_keys(path)?;
+        if let Some(alerts) = settings.plugin_config.remove("alerts").filter(|v| !v.is_null()) {
+            settings.alerts = AlertSettings::from_json(&alerts).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        }
         if let Some(token) = settings.plugin_config.remove("token") {
             match token {
                 Value::String(t) if !t.is_empty() => settings.token = Some(Secret::new(t)),
@@ -800,5 +807,23 @@ mod tests {
         }
         assert!(read(r#"{"location_id":"L","highlevel_app_url":"app.gohighlevel.com"}"#).is_err());
         assert!(read(r#"{"location_id":"L","highlevel_app_url":"https://x.example/?a=1"}"#).is_err());
+    }
+
+    #[test]
+    fn alerts_are_a_host_key() {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = dir.join("c.json");
+        let read = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Settings::from_file(&path)
+        };
+        let s = read(r#"{"location_id":"L"}"#).unwrap();
+        assert!(!s.alerts.sends());
+        let s = read(r#"{"location_id":"L","alerts":{"webhook_url":"https://hooks.slack.com/services/T/B/x","rules":{"failure_burst":8}}}"#).unwrap();
+        assert_eq!(s.alerts.webhook_url.as_ref().map(|u| u.host_str()), Some(Some("hooks.slack.com")));
+        assert_eq!(s.alerts.rules.failure_burst, 8);
+        assert!(!s.plugin_config.contains_key("alerts"), "alerts stay with the host");
+        let bad = read(r#"{"location_id":"L","alerts":{"smtp":{"server":"smtp.example.com","from":"a@example.com","to":[]}}}"#).unwrap_err().to_string();
+        assert_eq!(bad, format!("{}: alerts.smtp.to must list at least one e-mail address", path.display()));
     }
 }

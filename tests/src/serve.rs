@@ -71,6 +71,7 @@ pub fn loopback_options() -> ServeOptions {
         access: Default::default(),
         limits: Default::default(),
         card: Default::default(),
+        alerts: Default::default(),
     }
 }
 

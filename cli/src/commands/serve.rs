@@ -80,6 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         access,
         limits: args.limits.into_limits(),
         card: target.settings.card.clone(),
+        alerts: target.settings.alerts.clone(),
     };
     let _mock = target.mock;
     let db = state.join("state.db");

@@ -8,6 +8,7 @@ use super::history::query::{self, Filter};
 use super::history::story::LinkContext;
 use super::history::{audit, stats, story};
 use super::inbox::{now_ms, Inbox, NotReplayable};
+use super::incidents::Incident;
 use crate::settings::CardSettings;
 use crate::storage::dead_letters::DeadLetters;
 use crate::tenants::registry::Tenants;
@@ -25,8 +26,8 @@ pub trait Host: Send + Sync + 'static {
     fn tenants(&self) -> &Tenants;
     /// The links' templates and HighLevel's app (`highlevel_links`, `highlevel_app_url`).
     fn card(&self) -> &CardSettings;
-    /// What is systematically wrong now (the banner), as JSON.
-    fn incidents(&self) -> Vec<Value>;
+    /// What is systematically wrong now (the banner; the alerts tell the same).
+    fn incidents(&self) -> anyhow::Result<Vec<Incident>>;
     /// A removed tenant's letters cannot be reached through its view: the host's own.
     fn dead_letters(&self) -> &DeadLetters;
 }
@@ -102,7 +103,7 @@ async fn overview<S: Host>(State(s): State<Arc<S>>) -> Result<Json<Value>, Refus
             "tenants": tenants,
             "kinds": kinds,
             "states": query::STATES,
-            "incidents": s.incidents(),
+            "incidents": serde_json::to_value(s.incidents().map_err(internal)?).map_err(internal)?,
         })))
     })
     .await

@@ -628,7 +628,7 @@ impl Inbox {
     pub fn recent(&self, limit: u32) -> anyhow::Result<Vec<Value>> {
         let db = self.db.lock().unwrap();
         let mut query = db.prepare_cached(&format!("SELECT {COLUMNS} FROM inbox ORDER BY id DESC LIMIT ?1"))?;
-        let rows = query.query_map([limit], |r| row_json(r, Detail::Labels))?;
+        let rows = query.query_map([limit], |r| row_json(r, Detail::Handling))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -17,6 +17,7 @@
 //!   memory ([`listener`]), disk (the inbox's and dead letters' budgets, [`retention`]).
 
 pub mod access;
+pub mod alerts;
 pub mod assets;
 pub mod card;
 pub mod console;
@@ -75,6 +76,8 @@ pub struct ServeOptions {
     pub limits: limits::Limits,
     /// The contact card: its key, who may frame it, where its link goes (host settings).
     pub card: CardSettings,
+    /// Where incidents are told, and the rules of what is one (the banner uses the rules too).
+    pub alerts: alerts::AlertSettings,
 }
 
 impl Default for ServeOptions {
@@ -89,6 +92,7 @@ impl Default for ServeOptions {
             access: access::AccessOptions::default(),
             limits: limits::Limits::default(),
             card: CardSettings::default(),
+            alerts: alerts::AlertSettings::default(),
         }
     }
 }
@@ -145,6 +149,8 @@ impl Server {
         let inbox = Inbox::open(state_db).with_context(|| format!("opening the inbox in {}", state_db.display()))?;
         inbox.set_budget(options.limits.inbox_budget_bytes);
         inbox.set_keep_rows(options.limits.keep_deliveries);
+        // Opened before anything starts, so that a bad destination stops the start cleanly.
+        let alerter = options.alerts.sends().then(|| alerts::Alerter::open(state_db, options.alerts.clone())).transpose().context("starting the alerts")?;
         let metrics = Metrics::default();
         let resources = metrics.resources.clone();
         let listeners = listener::Common::new(options.limits.clone(), Arc::new(move |listener, reason| resources.http_refusal(listener, reason)));
@@ -236,6 +242,10 @@ impl Server {
                     .expect("spawning the reconciliation"),
             );
         }
+        if let Some(alerter) = alerter {
+            let shared = shared.clone();
+            workers.push(std::thread::Builder::new().name("serve-alerts".into()).spawn(move || shared.alert_every(alerter)).expect("spawning the alerts"));
+        }
         Ok(Server { shared, webhook_addr, admin_addr, stop, tokio: Some(tokio), workers })
     }
 
@@ -251,6 +261,11 @@ impl Server {
 
     pub fn inbox(&self) -> &Inbox {
         &self.shared.inbox
+    }
+
+    /// What is systematically wrong now: the console's banner, and what the alerts tell.
+    pub fn incidents(&self) -> anyhow::Result<Vec<incidents::Incident>> {
+        self.shared.incidents()
     }
 
     /// Waits until nothing is queued (true), or `timeout` passes (false).
@@ -489,6 +504,39 @@ impl Shared {
         }
     }
 
+    /// The inbox now, as the incidents are detected from. A first version from what the inbox
+    /// and the dead letters answer already: the console's own queries fill in the oldest queued
+    /// delivery and the recent ones, which the failure and credential rules read.
+    fn incident_snapshot(&self) -> anyhow::Result<incidents::Snapshot> {
+        let mut locations = std::collections::BTreeMap::new();
+        if self.tenants.serves_single() {
+            locations.insert(String::new(), self.tenants.single().tenant.location_id.clone());
+        }
+        for live in self.tenants.all() {
+            locations.insert(live.tenant.id.clone(), live.tenant.location_id.clone());
+        }
+        let window = self.options.alerts.rules.window.as_millis().min(i64::MAX as u128) as i64;
+        self.inbox.with_db(|db| history::snapshot::snapshot(db, inbox::now_ms(), window, locations))
+    }
+
+    /// What is systematically wrong now, by the configured rules.
+    fn incidents(&self) -> anyhow::Result<Vec<incidents::Incident>> {
+        Ok(incidents::detect(&self.incident_snapshot()?, &self.options.alerts.rules))
+    }
+
+    /// Until the inbox stops, every `check_every`: tells the incidents that opened or closed.
+    /// A failed look is logged and made again at the next one.
+    fn alert_every(&self, mut alerter: alerts::Alerter) {
+        loop {
+            if self.inbox.wait_stopped(self.options.alerts.check_every) {
+                return;
+            }
+            if let Err(e) = self.incident_snapshot().and_then(|snapshot| alerter.check(&snapshot)) {
+                tracing::warn!("serve: checking for incidents: {e:#}");
+            }
+        }
+    }
+
     fn health(&self) -> (StatusCode, Json<Value>) {
         match self.inbox.queued() {
             Ok(depth) => {
@@ -610,8 +658,8 @@ impl console::Host for Shared {
         &self.options.card
     }
 
-    fn incidents(&self) -> Vec<Value> {
-        Vec::new()
+    fn incidents(&self) -> anyhow::Result<Vec<incidents::Incident>> {
+        Shared::incidents(self)
     }
 
     fn dead_letters(&self) -> &DeadLetters {

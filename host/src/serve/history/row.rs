@@ -12,7 +12,9 @@ pub const COLUMNS: &str = "id, received_ms, source, name, kind, lane, status, at
 pub enum Detail {
     /// Labels only: what a table row shows.
     Labels,
-    /// With outcome, plan, exchanges, tries and body.
+    /// With plan, exchanges and tries: the older `/api/events` list.
+    Handling,
+    /// With plan, exchanges, tries and body.
     Full,
 }
 
@@ -53,13 +55,15 @@ pub fn row_json(r: &rusqlite::Row<'_>, detail: Detail) -> rusqlite::Result<Value
     });
     // The outcome stays in the list: the monitor's older readers (and `replay`) read it.
     row["outcome"] = parsed(r, 10)?;
-    if detail == Detail::Full {
+    if detail != Detail::Labels {
         row["plan"] = parsed(r, 11)?;
         row["http"] = parsed(r, 12)?;
         row["tries"] = match parsed(r, 29)? {
             Value::Null => json!([]),
             tries => tries,
         };
+    }
+    if detail == Detail::Full {
         let body: Vec<u8> = r.get(15)?;
         // A refused delivery keeps the first bytes it came with (see `Inbox::refuse`).
         row["body"] = if body.is_empty() { Value::Null } else { Value::String(String::from_utf8_lossy(&body).into_owned()) };
