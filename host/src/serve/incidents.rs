@@ -40,7 +40,7 @@ pub struct Recent {
     pub id: i64,
     pub tenant: String,
     pub received_ms: i64,
-    /// queued | retrying | synced | unchanged | skipped | failed | refused | cancelled | discarded
+    /// queued | retrying | synced | unchanged | skipped | failed | refused | cancelled | discarded | replayed (failed, then replayed by an operator)
     pub state: String,
     /// The last error's type with its HTTP status when it has one: "upstream:401", "upstream:503", "missing-scope", "transport", "rate-limited", "invalid-signature", …; None when the last try succeeded.
     pub error: Option<String>,

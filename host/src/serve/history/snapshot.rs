@@ -10,7 +10,11 @@ use std::collections::BTreeMap;
 pub fn snapshot(db: &Connection, now_ms: i64, window_ms: i64, locations: BTreeMap<String, String>) -> anyhow::Result<Snapshot> {
     let (queue_depth, oldest_queued_ms): (i64, Option<i64>) =
         db.query_row("SELECT count(*), min(received_ms) FROM inbox WHERE status = 'queued'", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let mut query = db.prepare_cached("SELECT id, tenant, received_ms, coalesce(state, status), error, kind FROM inbox WHERE received_ms >= ?1 ORDER BY id")?;
+    // A failure an operator replayed is settled: the replay is a delivery of its own.
+    let mut query = db.prepare_cached(
+        "SELECT id, tenant, received_ms, CASE WHEN replayed_by IS NOT NULL THEN 'replayed' ELSE coalesce(state, status) END, error, kind
+         FROM inbox WHERE received_ms >= ?1 ORDER BY id",
+    )?;
     let recent = query
         .query_map([now_ms - window_ms], |r| {
             Ok(Recent { id: r.get(0)?, tenant: r.get(1)?, received_ms: r.get(2)?, state: r.get(3)?, error: r.get(4)?, kind: r.get(5)? })
