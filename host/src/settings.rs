@@ -826,4 +826,31 @@ mod tests {
         let bad = read(r#"{"location_id":"L","alerts":{"smtp":{"server":"smtp.example.com","from":"a@example.com","to":[]}}}"#).unwrap_err().to_string();
         assert_eq!(bad, format!("{}: alerts.smtp.to must list at least one e-mail address", path.display()));
     }
+
+    #[test]
+    fn link_templates_are_checked_when_read_and_filled_with_encoded_ids() {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = dir.join("c.json");
+        let read = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Settings::from_file(&path)
+        };
+        let s = read(r#"{"location_id":"L","highlevel_app_url":"https://crm.agency.example/","highlevel_links":{"note":"{app}/notes/{noteId}?c={contactId}"}}"#).unwrap();
+        assert!(!s.plugin_config.contains_key("highlevel_links"), "the links stay with the host");
+        let ids = LinkIds { location_id: "loc 1", contact_id: Some("c/2"), note_id: Some("n3"), call_entry_id: None };
+        let links = &s.card.links;
+        assert_eq!(
+            LinkTemplates::render(&links.contact, &s.card.app_url, ids).as_deref(),
+            Some("https://crm.agency.example/v2/location/loc%201/contacts/detail/c%2F2")
+        );
+        assert_eq!(LinkTemplates::render(&links.note, &s.card.app_url, ids).as_deref(), Some("https://crm.agency.example/notes/n3?c=c%2F2"));
+        let unknown_id = LinkIds { contact_id: None, ..ids };
+        assert_eq!(LinkTemplates::render(&links.contact, &s.card.app_url, unknown_id), None, "a link whose id is not known is left out");
+        let bad = read(r#"{"location_id":"L","highlevel_links":{"contact":"{app}/c/{id}"}}"#).unwrap_err().to_string();
+        assert!(bad.contains("highlevel_links.contact names {id}"), "{bad}");
+        let bad = read(r#"{"location_id":"L","highlevel_links":{"contact":"javascript:alert(1)"}}"#).unwrap_err().to_string();
+        assert!(bad.contains("must be an http(s) URL template"), "{bad}");
+        let bad = read(r#"{"location_id":"L","highlevel_links":{"task":"{app}"}}"#).unwrap_err().to_string();
+        assert!(bad.contains("has no key \"task\""), "{bad}");
+    }
 }
