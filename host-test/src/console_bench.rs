@@ -79,7 +79,12 @@ pub fn measure(dir: &std::path::Path, rows: u64) -> anyhow::Result<ConsoleFigure
 
     let middle = rows as i64 / 2;
     let caller = middle as u64 + 7;
-    let phone = format!("({:03}) {:03}-{:04}", (2_000_000_000 + caller) / 10_000_000 % 1000, (2_000_000_000 + caller) / 10_000 % 1000, (2_000_000_000 + caller) % 10_000);
+    let phone = format!(
+        "({:03}) {:03}-{:04}",
+        (2_000_000_000 + caller) / 10_000_000 % 1000,
+        (2_000_000_000 + caller) / 10_000 % 1000,
+        (2_000_000_000 + caller) % 10_000
+    );
     let call_id = (7_000_000_000_000_000u64 + caller).to_string();
     let tenant_of_caller = format!("tenant-{}", caller % TENANTS);
     let hour = (start + SPAN_MS / 2, start + SPAN_MS / 2 + 3600 * 1000);
@@ -105,7 +110,10 @@ pub fn measure(dir: &std::path::Path, rows: u64) -> anyhow::Result<ConsoleFigure
     time("newest page (50 rows)", &page(Filter::default(), None))?;
     time("a page half-way down (keyset)", &page(Filter::default(), Some(middle)))?;
     time("one tenant, failed", &page(Filter { tenant: Some("tenant-3".into()), state: Some("failed".into()), ..Filter::default() }, None))?;
-    time("one tenant, SMS, one hour", &page(Filter { tenant: Some("tenant-3".into()), kind: Some("sms".into()), from: Some(hour.0), to: Some(hour.1), ..Filter::default() }, None))?;
+    time(
+        "one tenant, SMS, one hour",
+        &page(Filter { tenant: Some("tenant-3".into()), kind: Some("sms".into()), from: Some(hour.0), to: Some(hour.1), ..Filter::default() }, None),
+    )?;
     time("search by phone, as typed", &page(Filter { q: Some(phone.clone()), ..Filter::default() }, None))?;
     time("search by Dialpad call id", &page(Filter { q: Some(call_id.clone()), ..Filter::default() }, None))?;
     time("search by e-mail", &page(Filter { q: Some(format!("caller{caller}@example.com")), ..Filter::default() }, None))?;

@@ -542,7 +542,9 @@ impl Settings {
                     }
                 }
             }
-            Some(_) => bail!("{}: highlevel_links must be an object: {{\"contact\": \"{DEFAULT_CONTACT_LINK}\", \"note\": …, \"call_entry\": …}}", path.display()),
+            Some(_) => {
+                bail!("{}: highlevel_links must be an object: {{\"contact\": \"{DEFAULT_CONTACT_LINK}\", \"note\": …, \"call_entry\": …}}", path.display())
+            }
         }
         Ok(())
     }
@@ -835,7 +837,9 @@ mod tests {
             std::fs::write(&path, text).unwrap();
             Settings::from_file(&path)
         };
-        let s = read(r#"{"location_id":"L","highlevel_app_url":"https://crm.agency.example/","highlevel_links":{"note":"{app}/notes/{noteId}?c={contactId}"}}"#).unwrap();
+        let s =
+            read(r#"{"location_id":"L","highlevel_app_url":"https://crm.agency.example/","highlevel_links":{"note":"{app}/notes/{noteId}?c={contactId}"}}"#)
+                .unwrap();
         assert!(!s.plugin_config.contains_key("highlevel_links"), "the links stay with the host");
         let ids = LinkIds { location_id: "loc 1", contact_id: Some("c/2"), note_id: Some("n3"), call_entry_id: None };
         let links = &s.card.links;

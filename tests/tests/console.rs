@@ -2,7 +2,7 @@
 //! mock: a token outage fails every call, the banner names it, "replay all failed" recovers
 //! every one of them linked both ways and logged; a call's story; search; discards; refusals.
 
-use dialpad_ghl_host::serve::{Server, ServeOptions};
+use dialpad_ghl_host::serve::{ServeOptions, Server};
 use e2e_tests::serve::{get_json, in_process, in_process_with, json_fixture as fixture, loopback_options, mock, sign, LOCATION, SECRET};
 use host_test::support::loopback_request_with_headers;
 use serde_json::{json, Value};
@@ -25,7 +25,8 @@ fn call(n: u64) -> Value {
 }
 
 fn deliver(server: &Server, body: &Value) {
-    let (status, answer) = loopback_request_with_headers("POST", &format!("{}/webhooks/dialpad", server.webhook_url()), &[], body.to_string().as_bytes()).unwrap();
+    let (status, answer) =
+        loopback_request_with_headers("POST", &format!("{}/webhooks/dialpad", server.webhook_url()), &[], body.to_string().as_bytes()).unwrap();
     assert_eq!(status, 200, "{answer}");
 }
 
@@ -74,7 +75,8 @@ fn after_a_token_outage_replay_all_failed_recovers_every_call_linked_and_logged(
     assert_eq!((status, refused["type"].as_str()), (409, Some("conflict")), "{refused}");
     assert!(refused["message"].as_str().unwrap().contains("already replayed"), "{refused}");
     let audit = get_json(&format!("{}/api/audit", server.admin_url()))["entries"].clone();
-    let entries: Vec<(&str, usize)> = audit.as_array().unwrap().iter().map(|e| (e["action"].as_str().unwrap(), e["deliveries"].as_array().unwrap().len())).collect();
+    let entries: Vec<(&str, usize)> =
+        audit.as_array().unwrap().iter().map(|e| (e["action"].as_str().unwrap(), e["deliveries"].as_array().unwrap().len())).collect();
     assert_eq!(entries, [("replay-all", 0), ("replay-all", 6)], "{audit:#}");
     assert!(audit[1]["actor"].as_str().unwrap().contains("no admin token"), "{audit:#}");
 }
@@ -137,7 +139,10 @@ fn a_discard_needs_a_reason_is_logged_and_a_refusal_shows_why_and_what_came() {
     assert_eq!(status, 409, "a discarded delivery is not replayed");
     assert_eq!(mock.notes().len(), 0);
     let audit = get_json(&format!("{}/api/audit", server.admin_url()))["entries"][0].clone();
-    assert_eq!((audit["action"].as_str(), audit["reason"].as_str(), audit["deliveries"].clone()), (Some("discard"), Some("a test call from the installer"), json!([id])));
+    assert_eq!(
+        (audit["action"].as_str(), audit["reason"].as_str(), audit["deliveries"].clone()),
+        (Some("discard"), Some("a test call from the installer"), json!([id]))
+    );
 
     // Unsigned: refused at the door, with its reason in plain words and what was sent.
     let unsigned = call(4).to_string();

@@ -126,19 +126,15 @@ struct PageQuery {
 fn number<T: std::str::FromStr>(name: &str, given: Option<&str>) -> Result<Option<T>, Refusal> {
     match given.map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(None),
-        Some(text) => text.parse().map(Some).map_err(|_| Refusal(StatusCode::BAD_REQUEST, "invalid-input", format!("{name} must be a whole number, not {text:?}"))),
+        Some(text) => {
+            text.parse().map(Some).map_err(|_| Refusal(StatusCode::BAD_REQUEST, "invalid-input", format!("{name} must be a whole number, not {text:?}")))
+        }
     }
 }
 
 async fn deliveries<S: Host>(State(s): State<Arc<S>>, Query(q): Query<PageQuery>) -> Result<Json<Value>, Refusal> {
-    let filter = Filter {
-        tenant: q.tenant,
-        state: q.state,
-        kind: q.kind,
-        from: number("from", q.from.as_deref())?,
-        to: number("to", q.to.as_deref())?,
-        q: q.q,
-    };
+    let filter =
+        Filter { tenant: q.tenant, state: q.state, kind: q.kind, from: number("from", q.from.as_deref())?, to: number("to", q.to.as_deref())?, q: q.q };
     let before = number("before", q.before.as_deref())?;
     let limit = number::<u32>("limit", q.limit.as_deref())?.unwrap_or(50).clamp(1, MAX_PAGE);
     blocking(move || {

@@ -116,7 +116,6 @@ struct Running {
     stopping: bool,
 }
 
-
 /// What one row costs on disk, near enough: its body and the texts kept with it.
 const ROW_BYTES: &str =
     "length(body) + length(name) + coalesce(length(outcome), 0) + coalesce(length(plan), 0) + coalesce(length(http), 0) + coalesce(length(tries), 0)";
@@ -339,8 +338,7 @@ impl Inbox {
         let lane = row.lane.strip_prefix(&tenant_lane(&row.tenant, "")).unwrap_or(&row.lane);
         db.execute_batch("BEGIN IMMEDIATE")?;
         let queued = (|| {
-            let arrival =
-                Arrival { tenant: &row.tenant, source: row.source, name: &name, body: &row.body, kind: &row.kind, lane, replay_of: Some(id) };
+            let arrival = Arrival { tenant: &row.tenant, source: row.source, name: &name, body: &row.body, kind: &row.kind, lane, replay_of: Some(id) };
             let queued = self.accept_locked(&db, arrival)?;
             db.execute("UPDATE inbox SET replayed_by = ?2 WHERE id = ?1", params![id, queued])?;
             anyhow::Ok(queued)
@@ -376,23 +374,19 @@ impl Inbox {
     /// A delivery an operator may replay or discard: failed, not replayed, with its body.
     fn operable(&self, db: &Connection, id: i64) -> anyhow::Result<Result<Operable, NotReplayable>> {
         let row = db
-            .query_row(
-                "SELECT tenant, source, body, coalesce(kind, ''), lane, coalesce(state, status), replayed_by FROM inbox WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok((
-                        Operable {
-                            tenant: r.get(0)?,
-                            source: Source::parse(&r.get::<_, String>(1)?).unwrap_or(Source::DialpadWebhook),
-                            body: r.get(2)?,
-                            kind: r.get(3)?,
-                            lane: r.get(4)?,
-                        },
-                        r.get::<_, String>(5)?,
-                        r.get::<_, Option<i64>>(6)?,
-                    ))
-                },
-            )
+            .query_row("SELECT tenant, source, body, coalesce(kind, ''), lane, coalesce(state, status), replayed_by FROM inbox WHERE id = ?1", [id], |r| {
+                Ok((
+                    Operable {
+                        tenant: r.get(0)?,
+                        source: Source::parse(&r.get::<_, String>(1)?).unwrap_or(Source::DialpadWebhook),
+                        body: r.get(2)?,
+                        kind: r.get(3)?,
+                        lane: r.get(4)?,
+                    },
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                ))
+            })
             .optional()?;
         Ok(match row {
             None => Err(NotReplayable::NotFound),
@@ -704,7 +698,6 @@ fn texts_in_row(db: &Connection, id: i64) -> anyhow::Result<i64> {
         .unwrap_or(0))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::super::history::query::{self, Filter};
@@ -756,7 +749,7 @@ mod tests {
         let ids = inbox.accept_many(&arrivals).unwrap();
         let (call_id, sms_id) = (ids[30], ids[31]);
         // Handle the call (it finds contact c-77) and fail the SMS.
-        let mut delivery = |id: i64| Delivery {
+        let delivery = |id: i64| Delivery {
             id,
             tenant: "north".into(),
             source: Source::DialpadWebhook,
@@ -808,9 +801,7 @@ mod tests {
     fn a_failed_delivery_is_replayed_once_and_linked_or_discarded_with_its_reason() {
         let inbox = Inbox::open(&tempfile::tempdir().unwrap().keep().join("state.db")).unwrap();
         let accept = |body: &'static [u8]| {
-            inbox
-                .accept(Arrival { tenant: "north", source: Source::DialpadWebhook, name: "n", body, kind: "call", lane: "phone:+1", replay_of: None })
-                .unwrap()
+            inbox.accept(Arrival { tenant: "north", source: Source::DialpadWebhook, name: "n", body, kind: "call", lane: "phone:+1", replay_of: None }).unwrap()
         };
         let (a, b) = (accept(b"{\"call_id\": 1}"), accept(b"{\"call_id\": 2}"));
         for _ in 0..2 {
@@ -827,7 +818,10 @@ mod tests {
         let (tenant, body) = inbox.discard(a, "test call", "Dana (session 01ab)").unwrap().unwrap();
         assert_eq!((tenant.as_str(), body.as_slice()), ("north", b"{\"call_id\": 1}".as_slice()));
         let row = inbox.get(a).unwrap().unwrap();
-        assert_eq!((row["state"].as_str(), row["discarded"]["reason"].as_str(), row["discarded"]["by"].as_str()), (Some("discarded"), Some("test call"), Some("Dana (session 01ab)")));
+        assert_eq!(
+            (row["state"].as_str(), row["discarded"]["reason"].as_str(), row["discarded"]["by"].as_str()),
+            (Some("discarded"), Some("test call"), Some("Dana (session 01ab)"))
+        );
         assert_eq!(inbox.discard(a, "again", "x").unwrap(), Err(NotReplayable::NotFailed("discarded".into())));
         assert_eq!(inbox.with_db(query::open_failure_count).unwrap(), 0);
     }

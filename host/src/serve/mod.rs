@@ -600,7 +600,8 @@ impl Shared {
                     Err(trap) => return (StatusCode::INTERNAL_SERVER_ERROR, json!({"type": "host", "message": format!("{trap:#}")})),
                 };
                 let name = format!("replay of dead letter #{id}");
-                let arrival = Arrival { tenant: &letter.tenant, source: letter.source, name: &name, body: &letter.body, kind: &kind, lane: &lane, replay_of: None };
+                let arrival =
+                    Arrival { tenant: &letter.tenant, source: letter.source, name: &name, body: &letter.body, kind: &kind, lane: &lane, replay_of: None };
                 self.inbox.accept(arrival).map(|to| (None, to))
             }
         };

@@ -73,7 +73,11 @@ impl Facets {
         let email = first_text(contact, &["email", "primary_email", "emails"]).or_else(|| first_text(&event, &["email"])).map(|e| e.to_lowercase());
         let call_id = first_text(&event, &["call_id"]);
         let highlevel_webhook = event["locationId"].is_string() && event["type"].as_str().is_some_and(|t| t.starts_with("Contact"));
-        let contact_id = if highlevel_webhook { first_text(&event, &["id"]) } else { event["contact"]["id"].as_str().filter(|_| event["task"].is_object() || event["note"].is_object()).map(str::to_string) };
+        let contact_id = if highlevel_webhook {
+            first_text(&event, &["id"])
+        } else {
+            event["contact"]["id"].as_str().filter(|_| event["task"].is_object() || event["note"].is_object()).map(str::to_string)
+        };
         Facets { phone, name, email, call_id, contact_id }
     }
 
@@ -156,10 +160,7 @@ mod tests {
     fn a_call_is_labelled_by_its_other_party_and_call_id() {
         let facets = Facets::of_body(&fixture("call_inbound_hangup_completed.json"));
         // The unknown caller's "name" is the formatted number: no name.
-        assert_eq!(
-            facets,
-            Facets { phone: Some("+13125550187".into()), name: None, email: None, call_id: Some("6011482093420544".into()), contact_id: None }
-        );
+        assert_eq!(facets, Facets { phone: Some("+13125550187".into()), name: None, email: None, call_id: Some("6011482093420544".into()), contact_id: None });
         assert_eq!(facets.keys(), ["tel:13125550187", "tel:3125550187", "call:6011482093420544"]);
         // The signed form has the same labels.
         assert_eq!(Facets::of_body(&fixture("call_inbound_hangup_completed.jwt")), facets);
@@ -174,10 +175,18 @@ mod tests {
             (contact.phone.as_deref(), contact.name.as_deref(), contact.email.as_deref()),
             (Some("+12065550174"), Some("Dana Whitfield"), Some("dana@whitfield-logistics.example.org"))
         );
-        let highlevel = Facets::of_body(br#"{"type":"ContactUpdate","locationId":"L","id":"c9","firstName":"Ana","lastName":"Ruiz","email":"Ana@X.example","phone":"+15550100"}"#);
+        let highlevel = Facets::of_body(
+            br#"{"type":"ContactUpdate","locationId":"L","id":"c9","firstName":"Ana","lastName":"Ruiz","email":"Ana@X.example","phone":"+15550100"}"#,
+        );
         assert_eq!(
             highlevel,
-            Facets { phone: Some("+15550100".into()), name: Some("Ana Ruiz".into()), email: Some("ana@x.example".into()), call_id: None, contact_id: Some("c9".into()) }
+            Facets {
+                phone: Some("+15550100".into()),
+                name: Some("Ana Ruiz".into()),
+                email: Some("ana@x.example".into()),
+                call_id: None,
+                contact_id: Some("c9".into())
+            }
         );
         assert_eq!(Facets::of_body(b"not json"), Facets::default());
     }

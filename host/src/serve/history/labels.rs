@@ -89,7 +89,10 @@ mod tests {
         assert_eq!(Labels::of("failed", &failed).state, "failed");
         let refused = json!({"outcome": "refused", "error": {"type": "invalid-signature", "message": "bad", "plain": "Refused: not signed."}});
         let labels = Labels::of("refused", &refused);
-        assert_eq!((labels.state.as_str(), labels.error.as_deref(), labels.words.as_deref()), ("refused", Some("invalid-signature"), Some("Refused: not signed.")));
+        assert_eq!(
+            (labels.state.as_str(), labels.error.as_deref(), labels.words.as_deref()),
+            ("refused", Some("invalid-signature"), Some("Refused: not signed."))
+        );
         let cancelled = json!({"outcome": "cancelled", "error": {"type": "tenant-removed", "message": "tenant north was removed"}});
         assert_eq!(Labels::of("failed", &cancelled).state, "cancelled");
     }

@@ -76,7 +76,9 @@ impl Filter {
         // A date range as an id range too (ids grow with time), so paging by id stays on the
         // id indexes: the time index gives each end in one seek.
         if let Some(from) = self.from {
-            parts.push("received_ms >= ? AND id >= coalesce((SELECT id FROM inbox WHERE received_ms >= ? ORDER BY received_ms LIMIT 1), 9223372036854775807)".into());
+            parts.push(
+                "received_ms >= ? AND id >= coalesce((SELECT id FROM inbox WHERE received_ms >= ? ORDER BY received_ms LIMIT 1), 9223372036854775807)".into(),
+            );
             params.extend([Sql::Integer(from), Sql::Integer(from)]);
         }
         if let Some(to) = self.to {

@@ -4,7 +4,8 @@ use crate::inbound::Source;
 use serde_json::{json, Value};
 
 /// The columns [`row_json`] reads, in its order.
-pub const COLUMNS: &str = "id, received_ms, source, name, kind, lane, status, attempts, not_before_ms, replay_of, outcome, plan, http, finished_ms, duration_ms, \
+pub const COLUMNS: &str =
+    "id, received_ms, source, name, kind, lane, status, attempts, not_before_ms, replay_of, outcome, plan, http, finished_ms, duration_ms, \
      body, tenant, state, words, error, phone, party, email, call_id, contact_id, note_id, call_entry_id, replayed_by, discarded, tries";
 
 /// How much of a row to give: a list shows labels, a detail everything.

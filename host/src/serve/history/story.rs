@@ -19,14 +19,16 @@ pub fn story(db: &Connection, tenant: &str, call_id: &str, links: &LinkContext<'
     let mut query = db.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM inbox WHERE id IN (SELECT id FROM inbox_keys WHERE key = ?1) AND tenant = ?2 AND call_id = ?3 ORDER BY id"
     ))?;
-    let events: Vec<Value> = query.query_map(rusqlite::params![format!("call:{call_id}"), tenant, call_id], |r| row_json(r, Detail::Labels))?.collect::<Result<_, _>>()?;
+    let events: Vec<Value> =
+        query.query_map(rusqlite::params![format!("call:{call_id}"), tenant, call_id], |r| row_json(r, Detail::Labels))?.collect::<Result<_, _>>()?;
     if events.is_empty() {
         return Ok(None);
     }
     // The newest id each event learned (a later leg may find the contact an earlier one made).
     let last = |key: &str| events.iter().rev().find_map(|e| e[key].as_str().map(str::to_string));
     let (contact_id, note_id, call_entry_id) = (last("contact_id"), last("note_id"), last("call_entry_id"));
-    let ids = LinkIds { location_id: links.location_id, contact_id: contact_id.as_deref(), note_id: note_id.as_deref(), call_entry_id: call_entry_id.as_deref() };
+    let ids =
+        LinkIds { location_id: links.location_id, contact_id: contact_id.as_deref(), note_id: note_id.as_deref(), call_entry_id: call_entry_id.as_deref() };
     let link = |template: &str, id: &Option<String>| id.as_ref().and_then(|_| LinkTemplates::render(template, links.app_url, ids));
     let party = events.iter().rev().map(|e| e["party"].clone()).find(|p| p["phone"].is_string() || p["name"].is_string()).unwrap_or(Value::Null);
     let events: Vec<Value> = events
