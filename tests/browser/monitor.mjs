@@ -1,7 +1,8 @@
-// Drives serve's monitoring page in a real headless Chromium (Debian's), as a person would:
-// open the page, see a synced event, open it to read its plan and HTTP operations, press
-// Replay on a dead letter, and see it go through. Prints what it saw as one JSON object;
-// the Rust test (tests/tests/monitor_browser.rs) checks it against the mock API.
+// Drives serve's operator console in a real headless Chromium (Debian's), as a person would:
+// open the page, see a synced delivery, open it to read its plan and HTTP operations, press
+// Replay on a failed one, and see it go through. Prints what it saw as one JSON object; the
+// Rust test (tests/tests/browser.rs) checks it against the mock API. The console's own walks
+// are console.mjs (tests/tests/console_browser.rs).
 //
 // usage: [ADMIN_TOKEN=…] node monitor.mjs <admin url> [screenshot.png]
 // With ADMIN_TOKEN, the page first sends the browser to /login, where the token is typed.
@@ -36,21 +37,26 @@ try {
   }
   seen.title = await page.title();
 
-  const synced = page.locator('#events tr.event[data-status="done"]').first();
+  const synced = page.locator('#deliveries tbody tr[data-state="synced"]').first();
   await synced.waitFor();
   seen.synced_row = await synced.innerText();
 
-  await synced.click();
-  await page.locator("#detail li.exchange").first().waitFor();
+  // The delivery opened from its row's link, with its toggles (plan, HTTP operations, body) open.
+  await synced.locator("a.open").click();
+  await page.locator("#detail li.exchange").first().waitFor({ state: "attached" });
+  await page.$$eval("#detail details", list => list.forEach(d => { d.open = true; }));
   seen.detail = await page.locator("#detail").innerText();
 
-  const letter = page.locator("#dead-letters li.letter").first();
+  // The failed delivery (a dead letter), replayed from its detail.
+  const letter = page.locator('#deliveries tbody tr[data-state="failed"]').first();
   await letter.waitFor();
   seen.dead_letter = await letter.innerText();
-  await letter.locator("button.replay").click();
-  await page.locator("#dead-letters li.empty").waitFor();
-  seen.message = await page.locator("#message").innerText();
-  const replayed = page.locator('#events tr.event[data-status="done"]').first();
+  await letter.locator("a.open").click();
+  await page.locator("#replay-one").click();
+  await page.locator("#action-result").filter({ hasText: "queued again" }).waitFor();
+  seen.message = await page.locator("#action-result").innerText();
+  await page.locator("#failed-count").filter({ hasText: /^0$/ }).waitFor();
+  const replayed = page.locator('#deliveries tbody tr[data-state="synced"]').first();
   seen.replayed_row = await replayed.innerText();
   seen.queue_depth = await page.locator("#queue-depth").innerText();
   seen.page_text = await page.locator("body").innerText();

@@ -301,8 +301,8 @@ impl Inbox {
         }
         let facets = Facets::of_body(body);
         db.execute(
-            "INSERT INTO inbox (received_ms, source, name, body, kind, lane, status, replay_of, tenant, state, phone, party, email, call_id, contact_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, 'queued', ?9, ?10, ?11, ?12, ?13)",
+            "INSERT INTO inbox (received_ms, source, name, body, kind, lane, status, replay_of, tenant, state, phone, party, email, call_id, contact_id, leg)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, 'queued', ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 now_ms(),
                 source.as_str(),
@@ -316,7 +316,8 @@ impl Inbox {
                 facets.name,
                 facets.email,
                 facets.call_id,
-                facets.contact_id
+                facets.contact_id,
+                facets.leg
             ],
         )?;
         let id = db.last_insert_rowid();

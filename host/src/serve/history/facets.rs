@@ -16,6 +16,8 @@ pub struct Facets {
     pub name: Option<String>,
     pub email: Option<String>,
     pub call_id: Option<String>,
+    /// A call event's state (`ringing`, `hangup`, `recap_summary`, …): which leg of its call.
+    pub leg: Option<String>,
     /// A HighLevel contact id the body names (a HighLevel webhook, a platform event).
     pub contact_id: Option<String>,
 }
@@ -72,13 +74,14 @@ impl Facets {
             .filter(|name| phone.as_deref().is_none_or(|p| digits(name) != digits(p)) && name.chars().any(char::is_alphabetic));
         let email = first_text(contact, &["email", "primary_email", "emails"]).or_else(|| first_text(&event, &["email"])).map(|e| e.to_lowercase());
         let call_id = first_text(&event, &["call_id"]);
+        let leg = call_id.as_ref().and_then(|_| first_text(&event, &["state"]));
         let highlevel_webhook = event["locationId"].is_string() && event["type"].as_str().is_some_and(|t| t.starts_with("Contact"));
         let contact_id = if highlevel_webhook {
             first_text(&event, &["id"])
         } else {
             event["contact"]["id"].as_str().filter(|_| event["task"].is_object() || event["note"].is_object()).map(str::to_string)
         };
-        Facets { phone, name, email, call_id, contact_id }
+        Facets { phone, name, email, call_id, leg, contact_id }
     }
 
     /// The search keys of these labels (see [`search_keys`]).
@@ -160,7 +163,17 @@ mod tests {
     fn a_call_is_labelled_by_its_other_party_and_call_id() {
         let facets = Facets::of_body(&fixture("call_inbound_hangup_completed.json"));
         // The unknown caller's "name" is the formatted number: no name.
-        assert_eq!(facets, Facets { phone: Some("+13125550187".into()), name: None, email: None, call_id: Some("6011482093420544".into()), contact_id: None });
+        assert_eq!(
+            facets,
+            Facets {
+                phone: Some("+13125550187".into()),
+                name: None,
+                email: None,
+                call_id: Some("6011482093420544".into()),
+                leg: Some("hangup".into()),
+                contact_id: None
+            }
+        );
         assert_eq!(facets.keys(), ["tel:13125550187", "tel:3125550187", "call:6011482093420544"]);
         // The signed form has the same labels.
         assert_eq!(Facets::of_body(&fixture("call_inbound_hangup_completed.jwt")), facets);
@@ -185,6 +198,7 @@ mod tests {
                 name: Some("Ana Ruiz".into()),
                 email: Some("ana@x.example".into()),
                 call_id: None,
+                leg: None,
                 contact_id: Some("c9".into())
             }
         );

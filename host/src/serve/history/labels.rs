@@ -43,9 +43,11 @@ impl Labels {
             // A failure's plain words sit beside the outcome; a refusal's inside its error.
             text(&outcome["plain"]).or_else(|| text(&error["plain"])).or_else(|| text(&error["message"]))
         } else {
-            text(&outcome["summary"]).map(|summary| match text(&outcome["reason"]) {
-                Some(reason) => format!("{summary} ({reason})"),
-                None => summary,
+            // The state's own word is on the badge beside it: not again at the start.
+            let summary = text(&outcome["summary"]).map(|s| s.strip_prefix("skipped: ").map(str::to_string).unwrap_or(s));
+            summary.map(|summary| match text(&outcome["reason"]) {
+                Some(reason) if !summary.contains(&reason) => format!("{summary} ({reason})"),
+                _ => summary,
             })
         };
         let call_id = outcome["event_key"].as_str().and_then(|key| key.strip_prefix("call:")).and_then(|rest| rest.split(':').next()).map(str::to_string);
@@ -83,6 +85,8 @@ mod tests {
         );
         let skipped = json!({"outcome": "skipped", "summary": "ringing", "reason": "nothing to do"});
         assert_eq!(Labels::of("done", &skipped).words.as_deref(), Some("ringing (nothing to do)"));
+        let said = json!({"outcome": "skipped", "summary": "skipped: call still in progress (ringing)", "reason": "call still in progress (ringing)"});
+        assert_eq!(Labels::of("done", &said).words.as_deref(), Some("call still in progress (ringing)"));
         let failed = json!({"outcome": "failed", "error": {"type": "upstream", "status": 401, "message": "m"}, "plain": "Reconnect HighLevel."});
         let labels = Labels::of("queued", &failed);
         assert_eq!((labels.state.as_str(), labels.error.as_deref(), labels.words.as_deref()), ("retrying", Some("upstream:401"), Some("Reconnect HighLevel.")));

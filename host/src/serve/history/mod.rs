@@ -35,6 +35,8 @@ const COLUMNS: &[(&str, &str)] = &[
     ("party", "TEXT"),
     ("email", "TEXT"),
     ("call_id", "TEXT"),
+    // Which leg of its call: the call event's state.
+    ("leg", "TEXT"),
     ("contact_id", "TEXT"),
     ("note_id", "TEXT"),
     ("call_entry_id", "TEXT"),

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 /// The columns [`row_json`] reads, in its order.
 pub const COLUMNS: &str =
     "id, received_ms, source, name, kind, lane, status, attempts, not_before_ms, replay_of, outcome, plan, http, finished_ms, duration_ms, \
-     body, tenant, state, words, error, phone, party, email, call_id, contact_id, note_id, call_entry_id, replayed_by, discarded, tries";
+     body, tenant, state, words, error, phone, party, email, call_id, contact_id, note_id, call_entry_id, replayed_by, discarded, tries, leg";
 
 /// How much of a row to give: a list shows labels, a detail everything.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,7 @@ pub fn row_json(r: &rusqlite::Row<'_>, detail: Detail) -> rusqlite::Result<Value
         "call_entry_id": r.get::<_, Option<String>>(26)?,
         "replayed_by": r.get::<_, Option<i64>>(27)?,
         "discarded": parsed(r, 28)?,
+        "leg": r.get::<_, Option<String>>(30)?,
     });
     // The outcome stays in the list: the monitor's older readers (and `replay`) read it.
     row["outcome"] = parsed(r, 10)?;

@@ -15,7 +15,7 @@ pub fn stats(db: &Connection, tenant: Option<&str>, from: i64, to: i64, buckets:
     // Whole seconds, so the axis reads well.
     let bucket_ms = ((to - from + buckets - 1) / buckets + 999).max(1000) / 1000 * 1000;
     let count = ((to - from) + bucket_ms - 1) / bucket_ms;
-    let (mut delivered, mut failed, mut refused) = (vec![0u64; count as usize], vec![0u64; count as usize], vec![0u64; count as usize]);
+    let (mut received, mut failed, mut refused) = (vec![0u64; count as usize], vec![0u64; count as usize], vec![0u64; count as usize]);
     let mut query = db.prepare_cached(
         "SELECT (received_ms - ?1) / ?3 AS b, count(*), sum(state IN ('failed', 'retrying')), sum(state = 'refused')
          FROM inbox WHERE received_ms >= ?1 AND received_ms < ?2 AND (?4 IS NULL OR tenant = ?4) GROUP BY b",
@@ -24,11 +24,11 @@ pub fn stats(db: &Connection, tenant: Option<&str>, from: i64, to: i64, buckets:
     while let Some(row) = rows.next()? {
         let b: i64 = row.get(0)?;
         if let Some(i) = usize::try_from(b).ok().filter(|i| *i < count as usize) {
-            delivered[i] = row.get::<_, i64>(1)? as u64;
+            received[i] = row.get::<_, i64>(1)? as u64;
             failed[i] = row.get::<_, i64>(2)? as u64;
             refused[i] = row.get::<_, i64>(3)? as u64;
         }
     }
     let t: Vec<i64> = (0..count).map(|i| from + i * bucket_ms).collect();
-    Ok(json!({"from": from, "to": to, "bucket_ms": bucket_ms, "t": t, "delivered": delivered, "failed": failed, "refused": refused}))
+    Ok(json!({"from": from, "to": to, "bucket_ms": bucket_ms, "t": t, "received": received, "failed": failed, "refused": refused}))
 }

@@ -43,9 +43,11 @@ pub fn story(db: &Connection, tenant: &str, call_id: &str, links: &LinkContext<'
                 })
                 .unwrap_or_default();
             event["changes"] = Value::Array(changes);
-            // The leg, from the event key the plugin gave it: `call:<id>:hangup` → `hangup`.
-            let key = event["outcome"]["event_key"].as_str().unwrap_or_default();
-            event["leg"] = key.strip_prefix("call:").and_then(|rest| rest.split_once(':')).map(|(_, leg)| leg.to_string()).into();
+            // The leg the body named; else the one the plugin's event key names (`call:<id>:hangup`).
+            if event["leg"].is_null() {
+                let key = event["outcome"]["event_key"].as_str().unwrap_or_default();
+                event["leg"] = key.strip_prefix("call:").and_then(|rest| rest.split_once(':')).map(|(_, leg)| leg.to_string()).into();
+            }
             event
         })
         .collect();
