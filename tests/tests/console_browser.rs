@@ -13,12 +13,13 @@ use dialpad_ghl_host::capability::secret::Secret;
 use dialpad_ghl_host::engine::Runtime;
 use dialpad_ghl_host::inbound::Source;
 use dialpad_ghl_host::serve::access::AccessOptions;
+use dialpad_ghl_host::serve::alerts::AlertSettings;
 use dialpad_ghl_host::serve::inbox::{Arrival, Handled, Inbox, Status};
 use dialpad_ghl_host::serve::{ServeOptions, Server};
 use dialpad_ghl_host::storage::dead_letters::DeadLetters;
 use e2e_tests::serve::{get_json, json_fixture, loopback_options, mock, LOCATION, TOKEN};
 use host_test::ghl_mock::{FaultKind, Faults, MockServer};
-use host_test::support::loopback_request;
+use host_test::support::{loopback_request, Catcher};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -367,7 +368,8 @@ fn replay_all_failed_recovers_a_token_outage() {
 
 /// (d) A burst of failures (HighLevel down) shows as a banner naming what is wrong and what to
 /// do, and on the chart of deliveries and failures; at phone width the page stacks and does not
-/// scroll sideways.
+/// scroll sideways. Each incident reaches the alerts' loopback receiver once, and once more when
+/// the failures are settled (discarded from the page).
 #[test]
 #[cfg_attr(browser_missing, ignore = "Chromium or playwright-core is missing: run tests/browser/install.sh")]
 fn a_failure_burst_shows_a_banner_and_the_chart() {
@@ -375,7 +377,10 @@ fn a_failure_burst_shows_a_banner_and_the_chart() {
     let mock = mock();
     let shots = host_test::support::scratch_dir("console-burst-shots");
     let db = host_test::support::scratch_dir("console-burst").join("state.db");
-    let server = start(&mock, &db, ServeOptions { max_attempts: 1, ..loopback_options() });
+    // The alerts go to a loopback receiver standing for a Slack or Teams incoming webhook.
+    let receiver = Catcher::start().unwrap();
+    let alerts = AlertSettings { webhook_url: Some(receiver.url().parse().unwrap()), check_every: Duration::from_millis(100), ..AlertSettings::default() };
+    let server = start(&mock, &db, ServeOptions { max_attempts: 1, alerts, ..loopback_options() });
     for n in 0..6 {
         post(&server, &call_body(n));
     }
@@ -387,6 +392,9 @@ fn a_failure_burst_shows_a_banner_and_the_chart() {
     assert_eq!(overview["failed"], 12, "{overview:#}");
     let incidents = overview["incidents"].as_array().cloned().unwrap_or_default();
     assert!(!incidents.is_empty(), "twelve failures in a row raised no incident: {overview:#}");
+    let keys: Vec<String> = incidents.iter().map(|i| i["key"].as_str().unwrap().to_string()).collect();
+    let opened: Vec<(String, String)> = keys.iter().map(|k| ("open".to_string(), k.clone())).collect();
+    wait_until(|| told(&receiver).len() >= keys.len());
 
     let seen = run_console("burst", &server.admin_url(), &shots, &[]);
     keep_screenshots(&seen, &shots);
@@ -426,12 +434,48 @@ fn a_failure_burst_shows_a_banner_and_the_chart() {
     let page = get_json(&format!("{}/api/deliveries?state=discarded&limit=200", server.admin_url()));
     assert_eq!(page["deliveries"].as_array().unwrap().len(), 12, "{page:#}");
     assert_eq!(get_json(&format!("{}/api/overview", server.admin_url()))["failed"], 0);
+    // Each incident was told once when it opened and, once every failure was discarded, once
+    // when it was over: nothing more however many checks ran meanwhile.
+    wait_until(|| told(&receiver).len() >= 2 * keys.len());
+    std::thread::sleep(Duration::from_millis(400));
+    let resolved: Vec<(String, String)> = keys.iter().map(|k| ("resolved".to_string(), k.clone())).collect();
+    let mut expected = opened.clone();
+    expected.extend(resolved);
+    let mut seen_told = told(&receiver);
+    // Incidents open (and end) at their own checks: compare the openings, then the endings, as sets.
+    for told in [&mut seen_told, &mut expected] {
+        told[..keys.len()].sort();
+        told[keys.len()..].sort();
+    }
+    assert_eq!(seen_told, expected, "the alerts told");
+    assert!(receiver.caught().iter().all(|c| serde_json::from_slice::<Value>(&c.body).unwrap()["text"].is_string()), "a message without text");
     // HighLevel: the six before the outage, nothing after (a discard sends nothing).
     assert_eq!(mock.contacts().len(), 6);
     let requests = mock.requests().len();
     assert!(server.wait_idle(Duration::from_secs(5)));
     assert_eq!(mock.requests().len(), requests, "a discarded delivery was sent");
     server.shutdown();
+}
+
+/// `(state, key)` of each alert the receiver got, in order.
+fn told(receiver: &Catcher) -> Vec<(String, String)> {
+    receiver
+        .caught()
+        .iter()
+        .map(|c| {
+            let body: Value = serde_json::from_slice(&c.body).unwrap();
+            (body["incident"]["state"].as_str().unwrap().to_string(), body["incident"]["key"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// Waits up to 20 s for `done`.
+fn wait_until(done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for the alerts");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The guide (`docs/console.md`) shows screenshots that exist, each of an element the page still
