@@ -709,6 +709,16 @@ fn write_secret(path: &Path, value: &str) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    /// A configuration file in a fresh folder, and how to read `text` written to it.
+    fn config_file() -> (std::path::PathBuf, impl Fn(&str) -> anyhow::Result<Settings>) {
+        let path = tempfile::tempdir().unwrap().keep().join("c.json");
+        let file = path.clone();
+        (path, move |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Settings::from_file(&file)
+        })
+    }
+
     #[test]
     fn the_token_stays_with_the_host() {
         let dir = tempfile::tempdir().unwrap().keep();
@@ -757,12 +767,7 @@ mod tests {
 
     #[test]
     fn the_breaker_and_the_connect_timeout_are_host_keys() {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let path = dir.join("c.json");
-        let read = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            Settings::from_file(&path)
-        };
+        let (_, read) = config_file();
         let s = read(r#"{"location_id":"L","circuit_breaker":{"failures":5,"stall_seconds":2.5},"connect_timeout_seconds":3}"#).unwrap();
         let breaker = s.api_breaker.as_ref().unwrap().settings();
         assert_eq!((breaker.failures, breaker.stall, breaker.cool_down), (5, Duration::from_millis(2500), BreakerSettings::default().cool_down));
@@ -781,12 +786,7 @@ mod tests {
 
     #[test]
     fn the_cards_key_frames_and_link_are_host_keys() {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let path = dir.join("c.json");
-        let read = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            Settings::from_file(&path)
-        };
+        let (_, read) = config_file();
         let s = read(r#"{"location_id":"L"}"#).unwrap();
         assert!(s.card.key.is_none() && s.card.frame_ancestors.is_empty());
         assert_eq!(s.card.app_url, DEFAULT_HIGHLEVEL_APP_URL);
@@ -813,12 +813,7 @@ mod tests {
 
     #[test]
     fn alerts_are_a_host_key() {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let path = dir.join("c.json");
-        let read = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            Settings::from_file(&path)
-        };
+        let (path, read) = config_file();
         let s = read(r#"{"location_id":"L"}"#).unwrap();
         assert!(!s.alerts.sends());
         let s = read(r#"{"location_id":"L","alerts":{"webhook_url":"https://hooks.slack.com/services/T/B/x","rules":{"failure_burst":8}}}"#).unwrap();
@@ -831,12 +826,7 @@ mod tests {
 
     #[test]
     fn link_templates_are_checked_when_read_and_filled_with_encoded_ids() {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let path = dir.join("c.json");
-        let read = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            Settings::from_file(&path)
-        };
+        let (_, read) = config_file();
         let s =
             read(r#"{"location_id":"L","highlevel_app_url":"https://crm.agency.example/","highlevel_links":{"note":"{app}/notes/{noteId}?c={contactId}"}}"#)
                 .unwrap();

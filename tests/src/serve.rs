@@ -80,3 +80,16 @@ pub fn get_json(url: &str) -> Value {
     assert_eq!(status, 200, "{url}: {text}");
     serde_json::from_str(&text).unwrap()
 }
+
+/// `(state, key)` of each alert a loopback receiver standing for a Slack or Teams incoming
+/// webhook got, in order (`{"text", "incident": {"state", "key", …}}`).
+pub fn alerts_told(receiver: &host_test::support::Catcher) -> Vec<(String, String)> {
+    receiver
+        .caught()
+        .iter()
+        .map(|c| {
+            let body: Value = serde_json::from_slice(&c.body).unwrap();
+            (body["incident"]["state"].as_str().unwrap().to_string(), body["incident"]["key"].as_str().unwrap().to_string())
+        })
+        .collect()
+}

@@ -5,7 +5,7 @@
 
 use dialpad_ghl_host::serve::alerts::{AlertSettings, Alerter, Checked, SmtpSettings, SmtpTls};
 use dialpad_ghl_host::serve::incidents::{Recent, Snapshot};
-use e2e_tests::serve::{get_json, in_process, json_fixture, loopback_options, mock};
+use e2e_tests::serve::{alerts_told, get_json, in_process, json_fixture, loopback_options, mock};
 use host_test::ghl_mock::{FaultKind, Faults};
 use host_test::support::{loopback_request, scratch_dir, Catcher};
 use serde_json::{json, Value};
@@ -55,18 +55,6 @@ fn webhook_settings(catcher: &Catcher) -> AlertSettings {
     AlertSettings { webhook_url: Some(catcher.url().parse().unwrap()), console_url: Some(CONSOLE.into()), ..AlertSettings::default() }
 }
 
-/// `(state, key)` of every message the receiver got, in order.
-fn told(catcher: &Catcher) -> Vec<(String, String)> {
-    catcher
-        .caught()
-        .iter()
-        .map(|c| {
-            let body: Value = serde_json::from_slice(&c.body).unwrap();
-            (body["incident"]["state"].as_str().unwrap().to_string(), body["incident"]["key"].as_str().unwrap().to_string())
-        })
-        .collect()
-}
-
 fn pair(state: &str, key: &str) -> (String, String) {
     (state.to_string(), key.to_string())
 }
@@ -104,7 +92,7 @@ fn each_incident_is_told_once_when_it_opens_and_once_when_it_is_over() {
     assert_eq!(counts(&alerter.check(&again).unwrap()), checked(0, 0));
 
     assert_eq!(
-        told(&catcher),
+        alerts_told(&catcher),
         [pair("open", "credentials:north"), pair("resolved", "credentials:north"), pair("open", "credentials:north"), pair("open", "dead-letters")]
     );
     let caught = catcher.caught();
@@ -145,7 +133,7 @@ fn a_restart_neither_tells_an_open_incident_again_nor_forgets_its_resolution() {
     let mut after = Alerter::open(&db, webhook_settings(&catcher)).unwrap();
     assert_eq!(counts(&after.check(&healthy(10)).unwrap()), checked(0, 0), "its resolution was told");
 
-    assert_eq!(told(&catcher), [pair("open", "credentials:north"), pair("resolved", "credentials:north")]);
+    assert_eq!(alerts_told(&catcher), [pair("open", "credentials:north"), pair("resolved", "credentials:north")]);
     let resolved: Value = serde_json::from_slice(&catcher.caught()[1].body).unwrap();
     assert_eq!(resolved["text"], format!("Resolved: {TITLE_401}.\nOver at 12:22 UTC, after 8 min. Console: {CONSOLE}"));
 }
@@ -167,7 +155,7 @@ fn a_failed_send_is_tried_again_at_the_next_check_and_only_where_it_failed() {
     assert_eq!(counts(&alerter.check(&healthy(9)).unwrap()), checked(2, 0), "both are told it is over");
 
     assert_eq!(
-        told(&catcher),
+        alerts_told(&catcher),
         [pair("open", "credentials:north"), pair("open", "credentials:north"), pair("open", "credentials:north"), pair("resolved", "credentials:north")]
     );
     let subjects: Vec<String> = smtp.mails().iter().map(|m| m.header("subject")).collect();
@@ -180,7 +168,7 @@ fn a_failed_send_is_tried_again_at_the_next_check_and_only_where_it_failed() {
     assert_eq!(counts(&alerter.check(&letters).unwrap()), checked(1, 1));
     smtp.refuse(false);
     assert_eq!(counts(&alerter.check(&letters).unwrap()), checked(1, 0));
-    assert_eq!(told(&catcher).len(), 5);
+    assert_eq!(alerts_told(&catcher).len(), 5);
     assert_eq!(smtp.mails().last().unwrap().header("subject"), "Problem: 1 failed delivery waits for an operator");
 }
 
@@ -194,7 +182,7 @@ fn an_incident_over_before_anyone_was_told_of_it_ends_silently() {
     catcher.answer_with(200);
     assert_eq!(counts(&alerter.check(&healthy(6)).unwrap()), checked(0, 0), "nobody heard of it: no resolution");
     assert_eq!(counts(&alerter.check(&refused(7)).unwrap()), checked(1, 0), "back again: told as new");
-    assert_eq!(told(&catcher), [pair("open", "credentials:north"), pair("open", "credentials:north")]);
+    assert_eq!(alerts_told(&catcher), [pair("open", "credentials:north"), pair("open", "credentials:north")]);
 }
 
 #[test]
@@ -247,8 +235,8 @@ fn serve_tells_a_dead_letter_and_that_it_is_over_once_replayed() {
     let (status, _) = loopback_request("POST", &format!("{}/webhooks/dialpad", server.webhook_url()), body.as_bytes()).unwrap();
     assert_eq!(status, 200);
     assert!(server.wait_idle(Duration::from_secs(20)));
-    wait_for(|| told(&catcher).len() == 1);
-    assert_eq!(told(&catcher), [pair("open", "dead-letters")]);
+    wait_for(|| alerts_told(&catcher).len() == 1);
+    assert_eq!(alerts_told(&catcher), [pair("open", "dead-letters")]);
     let incidents = server.incidents().unwrap();
     assert_eq!(
         incidents.iter().map(|i| (i.key.as_str(), i.count, i.title.as_str())).collect::<Vec<_>>(),
@@ -260,11 +248,11 @@ fn serve_tells_a_dead_letter_and_that_it_is_over_once_replayed() {
     let (status, answer) = loopback_request("POST", &format!("{}/api/dead-letters/{}/replay", server.admin_url(), letters[0]["id"]), b"").unwrap();
     assert_eq!(status, 202, "{answer}");
     assert!(server.wait_idle(Duration::from_secs(20)));
-    wait_for(|| told(&catcher).len() == 2);
+    wait_for(|| alerts_told(&catcher).len() == 2);
     assert!(server.incidents().unwrap().is_empty());
     // Several more checks: nothing more to tell.
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(told(&catcher), [pair("open", "dead-letters"), pair("resolved", "dead-letters")]);
+    assert_eq!(alerts_told(&catcher), [pair("open", "dead-letters"), pair("resolved", "dead-letters")]);
     server.shutdown();
 }
 

@@ -17,7 +17,7 @@ use dialpad_ghl_host::serve::alerts::AlertSettings;
 use dialpad_ghl_host::serve::inbox::{Arrival, Handled, Inbox, Status};
 use dialpad_ghl_host::serve::{ServeOptions, Server};
 use dialpad_ghl_host::storage::dead_letters::DeadLetters;
-use e2e_tests::serve::{get_json, json_fixture, loopback_options, mock, LOCATION, TOKEN};
+use e2e_tests::serve::{alerts_told, get_json, json_fixture, loopback_options, mock, LOCATION, TOKEN};
 use host_test::ghl_mock::{FaultKind, Faults, MockServer};
 use host_test::support::{loopback_request, Catcher};
 use serde_json::{json, Value};
@@ -394,7 +394,7 @@ fn a_failure_burst_shows_a_banner_and_the_chart() {
     assert!(!incidents.is_empty(), "twelve failures in a row raised no incident: {overview:#}");
     let keys: Vec<String> = incidents.iter().map(|i| i["key"].as_str().unwrap().to_string()).collect();
     let opened: Vec<(String, String)> = keys.iter().map(|k| ("open".to_string(), k.clone())).collect();
-    wait_until(|| told(&receiver).len() >= keys.len());
+    wait_until(|| alerts_told(&receiver).len() >= keys.len());
 
     let seen = run_console("burst", &server.admin_url(), &shots, &[]);
     keep_screenshots(&seen, &shots);
@@ -436,12 +436,12 @@ fn a_failure_burst_shows_a_banner_and_the_chart() {
     assert_eq!(get_json(&format!("{}/api/overview", server.admin_url()))["failed"], 0);
     // Each incident was told once when it opened and, once every failure was discarded, once
     // when it was over: nothing more however many checks ran meanwhile.
-    wait_until(|| told(&receiver).len() >= 2 * keys.len());
+    wait_until(|| alerts_told(&receiver).len() >= 2 * keys.len());
     std::thread::sleep(Duration::from_millis(400));
     let resolved: Vec<(String, String)> = keys.iter().map(|k| ("resolved".to_string(), k.clone())).collect();
     let mut expected = opened.clone();
     expected.extend(resolved);
-    let mut seen_told = told(&receiver);
+    let mut seen_told = alerts_told(&receiver);
     // Incidents open (and end) at their own checks: compare the openings, then the endings, as sets.
     for told in [&mut seen_told, &mut expected] {
         told[..keys.len()].sort();
@@ -455,18 +455,6 @@ fn a_failure_burst_shows_a_banner_and_the_chart() {
     assert!(server.wait_idle(Duration::from_secs(5)));
     assert_eq!(mock.requests().len(), requests, "a discarded delivery was sent");
     server.shutdown();
-}
-
-/// `(state, key)` of each alert the receiver got, in order.
-fn told(receiver: &Catcher) -> Vec<(String, String)> {
-    receiver
-        .caught()
-        .iter()
-        .map(|c| {
-            let body: Value = serde_json::from_slice(&c.body).unwrap();
-            (body["incident"]["state"].as_str().unwrap().to_string(), body["incident"]["key"].as_str().unwrap().to_string())
-        })
-        .collect()
 }
 
 /// Waits up to 20 s for `done`.

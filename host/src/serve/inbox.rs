@@ -252,6 +252,7 @@ impl Inbox {
         let db = self.db.lock().unwrap();
         let before = now_ms() - keep.as_millis().min(i64::MAX as u128) as i64;
         let pruned = db.execute("DELETE FROM inbox WHERE status != 'queued' AND coalesce(finished_ms, received_ms) < ?1", [before])? as u64;
+        super::history::stats::prune(&db, before)?;
         self.pruned.fetch_add(pruned, Ordering::Relaxed);
         super::history::prune_keys(&db)?;
         self.recount(&db)?;
@@ -300,6 +301,7 @@ impl Inbox {
             return Err(InboxFull { bytes: self.bytes(), budget: self.budget.load(Ordering::Relaxed) }.into());
         }
         let facets = Facets::of_body(body);
+        let received_ms = now_ms();
         db.execute(
             "INSERT INTO inbox (received_ms, source, name, body, kind, lane, status, replay_of, tenant, state, phone, party, email, call_id, contact_id, leg)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, 'queued', ?9, ?10, ?11, ?12, ?13, ?14)",
@@ -322,6 +324,7 @@ impl Inbox {
         )?;
         let id = db.last_insert_rowid();
         super::history::add_keys(db, id, &facets.keys())?;
+        super::history::stats::count_received(db, tenant, received_ms, false)?;
         self.bytes.fetch_add(size, Ordering::Relaxed);
         Ok(id)
     }
@@ -413,6 +416,7 @@ impl Inbox {
             params![now, source.as_str(), name, kept, outcome.to_string(), tenant, labels.words, labels.error],
         )?;
         let id = db.last_insert_rowid();
+        super::history::stats::count_received(&db, tenant, now, true)?;
         self.bytes.fetch_add(db.query_row(&format!("SELECT {ROW_BYTES} FROM inbox WHERE id = ?1"), [id], |r| r.get::<_, i64>(0))?, Ordering::Relaxed);
         self.prune_beyond_kept(&db, id)?;
         // Refusals count against the budget like any row: they take room from kept rows.
@@ -524,6 +528,10 @@ impl Inbox {
             exchange
         }));
         let mut tries: Vec<Value> = tries.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let failing = |state: &str| matches!(state, "failed" | "retrying");
+        if failing(&labels.state) && !tries.iter().any(|t| failing(t["state"].as_str().unwrap_or_default())) {
+            super::history::stats::count_failed(db, &delivery.tenant, delivery.received_ms)?;
+        }
         let now = now_ms();
         tries.push(json!({"attempt": attempt, "at_ms": now, "state": labels.state, "words": labels.words, "duration_ms": handled.duration_ms}));
         let (http, tries) = (Value::Array(http).to_string(), Value::Array(tries).to_string());
@@ -850,6 +858,36 @@ mod tests {
         let row = inbox.get(id).unwrap().unwrap();
         assert_eq!((row["state"].as_str(), row["words"].as_str()), (Some("refused"), Some("Refused: not signed as configured.")));
         assert_eq!(row["body"].as_str().unwrap().len(), REFUSED_BODY_BYTES);
+    }
+
+    /// The charts' counts follow the rows: each delivery received once, each failure at its
+    /// first failed try, each refusal; a retry that fails again counts no second failure.
+    #[test]
+    fn the_charts_count_deliveries_failures_and_refusals_by_minute() {
+        let inbox = Inbox::open(&tempfile::tempdir().unwrap().keep().join("state.db")).unwrap();
+        let arrival =
+            |lane: &'static str| Arrival { tenant: "north", source: Source::DialpadWebhook, name: "n", body: b"{}", kind: "call", lane, replay_of: None };
+        inbox.accept_many(&[arrival("a"), arrival("b"), arrival("c")]).unwrap();
+        inbox.refuse("north", Source::DialpadWebhook, "n", b"x", &json!({"type": "invalid-signature", "message": "m"})).unwrap();
+        let first = inbox.claim().unwrap().unwrap();
+        inbox.retry_later(&first, &Handled { status: Status::Queued, ..failure(503) }, Duration::ZERO).unwrap();
+        let again = inbox.claim().unwrap().unwrap();
+        assert_eq!(again.id, first.id);
+        inbox.finish(&again, &failure(503)).unwrap();
+        let second = inbox.claim().unwrap().unwrap();
+        inbox.finish(&second, &failure(401)).unwrap();
+        let now = now_ms();
+        let counts = |tenant: Option<&str>| {
+            let stats = inbox.with_db(|db| super::super::history::stats::stats(db, tenant, now - 3_600_000, now + 60_000, 70)).unwrap();
+            let sum = |key: &str| stats[key].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum::<u64>();
+            (sum("received"), sum("failed"), sum("refused"), stats["bucket_ms"].as_i64().unwrap())
+        };
+        assert_eq!(counts(Some("north")), (4, 2, 1, 60_000));
+        assert_eq!(counts(Some("south")), (0, 0, 0, 60_000));
+        assert_eq!(counts(None), (4, 2, 1, 60_000));
+        // Made again from the rows, the counts are the same.
+        inbox.with_db(|db| Ok(super::super::history::stats::recount(db)?)).unwrap();
+        assert_eq!(counts(None), (4, 2, 1, 60_000));
     }
 
     fn handled(status: Status) -> Handled {

@@ -7,7 +7,7 @@
 //! - [`labels`]: the labels of a handling (state, plain words, error, HighLevel ids).
 //! - [`query`]: filters, search and keyset paging.
 //! - [`story`]: every delivery of one call, with what each changed and links to HighLevel.
-//! - [`stats`]: deliveries and failures per time bucket, for the charts.
+//! - [`stats`]: deliveries and failures per minute, kept as the rows change, for the charts.
 //! - [`audit`]: who replayed or discarded what.
 //! - [`snapshot`]: the inbox as the incidents (banner, alerts) see it.
 
@@ -65,17 +65,18 @@ pub fn migrate(db: &Connection) -> anyhow::Result<()> {
          WHERE state IS NULL AND json_valid(coalesce(outcome, '{}'));
          UPDATE inbox SET state = status WHERE state IS NULL;",
     )?;
-    // Each filter the page offers pages by id under its own index; the time index covers the
-    // charts' counts (no table reads); the search keys are one index of their own.
+    // Each filter the page offers pages by id under its own index; a date range finds its ids
+    // under the time index; the search keys are one index of their own.
     db.execute_batch(
         "CREATE INDEX IF NOT EXISTS inbox_tenant ON inbox (tenant, id);
          CREATE INDEX IF NOT EXISTS inbox_state ON inbox (state, id);
          CREATE INDEX IF NOT EXISTS inbox_tenant_state ON inbox (tenant, state, id);
          CREATE INDEX IF NOT EXISTS inbox_kind ON inbox (kind, id);
-         CREATE INDEX IF NOT EXISTS inbox_received ON inbox (received_ms, tenant, state);
+         CREATE INDEX IF NOT EXISTS inbox_received ON inbox (received_ms);
          CREATE TABLE IF NOT EXISTS inbox_keys (key TEXT NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (key, id)) WITHOUT ROWID;",
     )?;
     audit::create(db)?;
+    stats::create(db)?;
     Ok(())
 }
 
