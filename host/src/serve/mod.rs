@@ -504,9 +504,8 @@ impl Shared {
         }
     }
 
-    /// The inbox now, as the incidents are detected from. A first version from what the inbox
-    /// and the dead letters answer already: the console's own queries fill in the oldest queued
-    /// delivery and the recent ones, which the failure and credential rules read.
+    /// The inbox now, as the incidents are detected from: what is queued, what waits for an
+    /// operator, and the deliveries of the rules' window (`history::snapshot`).
     fn incident_snapshot(&self) -> anyhow::Result<incidents::Snapshot> {
         let mut locations = std::collections::BTreeMap::new();
         if self.tenants.serves_single() {
@@ -590,14 +589,20 @@ impl Shared {
             Some((from, Ok(Ok(to)))) => Ok((Some(from), to)),
             Some((_, Err(e))) => return storage(e),
             Some((_, Ok(Err(_)))) | None => {
-                let (kind, lane) = match live.runtime.route(&Inbound::new(letter.source, letter.body.clone())) {
-                    Ok(Ok(route)) => (report::kind_name(route.kind).to_string(), route.lane),
-                    Ok(Err(error)) => {
-                        let mut answer = report::error_json(&error);
-                        answer["plain"] = report::plain_words(&error).into();
-                        return (StatusCode::UNPROCESSABLE_ENTITY, answer);
-                    }
-                    Err(trap) => return (StatusCode::INTERNAL_SERVER_ERROR, json!({"type": "host", "message": format!("{trap:#}")})),
+                // The kind and lane a kept delivery of the same bytes was accepted with, else
+                // the plugin's route now (only a letter whose deliveries were all pruned).
+                let kept = self.inbox.route_of(&letter.tenant, &letter.body).ok().flatten();
+                let (kind, lane) = match kept {
+                    Some(route) => route,
+                    None => match live.runtime.route(&Inbound::new(letter.source, letter.body.clone())) {
+                        Ok(Ok(route)) => (report::kind_name(route.kind).to_string(), route.lane),
+                        Ok(Err(error)) => {
+                            let mut answer = report::error_json(&error);
+                            answer["plain"] = report::plain_words(&error).into();
+                            return (StatusCode::UNPROCESSABLE_ENTITY, answer);
+                        }
+                        Err(trap) => return (StatusCode::INTERNAL_SERVER_ERROR, json!({"type": "host", "message": format!("{trap:#}")})),
+                    },
                 };
                 let name = format!("replay of dead letter #{id}");
                 let arrival =
