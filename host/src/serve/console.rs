@@ -8,7 +8,7 @@ use super::history::query::{self, Filter};
 use super::history::story::LinkContext;
 use super::history::{audit, stats, story};
 use super::inbox::{now_ms, Inbox, NotReplayable};
-use super::incidents::Incident;
+use super::incidents::{detect, AlertRules, Snapshot};
 use crate::settings::CardSettings;
 use crate::storage::dead_letters::DeadLetters;
 use crate::tenants::registry::Tenants;
@@ -26,8 +26,10 @@ pub trait Host: Send + Sync + 'static {
     fn tenants(&self) -> &Tenants;
     /// The links' templates and HighLevel's app (`highlevel_links`, `highlevel_app_url`).
     fn card(&self) -> &CardSettings;
-    /// What is systematically wrong now (the banner; the alerts tell the same).
-    fn incidents(&self) -> anyhow::Result<Vec<Incident>>;
+    /// The inbox as the incidents see it: the overview's figures and the banner come from one look.
+    fn snapshot(&self) -> anyhow::Result<Snapshot>;
+    /// What makes an incident (the alerts tell the same ones).
+    fn alert_rules(&self) -> &AlertRules;
     /// A removed tenant's letters cannot be reached through its view: the host's own.
     fn dead_letters(&self) -> &DeadLetters;
 }
@@ -85,7 +87,8 @@ pub fn routes<S: Host>() -> Router<Arc<S>> {
 
 async fn overview<S: Host>(State(s): State<Arc<S>>) -> Result<Json<Value>, Refusal> {
     blocking(move || {
-        let (failed, kinds) = s.inbox().with_db(|db| Ok((query::open_failure_count(db)?, query::kinds(db)?))).map_err(internal)?;
+        let snapshot = s.snapshot().map_err(internal)?;
+        let kinds = s.inbox().with_db(query::kinds).map_err(internal)?;
         let single = s.tenants().serves_single().then(|| s.tenants().single().clone());
         let tenants: Vec<Value> = single
             .into_iter()
@@ -97,13 +100,13 @@ async fn overview<S: Host>(State(s): State<Arc<S>>) -> Result<Json<Value>, Refus
             })
             .collect();
         Ok(Json(json!({
-            "now_ms": now_ms(),
-            "queue_depth": s.inbox().queued().map_err(internal)?,
-            "failed": failed,
+            "now_ms": snapshot.now_ms,
+            "queue_depth": snapshot.queue_depth,
+            "failed": snapshot.failed,
             "tenants": tenants,
             "kinds": kinds,
             "states": query::STATES,
-            "incidents": serde_json::to_value(s.incidents().map_err(internal)?).map_err(internal)?,
+            "incidents": serde_json::to_value(detect(&snapshot, s.alert_rules())).map_err(internal)?,
         })))
     })
     .await

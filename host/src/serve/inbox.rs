@@ -512,11 +512,16 @@ impl Inbox {
     /// Stores one handling: its status, labels, the exchanges added to the earlier tries',
     /// and the try itself; `retry_at` puts it back in the queue.
     fn record_try(&self, db: &Connection, delivery: &Delivery, handled: &Handled, retry_at: Option<i64>) -> anyhow::Result<()> {
-        let replaced = texts_in_row(db, delivery.id)?;
         let attempt = delivery.attempts + 1;
         let labels = Labels::of(handled.status.as_str(), &handled.outcome);
-        let (http, tries): (Option<String>, Option<String>) =
-            db.query_row("SELECT http, tries FROM inbox WHERE id = ?1", [delivery.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        // What the row holds now, and the size of the texts this try replaces (as `ROW_BYTES`
+        // counts them: SQLite's `length` of a text is in characters).
+        let (http, tries, replaced): (Option<String>, Option<String>, i64) = db.query_row(
+            "SELECT http, tries, coalesce(length(outcome), 0) + coalesce(length(plan), 0) + coalesce(length(http), 0) + coalesce(length(tries), 0)
+             FROM inbox WHERE id = ?1",
+            [delivery.id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
         let mut http: Vec<Value> = http.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
         // A row from before the tries were kept holds only its last try's exchanges.
         if tries.is_none() {
@@ -534,7 +539,9 @@ impl Inbox {
         }
         let now = now_ms();
         tries.push(json!({"attempt": attempt, "at_ms": now, "state": labels.state, "words": labels.words, "duration_ms": handled.duration_ms}));
+        let (outcome, plan) = (handled.outcome.to_string(), handled.plan.to_string());
         let (http, tries) = (Value::Array(http).to_string(), Value::Array(tries).to_string());
+        let written: usize = [&outcome, &plan, &http, &tries].iter().map(|text| text.chars().count()).sum();
         let (status, finished, not_before) = match retry_at {
             Some(at) => (Status::Queued.as_str(), None, at),
             None => (handled.status.as_str(), Some(now), 0),
@@ -548,8 +555,8 @@ impl Inbox {
             params![
                 delivery.id,
                 status,
-                handled.outcome.to_string(),
-                handled.plan.to_string(),
+                outcome,
+                plan,
                 http,
                 finished,
                 handled.duration_ms as i64,
@@ -568,7 +575,7 @@ impl Inbox {
         let keys: Vec<String> =
             [labels.contact_id.map(|id| format!("contact:{id}")), labels.call_id.map(|id| format!("call:{id}"))].into_iter().flatten().collect();
         super::history::add_keys(db, delivery.id, &keys)?;
-        self.bytes.fetch_add(texts_in_row(db, delivery.id)? - replaced, Ordering::Relaxed);
+        self.bytes.fetch_add(written as i64 - replaced, Ordering::Relaxed);
         Ok(())
     }
 
@@ -693,18 +700,6 @@ fn tenant_lane(tenant: &str, lane: &str) -> String {
     } else {
         format!("tenant/{tenant}/{lane}")
     }
-}
-
-/// The bytes of a row's outcome, plan and exchanges, before a handling replaces them.
-fn texts_in_row(db: &Connection, id: i64) -> anyhow::Result<i64> {
-    Ok(db
-        .query_row(
-            "SELECT coalesce(length(outcome), 0) + coalesce(length(plan), 0) + coalesce(length(http), 0) + coalesce(length(tries), 0) FROM inbox WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0))
 }
 
 #[cfg(test)]

@@ -664,8 +664,12 @@ impl console::Host for Shared {
         &self.options.card
     }
 
-    fn incidents(&self) -> anyhow::Result<Vec<incidents::Incident>> {
-        Shared::incidents(self)
+    fn snapshot(&self) -> anyhow::Result<incidents::Snapshot> {
+        self.incident_snapshot()
+    }
+
+    fn alert_rules(&self) -> &incidents::AlertRules {
+        &self.options.alerts.rules
     }
 
     fn dead_letters(&self) -> &DeadLetters {
