@@ -10,7 +10,7 @@ use crate::bindings::dialpad_ghl::sync::types::{SyncError, UpstreamFailure};
 use crate::bindings::exports::dialpad_ghl::sync::backfill::Window;
 use crate::engine::Runtime;
 use crate::report;
-use rusqlite::{params, Connection, OptionalExtension as _};
+use crate::storage::db::{params, Db as Connection, OptionalExtension as _};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::path::Path;

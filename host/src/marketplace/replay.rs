@@ -6,7 +6,7 @@
 //! the earliest in that span, so any copy that could still pass the timestamp check comes
 //! within two windows of it. Older ids can go: their copies are refused as stale.
 
-use rusqlite::{params, Connection};
+use crate::storage::db::{params, Db as Connection};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;

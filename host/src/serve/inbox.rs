@@ -18,7 +18,7 @@ use super::history::facets::Facets;
 use super::history::labels::Labels;
 use super::history::row::{row_json, Detail, COLUMNS};
 use crate::inbound::Source;
-use rusqlite::{params, Connection, OptionalExtension as _};
+use crate::storage::db::{params, Db as Connection, OptionalExtension as _};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::path::Path;
@@ -170,8 +170,8 @@ impl Inbox {
         super::history::migrate(&db)?;
         // A file made before auto_vacuum was set keeps its freed pages: convert it once, so the
         // retention's `incremental_vacuum` gives them back.
-        if db.query_row("PRAGMA auto_vacuum", [], |r| r.get::<_, i64>(0))? != 2 {
-            db.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        if let Some(file) = db.sqlite().filter(|f| f.query_row("PRAGMA auto_vacuum", [], |r| r.get::<_, i64>(0)).ok() != Some(2)) {
+            file.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
             if let Err(e) = db.execute_batch("VACUUM") {
                 tracing::warn!("serve: converting {} to incremental vacuum: {e}", path.display());
             }

@@ -13,7 +13,7 @@ use crate::bindings::dialpad_ghl::sync::types::{Handled, Report, SyncError};
 use crate::engine::Runtime;
 use crate::inbound::{Inbound, Source};
 use crate::report;
-use rusqlite::{params, Connection};
+use crate::storage::db::{params, Db as Connection};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};

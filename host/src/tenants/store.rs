@@ -11,7 +11,7 @@ use super::Tenant;
 use crate::capability::secret::Secret;
 use crate::storage::vault::Vault;
 use anyhow::{bail, Context as _};
-use rusqlite::{params, Connection, OptionalExtension as _};
+use crate::storage::db::{params, Db as Connection, OptionalExtension as _};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -44,7 +44,10 @@ impl std::error::Error for NoVault {}
 impl TenantStore {
     pub fn open(path: &Path, vault: Option<Arc<Vault>>) -> anyhow::Result<TenantStore> {
         let db = crate::storage::sqlite::open_database(path, SCHEMA)?;
-        db.pragma_update(None, "secure_delete", "ON")?;
+        // A deleted secret's bytes are overwritten in the file (PostgreSQL's vacuum reclaims them).
+        if let Some(file) = db.sqlite() {
+            file.pragma_update(None, "secure_delete", "ON")?;
+        }
         Ok(TenantStore { db: Mutex::new(db), vault })
     }
 

@@ -20,7 +20,7 @@ pub use config::{webhook_host, AlertConfigError, AlertSettings, SmtpSettings, Sm
 pub use message::{Notice, State};
 
 use crate::serve::incidents::{detect, Incident, Snapshot};
-use rusqlite::{params, Connection};
+use crate::storage::db::{params, Db as Connection};
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 

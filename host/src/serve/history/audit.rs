@@ -1,9 +1,9 @@
 //! The audit log: every replay and discard an operator made, with who made it and why.
 
-use rusqlite::{params, Connection};
+use crate::storage::db::{params, Db as Connection};
 use serde_json::{json, Value};
 
-pub fn create(db: &Connection) -> rusqlite::Result<()> {
+pub fn create(db: &Connection) -> crate::storage::db::Result<()> {
     db.execute_batch(
         "CREATE TABLE IF NOT EXISTS audit (
              id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -27,7 +27,7 @@ pub struct Entry<'a> {
     pub detail: Value,
 }
 
-pub fn record(db: &Connection, at_ms: i64, entry: &Entry<'_>) -> rusqlite::Result<i64> {
+pub fn record(db: &Connection, at_ms: i64, entry: &Entry<'_>) -> crate::storage::db::Result<i64> {
     db.execute(
         "INSERT INTO audit (at_ms, actor, action, deliveries, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![at_ms, entry.actor, entry.action, json!(entry.deliveries).to_string(), entry.reason, entry.detail.to_string()],

@@ -20,7 +20,7 @@ pub mod snapshot;
 pub mod stats;
 pub mod story;
 
-use rusqlite::Connection;
+use crate::storage::db::Db as Connection;
 
 /// Columns the history adds to the inbox (a file made by an older host gets them on open).
 const COLUMNS: &[(&str, &str)] = &[
@@ -81,10 +81,10 @@ pub fn migrate(db: &Connection) -> anyhow::Result<()> {
 }
 
 /// Stores a delivery's search keys (a key already stored is kept).
-pub fn add_keys(db: &Connection, id: i64, keys: &[String]) -> rusqlite::Result<()> {
+pub fn add_keys(db: &Connection, id: i64, keys: &[String]) -> crate::storage::db::Result<()> {
     let mut insert = db.prepare_cached("INSERT OR IGNORE INTO inbox_keys (key, id) VALUES (?1, ?2)")?;
     for key in keys {
-        insert.execute(rusqlite::params![key, id])?;
+        insert.execute(crate::storage::db::params![key, id])?;
     }
     Ok(())
 }
@@ -92,6 +92,6 @@ pub fn add_keys(db: &Connection, id: i64, keys: &[String]) -> rusqlite::Result<(
 /// Forgets the keys of pruned rows. Rows go oldest first, so every key below the oldest kept
 /// row is stale; a stale key left by a pruned row above it finds nothing (searches join the
 /// rows) and goes once the rows below it have.
-pub fn prune_keys(db: &Connection) -> rusqlite::Result<usize> {
+pub fn prune_keys(db: &Connection) -> crate::storage::db::Result<usize> {
     db.execute("DELETE FROM inbox_keys WHERE id < (SELECT coalesce(min(id), 9223372036854775807) FROM inbox)", [])
 }

@@ -3,8 +3,8 @@
 //! millionth delivery as at the first (`cargo bench`'s console figures measure it).
 
 use super::row::{row_json, Detail, COLUMNS};
-use rusqlite::types::Value as Sql;
-use rusqlite::Connection;
+use crate::storage::db::Value as Sql;
+use crate::storage::db::Db as Connection;
 use serde_json::Value;
 
 /// The states a person may filter by.
@@ -125,7 +125,7 @@ pub fn page(db: &Connection, filter: &Filter, before: Option<i64>, limit: u32) -
     };
     params.push(Sql::Integer(i64::from(limit) + 1));
     let mut query = db.prepare_cached(&format!("SELECT {COLUMNS} FROM inbox WHERE {clause}{before_clause} ORDER BY id DESC LIMIT ?"))?;
-    let mut rows: Vec<Value> = query.query_map(rusqlite::params_from_iter(params), |r| row_json(r, Detail::Labels))?.collect::<Result<_, _>>()?;
+    let mut rows: Vec<Value> = query.query_map(crate::storage::db::params_from_iter(params), |r| row_json(r, Detail::Labels))?.collect::<Result<_, _>>()?;
     let next_before = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last().and_then(|r| r["id"].as_i64())
@@ -142,13 +142,13 @@ pub fn open_failures(db: &Connection, filter: &Filter, limit: u32) -> anyhow::Re
     let (clause, mut params) = failed.clause()?;
     params.push(Sql::Integer(i64::from(limit)));
     let mut query = db.prepare_cached(&format!("SELECT id FROM inbox WHERE {clause} AND replayed_by IS NULL ORDER BY id LIMIT ?"))?;
-    let ids = query.query_map(rusqlite::params_from_iter(params), |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let ids = query.query_map(crate::storage::db::params_from_iter(params), |r| r.get(0))?.collect::<Result<_, _>>()?;
     Ok(ids)
 }
 
 /// One delivery with everything kept of it.
 pub fn get(db: &Connection, id: i64) -> anyhow::Result<Option<Value>> {
-    use rusqlite::OptionalExtension as _;
+    use crate::storage::db::OptionalExtension as _;
     Ok(db.query_row(&format!("SELECT {COLUMNS} FROM inbox WHERE id = ?1"), [id], |r| row_json(r, Detail::Full)).optional()?)
 }
 
@@ -171,11 +171,11 @@ pub fn kinds(db: &Connection) -> anyhow::Result<Vec<String>> {
 /// The newest failed, not yet replayed delivery of `body` at `tenant`: where a dead letter
 /// came from.
 pub fn failed_delivery_of(db: &Connection, tenant: &str, body: &[u8]) -> anyhow::Result<Option<i64>> {
-    use rusqlite::OptionalExtension as _;
+    use crate::storage::db::OptionalExtension as _;
     Ok(db
         .query_row(
             "SELECT id FROM inbox WHERE state = 'failed' AND replayed_by IS NULL AND tenant = ?1 AND body = ?2 ORDER BY id DESC LIMIT 1",
-            rusqlite::params![tenant, body],
+            crate::storage::db::params![tenant, body],
             |r| r.get(0),
         )
         .optional()?)

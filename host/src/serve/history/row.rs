@@ -19,12 +19,12 @@ pub enum Detail {
     Full,
 }
 
-fn parsed(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Value> {
+fn parsed(r: &crate::storage::db::Row, i: usize) -> crate::storage::db::Result<Value> {
     Ok(r.get::<_, Option<String>>(i)?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null))
 }
 
 /// A row read with [`COLUMNS`].
-pub fn row_json(r: &rusqlite::Row<'_>, detail: Detail) -> rusqlite::Result<Value> {
+pub fn row_json(r: &crate::storage::db::Row, detail: Detail) -> crate::storage::db::Result<Value> {
     let source: String = r.get(2)?;
     let status: String = r.get(6)?;
     let mut row = json!({

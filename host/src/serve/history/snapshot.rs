@@ -3,7 +3,7 @@
 
 use super::query::open_failure_count;
 use crate::serve::incidents::{Recent, Snapshot};
-use rusqlite::Connection;
+use crate::storage::db::Db as Connection;
 use std::collections::BTreeMap;
 
 /// The inbox at `now_ms`, with the deliveries received since `now_ms - window_ms`.

@@ -6,7 +6,7 @@
 //! A delivery counts as failed once, in the minute it was received, at its first failed try:
 //! the chart shows how much went wrong when, even once the failures were retried or replayed.
 
-use rusqlite::{params, Connection};
+use crate::storage::db::{params, Db as Connection};
 use serde_json::{json, Value};
 
 /// The most buckets one chart asks for.
@@ -14,7 +14,7 @@ pub const MAX_BUCKETS: i64 = 500;
 const MINUTE_MS: i64 = 60_000;
 
 /// Creates the counts; a file made before them gets them from its kept rows.
-pub fn create(db: &Connection) -> rusqlite::Result<()> {
+pub fn create(db: &Connection) -> crate::storage::db::Result<()> {
     let exists: bool = db.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'inbox_minutes'", [], |r| r.get(0))?;
     db.execute_batch(
         "CREATE TABLE IF NOT EXISTS inbox_minutes (
@@ -31,7 +31,7 @@ pub fn create(db: &Connection) -> rusqlite::Result<()> {
 
 /// Counts every kept row again (the counts of pruned rows are lost): what an older file, or a
 /// store filled by other means, starts from.
-pub fn recount(db: &Connection) -> rusqlite::Result<()> {
+pub fn recount(db: &Connection) -> crate::storage::db::Result<()> {
     db.execute_batch(
         "DELETE FROM inbox_minutes;
          INSERT INTO inbox_minutes (tenant, minute, received, failed, refused)
@@ -42,7 +42,7 @@ pub fn recount(db: &Connection) -> rusqlite::Result<()> {
 }
 
 /// One more delivery received at `received_ms` (`refused`: and refused at the door).
-pub fn count_received(db: &Connection, tenant: &str, received_ms: i64, refused: bool) -> rusqlite::Result<()> {
+pub fn count_received(db: &Connection, tenant: &str, received_ms: i64, refused: bool) -> crate::storage::db::Result<()> {
     db.prepare_cached(
         "INSERT INTO inbox_minutes (tenant, minute, received, refused) VALUES (?1, ?2, 1, ?3)
          ON CONFLICT (tenant, minute) DO UPDATE SET received = received + 1, refused = refused + excluded.refused",
@@ -52,7 +52,7 @@ pub fn count_received(db: &Connection, tenant: &str, received_ms: i64, refused: 
 }
 
 /// A delivery received at `received_ms` failed for the first time.
-pub fn count_failed(db: &Connection, tenant: &str, received_ms: i64) -> rusqlite::Result<()> {
+pub fn count_failed(db: &Connection, tenant: &str, received_ms: i64) -> crate::storage::db::Result<()> {
     db.prepare_cached(
         "INSERT INTO inbox_minutes (tenant, minute, failed) VALUES (?1, ?2, 1)
          ON CONFLICT (tenant, minute) DO UPDATE SET failed = failed + 1",
@@ -62,7 +62,7 @@ pub fn count_failed(db: &Connection, tenant: &str, received_ms: i64) -> rusqlite
 }
 
 /// Forgets the counts of minutes before `before_ms` (the retention).
-pub fn prune(db: &Connection, before_ms: i64) -> rusqlite::Result<usize> {
+pub fn prune(db: &Connection, before_ms: i64) -> crate::storage::db::Result<usize> {
     db.execute("DELETE FROM inbox_minutes WHERE minute < ?1", [before_ms.div_euclid(MINUTE_MS)])
 }
 
@@ -83,7 +83,7 @@ pub fn stats(db: &Connection, tenant: Option<&str>, from: i64, to: i64, buckets:
              FROM inbox_minutes WHERE {filter} minute >= ?1 / 60000 AND minute * 60000 < ?2 GROUP BY b"
         )
     };
-    let rows_of = |filter: &str, params: &[&dyn rusqlite::ToSql]| -> anyhow::Result<Vec<(i64, i64, i64, i64)>> {
+    let rows_of = |filter: &str, params: &[&dyn crate::storage::db::ToValue]| -> anyhow::Result<Vec<(i64, i64, i64, i64)>> {
         let mut query = db.prepare_cached(&sql(filter))?;
         let rows = query.query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)

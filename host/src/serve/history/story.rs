@@ -4,7 +4,7 @@
 
 use super::row::{row_json, Detail, COLUMNS};
 use crate::settings::{LinkIds, LinkTemplates};
-use rusqlite::Connection;
+use crate::storage::db::Db as Connection;
 use serde_json::{json, Value};
 
 /// Where the links go: the templates, HighLevel's app and the tenant's location.
@@ -20,7 +20,7 @@ pub fn story(db: &Connection, tenant: &str, call_id: &str, links: &LinkContext<'
         "SELECT {COLUMNS} FROM inbox WHERE id IN (SELECT id FROM inbox_keys WHERE key = ?1) AND tenant = ?2 AND call_id = ?3 ORDER BY id"
     ))?;
     let events: Vec<Value> =
-        query.query_map(rusqlite::params![format!("call:{call_id}"), tenant, call_id], |r| row_json(r, Detail::Labels))?.collect::<Result<_, _>>()?;
+        query.query_map(crate::storage::db::params![format!("call:{call_id}"), tenant, call_id], |r| row_json(r, Detail::Labels))?.collect::<Result<_, _>>()?;
     if events.is_empty() {
         return Ok(None);
     }
