@@ -139,7 +139,7 @@ mod tests {
         let mut reopened = SqliteReplayLedger::open(&path, WINDOW).unwrap();
         assert!(!reopened.first_time("w-3", 1_000_000 + 600_003).unwrap());
         let columns: Vec<String> = {
-            let db = Connection::open(&path).unwrap();
+            let db = rusqlite::Connection::open(&path).unwrap();
             let mut query = db.prepare("SELECT name FROM pragma_table_info('app_webhook_ids') ORDER BY cid").unwrap();
             query.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
         };

@@ -234,7 +234,7 @@ mod tests {
     }
 
     fn raw_rows(path: &Path) -> String {
-        let db = Connection::open(path).unwrap();
+        let db = rusqlite::Connection::open(path).unwrap();
         let mut query = db.prepare("SELECT owner || name || sealed FROM secrets").unwrap();
         let rows = query.query_map([], |r| r.get::<_, String>(0)).unwrap();
         rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
@@ -253,7 +253,7 @@ mod tests {
         assert!(!raw_rows(&path).contains("plain"), "a secret is stored in the clear");
         assert_eq!(store.secret("tenant:acme", "highlevel_token").unwrap().unwrap().expose(), "pit-acme-plain");
         // A sealed value copied to another tenant's row does not open.
-        let db = Connection::open(&path).unwrap();
+        let db = rusqlite::Connection::open(&path).unwrap();
         db.execute("UPDATE secrets SET sealed = (SELECT sealed FROM secrets WHERE owner = 'tenant:acme') WHERE owner = 'tenant:globex'", []).unwrap();
         assert!(store.secret("tenant:globex", "highlevel_token").is_err());
         assert!(store.remove("acme").unwrap());
