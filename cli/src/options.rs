@@ -90,6 +90,35 @@ pub struct DialpadArgs {
     pub dialpad_api_base: Option<String>,
 }
 
+/// Where the data lives when it is not `<state>/state.db`: PostgreSQL, for several `serve`
+/// replicas sharing one inbox, one key-value store, lanes and rate limits.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct DatabaseArgs {
+    /// PostgreSQL instead of `<state>/state.db`: postgres://user:password@host:port/database (or
+    /// DIALPAD_GHL_DATABASE). Every replica given the same URL shares its inbox, records, dead
+    /// letters, tenants and rate limits.
+    #[arg(long, value_name = "URL", env = "DIALPAD_GHL_DATABASE", value_parser = parse_database)]
+    pub database: Option<String>,
+}
+
+impl DatabaseArgs {
+    /// The database: the URL, or the SQLite file in `state`.
+    pub fn location(&self, state: &Path) -> PathBuf {
+        match &self.database {
+            Some(url) => PathBuf::from(url),
+            None => state.join("state.db"),
+        }
+    }
+}
+
+fn parse_database(url: &str) -> Result<String, String> {
+    match url::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "postgres" | "postgresql") && parsed.host_str().is_some() => Ok(url.to_string()),
+        Ok(parsed) => Err(format!("a PostgreSQL URL is postgres://user:password@host:port/database, not {}://…", parsed.scheme())),
+        Err(e) => Err(format!("not a URL ({e}): give postgres://user:password@host:port/database")),
+    }
+}
+
 /// What a runtime is built from: the groups a command uses.
 #[derive(Default)]
 pub struct TargetOptions<'a> {
@@ -98,6 +127,8 @@ pub struct TargetOptions<'a> {
     pub dialpad: DialpadArgs,
     /// Where records, dead letters and OAuth tokens are kept; in memory when none.
     pub state: Option<&'a Path>,
+    /// The database, when not `<state>/state.db` ([`DatabaseArgs::location`]).
+    pub database: Option<PathBuf>,
     /// `serve` with tenants: the host may have no location of its own.
     pub allow_no_location: bool,
 }
@@ -122,7 +153,7 @@ impl Target {
     /// Settings from the flags and the configuration file, the runtime, and its stores. Fails
     /// once, before any event, when the plugin's configuration is invalid.
     pub fn build(options: TargetOptions<'_>) -> anyhow::Result<Target> {
-        let TargetOptions { api, webhook, dialpad, state, allow_no_location } = options;
+        let TargetOptions { api, webhook, dialpad, state, database, allow_no_location } = options;
         let mut settings = match &api.config {
             Some(path) => Settings::from_file(path)?,
             None => Settings::default(),
@@ -168,7 +199,7 @@ impl Target {
         let (plugin, _) = CompiledPlugin::compile(&wasm, Allocation::best(), state.map(|dir| dir.join("compiled")).as_deref())?;
         let (kv, dead_letters, durable) = match state {
             Some(dir) => {
-                let db = dir.join("state.db");
+                let db = database.unwrap_or_else(|| dir.join("state.db"));
                 (KeyValueStore::open(&db)?, DeadLetters::open(&db)?, true)
             }
             // Only the embedded mock lives exactly as long as this process's memory; against any

@@ -15,6 +15,8 @@ pub struct StoreArgs {
     /// The state folder (`<dir>/state.db` holds the tenants and their sealed secrets).
     #[arg(long, value_name = "DIR")]
     pub state: PathBuf,
+    #[command(flatten)]
+    pub database: crate::options::DatabaseArgs,
     /// File holding the secret key that seals credentials at rest (or DIALPAD_GHL_SECRET_KEY;
     /// make one with `secret-key generate`). Owner-only (chmod 600).
     #[arg(long, value_name = "FILE")]
@@ -30,14 +32,15 @@ impl StoreArgs {
     /// The tenant store, with the vault (required).
     pub fn open(&self) -> anyhow::Result<Arc<TenantStore>> {
         let vault = self.vault()?;
-        open_store(&self.state, Some(Arc::new(vault)))
+        open_store(&self.state, &self.database.location(&self.state), Some(Arc::new(vault)))
     }
 }
 
-pub fn open_store(state: &Path, vault: Option<Arc<Vault>>) -> anyhow::Result<Arc<TenantStore>> {
+/// The tenants in `db` (`<state>/state.db`, or the `--database`).
+pub fn open_store(state: &Path, db: &Path, vault: Option<Arc<Vault>>) -> anyhow::Result<Arc<TenantStore>> {
     dialpad_ghl_host::storage::private::private_dir(state)?;
-    let db = state.join("state.db");
-    Ok(Arc::new(TenantStore::open(&db, vault).with_context(|| format!("opening the tenants in {}", db.display()))?))
+    let shown = dialpad_ghl_host::storage::db::Location::of(db).describe();
+    Ok(Arc::new(TenantStore::open(db, vault).with_context(|| format!("opening the tenants in {shown}"))?))
 }
 
 /// The host's settings for connecting (API origins, public URL, call states).

@@ -486,6 +486,7 @@ fn burst(plugin: &CompiledPlugin, options: BenchOptions) -> anyhow::Result<Burst
             limits: Default::default(),
             card: Default::default(),
             alerts: Default::default(),
+            lease_ttl: Duration::from_secs(30),
         },
     )?;
     // A quarter new callers (3 requests), the rest their later calls (1 request each).

@@ -71,7 +71,7 @@ pub fn measure(dir: &std::path::Path, rows: u64) -> anyhow::Result<ConsoleFigure
                  error = CASE WHEN id % 50 = 0 THEN 'upstream:401' END,
                  words = 'inbound call → note', finished_ms = received_ms,
                  received_ms = ?1 + id * ?2",
-            rusqlite::params![start, SPAN_MS / rows.max(1) as i64],
+            dialpad_ghl_host::storage::db::params![start, SPAN_MS / rows.max(1) as i64],
         )?;
         // Rows changed by hand: the charts' counts are made again from them.
         stats::recount(db)?;
@@ -93,12 +93,12 @@ pub fn measure(dir: &std::path::Path, rows: u64) -> anyhow::Result<ConsoleFigure
     let hour = (start + SPAN_MS / 2, start + SPAN_MS / 2 + 3600 * 1000);
     let page = |filter: Filter, before: Option<i64>| {
         let filter = filter.clone();
-        move |db: &rusqlite::Connection| Ok(query::page(db, &filter, before, 50)?.rows.len())
+        move |db: &dialpad_ghl_host::storage::db::Db| Ok(query::page(db, &filter, before, 50)?.rows.len())
     };
     let templates = LinkTemplates::default();
     let links = story::LinkContext { templates: &templates, app_url: "https://app.gohighlevel.com", location_id: "loc" };
     let mut queries = Vec::new();
-    let mut time = |query: &'static str, run: &dyn Fn(&rusqlite::Connection) -> anyhow::Result<usize>| -> anyhow::Result<()> {
+    let mut time = |query: &'static str, run: &dyn Fn(&dialpad_ghl_host::storage::db::Db) -> anyhow::Result<usize>| -> anyhow::Result<()> {
         let mut runs = Vec::new();
         let mut found = 0;
         for _ in 0..21 {

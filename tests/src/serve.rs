@@ -10,6 +10,7 @@ use dialpad_ghl_host::storage::dead_letters::DeadLetters;
 use host_test::ghl_mock::{MockOptions, MockServer};
 use host_test::support::loopback_request;
 use serde_json::Value;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub const TOKEN: &str = "serve-test-token-5d2e";
@@ -52,12 +53,61 @@ pub fn in_process_counted(mock: &MockServer, secret: Option<&str>, options: Serv
 
 /// [`in_process_counted`] with the settings of [`crate::quick_settings`] adjusted.
 pub fn in_process_with(mock: &MockServer, adjust: impl FnOnce(&mut Settings), options: ServeOptions, name: &str) -> (Server, Runtime) {
+    in_process_on(Store::Sqlite, mock, adjust, options, name)
+}
+
+/// [`in_process_with`], its state on `store` (a fresh SQLite file or PostgreSQL database).
+pub fn in_process_on(store: Store, mock: &MockServer, adjust: impl FnOnce(&mut Settings), options: ServeOptions, name: &str) -> (Server, Runtime) {
     let mut settings = crate::quick_settings(&mock.base_url(), LOCATION, TOKEN);
     adjust(&mut settings);
-    let db = host_test::support::scratch_dir(name).join("state.db");
+    let db = state_location(store, name);
     let runtime = Runtime::new(plugin(), settings.runtime_options(true).unwrap(), KeyValueStore::open(&db).unwrap()).unwrap();
     let counter = runtime.with_own_log();
     (Server::start(runtime, &db, DeadLetters::open(&db).unwrap(), options).unwrap(), counter)
+}
+
+/// Where a test keeps the host's state: the two storage backends, one suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// A SQLite file in a scratch folder.
+    Sqlite,
+    /// A fresh database in this process's throwaway PostgreSQL ([`host_test::postgres`]).
+    Postgres,
+}
+
+/// A fresh, empty place for the state of the test `name`, as every store takes it
+/// (`KeyValueStore::open`, `DeadLetters::open`, `Server::start`…): `<scratch>/state.db`, or the
+/// URL of a new PostgreSQL database (`postgres://postgres@127.0.0.1:PORT/<name>_<n>`).
+pub fn state_location(store: Store, name: &str) -> PathBuf {
+    match store {
+        Store::Sqlite => host_test::support::scratch_dir(name).join("state.db"),
+        Store::Postgres => PathBuf::from(host_test::postgres::database(name)),
+    }
+}
+
+/// Two tests of one body taking a [`Store`]: `$sqlite` runs it on SQLite, `$postgres` on
+/// PostgreSQL, ignored with the reason when PostgreSQL is not installed (the calling crate's
+/// build script sets `postgres_missing`; see `tests/build.rs`).
+///
+/// ```ignore
+/// on_both_stores!(restart_writes_nothing_twice => restart_writes_nothing_twice_on_sqlite, restart_writes_nothing_twice_on_postgres);
+/// ```
+#[macro_export]
+macro_rules! on_both_stores {
+    ($(#[$meta:meta])* $body:expr => $sqlite:ident, $postgres:ident) => {
+        $(#[$meta])*
+        #[test]
+        fn $sqlite() {
+            ($body)($crate::serve::Store::Sqlite)
+        }
+
+        $(#[$meta])*
+        #[test]
+        #[cfg_attr(postgres_missing, ignore = "PostgreSQL is not installed: apt-get install postgresql")]
+        fn $postgres() {
+            ($body)($crate::serve::Store::Postgres)
+        }
+    };
 }
 
 pub fn loopback_options() -> ServeOptions {
@@ -72,6 +122,7 @@ pub fn loopback_options() -> ServeOptions {
         limits: Default::default(),
         card: Default::default(),
         alerts: Default::default(),
+        lease_ttl: Duration::from_secs(30),
     }
 }
 

@@ -59,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (runtime, has_dialpad_key) = match (&args.tenant, &state) {
         (Some(id), Some(dir)) => {
             let vault = dialpad_ghl_host::storage::vault::Vault::from_environment(args.secret_key_file.as_deref(), &[])?;
-            let store = crate::tenancy::open_store(dir, Some(std::sync::Arc::new(vault)))?;
+            let store = crate::tenancy::open_store(dir, &dir.join("state.db"), Some(std::sync::Arc::new(vault)))?;
             let (tenants, _) = Tenants::over_store(target.runtime.clone_shared(), &target.settings, target.dead_letters.clone(), store, "");
             let Some(live) = tenants.get(id).filter(|_| !id.is_empty()) else { bail!("no tenant {id}") };
             (live.runtime.clone_shared(), live.settings.dialpad_key.is_some())

@@ -40,7 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Action::Rotate { state, secret_key_file, previous_key_file } => {
             let vault = Vault::from_environment(secret_key_file.as_deref(), &previous_key_file)?;
-            let store = open_store(&state, Some(Arc::new(vault)))?;
+            let store = open_store(&state, &state.join("state.db"), Some(Arc::new(vault)))?;
             let resealed = store.rotate()?;
             println!("{resealed} credentials resealed under the current key; the previous key is no longer needed");
             Ok(())

@@ -3,7 +3,7 @@
 mod access;
 mod limits;
 
-use crate::options::{ApiArgs, DialpadArgs, Target, TargetOptions, WebhookArgs};
+use crate::options::{ApiArgs, DatabaseArgs, DialpadArgs, Target, TargetOptions, WebhookArgs};
 use crate::tenancy::open_store;
 use anyhow::bail;
 use dialpad_ghl_host::serve::setup::Setup;
@@ -40,6 +40,12 @@ pub struct Args {
     #[arg(long, value_name = "DIR", required = true)]
     state: PathBuf,
     #[command(flatten)]
+    database: DatabaseArgs,
+    /// With --database: how long a replica's claim on a lane, or on a reconciliation or
+    /// retention pass, lasts without its heartbeat. A replica that dies holds its lanes this long.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    lease_ttl: std::time::Duration,
+    #[command(flatten)]
     api: ApiArgs,
     #[command(flatten)]
     webhook: WebhookArgs,
@@ -65,8 +71,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Err(VaultError::NoKey) if args.secret_key_file.is_none() => None,
         Err(e) => return Err(e.into()),
     };
-    let target =
-        Target::build(TargetOptions { api: args.api, webhook: args.webhook, dialpad: args.dialpad, state: Some(&state), allow_no_location: vault.is_some() })?;
+    let target = Target::build(TargetOptions {
+        api: args.api,
+        webhook: args.webhook,
+        dialpad: args.dialpad,
+        state: Some(&state),
+        database: args.database.database.as_ref().map(PathBuf::from),
+        allow_no_location: vault.is_some(),
+    })?;
     if target.reconcile.is_some() && !target.has_dialpad_key && target.has_location {
         bail!("reconcile lists calls through Dialpad's API: give --dialpad-api-key (or DIALPAD_API_KEY, or dialpad_api_key in --config)");
     }
@@ -81,9 +93,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         limits: args.limits.into_limits(),
         card: target.settings.card.clone(),
         alerts: target.settings.alerts.clone(),
+        lease_ttl: args.lease_ttl,
     };
     let _mock = target.mock;
-    let db = state.join("state.db");
+    let db = args.database.location(&state);
     let server = match vault {
         // No tenants: HighLevel's contact webhooks for this location are still taken when the
         // app's webhook key is configured to verify them; without it `/webhooks/highlevel`
@@ -96,7 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => Server::start(target.runtime, &db, target.dead_letters, options)?,
         Some(vault) => {
             let settings = &target.settings;
-            let store = open_store(&state, Some(vault))?;
+            let store = open_store(&state, &db, Some(vault))?;
             let default_redirect = format!("http://{}/oauth/highlevel/callback", options.admin_listen);
             if options.admin_listen.port() == 0 && target.settings.connect.marketplace.as_ref().is_some_and(|m| m.redirect_uri.is_none()) {
                 bail!("marketplace.redirect_uri is not set and --admin-listen has no fixed port: HighLevel could not send the install back here");
@@ -116,7 +129,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("HighLevel webhooks: {}/webhooks/highlevel", server.webhook_url());
     }
     println!("monitor: {}/ (metrics: {}/metrics)", server.admin_url(), server.admin_url());
-    println!("state: {} ({} queued from before)", state.display(), server.inbox().queued()?);
+    let shown = match &args.database.database {
+        Some(_) => dialpad_ghl_host::storage::db::Location::of(&db).describe(),
+        None => state.display().to_string(),
+    };
+    println!("state: {shown} ({} queued from before)", server.inbox().queued()?);
     std::io::stdout().flush()?;
     server.run_until_signal()
 }

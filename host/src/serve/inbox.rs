@@ -18,7 +18,9 @@ use super::history::facets::Facets;
 use super::history::labels::Labels;
 use super::history::row::{row_json, Detail, COLUMNS};
 use crate::inbound::Source;
+use crate::storage::db::Location;
 use crate::storage::db::{params, Db as Connection, OptionalExtension as _};
+use crate::storage::lease::Leases;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::path::Path;
@@ -107,7 +109,25 @@ pub struct Inbox {
     /// Lanes and deliveries a worker holds now.
     running: Mutex<Running>,
     wake: Condvar,
+    /// On a shared database: this replica's name and its leases on lanes.
+    replica: Option<Replica>,
 }
+
+/// What a replica needs to share the inbox with others: a lane's deliveries run under a lease
+/// (`lane:<lane>`) that one replica holds at a time, renewed by its heartbeat
+/// ([`Inbox::heartbeat`]) and run out when it dies, so another takes the lane over.
+struct Replica {
+    name: String,
+    leases: Leases,
+    ttl_ms: AtomicI64,
+}
+
+/// How often a replica looks for deliveries other replicas accepted (it is woken at once for
+/// its own).
+const SHARED_POLL: Duration = Duration::from_millis(100);
+
+/// The lease that pauses every replica's handlings for a reconciliation pass.
+pub const RECONCILE_LEASE: &str = "reconcile";
 
 #[derive(Default)]
 struct Running {
@@ -176,7 +196,13 @@ impl Inbox {
                 tracing::warn!("serve: converting {} to incremental vacuum: {e}", path.display());
             }
         }
+        let location = Location::of(path);
+        let replica = match location.is_shared() {
+            true => Some(Replica { name: crate::storage::lease::replica_name(), leases: Leases::open(&location)?, ttl_ms: AtomicI64::new(30_000) }),
+            false => None,
+        };
         let inbox = Inbox {
+            replica,
             db: Mutex::new(db),
             bytes: AtomicI64::new(0),
             budget: AtomicU64::new(u64::MAX),
@@ -187,6 +213,42 @@ impl Inbox {
         };
         inbox.recount(&inbox.db.lock().unwrap())?;
         Ok(inbox)
+    }
+
+    /// Sets how long this replica's leases last without a heartbeat (a shared database only).
+    pub fn set_lease_ttl(&self, ttl: Duration) {
+        if let Some(replica) = &self.replica {
+            replica.ttl_ms.store(ttl.as_millis().clamp(1, i64::MAX as u128) as i64, Ordering::Relaxed);
+        }
+    }
+
+    /// This replica's name, when the database is shared.
+    pub fn replica_name(&self) -> Option<&str> {
+        self.replica.as_ref().map(|r| r.name.as_str())
+    }
+
+    /// The leases of the shared database (`None` for a file only this process uses).
+    pub fn leases(&self) -> Option<(&Leases, &str, Duration)> {
+        self.replica.as_ref().map(|r| (&r.leases, r.name.as_str(), Duration::from_millis(r.ttl_ms.load(Ordering::Relaxed) as u64)))
+    }
+
+    /// Renews this replica's leases; its heartbeat, every third of their time.
+    pub fn heartbeat(&self) -> anyhow::Result<()> {
+        if let Some((leases, name, ttl)) = self.leases() {
+            leases.renew_all(name, ttl)?;
+        }
+        Ok(())
+    }
+
+    /// Whether another replica's reconciliation pass holds every handling back now.
+    fn paused_by_other(&self) -> bool {
+        self.leases().is_some_and(|(leases, name, _)| leases.holder(RECONCILE_LEASE).ok().flatten().is_some_and(|holder| holder != name))
+    }
+
+    /// Lanes that other replicas hold now (a reconciliation pass waits for none).
+    pub fn lanes_held_elsewhere(&self) -> anyhow::Result<u64> {
+        let Some((leases, name, _)) = self.leases() else { return Ok(0) };
+        leases.count_held("lane:", name)
     }
 
     /// Sets the most the rows may take (see [`InboxFull`]).
@@ -438,7 +500,8 @@ impl Inbox {
                 running.ids.insert(delivery.id);
                 return Ok(Some(delivery));
             }
-            let wait = wait.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
+            let most = if self.replica.is_some() { SHARED_POLL } else { Duration::from_secs(1) };
+            let wait = wait.unwrap_or(most).min(most);
             running = self.wake.wait_timeout(running, wait).unwrap().0;
         }
     }
@@ -447,6 +510,9 @@ impl Inbox {
     /// oldest queued delivery (a lane's later ones wait behind it), the oldest whose lane is
     /// free and which is due.
     fn next_runnable(&self, running: &Running) -> anyhow::Result<(Option<Delivery>, Option<Duration>)> {
+        if self.paused_by_other() {
+            return Ok((None, None));
+        }
         let db = self.db.lock().unwrap();
         let now = now_ms();
         // A skip-scan: one index seek per lane, whatever the depth of each.
@@ -472,6 +538,9 @@ impl Inbox {
                 soonest = Some(soonest.map_or(not_before, |s: i64| s.min(not_before)));
                 continue;
             }
+            if !self.take_lane(&db, &lane, id)? {
+                continue;
+            }
             let delivery = Delivery {
                 id,
                 tenant: row.get(8)?,
@@ -488,8 +557,42 @@ impl Inbox {
         Ok((None, soonest.map(|t| Duration::from_millis((t - now).max(1) as u64))))
     }
 
+    /// On a shared database: takes `lane`'s lease for this replica, and keeps it only if `id`
+    /// is still the lane's next delivery once it is held (another replica may have finished it
+    /// in between). Always true for a file only this process uses.
+    fn take_lane(&self, db: &Connection, lane: &str, id: i64) -> anyhow::Result<bool> {
+        let Some((leases, name, ttl)) = self.leases() else { return Ok(true) };
+        let lease = format!("lane:{lane}");
+        if !leases.try_hold(&lease, name, ttl)? {
+            return Ok(false);
+        }
+        let head: Option<i64> = db.query_row("SELECT min(id) FROM inbox WHERE status = 'queued' AND lane = ?1", [lane], |r| r.get(0))?;
+        if head != Some(id) {
+            leases.release(&lease, name)?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Whether this replica still holds `lane` (always, for a file only this process uses): a
+    /// replica that stalled past its lease must not record over the one that took over.
+    fn holds_lane(&self, lane: &str) -> bool {
+        match self.leases() {
+            None => true,
+            Some((leases, name, _)) => leases.holder(&format!("lane:{lane}")).ok().flatten().is_some_and(|holder| holder == name),
+        }
+    }
+
     /// Records the end of a handling and frees the lane.
     pub fn finish(&self, delivery: &Delivery, handled: &Handled) -> anyhow::Result<()> {
+        if !self.holds_lane(&delivery.lane) {
+            tracing::warn!(
+                "serve: delivery #{} was taken over by another replica (this one held its lane past the lease); not recording this handling",
+                delivery.id
+            );
+            self.release(delivery);
+            return Ok(());
+        }
         {
             let db = self.db.lock().unwrap();
             self.record_try(&db, delivery, handled, None)?;
@@ -501,6 +604,11 @@ impl Inbox {
 
     /// Puts a delivery back for another try after `delay`, keeping what the last try did.
     pub fn retry_later(&self, delivery: &Delivery, handled: &Handled, delay: Duration) -> anyhow::Result<()> {
+        if !self.holds_lane(&delivery.lane) {
+            tracing::warn!("serve: delivery #{} was taken over by another replica; not recording this try", delivery.id);
+            self.release(delivery);
+            return Ok(());
+        }
         {
             let db = self.db.lock().unwrap();
             self.record_try(&db, delivery, handled, Some(now_ms() + delay.as_millis() as i64))?;
@@ -580,6 +688,12 @@ impl Inbox {
     }
 
     fn release(&self, delivery: &Delivery) {
+        if let Some((leases, name, _)) = self.leases() {
+            if let Err(e) = leases.release(&format!("lane:{}", delivery.lane), name) {
+                // Its time runs out instead.
+                tracing::warn!("serve: releasing the lane of delivery #{}: {e:#}", delivery.id);
+            }
+        }
         let mut running = self.running.lock().unwrap();
         running.lanes.remove(&delivery.lane);
         running.ids.remove(&delivery.id);

@@ -78,6 +78,9 @@ pub struct ServeOptions {
     pub card: CardSettings,
     /// Where incidents are told, and the rules of what is one (the banner uses the rules too).
     pub alerts: alerts::AlertSettings,
+    /// On a shared database: how long a replica's lease on a lane or a pass lasts without its
+    /// heartbeat (a replica that dies holds its lanes this long).
+    pub lease_ttl: Duration,
 }
 
 impl Default for ServeOptions {
@@ -93,6 +96,7 @@ impl Default for ServeOptions {
             limits: limits::Limits::default(),
             card: CardSettings::default(),
             alerts: alerts::AlertSettings::default(),
+            lease_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -149,6 +153,10 @@ impl Server {
         let inbox = Inbox::open(state_db).with_context(|| format!("opening the inbox in {}", state_db.display()))?;
         inbox.set_budget(options.limits.inbox_budget_bytes);
         inbox.set_keep_rows(options.limits.keep_deliveries);
+        inbox.set_lease_ttl(options.lease_ttl);
+        if let Some(name) = inbox.replica_name() {
+            tracing::info!("serve: replica {name} on a shared database (leases of {:?})", options.lease_ttl);
+        }
         // Opened before anything starts, so that a bad destination stops the start cleanly.
         let alerter = options.alerts.sends().then(|| alerts::Alerter::open(state_db, options.alerts.clone())).transpose().context("starting the alerts")?;
         let metrics = Metrics::default();
@@ -233,6 +241,10 @@ impl Server {
                     .expect("spawning the housekeeping"),
             );
         }
+        if shared.inbox.replica_name().is_some() {
+            let shared = shared.clone();
+            workers.push(std::thread::Builder::new().name("serve-heartbeat".into()).spawn(move || shared.heartbeat()).expect("spawning the heartbeat"));
+        }
         if let Some(reconcile) = options.reconcile {
             let shared = shared.clone();
             workers.push(
@@ -290,6 +302,12 @@ impl Server {
         self.shared.inbox.stop();
         for worker in self.workers.drain(..) {
             let _ = worker.join();
+        }
+        // Whatever this replica still held is free for the others at once, not after its time.
+        if let Some((leases, name, _)) = self.shared.inbox.leases() {
+            if let Err(e) = leases.release_all(name) {
+                tracing::warn!("serve: releasing this replica's leases: {e:#}");
+            }
         }
         if let Some(tokio) = self.tokio.take() {
             tokio.shutdown_timeout(Duration::from_secs(5));
@@ -475,6 +493,15 @@ impl Shared {
             }
             let now = inbox::now_ms() as u64;
             let window = Window { started_after: now.saturating_sub(reconcile.window.as_millis() as u64), started_before: Some(now) };
+            // On a shared database one replica reconciles at a time, and the others hold their
+            // handlings back meanwhile (they take no lane while another holds this lease).
+            if !self.hold_pass(inbox::RECONCILE_LEASE) {
+                continue;
+            }
+            if !self.wait_for_other_replicas() {
+                self.release_pass(inbox::RECONCILE_LEASE);
+                continue;
+            }
             let exclusive = self.handling.write().unwrap_or_else(|poisoned| poisoned.into_inner());
             // The single location (its Dialpad key was checked at the start), then every tenant
             // with Dialpad connected.
@@ -483,6 +510,61 @@ impl Shared {
                 self.reconcile_once(&live, window);
             }
             drop(exclusive);
+            self.release_pass(inbox::RECONCILE_LEASE);
+        }
+    }
+
+    /// Takes the lease of a pass only one replica runs at a time; always true without replicas.
+    fn hold_pass(&self, name: &str) -> bool {
+        let Some((leases, replica, ttl)) = self.inbox.leases() else { return true };
+        match leases.try_hold(name, replica, ttl) {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!("serve: taking the {name} lease: {e:#}");
+                false
+            }
+        }
+    }
+
+    fn release_pass(&self, name: &str) {
+        if let Some((leases, replica, _)) = self.inbox.leases() {
+            if let Err(e) = leases.release(name, replica) {
+                tracing::warn!("serve: releasing the {name} lease: {e:#}");
+            }
+        }
+    }
+
+    /// Waits until no other replica is handling a delivery (they take none while this one
+    /// holds the reconciliation lease), up to the lease's time; false if they still are.
+    fn wait_for_other_replicas(&self) -> bool {
+        let Some((_, _, ttl)) = self.inbox.leases() else { return true };
+        let deadline = Instant::now() + ttl;
+        loop {
+            match self.inbox.lanes_held_elsewhere() {
+                Ok(0) => return true,
+                Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                Ok(held) => {
+                    tracing::warn!("serve: other replicas still hold {held} lanes: reconciliation waits for the next pass");
+                    return false;
+                }
+                Err(e) => {
+                    tracing::warn!("serve: looking at the other replicas' lanes: {e:#}");
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Renews this replica's leases every third of their time, until the inbox stops.
+    fn heartbeat(&self) {
+        loop {
+            let every = self.inbox.leases().map_or(Duration::from_secs(10), |(_, _, ttl)| ttl / 3);
+            if self.inbox.wait_stopped(every) {
+                return;
+            }
+            if let Err(e) = self.inbox.heartbeat() {
+                tracing::warn!("serve: renewing this replica's leases: {e:#}");
+            }
         }
     }
 

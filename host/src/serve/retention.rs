@@ -22,6 +22,9 @@ pub(super) struct Parts<'a> {
     pub dead_letter_bytes: &'a AtomicU64,
 }
 
+/// The lease of the replica that prunes the shared database.
+const RETENTION_LEASE: &str = "retention";
+
 pub(super) fn run(parts: Parts<'_>) {
     let Parts { inbox, dead_letters, metrics, limits, .. } = &parts;
     let mut next_prune = Instant::now() + limits.prune_every;
@@ -30,7 +33,9 @@ pub(super) fn run(parts: Parts<'_>) {
         if inbox.wait_stopped(Duration::from_secs(1).min(limits.prune_every)) {
             return;
         }
-        if Instant::now() >= next_prune {
+        // On a shared database one replica prunes at a time.
+        let prunes = inbox.leases().is_none_or(|(leases, name, ttl)| leases.try_hold(RETENTION_LEASE, name, ttl).unwrap_or(false));
+        if Instant::now() >= next_prune && prunes {
             next_prune = Instant::now() + limits.prune_every;
             match dead_letters.prune(limits.keep_dead_letters) {
                 Ok(rows) => metrics.resources.pruned("dead_letters", rows),

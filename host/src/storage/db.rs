@@ -78,7 +78,11 @@ pub enum Error {
     /// `query_row` found no row ([`OptionalExtension::optional`] makes it `None`).
     NoRows,
     /// A column held something the caller cannot read as the type it asked for.
-    Conversion { column: usize, wanted: &'static str, found: String },
+    Conversion {
+        column: usize,
+        wanted: &'static str,
+        found: String,
+    },
 }
 
 impl std::fmt::Display for Error {
@@ -118,7 +122,9 @@ impl Error {
     pub fn is_conflict(&self) -> bool {
         match self {
             Error::Postgres(e) => e.code().is_some_and(|c| matches!(c.code(), "23505" | "40001" | "40P01")),
-            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::ConstraintViolation),
+            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::ConstraintViolation)
+            }
             _ => false,
         }
     }
@@ -444,7 +450,7 @@ impl Db {
             Location::File(path) => Db { inner: Inner::Sqlite(open_sqlite(path)?) },
             Location::Postgres(url) => {
                 let mut pg = Pg { url: url.clone(), client: None, statements: HashMap::new() };
-                pg.client()?;
+                blocking(|| pg.client().map(drop))?;
                 Db { inner: Inner::Postgres(RefCell::new(pg)) }
             }
         };
@@ -502,7 +508,9 @@ impl Db {
                     return Ok(());
                 }
                 let mut pg = pg.borrow_mut();
-                Ok(pg.client()?.batch_execute(&translated.join(";\n"))?)
+                let pg: &mut Pg = &mut pg;
+                let batch = translated.join(";\n");
+                blocking(|| Ok(pg.client()?.batch_execute(&batch)?))
             }
         }
     }
@@ -564,6 +572,15 @@ impl Db {
                 |r| Ok(r.get::<_, i64>(0)? > 0),
             ),
         }
+    }
+
+    /// Whether `table` exists.
+    pub fn has_table(&self, table: &str) -> Result<bool> {
+        let sql = match self.backend() {
+            Backend::Sqlite => "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            Backend::Postgres => "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?1",
+        };
+        self.query_row(sql, [table], |r| Ok(r.get::<_, i64>(0)? > 0))
     }
 
     /// A transaction: committed by [`Transaction::commit`], rolled back when dropped without.
@@ -675,14 +692,30 @@ impl Pg {
         Ok(self.client.as_mut().expect("connected just above"))
     }
 
-    /// Prepares `sql` (once per connection) and runs `run` with its parameters.
-    fn run<T>(
+    /// Prepares `sql` (once per connection) and runs `run` with its parameters, off any async
+    /// worker thread ([`blocking`]).
+    fn run<T: Send>(
+        &mut self,
+        sql: &str,
+        values: &[Value],
+        run: impl FnOnce(&mut postgres::Client, &postgres::Statement, &[&(dyn postgres::types::ToSql + Sync)]) -> Result<T> + Send,
+    ) -> Result<T> {
+        blocking(|| self.run_here(sql, values, run))
+    }
+
+    fn run_here<T>(
         &mut self,
         sql: &str,
         values: &[Value],
         run: impl FnOnce(&mut postgres::Client, &postgres::Statement, &[&(dyn postgres::types::ToSql + Sync)]) -> Result<T>,
     ) -> Result<T> {
         self.client()?;
+        if to_postgres(sql).is_none() {
+            // A SQLite `PRAGMA`: nothing to do here, and no rows.
+            let client = self.client.as_mut().expect("connected");
+            let nothing = client.prepare("SELECT 1 WHERE false")?;
+            return run(client, &nothing, &[]);
+        }
         let statement = match self.statements.get(sql) {
             Some(statement) => statement.clone(),
             None => {
@@ -699,6 +732,18 @@ impl Pg {
             self.statements.clear();
         }
         result
+    }
+}
+
+/// Runs `work`, which blocks on the `postgres` client's own runtime, where that is allowed.
+/// Most callers are worker threads, where it runs as is; a few are async tasks (a handler that
+/// reads a count), where blocking on another runtime would panic: there it runs under
+/// `block_in_place` (a multi-threaded runtime) or on a thread of its own (a current-thread one).
+fn blocking<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Err(_) => work(),
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
+        Ok(_) => std::thread::scope(|scope| scope.spawn(work).join().expect("a database call panicked")),
     }
 }
 
@@ -850,7 +895,7 @@ pub fn to_postgres(sql: &str) -> Option<String> {
             // Only SQLite's AUTOINCREMENT asked for a sequence: other integer keys are given.
             out = out.replace("BIGSERIAL PRIMARY KEY", "BIGINT PRIMARY KEY");
         }
-        out = out.replace("ADD COLUMN ", "ADD COLUMN IF NOT EXISTS ");
+        out = out.replace("ADD COLUMN ", "ADD COLUMN IF NOT EXISTS ").replace(" WITHOUT ROWID", "");
     }
     if upper.starts_with("INSERT OR IGNORE") {
         out = format!("INSERT{}", &out["INSERT OR IGNORE".len()..]);
@@ -899,21 +944,33 @@ mod tests {
         assert_eq!(to_postgres("CREATE TABLE k (one INTEGER PRIMARY KEY, v TEXT)").unwrap(), "CREATE TABLE k (one BIGINT PRIMARY KEY, v TEXT)");
         assert_eq!(to_postgres("SELECT a FROM t WHERE b = ?2 AND c = '?' AND d = ?1").unwrap(), "SELECT a FROM t WHERE b = $2 AND c = '?' AND d = $1");
         assert_eq!(to_postgres("INSERT OR IGNORE INTO k (a) VALUES (?)").unwrap(), "INSERT INTO k (a) VALUES ($1) ON CONFLICT DO NOTHING");
-        assert_eq!(to_postgres("ALTER TABLE inbox ADD COLUMN tries INTEGER NOT NULL DEFAULT 0").unwrap(), "ALTER TABLE inbox ADD COLUMN IF NOT EXISTS tries BIGINT NOT NULL DEFAULT 0");
+        assert_eq!(
+            to_postgres("ALTER TABLE inbox ADD COLUMN tries INTEGER NOT NULL DEFAULT 0").unwrap(),
+            "ALTER TABLE inbox ADD COLUMN IF NOT EXISTS tries BIGINT NOT NULL DEFAULT 0"
+        );
         assert_eq!(to_postgres("BEGIN IMMEDIATE"), Some("BEGIN".into()));
         assert_eq!(to_postgres("PRAGMA incremental_vacuum"), None);
-        assert_eq!(split_statements("CREATE TABLE a (x TEXT DEFAULT ';'); CREATE INDEX i ON a (x);\n"), ["CREATE TABLE a (x TEXT DEFAULT ';')", " CREATE INDEX i ON a (x)"]);
+        assert_eq!(
+            split_statements("CREATE TABLE a (x TEXT DEFAULT ';'); CREATE INDEX i ON a (x);\n"),
+            ["CREATE TABLE a (x TEXT DEFAULT ';')", " CREATE INDEX i ON a (x)"]
+        );
     }
 
     #[test]
     fn the_same_code_reads_and_writes_sqlite() {
-        let mut db = Db::open(&Location::File(":memory:".into()), "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, body BLOB, n INTEGER)").unwrap();
-        let id: i64 = db.query_row("INSERT INTO t (name, body, n) VALUES (?1, ?2, ?3) RETURNING id", params!["a", b"x".to_vec(), None::<i64>], |r| r.get(0)).unwrap();
+        let mut db =
+            Db::open(&Location::File(":memory:".into()), "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, body BLOB, n INTEGER)").unwrap();
+        let id: i64 =
+            db.query_row("INSERT INTO t (name, body, n) VALUES (?1, ?2, ?3) RETURNING id", params!["a", b"x".to_vec(), None::<i64>], |r| r.get(0)).unwrap();
         assert_eq!(id, 1);
         let tx = db.transaction().unwrap();
         tx.execute("INSERT INTO t (name) VALUES (?1)", ["b"]).unwrap();
         drop(tx);
-        let rows = db.prepare("SELECT name, body, n FROM t ORDER BY id").unwrap().query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Option<i64>>(2)?))).unwrap();
+        let rows = db
+            .prepare("SELECT name, body, n FROM t ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Option<i64>>(2)?)))
+            .unwrap();
         assert_eq!(rows.collect::<Result<Vec<_>>>().unwrap(), [("a".to_string(), b"x".to_vec(), None)]);
         assert!(matches!(db.query_row("SELECT id FROM t WHERE id = 9", [], |r| r.get::<_, i64>(0)).optional(), Ok(None)));
         assert!(matches!(db.query_row("SELECT name FROM t", [], |r| r.get::<_, i64>(0)), Err(Error::Conversion { column: 0, .. })));

@@ -139,7 +139,7 @@ impl DeadLetters {
             Backend::Sqlite(db) => {
                 db.execute(
                     "INSERT INTO dead_letters (name, source, body, body_sha256, error, failures, last_failed_ms, tenant) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)
-                     ON CONFLICT(body_sha256) DO UPDATE SET error = excluded.error, failures = failures + 1, last_failed_ms = excluded.last_failed_ms",
+                     ON CONFLICT(body_sha256) DO UPDATE SET error = excluded.error, failures = dead_letters.failures + 1, last_failed_ms = excluded.last_failed_ms",
                     params![name, source.as_str(), body, digest(&self.tenant, body), error.to_string(), now_ms(), &*self.tenant],
                 )?;
             }

@@ -61,6 +61,18 @@ impl Leases {
         Ok(self.db.lock().unwrap().execute("DELETE FROM leases WHERE holder = ?1", [holder])?)
     }
 
+    /// How many leases whose name starts with `prefix` others than `holder` hold now.
+    pub fn count_held(&self, prefix: &str, holder: &str) -> anyhow::Result<u64> {
+        let now = crate::serve::inbox::now_ms();
+        let like = format!("{prefix}%");
+        let n: i64 = self.db.lock().unwrap().query_row(
+            "SELECT count(*) FROM leases WHERE name LIKE ?1 AND holder <> ?2 AND until_ms > ?3",
+            params![like, holder, now],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
     /// Who holds `name` now, if anyone.
     pub fn holder(&self, name: &str) -> anyhow::Result<Option<String>> {
         let now = crate::serve::inbox::now_ms();

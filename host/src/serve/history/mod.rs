@@ -55,16 +55,19 @@ pub fn migrate(db: &Connection) -> anyhow::Result<()> {
             db.execute_batch(&format!("ALTER TABLE inbox ADD COLUMN {column} {kind}"))?;
         }
     }
-    // Rows from before the history: their state from their status and outcome.
-    db.execute_batch(
-        "UPDATE inbox SET state = CASE
+    // Rows from before the history (only a SQLite file can have them): their state from their
+    // status and outcome.
+    if db.backend() == crate::storage::db::Backend::Sqlite {
+        db.execute_batch(
+            "UPDATE inbox SET state = CASE
              WHEN status = 'done' THEN coalesce(json_extract(outcome, '$.outcome'), 'synced')
              WHEN status = 'queued' AND attempts > 0 THEN 'retrying'
              WHEN status = 'failed' AND json_extract(outcome, '$.outcome') = 'cancelled' THEN 'cancelled'
              ELSE status END
          WHERE state IS NULL AND json_valid(coalesce(outcome, '{}'));
          UPDATE inbox SET state = status WHERE state IS NULL;",
-    )?;
+        )?;
+    }
     // Each filter the page offers pages by id under its own index; a date range finds its ids
     // under the time index; the search keys are one index of their own.
     db.execute_batch(

@@ -3,8 +3,8 @@
 //! millionth delivery as at the first (`cargo bench`'s console figures measure it).
 
 use super::row::{row_json, Detail, COLUMNS};
-use crate::storage::db::Value as Sql;
 use crate::storage::db::Db as Connection;
+use crate::storage::db::Value as Sql;
 use serde_json::Value;
 
 /// The states a person may filter by.

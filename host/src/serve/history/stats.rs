@@ -15,7 +15,7 @@ const MINUTE_MS: i64 = 60_000;
 
 /// Creates the counts; a file made before them gets them from its kept rows.
 pub fn create(db: &Connection) -> crate::storage::db::Result<()> {
-    let exists: bool = db.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'inbox_minutes'", [], |r| r.get(0))?;
+    let exists = db.has_table("inbox_minutes")?;
     db.execute_batch(
         "CREATE TABLE IF NOT EXISTS inbox_minutes (
              tenant TEXT NOT NULL, minute INTEGER NOT NULL,
@@ -36,7 +36,8 @@ pub fn recount(db: &Connection) -> crate::storage::db::Result<()> {
         "DELETE FROM inbox_minutes;
          INSERT INTO inbox_minutes (tenant, minute, received, failed, refused)
          SELECT tenant, received_ms / 60000, count(*),
-                sum(coalesce(state, status) IN ('failed', 'retrying', 'discarded') OR replayed_by IS NOT NULL), sum(coalesce(state, status) = 'refused')
+                sum(CASE WHEN coalesce(state, status) IN ('failed', 'retrying', 'discarded') OR replayed_by IS NOT NULL THEN 1 ELSE 0 END),
+                sum(CASE WHEN coalesce(state, status) = 'refused' THEN 1 ELSE 0 END)
          FROM inbox GROUP BY 1, 2;",
     )
 }
@@ -45,7 +46,7 @@ pub fn recount(db: &Connection) -> crate::storage::db::Result<()> {
 pub fn count_received(db: &Connection, tenant: &str, received_ms: i64, refused: bool) -> crate::storage::db::Result<()> {
     db.prepare_cached(
         "INSERT INTO inbox_minutes (tenant, minute, received, refused) VALUES (?1, ?2, 1, ?3)
-         ON CONFLICT (tenant, minute) DO UPDATE SET received = received + 1, refused = refused + excluded.refused",
+         ON CONFLICT (tenant, minute) DO UPDATE SET received = inbox_minutes.received + 1, refused = inbox_minutes.refused + excluded.refused",
     )?
     .execute(params![tenant, received_ms.div_euclid(MINUTE_MS), i64::from(refused)])?;
     Ok(())
@@ -55,7 +56,7 @@ pub fn count_received(db: &Connection, tenant: &str, received_ms: i64, refused: 
 pub fn count_failed(db: &Connection, tenant: &str, received_ms: i64) -> crate::storage::db::Result<()> {
     db.prepare_cached(
         "INSERT INTO inbox_minutes (tenant, minute, failed) VALUES (?1, ?2, 1)
-         ON CONFLICT (tenant, minute) DO UPDATE SET failed = failed + 1",
+         ON CONFLICT (tenant, minute) DO UPDATE SET failed = inbox_minutes.failed + 1",
     )?
     .execute(params![tenant, received_ms.div_euclid(MINUTE_MS)])?;
     Ok(())
