@@ -5,6 +5,8 @@ use anyhow::bail;
 use dialpad_ghl_host::backfill::{self, parse_instant_ms, Backfills, Mode};
 use dialpad_ghl_host::bindings::exports::dialpad_ghl::sync::backfill::Window;
 use dialpad_ghl_host::report;
+use dialpad_ghl_host::storage::db::Location;
+use dialpad_ghl_host::storage::lease::Leases;
 use dialpad_ghl_host::tenants::registry::Tenants;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -28,6 +30,9 @@ pub struct Args {
     /// (`<dir>/state.db`); needed unless --dry-run.
     #[arg(long, value_name = "DIR")]
     state: Option<PathBuf>,
+    /// The shared database of `serve --database` (needs --state as well).
+    #[command(flatten)]
+    database: crate::options::DatabaseArgs,
     #[command(flatten)]
     api: ApiArgs,
     #[command(flatten)]
@@ -54,12 +59,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // A dry run keeps nothing: no state folder unless one is named.
     let state = args.state;
     let allow_no_location = args.tenant.is_some();
-    let target = Target::build(TargetOptions { api: args.api, dialpad: args.dialpad, state: state.as_deref(), allow_no_location, ..TargetOptions::default() })?;
+    if args.database.database.is_some() && state.is_none() {
+        bail!("--database needs --state too (the machine's folder for the compiled plugin)");
+    }
+    let db = state.as_deref().map(|dir| args.database.location(dir));
+    let target = Target::build(TargetOptions {
+        api: args.api,
+        dialpad: args.dialpad,
+        state: state.as_deref(),
+        database: args.database.database.as_ref().map(PathBuf::from),
+        allow_no_location,
+        ..TargetOptions::default()
+    })?;
     // A tenant's runtime: its location, its credentials, its Dialpad connection, its records.
     let (runtime, has_dialpad_key) = match (&args.tenant, &state) {
         (Some(id), Some(dir)) => {
             let vault = dialpad_ghl_host::storage::vault::Vault::from_environment(args.secret_key_file.as_deref(), &[])?;
-            let store = crate::tenancy::open_store(dir, &dir.join("state.db"), Some(std::sync::Arc::new(vault)))?;
+            let store = crate::tenancy::open_store(dir, db.as_deref().unwrap_or(dir), Some(std::sync::Arc::new(vault)))?;
             let (tenants, _) = Tenants::over_store(target.runtime.clone_shared(), &target.settings, target.dead_letters.clone(), store, "");
             let Some(live) = tenants.get(id).filter(|_| !id.is_empty()) else { bail!("no tenant {id}") };
             (live.runtime.clone_shared(), live.settings.dialpad_key.is_some())
@@ -70,13 +86,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !has_dialpad_key {
         bail!("backfill lists calls through Dialpad's API: give --dialpad-api-key (or DIALPAD_API_KEY, or dialpad_api_key in --config), or connect the tenant's Dialpad");
     }
-    let backfills = match (&state, dry_run) {
-        (Some(dir), _) => Some(match &args.tenant {
-            Some(id) => Backfills::for_tenant(&dir.join("state.db"), id)?,
-            None => Backfills::open(&dir.join("state.db"))?,
+    let backfills = match (&db, dry_run) {
+        (Some(db), _) => Some(match &args.tenant {
+            Some(id) => Backfills::for_tenant(db, id)?,
+            None => Backfills::open(db)?,
         }),
         (None, true) => None,
         (None, false) => bail!("backfill keeps its progress in a state folder: give --state DIR (or --dry-run)"),
+    };
+    // On a shared database one backfill of a location runs at a time, whichever machine starts it.
+    let _lease = match db.as_deref().map(Location::of).filter(|l| l.is_shared()) {
+        Some(location) if !dry_run => Some(BackfillLease::take(&location, args.tenant.as_deref().unwrap_or("-"))?),
+        _ => None,
     };
     let window = Window { started_after, started_before: Some(started_before) };
     let span = (started_before - started_after) / 1000;
@@ -131,4 +152,48 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("{} calls failed (their lines above say why): run the same command again to retry them; the others change nothing", progress.failed);
     }
     Ok(())
+}
+
+/// The lease of a backfill on a shared database, renewed while it runs and given back when
+/// dropped.
+struct BackfillLease {
+    leases: std::sync::Arc<Leases>,
+    name: String,
+    holder: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl BackfillLease {
+    const TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+    fn take(location: &Location, tenant: &str) -> anyhow::Result<BackfillLease> {
+        let leases = std::sync::Arc::new(Leases::open(location)?);
+        let (name, holder) = (format!("backfill:{tenant}"), dialpad_ghl_host::storage::lease::replica_name());
+        if !leases.try_hold(&name, &holder, Self::TTL)? {
+            let other = leases.holder(&name)?.unwrap_or_default();
+            bail!("another backfill of this location is running ({other}); it holds the lease for up to {} s after it stops", Self::TTL.as_secs());
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (renewing, renewer, stopped) = (leases.clone(), holder.clone(), stop.clone());
+        std::thread::spawn(move || {
+            // Renewed every 20 s (a third of its time), looking for the stop twice a second.
+            for tick in 1u64.. {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                if tick % 40 == 0 {
+                    let _ = renewing.renew_all(&renewer, Self::TTL);
+                }
+            }
+        });
+        Ok(BackfillLease { leases, name, holder, stop })
+    }
+}
+
+impl Drop for BackfillLease {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.leases.release(&self.name, &self.holder);
+    }
 }

@@ -28,7 +28,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let store = args.store.open()?;
     let settings = args.connect.settings()?;
-    let db = args.store.state.join("state.db");
+    let db = args.store.database.location(&args.store.state);
     let inbox = Inbox::open(&db)?;
     let single = PluginArg::default().offline_runtime()?;
     let (tenants, _) = Tenants::over_store(single, &settings, DeadLetters::open(&db)?, store.clone(), "");

@@ -79,6 +79,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         database: args.database.database.as_ref().map(PathBuf::from),
         allow_no_location: vault.is_some(),
     })?;
+    if args.database.database.is_some() && target.settings.oauth.is_some() {
+        bail!(
+            "the host's own OAuth refresh token rotates at each refresh and is kept in --state, one machine's folder: with --database (several replicas), connect the location as a tenant (`connect`), whose tokens live in the database, or give a private integration token"
+        );
+    }
     if target.reconcile.is_some() && !target.has_dialpad_key && target.has_location {
         bail!("reconcile lists calls through Dialpad's API: give --dialpad-api-key (or DIALPAD_API_KEY, or dialpad_api_key in --config)");
     }

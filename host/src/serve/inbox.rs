@@ -183,11 +183,14 @@ impl Inbox {
              CREATE INDEX IF NOT EXISTS inbox_queued ON inbox (status, id);
              CREATE INDEX IF NOT EXISTS inbox_lanes ON inbox (status, lane, id);",
         )?;
-        // Before tenants: every delivery was the single location's.
-        if !crate::storage::sqlite::has_column(&db, "inbox", "tenant")? {
-            db.execute_batch("ALTER TABLE inbox ADD COLUMN tenant TEXT NOT NULL DEFAULT ''")?;
-        }
-        super::history::migrate(&db)?;
+        // Replicas starting together change the schema one at a time.
+        db.schema(|db| {
+            // Before tenants: every delivery was the single location's.
+            if !crate::storage::sqlite::has_column(db, "inbox", "tenant")? {
+                db.execute_batch("ALTER TABLE inbox ADD COLUMN tenant TEXT NOT NULL DEFAULT ''")?;
+            }
+            super::history::migrate(db)
+        })?;
         // A file made before auto_vacuum was set keeps its freed pages: convert it once, so the
         // retention's `incremental_vacuum` gives them back.
         if let Some(file) = db.sqlite().filter(|f| f.query_row("PRAGMA auto_vacuum", [], |r| r.get::<_, i64>(0)).ok() != Some(2)) {
@@ -284,6 +287,16 @@ impl Inbox {
     /// Finished rows pruned since the start.
     pub fn pruned(&self) -> u64 {
         self.pruned.load(Ordering::Relaxed)
+    }
+
+    /// Counts the rows' bytes again: on a shared database the other replicas add rows too, so
+    /// the housekeeping calls this every few seconds (a file only this process writes stays
+    /// counted as it goes).
+    pub fn recount_shared(&self) -> anyhow::Result<()> {
+        if self.replica.is_some() {
+            self.recount(&self.db.lock().unwrap())?;
+        }
+        Ok(())
     }
 
     fn recount(&self, db: &Connection) -> anyhow::Result<()> {
@@ -516,16 +529,21 @@ impl Inbox {
         let db = self.db.lock().unwrap();
         let now = now_ms();
         // A skip-scan: one index seek per lane, whatever the depth of each.
-        let mut query = db.prepare_cached(
+        // On a shared database, lanes another replica holds are left out at once.
+        let held_elsewhere = match self.replica {
+            Some(_) => "AND NOT EXISTS (SELECT 1 FROM leases WHERE name = 'lane:' || i.lane AND until_ms > ?1)",
+            None => "AND ?1 IS NOT NULL",
+        };
+        let mut query = db.prepare_cached(&format!(
             "WITH RECURSIVE lanes(lane) AS (
                  SELECT min(lane) FROM inbox WHERE status = 'queued'
                  UNION ALL
                  SELECT (SELECT min(lane) FROM inbox WHERE status = 'queued' AND lane > lanes.lane) FROM lanes WHERE lanes.lane IS NOT NULL)
              SELECT i.id, i.source, i.name, i.lane, i.attempts, i.received_ms, i.replay_of, i.not_before_ms, i.tenant
              FROM lanes JOIN inbox i ON i.id = (SELECT min(id) FROM inbox WHERE status = 'queued' AND lane = lanes.lane)
-             WHERE lanes.lane IS NOT NULL ORDER BY i.id",
-        )?;
-        let mut rows = query.query([])?;
+             WHERE lanes.lane IS NOT NULL {held_elsewhere} ORDER BY i.id"
+        ))?;
+        let mut rows = query.query([now])?;
         let mut soonest: Option<i64> = None;
         while let Some(row) = rows.next()? {
             let id: i64 = row.get(0)?;

@@ -22,6 +22,9 @@ pub(super) struct Parts<'a> {
     pub dead_letter_bytes: &'a AtomicU64,
 }
 
+/// How often a replica counts the shared inbox's bytes again (what the others added).
+const SHARED_RECOUNT_EVERY: Duration = Duration::from_secs(5);
+
 /// The lease of the replica that prunes the shared database.
 const RETENTION_LEASE: &str = "retention";
 
@@ -29,6 +32,7 @@ pub(super) fn run(parts: Parts<'_>) {
     let Parts { inbox, dead_letters, metrics, limits, .. } = &parts;
     let mut next_prune = Instant::now() + limits.prune_every;
     let mut pruned_seen = inbox.pruned();
+    let mut next_recount = Instant::now();
     loop {
         if inbox.wait_stopped(Duration::from_secs(1).min(limits.prune_every)) {
             return;
@@ -44,6 +48,12 @@ pub(super) fn run(parts: Parts<'_>) {
             // The inbox's count includes these; it is added below with the ones made room for.
             if let Err(e) = inbox.prune(limits.keep_finished) {
                 tracing::error!("serve: pruning the inbox: {e:#}");
+            }
+        }
+        if Instant::now() >= next_recount {
+            next_recount = Instant::now() + SHARED_RECOUNT_EVERY;
+            if let Err(e) = inbox.recount_shared() {
+                tracing::warn!("serve: counting the shared inbox's bytes: {e:#}");
             }
         }
         let pruned = inbox.pruned();

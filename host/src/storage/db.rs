@@ -509,8 +509,22 @@ impl Db {
                 }
                 let mut pg = pg.borrow_mut();
                 let pg: &mut Pg = &mut pg;
-                let batch = translated.join(";\n");
-                blocking(|| Ok(pg.client()?.batch_execute(&batch)?))
+                let mut batch = translated.join(";\n");
+                // Schema changes one replica at a time (a session lock: it nests, and holds
+                // inside a transaction as outside one).
+                let ddl = translated.iter().any(|s| {
+                    let upper = s.trim_start().to_ascii_uppercase();
+                    upper.starts_with("CREATE") || upper.starts_with("ALTER")
+                });
+                if ddl {
+                    batch = format!("SELECT pg_advisory_lock({SCHEMA_LOCK});\n{batch};\nSELECT pg_advisory_unlock({SCHEMA_LOCK})");
+                }
+                let done: Result<()> = blocking(|| Ok(pg.client()?.batch_execute(&batch)?));
+                if ddl && done.is_err() {
+                    // The unlock did not run: a failed batch stops at its error.
+                    let _ = blocking(|| pg.client().map(|c| c.batch_execute(&format!("SELECT pg_advisory_unlock({SCHEMA_LOCK})"))));
+                }
+                Ok(done?)
             }
         }
     }
