@@ -1,8 +1,9 @@
 //! Marks the tests whose outside tools are missing as ignored, with the reason, so that the
 //! test runner's own output says they did not run (`test … ignored, Prism is not installed…`)
 //! instead of passing them. With `REQUIRE_PRISM=1` / `REQUIRE_GHL_SDK=1` /
-//! `REQUIRE_BROWSER=1` / `REQUIRE_WASMTIME=1` (CI) nothing is ignored: a missing tool then
-//! fails its tests.
+//! `REQUIRE_BROWSER=1` / `REQUIRE_WASMTIME=1` / `REQUIRE_POSTGRES=1` (CI) nothing is ignored: a
+//! missing tool then fails its tests. PostgreSQL is present when `initdb` is on `PATH` or under
+//! `/usr/lib/postgresql/*/bin` (`host_test::postgres` starts a throwaway server from there).
 
 use std::path::Path;
 
@@ -28,5 +29,24 @@ fn main() {
         if !present && !required {
             println!("cargo::rustc-cfg={cfg}");
         }
+    }
+    postgres();
+}
+
+/// `postgres_missing` unless `initdb` is found (as `host_test::postgres` looks for it) or
+/// `REQUIRE_POSTGRES=1`. (`cli/build.rs` has the same.)
+fn postgres() {
+    println!("cargo::rustc-check-cfg=cfg(postgres_missing)");
+    println!("cargo::rerun-if-env-changed=REQUIRE_POSTGRES");
+    let on_path = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default();
+    let debian: Vec<_> = std::fs::read_dir("/usr/lib/postgresql").map(|d| d.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect()).unwrap_or_default();
+    let found = on_path.into_iter().chain(debian).map(|dir| dir.join("initdb")).find(|initdb| initdb.is_file());
+    // Where it was found, or (not found) a path that does not exist, which makes cargo run this
+    // again each build, so installing PostgreSQL later is noticed.
+    let watched = found.clone().unwrap_or_else(|| "/usr/lib/postgresql/15/bin/initdb".into());
+    println!("cargo::rerun-if-changed={}", watched.display());
+    let required = std::env::var("REQUIRE_POSTGRES").is_ok_and(|v| v.trim() == "1");
+    if found.is_none() && !required {
+        println!("cargo::rustc-cfg=postgres_missing");
     }
 }

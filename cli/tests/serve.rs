@@ -1,10 +1,13 @@
 //! `serve` as a user runs it: a separate process receiving Dialpad webhooks over loopback,
 //! killed with SIGKILL mid-stream and started again on the same state. (Its answers, metrics,
 //! retries and page are tested in-process: `tests/tests/serve.rs`, `tests/tests/browser.rs`.)
+//! Each test runs twice: on `<state>/state.db` (`…_on_sqlite`) and on a PostgreSQL database
+//! given with `--database` (`…_on_postgres`).
 
 use dialpad_ghl_host::capability::keyvalue::KeyValueStore;
 use dialpad_ghl_host::engine::Runtime;
-use e2e_tests::serve::{json_fixture as fixture, mock, sign, LOCATION, SECRET, TOKEN};
+use e2e_tests::on_both_stores;
+use e2e_tests::serve::{json_fixture as fixture, mock, sign, Store, LOCATION, SECRET, TOKEN};
 use e2e_tests::Events;
 use host_test::ghl_mock::Holdings;
 use host_test::support::loopback_request;
@@ -59,7 +62,8 @@ struct ServeProcess {
 }
 
 impl ServeProcess {
-    fn start(state: &Path, api_base: &str, secret: Option<&str>) -> ServeProcess {
+    /// `serve` on `state`, its database `database` (a PostgreSQL URL) when given.
+    fn start(state: &Path, database: Option<&str>, api_base: &str, secret: Option<&str>) -> ServeProcess {
         let config = state.with_extension("config.json");
         // No client-side limit: the mock has none, and the test wants the stream fast.
         std::fs::write(&config, json!({"location_id": LOCATION, "token": TOKEN, "rate_limit": false}).to_string()).unwrap();
@@ -69,6 +73,10 @@ impl ServeProcess {
         command.args(["--api-base", api_base, "--config", config.to_str().unwrap(), "--state", state.to_str().unwrap()]);
         if let Some(secret) = secret {
             command.args(["--webhook-secret", secret]);
+        }
+        command.env_remove("DIALPAD_GHL_DATABASE");
+        if let Some(url) = database {
+            command.args(["--database", url]);
         }
         let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -120,7 +128,7 @@ impl Drop for ServeProcess {
 /// Posts a day of calls, SIGKILLs serve while its workers are writing, starts it again on the
 /// same state, posts the rest (and redelivers what was sent before the kill, as Dialpad
 /// retries), and compares HighLevel with a run that never crashed.
-fn survives_sigkill(name: &str, secret: Option<&str>) {
+fn survives_sigkill(name: &str, secret: Option<&str>, store: Store) {
     let events = day_of_calls(24);
     let bodies: Vec<Vec<u8>> = events.iter().map(|e| secret.map_or_else(|| e.to_string().into_bytes(), |s| sign(e, s))).collect();
     let expected = reference_holdings(&bodies, secret);
@@ -130,8 +138,12 @@ fn survives_sigkill(name: &str, secret: Option<&str>) {
     // Slow enough that the kill lands with writes in flight and deliveries queued.
     mock.set_latency(Duration::from_millis(25));
     let state = host_test::support::scratch_dir(name).join("state");
+    let database = match store {
+        Store::Sqlite => None,
+        Store::Postgres => Some(host_test::postgres::database(name)),
+    };
 
-    let serve = ServeProcess::start(&state, &mock.base_url(), secret);
+    let serve = ServeProcess::start(&state, database.as_deref(), &mock.base_url(), secret);
     let (before, after) = bodies.split_at(32);
     for body in before {
         let (status, answer) = serve.post(body);
@@ -151,7 +163,7 @@ fn survives_sigkill(name: &str, secret: Option<&str>) {
         "the kill came too late to test anything: {queued_at_kill} queued, {requests_at_kill} requests"
     );
 
-    let serve = ServeProcess::start(&state, &mock.base_url(), secret);
+    let serve = ServeProcess::start(&state, database.as_deref(), &mock.base_url(), secret);
     assert!(serve.queued_at_start > 0, "the acknowledged deliveries were not kept");
     for body in after.iter().chain(before.iter().take(8)) {
         assert_eq!(serve.post(body).0, 200);
@@ -171,18 +183,14 @@ fn survives_sigkill(name: &str, secret: Option<&str>) {
     let creates = mock.requests().iter().filter(|r| r.method == "POST").count();
     assert_eq!(creates, 24 * 4, "a create was sent twice: a contact, a note and two tasks per caller");
     host_test::figure!(
-        "serve ({name}): SIGKILL with {queued_at_kill} deliveries queued and {requests_at_kill} of ~{expected_requests} requests made; {} were queued at the restart; {} requests in all ({creates} POSTs); 24 contacts, 24 notes, equal to the run without a crash",
+        "serve ({name}, {store:?}): SIGKILL with {queued_at_kill} deliveries queued and {requests_at_kill} of ~{expected_requests} requests made; {} were queued at the restart; {} requests in all ({creates} POSTs); 24 contacts, 24 notes, equal to the run without a crash",
         serve.queued_at_start,
         mock.requests().len()
     );
 }
 
-#[test]
-fn unsigned_webhooks_survive_a_sigkill_exactly_once() {
-    survives_sigkill("serve-sigkill-unsigned", None);
-}
+on_both_stores!(|store| survives_sigkill("serve-sigkill-unsigned", None, store)
+    => unsigned_webhooks_survive_a_sigkill_exactly_once_on_sqlite, unsigned_webhooks_survive_a_sigkill_exactly_once_on_postgres);
 
-#[test]
-fn signed_webhooks_survive_a_sigkill_exactly_once() {
-    survives_sigkill("serve-sigkill-signed", Some(SECRET));
-}
+on_both_stores!(|store| survives_sigkill("serve-sigkill-signed", Some(SECRET), store)
+    => signed_webhooks_survive_a_sigkill_exactly_once_on_sqlite, signed_webhooks_survive_a_sigkill_exactly_once_on_postgres);

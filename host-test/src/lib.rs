@@ -12,6 +12,7 @@
 //! - [`app_webhook`]: HighLevel's app webhooks (INSTALL, UNINSTALL), signed with a test key;
 //! - [`contact_webhook`]: HighLevel's contact webhooks (two-way contact sync's input);
 //! - [`outbox`]: the webhooks the mocks send out (contact changes), and their deliveries;
+//! - [`postgres`]: a throwaway PostgreSQL for the tests of the PostgreSQL backend;
 //! - [`support`]: scratch folders, loopback requests, figures printed past the test capture.
 
 pub mod app_webhook;
@@ -23,5 +24,6 @@ pub mod dialpad_mock;
 pub mod ghl_mock;
 pub mod jwt;
 pub mod outbox;
+pub mod postgres;
 pub mod stock_host;
 pub mod support;

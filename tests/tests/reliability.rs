@@ -1,6 +1,8 @@
 //! Exactly once under faults: a restart with a durable store, 1,000 events against an API that
 //! fails 20% of the time (5xx, 429, delays, dropped connections before and after the write),
 //! dead letters and their replay, and the host's rate limiter against an API that enforces one.
+//! Each test runs twice: its records and dead letters in a SQLite file (`…_on_sqlite`) and in a
+//! PostgreSQL database (`…_on_postgres`).
 
 // The WIT-generated error is what the tests assert on; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
@@ -11,6 +13,7 @@ use dialpad_ghl_host::engine::Runtime;
 use dialpad_ghl_host::inbound::{Inbound, Source};
 use dialpad_ghl_host::settings::Settings;
 use dialpad_ghl_host::storage::dead_letters::{deliver, replay_dead_letters, DeadLetters};
+use e2e_tests::serve::{state_location, Store};
 use e2e_tests::*;
 use host_test::ghl_mock::{FaultKind, Faults, MockOptions, MockServer, RateLimit};
 use serde_json::{json, Value};
@@ -125,8 +128,11 @@ fn state(mock: &MockServer) -> BTreeMap<String, Value> {
     out
 }
 
-#[test]
-fn a_thousand_events_with_a_fifth_of_requests_failing_end_exactly_as_without_faults() {
+on_both_stores!(a_thousand_events_with_a_fifth_of_requests_failing_end_exactly_as_without_faults
+    => a_thousand_events_with_a_fifth_of_requests_failing_end_exactly_as_without_faults_on_sqlite,
+       a_thousand_events_with_a_fifth_of_requests_failing_end_exactly_as_without_faults_on_postgres);
+
+fn a_thousand_events_with_a_fifth_of_requests_failing_end_exactly_as_without_faults(store: Store) {
     let events = events(1000);
 
     // The reference: no faults.
@@ -153,8 +159,9 @@ fn a_thousand_events_with_a_fifth_of_requests_failing_end_exactly_as_without_fau
             FaultKind::DropAfterHandling,
         ],
     }));
-    let rt = runtime_for(&faulty, KeyValueStore::new(), None);
-    let dead_letters = DeadLetters::in_memory();
+    let db = state_location(store, "reliability-faults");
+    let rt = runtime_for(&faulty, KeyValueStore::open(&db).unwrap(), None);
+    let dead_letters = DeadLetters::open(&db).unwrap();
     let mut failed_first = 0;
     for (name, body) in &events {
         failed_first += usize::from(deliver(&rt, &dead_letters, name, &Inbound::new(Source::DialpadWebhook, body.to_vec())).unwrap().result.is_err());
@@ -171,7 +178,7 @@ fn a_thousand_events_with_a_fifth_of_requests_failing_end_exactly_as_without_fau
     let lost = dead_letters.len();
     let count = |s: &BTreeMap<String, Value>, list: &str| s.values().map(|c| c[list].as_array().unwrap().len()).sum::<usize>();
     e2e_tests::figure!(
-        "reliability: {} events, {requests} API requests, {faults} faults injected ({:?}); {failed_first} events failed at first, \
+        "reliability ({store:?}): {} events, {requests} API requests, {faults} faults injected ({:?}); {failed_first} events failed at first, \
          {rounds} dead-letter rounds; {lost} lost; contacts {} / {}, notes {} / {}, tasks {} / {} (with faults / without)",
         events.len(),
         faulty.fault_counts(),
@@ -195,9 +202,11 @@ fn a_thousand_events_with_a_fifth_of_requests_failing_end_exactly_as_without_fau
     }
 }
 
-#[test]
-fn a_restarted_host_with_a_durable_store_writes_nothing_twice() {
-    let db = host_test::support::scratch_dir("reliability-restart").join("state.db");
+on_both_stores!(a_restarted_host_with_a_durable_store_writes_nothing_twice
+    => a_restarted_host_with_a_durable_store_writes_nothing_twice_on_sqlite, a_restarted_host_with_a_durable_store_writes_nothing_twice_on_postgres);
+
+fn a_restarted_host_with_a_durable_store_writes_nothing_twice(store: Store) {
+    let db = state_location(store, "reliability-restart");
     let api = mock(MockOptions::default());
     {
         let rt = runtime_for(&api, KeyValueStore::open(&db).unwrap(), None);
@@ -219,12 +228,15 @@ fn a_restarted_host_with_a_durable_store_writes_nothing_twice() {
     assert_eq!(api.requests().len(), before);
 }
 
-#[test]
-fn failed_events_are_dead_lettered_with_their_error_and_replayed() {
+on_both_stores!(failed_events_are_dead_lettered_with_their_error_and_replayed
+    => failed_events_are_dead_lettered_with_their_error_and_replayed_on_sqlite, failed_events_are_dead_lettered_with_their_error_and_replayed_on_postgres);
+
+fn failed_events_are_dead_lettered_with_their_error_and_replayed(store: Store) {
     let api = mock(MockOptions::default());
     api.set_faults(Some(Faults { rate: 1.0, seed: 1, kinds: vec![FaultKind::ServerError(503)] }));
-    let rt = runtime_for(&api, KeyValueStore::new(), None);
-    let dead_letters = DeadLetters::in_memory();
+    let db = state_location(store, "reliability-dead-letters");
+    let rt = runtime_for(&api, KeyValueStore::open(&db).unwrap(), None);
+    let dead_letters = DeadLetters::open(&db).unwrap();
     for name in ["call_inbound_missed.json", "sms_inbound.json"] {
         assert!(deliver(&rt, &dead_letters, name, &Inbound::new(Source::DialpadWebhook, fixture(name))).unwrap().result.is_err());
     }
@@ -243,14 +255,16 @@ fn failed_events_are_dead_lettered_with_their_error_and_replayed() {
     assert_eq!(api.notes().len(), 2);
 }
 
-#[test]
-fn the_host_limiter_keeps_a_burst_under_the_apis_rate_limit() {
+on_both_stores!(the_host_limiter_keeps_a_burst_under_the_apis_rate_limit
+    => the_host_limiter_keeps_a_burst_under_the_apis_rate_limit_on_sqlite, the_host_limiter_keeps_a_burst_under_the_apis_rate_limit_on_postgres);
+
+fn the_host_limiter_keeps_a_burst_under_the_apis_rate_limit(store: Store) {
     let burst: Vec<(String, Vec<u8>)> = events(24).into_iter().filter(|(n, _)| n.starts_with("missed") || n.starts_with("sms")).collect();
     // An API that allows 8 requests per 400 ms, like HighLevel's 100 per 10 s, scaled down.
     let limit = RateLimit { max_requests: 8, window: Duration::from_millis(400) };
     let run = |limiter: Option<Arc<RateLimiter>>| {
         let api = mock(MockOptions { rate_limit: Some(limit), ..MockOptions::default() });
-        let rt = runtime_for(&api, KeyValueStore::new(), limiter);
+        let rt = runtime_for(&api, KeyValueStore::open(&state_location(store, "reliability-rate-limit")).unwrap(), limiter);
         for (name, body) in &burst {
             rt.handle_webhook(body).unwrap().unwrap_or_else(|e| panic!("{name}: {e:?}"));
         }
@@ -261,7 +275,10 @@ fn the_host_limiter_keeps_a_burst_under_the_apis_rate_limit() {
     // …with it, the burst is spaced so that not one request is refused. The limiter's window is
     // a little longer than the API's, as requests arrive a little after they start.
     let (refused_with, requests) = run(Some(Arc::new(RateLimiter::new(8, Duration::from_millis(440)))));
-    e2e_tests::figure!("rate limit: {} events, {requests} requests; 429s without the host limiter: {refused_without}, with it: {refused_with}", burst.len());
+    e2e_tests::figure!(
+        "rate limit ({store:?}): {} events, {requests} requests; 429s without the host limiter: {refused_without}, with it: {refused_with}",
+        burst.len()
+    );
     assert!(refused_without > 0, "the mock enforces its limit");
     assert_eq!(refused_with, 0);
 }

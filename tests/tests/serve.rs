@@ -1,18 +1,23 @@
 //! `serve` in this process: its answers to every kind of delivery, `/healthz`, `/metrics`,
 //! how often one delivery runs the plugin, retries and dead-letter replay. (The same server as
 //! a separate process, killed and restarted, is tested with the binary: `cli/tests/serve.rs`.)
+//! Each test runs twice: with its state in a SQLite file (`…_on_sqlite`) and in a PostgreSQL
+//! database (`…_on_postgres`).
 
-use e2e_tests::serve::{get_json, in_process, in_process_counted, in_process_with, json_fixture as fixture, loopback_options, mock, sign, SECRET, TOKEN};
+use e2e_tests::on_both_stores;
+use e2e_tests::serve::{get_json, in_process_on, json_fixture as fixture, loopback_options, mock, sign, Store, SECRET, TOKEN};
 use e2e_tests::{signed_platform_event, FIXTURES};
 use host_test::ghl_mock::{FaultKind, Faults};
 use host_test::support::loopback_request;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-#[test]
-fn refusals_are_typed_and_accepted_deliveries_are_handled_and_counted() {
+on_both_stores!(refusals_are_typed_and_accepted_deliveries_are_handled_and_counted
+    => refusals_are_typed_and_accepted_deliveries_are_handled_and_counted_on_sqlite, refusals_are_typed_and_accepted_deliveries_are_handled_and_counted_on_postgres);
+
+fn refusals_are_typed_and_accepted_deliveries_are_handled_and_counted(store: Store) {
     let mock = mock();
-    let server = in_process(&mock, Some(SECRET), loopback_options(), "serve-answers");
+    let (server, _) = in_process_on(store, &mock, |s| s.set("webhook_secret", SECRET), loopback_options(), "serve-answers");
     let post = |path: &str, body: &[u8]| {
         let (status, text) = loopback_request("POST", &format!("{}{path}", server.webhook_url()), body).unwrap();
         (status, serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)))
@@ -66,12 +71,14 @@ fn refusals_are_typed_and_accepted_deliveries_are_handled_and_counted() {
     assert!(http.iter().all(|x| x["request_headers"].as_array().unwrap().iter().any(|h| h[0] == "authorization" && h[1] == "[redacted]")));
 }
 
+on_both_stores!(unsigned_platform_events_and_expired_tokens_are_refused_401_and_write_nothing
+    => unsigned_platform_events_and_expired_tokens_are_refused_401_and_write_nothing_on_sqlite, unsigned_platform_events_and_expired_tokens_are_refused_401_and_write_nothing_on_postgres);
+
 /// Issue 14: with a webhook secret set, an unsigned platform event got 200 and wrote a note on
 /// the contact it found by phone, and a signed webhook from the year 2000 was synced. Now
 /// both are refused at the door, 401, and nothing is queued, sent or written; with no
 /// `platform_secret`, platform events are off altogether.
-#[test]
-fn unsigned_platform_events_and_expired_tokens_are_refused_401_and_write_nothing() {
+fn unsigned_platform_events_and_expired_tokens_are_refused_401_and_write_nothing(store: Store) {
     let mock = mock();
     mock.seed_contact(json!({"locationId": e2e_tests::serve::LOCATION, "firstName": "Priya", "phone": "+13125550187"}));
     let note = json!({"id": "evt-forged", "type": "note.created", "contact": {"phone": "(312) 555-0187"}, "note": {"ref": "n-forged", "body": "forged"}});
@@ -79,7 +86,8 @@ fn unsigned_platform_events_and_expired_tokens_are_refused_401_and_write_nothing
     old["iat"] = json!(946_684_800); // 2000-01-01
     old["exp"] = json!(946_688_400);
     for (name, platform_secret) in [("serve-unsigned-platform", Some(e2e_tests::PLATFORM_SECRET)), ("serve-platform-off", None)] {
-        let (server, _) = in_process_with(
+        let (server, _) = in_process_on(
+            store,
             &mock,
             |s| {
                 s.set("webhook_secret", SECRET);
@@ -112,12 +120,14 @@ fn unsigned_platform_events_and_expired_tokens_are_refused_401_and_write_nothing
     assert_eq!((mock.contacts().len(), mock.notes().len(), mock.tasks().len()), (1, 0, 0));
 }
 
+on_both_stores!(a_delivery_runs_the_plugin_twice_and_the_page_shows_the_plan_that_ran
+    => a_delivery_runs_the_plugin_twice_and_the_page_shows_the_plan_that_ran_on_sqlite, a_delivery_runs_the_plugin_twice_and_the_page_shows_the_plan_that_ran_on_postgres);
+
 /// One delivery runs the plugin at most twice (`route` at the door, `handle` in the worker), and
 /// the plan on the page is the plan that ran: what its steps name is what the report performed.
-#[test]
-fn a_delivery_runs_the_plugin_twice_and_the_page_shows_the_plan_that_ran() {
+fn a_delivery_runs_the_plugin_twice_and_the_page_shows_the_plan_that_ran(store: Store) {
     let mock = mock();
-    let (server, plugin) = in_process_counted(&mock, None, loopback_options(), "serve-calls");
+    let (server, plugin) = in_process_on(store, &mock, |_| {}, loopback_options(), "serve-calls");
     let hangup = fixture("call_inbound_hangup_completed.json");
     let mut anonymous = fixture("call_inbound_missed.json");
     anonymous["external_number"] = json!("");
@@ -161,10 +171,12 @@ fn a_delivery_runs_the_plugin_twice_and_the_page_shows_the_plan_that_ran() {
     }
 }
 
-#[test]
-fn transient_failures_are_retried_then_dead_lettered_and_a_replay_gets_through() {
+on_both_stores!(transient_failures_are_retried_then_dead_lettered_and_a_replay_gets_through
+    => transient_failures_are_retried_then_dead_lettered_and_a_replay_gets_through_on_sqlite, transient_failures_are_retried_then_dead_lettered_and_a_replay_gets_through_on_postgres);
+
+fn transient_failures_are_retried_then_dead_lettered_and_a_replay_gets_through(store: Store) {
     let mock = mock();
-    let server = in_process(&mock, None, loopback_options(), "serve-retries");
+    let (server, _) = in_process_on(store, &mock, |_| {}, loopback_options(), "serve-retries");
     mock.set_faults(Some(Faults { rate: 1.0, seed: 1, kinds: vec![FaultKind::ServerError(500)] }));
     let body = fixture("call_inbound_hangup_completed.json").to_string();
     let (status, _) = loopback_request("POST", &format!("{}/webhooks/dialpad", server.webhook_url()), body.as_bytes()).unwrap();
@@ -195,17 +207,20 @@ fn transient_failures_are_retried_then_dead_lettered_and_a_replay_gets_through()
     assert_eq!(status, 404, "the letter is gone");
 }
 
+on_both_stores!(a_dead_letter_whose_token_expired_since_is_replayed_from_the_page
+    => a_dead_letter_whose_token_expired_since_is_replayed_from_the_page_on_sqlite, a_dead_letter_whose_token_expired_since_is_replayed_from_the_page_on_postgres);
+
 /// A signed delivery accepted at the door and then dead-lettered is replayed from the page after
 /// its token has expired: it is queued again with the lane it was accepted with, not refused
 /// for its age (nothing accepted is lost).
-#[test]
-fn a_dead_letter_whose_token_expired_since_is_replayed_from_the_page() {
+fn a_dead_letter_whose_token_expired_since_is_replayed_from_the_page(store: Store) {
     let mock = mock();
     let adjust = |s: &mut dialpad_ghl_host::settings::Settings| {
         s.set("webhook_secret", SECRET);
         s.set("jwt_leeway_seconds", 0);
     };
-    let (server, _) = in_process_with(&mock, adjust, dialpad_ghl_host::serve::ServeOptions { max_attempts: 1, ..loopback_options() }, "serve-expired-replay");
+    let (server, _) =
+        in_process_on(store, &mock, adjust, dialpad_ghl_host::serve::ServeOptions { max_attempts: 1, ..loopback_options() }, "serve-expired-replay");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let mut claims = fixture("call_inbound_hangup_completed.json");
     claims["exp"] = json!(now + 2);

@@ -427,7 +427,7 @@ pub struct Db {
 
 enum Inner {
     Sqlite(rusqlite::Connection),
-    Postgres(RefCell<Pg>),
+    Postgres(Box<RefCell<Pg>>),
 }
 
 struct Pg {
@@ -438,7 +438,7 @@ struct Pg {
 }
 
 /// The advisory lock that serializes schema changes of replicas starting together.
-const SCHEMA_LOCK: i64 = 0x6469_616c_7061_64;
+const SCHEMA_LOCK: i64 = 0x6469_616c_7061;
 
 impl Db {
     /// Opens `location` and applies `schema` (statements that are idempotent, such as
@@ -451,7 +451,7 @@ impl Db {
             Location::Postgres(url) => {
                 let mut pg = Pg { url: url.clone(), client: None, statements: HashMap::new() };
                 blocking(|| pg.client().map(drop))?;
-                Db { inner: Inner::Postgres(RefCell::new(pg)) }
+                Db { inner: Inner::Postgres(Box::new(RefCell::new(pg))) }
             }
         };
         if !schema.trim().is_empty() {

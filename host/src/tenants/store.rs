@@ -9,9 +9,9 @@
 
 use super::Tenant;
 use crate::capability::secret::Secret;
+use crate::storage::db::{params, Db as Connection, OptionalExtension as _};
 use crate::storage::vault::Vault;
 use anyhow::{bail, Context as _};
-use crate::storage::db::{params, Db as Connection, OptionalExtension as _};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 

@@ -1,7 +1,7 @@
 //! The shared data behind every bucket: in memory, or in an SQLite file.
 
-use crate::storage::sqlite::open_database;
 use crate::storage::db::{params, Db as Connection, OptionalExtension};
+use crate::storage::sqlite::open_database;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
