@@ -101,6 +101,10 @@ impl Default for ServeOptions {
     }
 }
 
+/// The lease of the replica that tells the incidents; kept while it lives (renewed by its
+/// heartbeat), so the alerts stay with one replica.
+const ALERTS_LEASE: &str = "alerts";
+
 /// What the listeners and the workers share.
 struct Shared {
     /// The host's single location and the stored tenants, each with its runtime.
@@ -611,6 +615,11 @@ impl Shared {
         loop {
             if self.inbox.wait_stopped(self.options.alerts.check_every) {
                 return;
+            }
+            // On a shared database one replica tells the incidents (their state is shared), so
+            // each is told once, not once per replica.
+            if !self.hold_pass(ALERTS_LEASE) {
+                continue;
             }
             if let Err(e) = self.incident_snapshot().and_then(|snapshot| alerter.check(&snapshot)) {
                 tracing::warn!("serve: checking for incidents: {e:#}");
