@@ -42,6 +42,7 @@ impl Backfills {
     pub fn open(path: &Path) -> anyhow::Result<Backfills> {
         let db = crate::storage::sqlite::open_database(
             path,
+            "backfills",
             "CREATE TABLE IF NOT EXISTS backfills (
                 started_after INTEGER NOT NULL, started_before INTEGER NOT NULL,
                 cursor TEXT, progress TEXT NOT NULL,

@@ -38,7 +38,7 @@ pub struct SqliteReplayLedger {
 impl SqliteReplayLedger {
     /// Opens (or creates) the table in the database at `path`; `window` is the gate's.
     pub fn open(path: &Path, window: Duration) -> anyhow::Result<Self> {
-        Ok(SqliteReplayLedger { db: crate::storage::sqlite::open_database(path, SCHEMA)?, keep_ms: keep_ms(window) })
+        Ok(SqliteReplayLedger { db: crate::storage::sqlite::open_database(path, "webhook_ids", SCHEMA)?, keep_ms: keep_ms(window) })
     }
 
     pub fn len(&self) -> anyhow::Result<usize> {

@@ -18,8 +18,8 @@ use super::history::facets::Facets;
 use super::history::labels::Labels;
 use super::history::row::{row_json, Detail, COLUMNS};
 use crate::inbound::Source;
-use crate::storage::db::Location;
 use crate::storage::db::{params, Db as Connection, OptionalExtension as _};
+use crate::storage::db::{Location, Step};
 use crate::storage::lease::Leases;
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -140,6 +140,24 @@ struct Running {
 const ROW_BYTES: &str =
     "length(body) + length(name) + coalesce(length(outcome), 0) + coalesce(length(plan), 0) + coalesce(length(http), 0) + coalesce(length(tries), 0)";
 
+/// The inbox's first table (its later columns are [`Inbox::open`]'s steps).
+const INBOX_TABLE: &str = "CREATE TABLE IF NOT EXISTS inbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                received_ms INTEGER NOT NULL,
+                source TEXT NOT NULL,
+                name TEXT NOT NULL,
+                body BLOB NOT NULL,
+                kind TEXT,
+                lane TEXT NOT NULL,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                not_before_ms INTEGER NOT NULL DEFAULT 0,
+                replay_of INTEGER,
+                outcome TEXT, plan TEXT, http TEXT,
+                finished_ms INTEGER, duration_ms INTEGER);
+             CREATE INDEX IF NOT EXISTS inbox_queued ON inbox (status, id);
+             CREATE INDEX IF NOT EXISTS inbox_lanes ON inbox (status, lane, id);";
+
 /// How much of a refused body is kept for the console.
 pub const REFUSED_BODY_BYTES: usize = 2048;
 
@@ -164,33 +182,15 @@ pub fn now_ms() -> i64 {
 
 impl Inbox {
     pub fn open(path: &Path) -> anyhow::Result<Inbox> {
-        let db = crate::storage::sqlite::open_database(
-            path,
-            "CREATE TABLE IF NOT EXISTS inbox (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                received_ms INTEGER NOT NULL,
-                source TEXT NOT NULL,
-                name TEXT NOT NULL,
-                body BLOB NOT NULL,
-                kind TEXT,
-                lane TEXT NOT NULL,
-                status TEXT NOT NULL,
-                attempts INTEGER NOT NULL DEFAULT 0,
-                not_before_ms INTEGER NOT NULL DEFAULT 0,
-                replay_of INTEGER,
-                outcome TEXT, plan TEXT, http TEXT,
-                finished_ms INTEGER, duration_ms INTEGER);
-             CREATE INDEX IF NOT EXISTS inbox_queued ON inbox (status, id);
-             CREATE INDEX IF NOT EXISTS inbox_lanes ON inbox (status, lane, id);",
-        )?;
-        // Replicas starting together change the schema one at a time.
-        db.schema(|db| {
-            // Before tenants: every delivery was the single location's.
+        let db = crate::storage::sqlite::open_database(path, "", "")?;
+        // Before tenants every delivery was the single location's; then came the history.
+        let tenant_column = |db: &Connection| {
             if !crate::storage::sqlite::has_column(db, "inbox", "tenant")? {
                 db.execute_batch("ALTER TABLE inbox ADD COLUMN tenant TEXT NOT NULL DEFAULT ''")?;
             }
-            super::history::migrate(db)
-        })?;
+            Ok(())
+        };
+        db.migrate("inbox", &[Step::Sql(INBOX_TABLE), Step::Code(&tenant_column), Step::Code(&super::history::migrate)])?;
         // A file made before auto_vacuum was set keeps its freed pages: convert it once, so the
         // retention's `incremental_vacuum` gives them back.
         if let Some(file) = db.sqlite().filter(|f| f.query_row("PRAGMA auto_vacuum", [], |r| r.get::<_, i64>(0)).ok() != Some(2)) {

@@ -420,6 +420,12 @@ impl Statement<'_> {
     }
 }
 
+/// One step of a component's schema ([`Db::migrate`]).
+pub enum Step<'a> {
+    Sql(&'a str),
+    Code(&'a dyn Fn(&Db) -> anyhow::Result<()>),
+}
+
 /// One connection.
 pub struct Db {
     inner: Inner,
@@ -473,6 +479,31 @@ impl Db {
         let done = work(self);
         self.execute("SELECT pg_advisory_unlock(?1)", [SCHEMA_LOCK])?;
         done
+    }
+
+    /// Applies `component`'s schema steps that this database has not had yet, in order, each
+    /// once, and records how far it got (`schema_versions`), under the schema lock (replicas
+    /// starting together take turns). Steps must also be safe on a SQLite file an older host
+    /// made before versions were kept, where every step runs again (`IF NOT EXISTS`, a column
+    /// added only when missing).
+    pub fn migrate(&self, component: &str, steps: &[Step<'_>]) -> anyhow::Result<()> {
+        self.schema(|db| {
+            db.execute_batch("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL, applied_ms INTEGER NOT NULL)")?;
+            let applied: i64 = db.query_row("SELECT version FROM schema_versions WHERE component = ?1", [component], |r| r.get(0)).optional()?.unwrap_or(0);
+            for (version, step) in steps.iter().enumerate().skip(applied.max(0) as usize) {
+                match step {
+                    Step::Sql(sql) => db.execute_batch(sql)?,
+                    Step::Code(run) => run(db)?,
+                }
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
+                db.execute(
+                    "INSERT INTO schema_versions (component, version, applied_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (component) DO UPDATE SET version = excluded.version, applied_ms = excluded.applied_ms",
+                    params![component, version as i64 + 1, now],
+                )?;
+            }
+            Ok(())
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -968,6 +999,26 @@ mod tests {
             split_statements("CREATE TABLE a (x TEXT DEFAULT ';'); CREATE INDEX i ON a (x);\n"),
             ["CREATE TABLE a (x TEXT DEFAULT ';')", " CREATE INDEX i ON a (x)"]
         );
+    }
+
+    #[test]
+    fn each_schema_step_runs_once_and_later_steps_run_on_an_older_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::File(dir.path().join("state.db"));
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        let count = |_: &Db| {
+            runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        };
+        let first = [Step::Sql("CREATE TABLE t (a TEXT)"), Step::Code(&count)];
+        Db::open(&location, "").unwrap().migrate("t", &first).unwrap();
+        Db::open(&location, "").unwrap().migrate("t", &first).unwrap();
+        assert_eq!(runs.load(std::sync::atomic::Ordering::Relaxed), 1, "a step ran again");
+        let later = [Step::Sql("CREATE TABLE t (a TEXT)"), Step::Code(&count), Step::Sql("ALTER TABLE t ADD COLUMN b INTEGER")];
+        let db = Db::open(&location, "").unwrap();
+        db.migrate("t", &later).unwrap();
+        assert!(db.has_column("t", "b").unwrap());
+        assert_eq!(db.query_row("SELECT version FROM schema_versions WHERE component = 't'", [], |r| r.get::<_, i64>(0)).unwrap(), 3);
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl DeadLetters {
     }
 
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let mut db = crate::storage::sqlite::open_database(path, "")?;
+        let mut db = crate::storage::sqlite::open_database(path, "dead_letters", "")?;
         let old: Option<String> = db.query_row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'dead_letters'", [], |r| r.get(0)).ok();
         let tx = db.transaction()?;
         if old.as_deref().is_some_and(|sql| !sql.contains("body_sha256")) {

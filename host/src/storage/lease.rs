@@ -20,7 +20,9 @@ pub struct Leases {
 
 impl Leases {
     pub fn open(location: &Location) -> anyhow::Result<Leases> {
-        Ok(Leases { db: Mutex::new(Db::open(location, SCHEMA)?) })
+        let db = Db::open(location, "")?;
+        db.migrate("leases", &[super::db::Step::Sql(SCHEMA)])?;
+        Ok(Leases { db: Mutex::new(db) })
     }
 
     /// Takes `name` for `holder` for `ttl` (or extends it, when `holder` has it already);

@@ -5,9 +5,14 @@ use super::db::{Db, Location};
 use std::path::Path;
 
 /// The host's database at `path` (a file, or a `postgres://` URL), opened for durability over
-/// speed: each write is stored when it returns. `schema` creates the caller's tables if missing.
-pub fn open_database(path: &Path, schema: &str) -> anyhow::Result<Db> {
-    Db::open(&Location::of(path), schema)
+/// speed: each write is stored when it returns. `schema` is the first version of `component`'s
+/// tables ([`Db::migrate`]; later versions are the component's own steps).
+pub fn open_database(path: &Path, component: &str, schema: &str) -> anyhow::Result<Db> {
+    let db = Db::open(&Location::of(path), "")?;
+    if !schema.is_empty() {
+        db.migrate(component, &[super::db::Step::Sql(schema)])?;
+    }
+    Ok(db)
 }
 
 /// Gives the write-ahead log of a SQLite file the file's owner-only mode.

@@ -43,7 +43,7 @@ impl std::error::Error for NoVault {}
 
 impl TenantStore {
     pub fn open(path: &Path, vault: Option<Arc<Vault>>) -> anyhow::Result<TenantStore> {
-        let db = crate::storage::sqlite::open_database(path, SCHEMA)?;
+        let db = crate::storage::sqlite::open_database(path, "tenants", SCHEMA)?;
         // A deleted secret's bytes are overwritten in the file (PostgreSQL's vacuum reclaims them).
         if let Some(file) = db.sqlite() {
             file.pragma_update(None, "secure_delete", "ON")?;

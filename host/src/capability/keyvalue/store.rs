@@ -37,7 +37,7 @@ impl KeyValueStore {
     /// it returns (WAL journal, `synchronous=FULL`), so a record the plugin made survives a
     /// crash of the host.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let db = open_database(path, "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL)")?;
+        let db = open_database(path, "kv", "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL)")?;
         Ok(KeyValueStore { backend: Arc::new(Mutex::new(Backend::Sqlite(db))), prefix: "".into() })
     }
 

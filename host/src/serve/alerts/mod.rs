@@ -97,7 +97,7 @@ impl Alerter {
     /// Opens the alerts' table in the state database `state_db` (the file `serve` keeps its
     /// inbox in) and checks the destinations' settings.
     pub fn open(state_db: &Path, settings: AlertSettings) -> anyhow::Result<Alerter> {
-        let db = crate::storage::sqlite::open_database(state_db, SCHEMA)?;
+        let db = crate::storage::sqlite::open_database(state_db, "alerts", SCHEMA)?;
         let mut destinations = Vec::new();
         if let Some(url) = &settings.webhook_url {
             destinations.push(Destination::Webhook(url.clone()));
