@@ -194,6 +194,9 @@ impl Target {
             dialpad_ghl_host::storage::private::private_dir(dir)?;
         }
         settings.start_oauth(state)?;
+        // On a shared database the rate limits (and the tenants' OAuth refreshes) are shared with
+        // the other replicas.
+        settings.shared_store = database.as_deref().map(dialpad_ghl_host::storage::db::Location::of).filter(|l| l.is_shared());
         let (wasm, _) = api.plugin.bytes()?;
         // With a state directory, the compiled plugin is kept there: a restart skips the compile.
         let (plugin, _) = CompiledPlugin::compile(&wasm, Allocation::best(), state.map(|dir| dir.join("compiled")).as_deref())?;

@@ -7,6 +7,7 @@ use crate::capability::secret::Secret;
 use crate::engine::RuntimeOptions;
 use crate::oauth::{OAuthSettings, OAuthTokens};
 use crate::serve::alerts::AlertSettings;
+use crate::storage::db::Location;
 use anyhow::{bail, Context as _};
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -57,6 +58,10 @@ pub struct Settings {
     pub card: CardSettings,
     /// `serve`'s alerts (`alerts`): where incidents are told, and the rules of what is one.
     pub alerts: AlertSettings,
+    /// The database several `serve` replicas share (PostgreSQL), when they do: the rate
+    /// limiters of HighLevel's and Dialpad's origins then keep their places there, keyed by
+    /// origin and location, so the replicas together stay under each limit. `None`: in memory.
+    pub shared_store: Option<Location>,
 }
 
 /// HighLevel's web app, where the card's "Open in HighLevel" link goes by default.
@@ -367,6 +372,7 @@ impl Default for Settings {
             connect: ConnectSettings::default(),
             card: CardSettings::default(),
             alerts: AlertSettings::default(),
+            shared_store: None,
         }
     }
 }
@@ -644,7 +650,8 @@ impl Settings {
         config.insert("durable_state".into(), Value::Bool(durable_state));
         let mut allowed = vec![origin.clone()];
         let mut credentials: Vec<(Origin, Secret)> = self.token.iter().map(|t| (origin.clone(), t.clone())).collect();
-        let mut rate_limiters: Vec<(Origin, Arc<RateLimiter>)> = self.rate_limiter.iter().map(|l| (origin.clone(), l.clone())).collect();
+        let mut rate_limiters: Vec<(Origin, Arc<RateLimiter>)> =
+            self.rate_limiter.iter().map(|l| (origin.clone(), self.shared_limiter(l, "requests", &origin))).collect();
         let mut breakers: Vec<(Origin, Arc<CircuitBreaker>)> = self.api_breaker.iter().map(|b| (origin.clone(), b.clone())).collect();
         let mut route_limits = Vec::new();
         if let Some(key) = &self.dialpad_key {
@@ -654,13 +661,13 @@ impl Settings {
             }
             allowed.push(dialpad.clone());
             credentials.push((dialpad.clone(), key.clone()));
-            rate_limiters.extend(self.dialpad_rate_limiter.iter().map(|l| (dialpad.clone(), l.clone())));
+            rate_limiters.extend(self.dialpad_rate_limiter.iter().map(|l| (dialpad.clone(), self.shared_limiter(l, "requests", &dialpad))));
             breakers.extend(self.dialpad_breaker.iter().map(|b| (dialpad.clone(), b.clone())));
             route_limits.extend(self.dialpad_contact_limiter.iter().map(|limiter| RouteLimit {
                 origin: dialpad.clone(),
                 methods: vec!["POST", "PUT"],
                 path: DIALPAD_CONTACTS_PATH,
-                limiter: limiter.clone(),
+                limiter: self.shared_limiter(limiter, "contact-creates", &dialpad),
                 max_wait: DIALPAD_CONTACT_CREATE_WAIT,
                 name: "Dialpad's contact-create limit (100 a minute)",
             }));
@@ -680,6 +687,28 @@ impl Settings {
             memory_limit_bytes: self.memory_limit_bytes,
             deadline: self.event_deadline,
         })
+    }
+}
+
+impl Settings {
+    /// `limiter` as the runtimes use it: itself, or, when the store is shared, a limiter with
+    /// its limit whose places are in the shared database under `<what> <origin> <location id>`
+    /// (the same key on every replica serving that location). A place whose replica died counts
+    /// as answered [`Settings::shared_give_up`] after it was sent.
+    fn shared_limiter(&self, limiter: &Arc<RateLimiter>, what: &str, origin: &Origin) -> Arc<RateLimiter> {
+        match &self.shared_store {
+            Some(store) if limiter.shared_key().is_none() => {
+                let location = self.plugin_config.get("location_id").and_then(Value::as_str).unwrap_or_default();
+                Arc::new(limiter.shared_as(store, format!("{what} {origin} {location}"), self.shared_give_up()))
+            }
+            _ => limiter.clone(),
+        }
+    }
+
+    /// How long a request holds its place at most: its answer's head, then its body, each
+    /// within `request_timeout`, and a margin.
+    pub fn shared_give_up(&self) -> Duration {
+        self.request_timeout * 2 + Duration::from_secs(5)
     }
 }
 
@@ -763,6 +792,27 @@ mod tests {
         assert_eq!(limit.max_wait, DIALPAD_CONTACT_CREATE_WAIT);
         // Every runtime of these settings shares the one limiter: a company's minute is one minute.
         assert!(Arc::ptr_eq(&limit.limiter, &s.clone().runtime_options(true).unwrap().policy.route_limits[0].limiter));
+    }
+
+    #[test]
+    fn a_shared_store_keys_each_limiter_by_origin_and_location() {
+        let mut s = Settings::default();
+        s.set("api_base", "https://services.leadconnectorhq.com");
+        s.set("dialpad_api_base", "https://dialpad.com");
+        s.set("location_id", "locA");
+        s.dialpad_key = Some(Secret::new("dialpad-key"));
+        assert!(s.runtime_options(false).unwrap().policy.rate_limiters.iter().all(|(_, l)| l.shared_key().is_none()), "in memory by default");
+        // Nothing is opened until a request asks for a place.
+        s.shared_store = Some(Location::Postgres("postgres://sync@db.example/sync".into()));
+        let policy = s.runtime_options(false).unwrap().policy;
+        let keys: Vec<&str> = policy.rate_limiters.iter().map(|(_, l)| l.shared_key().unwrap()).collect();
+        assert_eq!(keys, ["requests https://services.leadconnectorhq.com:443 locA", "requests https://dialpad.com:443 locA"]);
+        assert_eq!(policy.route_limits[0].limiter.shared_key(), Some("contact-creates https://dialpad.com:443 locA"));
+        let highlevel = &policy.rate_limiters[0].1;
+        assert_eq!((highlevel.max(), highlevel.window()), (100, Duration::from_secs(10)));
+        // Another replica serving the location (its own settings) uses the same keys.
+        let other = s.clone().runtime_options(true).unwrap().policy;
+        assert_eq!(other.rate_limiters[0].1.shared_key(), Some(keys[0]));
     }
 
     #[test]

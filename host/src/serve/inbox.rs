@@ -343,7 +343,8 @@ impl Inbox {
     /// Commits an accepted delivery; when this returns, it survives a crash. Fails with
     /// [`InboxFull`] when the budget cannot make room for it.
     pub fn accept(&self, arrival: Arrival<'_>) -> anyhow::Result<i64> {
-        let id = self.accept_locked(&self.db.lock().unwrap(), arrival)?;
+        // One transaction: the row, its search keys and its count are one commit (one disk sync).
+        let id = self.db.lock().unwrap().in_transaction(|db| self.accept_locked(db, arrival))?;
         self.wake.notify_one();
         Ok(id)
     }
@@ -613,7 +614,7 @@ impl Inbox {
         }
         {
             let db = self.db.lock().unwrap();
-            self.record_try(&db, delivery, handled, None)?;
+            db.in_transaction(|db| self.record_try(db, delivery, handled, None))?;
             self.prune_beyond_kept(&db, delivery.id)?;
         }
         self.release(delivery);
@@ -629,7 +630,7 @@ impl Inbox {
         }
         {
             let db = self.db.lock().unwrap();
-            self.record_try(&db, delivery, handled, Some(now_ms() + delay.as_millis() as i64))?;
+            db.in_transaction(|db| self.record_try(db, delivery, handled, Some(now_ms() + delay.as_millis() as i64)))?;
         }
         self.release(delivery);
         Ok(())

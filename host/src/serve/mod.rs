@@ -134,6 +134,9 @@ pub struct Server {
     stop: Arc<tokio::sync::Notify>,
     tokio: Option<tokio::runtime::Runtime>,
     workers: Vec<std::thread::JoinHandle<()>>,
+    /// On a shared database: the heartbeat that renews this replica's leases, stopped only once
+    /// the workers are done (a handling finishing during a stop still holds its lane).
+    heartbeat: Option<(Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>)>,
 }
 
 impl Server {
@@ -245,10 +248,11 @@ impl Server {
                     .expect("spawning the housekeeping"),
             );
         }
-        if shared.inbox.replica_name().is_some() {
-            let shared = shared.clone();
-            workers.push(std::thread::Builder::new().name("serve-heartbeat".into()).spawn(move || shared.heartbeat()).expect("spawning the heartbeat"));
-        }
+        let heartbeat = shared.inbox.replica_name().is_some().then(|| {
+            let (shared, stop) = (shared.clone(), Arc::new(std::sync::atomic::AtomicBool::new(false)));
+            let stopped = stop.clone();
+            (stop, std::thread::Builder::new().name("serve-heartbeat".into()).spawn(move || shared.heartbeat(&stopped)).expect("spawning the heartbeat"))
+        });
         if let Some(reconcile) = options.reconcile {
             let shared = shared.clone();
             workers.push(
@@ -262,7 +266,7 @@ impl Server {
             let shared = shared.clone();
             workers.push(std::thread::Builder::new().name("serve-alerts".into()).spawn(move || shared.alert_every(alerter)).expect("spawning the alerts"));
         }
-        Ok(Server { shared, webhook_addr, admin_addr, stop, tokio: Some(tokio), workers })
+        Ok(Server { shared, webhook_addr, admin_addr, stop, tokio: Some(tokio), workers, heartbeat })
     }
 
     /// `http://<webhook listener>`; Dialpad posts to `<this>/webhooks/dialpad`.
@@ -306,6 +310,10 @@ impl Server {
         self.shared.inbox.stop();
         for worker in self.workers.drain(..) {
             let _ = worker.join();
+        }
+        if let Some((stop, heartbeat)) = self.heartbeat.take() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = heartbeat.join();
         }
         // Whatever this replica still held is free for the others at once, not after its time.
         if let Some((leases, name, _)) = self.shared.inbox.leases() {
@@ -559,13 +567,17 @@ impl Shared {
         }
     }
 
-    /// Renews this replica's leases every third of their time, until the inbox stops.
-    fn heartbeat(&self) {
-        loop {
-            let every = self.inbox.leases().map_or(Duration::from_secs(10), |(_, _, ttl)| ttl / 3);
-            if self.inbox.wait_stopped(every) {
-                return;
+    /// Renews this replica's leases every third of their time until `stop` (set once the
+    /// workers have finished: a stop waits for the handlings under way, which keep their lanes).
+    fn heartbeat(&self, stop: &std::sync::atomic::AtomicBool) {
+        let every = self.inbox.leases().map_or(Duration::from_secs(10), |(_, _, ttl)| ttl / 3);
+        let mut next = Instant::now() + every;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50).min(every));
+            if Instant::now() < next {
+                continue;
             }
+            next = Instant::now() + every;
             if let Err(e) = self.inbox.heartbeat() {
                 tracing::warn!("serve: renewing this replica's leases: {e:#}");
             }

@@ -101,11 +101,19 @@ impl Tenants {
         store: Arc<TenantStore>,
         default_redirect: &str,
     ) -> (Tenants, Option<Arc<MarketplaceCredentials>>) {
-        let marketplace = base
-            .connect
-            .marketplace
-            .as_ref()
-            .map(|m| Arc::new(MarketplaceCredentials::new(Arc::new(m.app(&base.api_base(), default_redirect, base.request_timeout)), store.clone())));
+        let marketplace = base.connect.marketplace.as_ref().map(|m| {
+            let credentials = MarketplaceCredentials::new(Arc::new(m.app(&base.api_base(), default_redirect, base.request_timeout)), store.clone());
+            // Replicas on one database refresh a token one at a time (HighLevel rotates the
+            // refresh token: two refreshing with the same one would lose the tenant).
+            match base.shared_store.as_ref().map(crate::storage::lease::Leases::open) {
+                Some(Ok(leases)) => Arc::new(credentials.shared(Arc::new(leases), crate::storage::lease::replica_name())),
+                Some(Err(e)) => {
+                    tracing::error!("tenants: the OAuth refresh leases could not be opened ({e:#}); replicas may refresh one token at once");
+                    Arc::new(credentials)
+                }
+                None => Arc::new(credentials),
+            }
+        });
         let credentials = marketplace.clone();
         let source: Box<CredentialSource> = Box::new(move |tenant, _| match &credentials {
             Some(marketplace) => marketplace.credential(tenant),

@@ -1,7 +1,14 @@
 //! The host's rate limiter: keeps each HighLevel location under its burst limit (100 requests
 //! per 10 s), so a burst of events waits its turn instead of collecting 429s. The same type
 //! keeps each tenant's Dialpad requests under Dialpad's limits (all requests, and contact creates).
+//!
+//! A limiter keeps its places in memory (one process), or, when several `serve` replicas share
+//! one PostgreSQL database, in that database ([`RateLimiter::shared`], `shared`), so that the
+//! replicas together stay under one limit.
 
+mod shared;
+
+use crate::storage::db::Location;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +24,9 @@ pub struct RateLimiter {
     window: Duration,
     slots: Mutex<Slots>,
     freed: tokio::sync::Notify,
+    /// The places in the shared database, when the limit is the replicas' together; the
+    /// in-memory places above are then used only while the database cannot be reached.
+    shared: Option<shared::SharedPlaces>,
 }
 
 #[derive(Debug, Default)]
@@ -30,27 +40,78 @@ struct Slots {
 /// came, or none will) starts its `window`.
 #[derive(Debug)]
 pub struct RateSlot {
-    limiter: Arc<RateLimiter>,
+    place: Place,
+}
+
+#[derive(Debug)]
+enum Place {
+    Local(Arc<RateLimiter>),
+    /// A row in the shared database, marked answered when dropped (on a blocking thread).
+    Shared(#[allow(dead_code)] shared::SharedSlot),
 }
 
 impl Drop for RateSlot {
     fn drop(&mut self) {
-        let mut slots = self.limiter.slots.lock().unwrap();
-        slots.in_flight -= 1;
-        slots.answered.push_back(Instant::now());
-        drop(slots);
-        self.limiter.freed.notify_waiters();
+        // A shared place is released by its own `Drop`.
+        if let Place::Local(limiter) = &self.place {
+            let mut slots = limiter.slots.lock().unwrap();
+            slots.in_flight -= 1;
+            slots.answered.push_back(Instant::now());
+            drop(slots);
+            limiter.freed.notify_waiters();
+        }
     }
 }
 
 impl RateLimiter {
     pub fn new(max: u32, window: Duration) -> RateLimiter {
-        RateLimiter { max: max.max(1) as usize, window, slots: Mutex::new(Slots::default()), freed: tokio::sync::Notify::new() }
+        RateLimiter { max: max.max(1) as usize, window, slots: Mutex::new(Slots::default()), freed: tokio::sync::Notify::new(), shared: None }
     }
 
-    /// A new limiter with the same limit and a window of its own (another location's).
+    /// A limiter whose places are kept in the database at `store` under `key`, so that every
+    /// limiter with that key on that database (each replica's) counts against one limit: at
+    /// most `max` in any `window`, a place held from the send until `window` after the answer,
+    /// as [`RateLimiter::new`]'s. A place whose answer never comes (its replica died) counts as
+    /// answered `give_up` after it was sent. Opens its own connections, when first used (a
+    /// replica of its own: tests); [`RateLimiter::shared_in_process`] shares them.
+    pub fn shared(store: &Location, key: impl Into<String>, max: u32, window: Duration, give_up: Duration) -> RateLimiter {
+        RateLimiter::with_places(shared::SharedPlaces::new(shared::RateStore::new(store), key.into(), give_up), max, window)
+    }
+
+    /// [`RateLimiter::shared`], through this process's connections to `store` (one small pool
+    /// per database, however many limiters use it).
+    pub fn shared_in_process(store: &Location, key: impl Into<String>, max: u32, window: Duration, give_up: Duration) -> RateLimiter {
+        RateLimiter::with_places(shared::SharedPlaces::new(shared::RateStore::of_process(store), key.into(), give_up), max, window)
+    }
+
+    fn with_places(places: shared::SharedPlaces, max: u32, window: Duration) -> RateLimiter {
+        RateLimiter { shared: Some(places), ..RateLimiter::new(max, window) }
+    }
+
+    /// A new limiter with the same limit and a window of its own (another location's), in
+    /// memory: [`RateLimiter::shared_as`] makes a shared one of it.
     pub fn same_limit(&self) -> RateLimiter {
         RateLimiter::new(self.max as u32, self.window)
+    }
+
+    /// A limiter with this one's limit whose places are kept in the database at `store` under
+    /// `key` (see [`RateLimiter::shared_in_process`]).
+    pub fn shared_as(&self, store: &Location, key: impl Into<String>, give_up: Duration) -> RateLimiter {
+        RateLimiter::shared_in_process(store, key, self.max as u32, self.window, give_up)
+    }
+
+    /// The database key of a shared limiter (`None`: in memory).
+    pub fn shared_key(&self) -> Option<&str> {
+        self.shared.as_ref().map(|s| s.key())
+    }
+
+    /// At most this many requests in any window.
+    pub fn max(&self) -> u32 {
+        self.max as u32
+    }
+
+    pub fn window(&self) -> Duration {
+        self.window
     }
 
     /// HighLevel's burst limit per location: 100 requests per 10 seconds.
@@ -71,6 +132,18 @@ impl RateLimiter {
 
     /// Waits for a place in the window, and holds it until the slot is dropped.
     pub async fn acquire(self: &Arc<Self>) -> RateSlot {
+        if let Some(shared) = &self.shared {
+            match shared.acquire(self.max, self.window).await {
+                Ok(slot) => return RateSlot { place: Place::Shared(slot) },
+                // The database is out of reach: this replica keeps the limit on its own
+                // meanwhile, rather than stop sending.
+                Err(e) => shared::warn_unreachable(&e),
+            }
+        }
+        self.acquire_local().await
+    }
+
+    async fn acquire_local(self: &Arc<Self>) -> RateSlot {
         loop {
             // Registered before looking, so a slot freed in between still wakes this one.
             let freed = self.freed.notified();
@@ -84,7 +157,7 @@ impl RateLimiter {
                 }
                 if slots.in_flight + slots.answered.len() < self.max {
                     slots.in_flight += 1;
-                    return RateSlot { limiter: self.clone() };
+                    return RateSlot { place: Place::Local(self.clone()) };
                 }
                 slots.answered.front().map(|t| *t + self.window)
             };
