@@ -90,27 +90,3 @@ pub fn replica_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
     format!("{}-{}-{:08x}", if host.is_empty() { "replica" } else { &host }, std::process::id(), u32::from_be_bytes(random))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_lease_is_one_holders_until_released_or_run_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let leases = Leases::open(&Location::File(dir.path().join("state.db"))).unwrap();
-        let long = Duration::from_secs(60);
-        assert!(leases.try_hold("reconcile", "a", long).unwrap());
-        assert!(leases.try_hold("reconcile", "a", long).unwrap(), "its holder extends it");
-        assert!(!leases.try_hold("reconcile", "b", long).unwrap());
-        assert_eq!(leases.holder("reconcile").unwrap().as_deref(), Some("a"));
-        leases.release("reconcile", "b").unwrap();
-        assert!(!leases.try_hold("reconcile", "b", long).unwrap(), "only its holder releases it");
-        leases.release("reconcile", "a").unwrap();
-        assert!(leases.try_hold("reconcile", "b", Duration::ZERO).unwrap());
-        assert!(leases.try_hold("reconcile", "a", long).unwrap(), "a lease that ran out is taken");
-        assert_eq!(leases.renew_all("a", long).unwrap(), 1);
-        assert_eq!(leases.release_all("a").unwrap(), 1);
-        assert_eq!(leases.holder("reconcile").unwrap(), None);
-    }
-}
