@@ -441,6 +441,8 @@ struct Pg {
     client: Option<postgres::Client>,
     /// Prepared statements by their SQLite text (dropped with a lost connection).
     statements: HashMap<String, postgres::Statement>,
+    /// Whether a `BEGIN` of this connection is not yet committed or rolled back.
+    open_transaction: bool,
 }
 
 /// The advisory lock that serializes schema changes of replicas starting together.
@@ -455,7 +457,7 @@ impl Db {
         let db = match location {
             Location::File(path) => Db { inner: Inner::Sqlite(open_sqlite(path)?) },
             Location::Postgres(url) => {
-                let mut pg = Pg { url: url.clone(), client: None, statements: HashMap::new() };
+                let mut pg = Pg { url: url.clone(), client: None, statements: HashMap::new(), open_transaction: false };
                 blocking(|| pg.client().map(drop))?;
                 Db { inner: Inner::Postgres(Box::new(RefCell::new(pg))) }
             }
@@ -464,7 +466,7 @@ impl Db {
             db.schema(|db| Ok(db.execute_batch(schema)?))?;
         }
         if let Location::File(path) = location {
-            super::sqlite::private_wal(path)?;
+            super::private::private_wal(path)?;
         }
         Ok(db)
     }
@@ -551,6 +553,14 @@ impl Db {
                     batch = format!("SELECT pg_advisory_lock({SCHEMA_LOCK});\n{batch};\nSELECT pg_advisory_unlock({SCHEMA_LOCK})");
                 }
                 let done: Result<()> = blocking(|| Ok(pg.client()?.batch_execute(&batch)?));
+                for statement in &translated {
+                    let word = statement.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+                    match word.as_str() {
+                        "BEGIN" | "START" => pg.open_transaction = done.is_ok(),
+                        "COMMIT" | "ROLLBACK" | "END" | "ABORT" => pg.open_transaction = false,
+                        _ => {}
+                    }
+                }
                 if ddl && done.is_err() {
                     // The unlock did not run: a failed batch stops at its error.
                     let _ = blocking(|| pg.client().map(|c| c.batch_execute(&format!("SELECT pg_advisory_unlock({SCHEMA_LOCK})"))));
@@ -637,9 +647,21 @@ impl Db {
         Ok(Transaction { db: self, done: false })
     }
 
+    /// Whether a transaction this connection began is open.
+    pub fn in_explicit_transaction(&self) -> bool {
+        match &self.inner {
+            Inner::Sqlite(db) => !db.is_autocommit(),
+            Inner::Postgres(pg) => pg.borrow().open_transaction,
+        }
+    }
+
     /// Runs `work` in a transaction (on `&self`, for a connection behind a shared reference):
     /// committed when it returns `Ok`, rolled back otherwise.
     pub fn in_transaction<T, E: From<Error>>(&self, work: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E> {
+        if self.in_explicit_transaction() {
+            // Part of the caller's transaction (an import that commits many at once).
+            return work(self);
+        }
         self.execute_batch("BEGIN IMMEDIATE")?;
         match work(self) {
             Ok(value) => {
@@ -732,6 +754,8 @@ impl Pg {
     fn client(&mut self) -> Result<&mut postgres::Client> {
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
             self.statements.clear();
+            // A lost connection took its transaction with it.
+            self.open_transaction = false;
             self.client = Some(postgres::Client::connect(&self.url, postgres::NoTls)?);
         }
         Ok(self.client.as_mut().expect("connected just above"))

@@ -28,7 +28,7 @@ impl Leases {
     /// Takes `name` for `holder` for `ttl` (or extends it, when `holder` has it already);
     /// false when someone else holds it.
     pub fn try_hold(&self, name: &str, holder: &str, ttl: Duration) -> anyhow::Result<bool> {
-        let now = crate::serve::inbox::now_ms();
+        let now = now_ms();
         let until = now + ttl.as_millis().min(i64::MAX as u128 / 2) as i64;
         let held = self
             .db
@@ -48,7 +48,7 @@ impl Leases {
 
     /// Extends every lease `holder` has (its heartbeat); returns how many.
     pub fn renew_all(&self, holder: &str, ttl: Duration) -> anyhow::Result<usize> {
-        let until = crate::serve::inbox::now_ms() + ttl.as_millis().min(i64::MAX as u128 / 2) as i64;
+        let until = now_ms() + ttl.as_millis().min(i64::MAX as u128 / 2) as i64;
         Ok(self.db.lock().unwrap().execute("UPDATE leases SET until_ms = ?2 WHERE holder = ?1", params![holder, until])?)
     }
 
@@ -65,7 +65,7 @@ impl Leases {
 
     /// How many leases whose name starts with `prefix` others than `holder` hold now.
     pub fn count_held(&self, prefix: &str, holder: &str) -> anyhow::Result<u64> {
-        let now = crate::serve::inbox::now_ms();
+        let now = now_ms();
         let like = format!("{prefix}%");
         let n: i64 = self.db.lock().unwrap().query_row(
             "SELECT count(*) FROM leases WHERE name LIKE ?1 AND holder <> ?2 AND until_ms > ?3",
@@ -77,7 +77,7 @@ impl Leases {
 
     /// Who holds `name` now, if anyone.
     pub fn holder(&self, name: &str) -> anyhow::Result<Option<String>> {
-        let now = crate::serve::inbox::now_ms();
+        let now = now_ms();
         Ok(self.db.lock().unwrap().query_row("SELECT holder FROM leases WHERE name = ?1 AND until_ms > ?2", params![name, now], |r| r.get(0)).optional()?)
     }
 }
@@ -89,4 +89,10 @@ pub fn replica_name() -> String {
     let _ = getrandom::getrandom(&mut random);
     let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
     format!("{}-{}-{:08x}", if host.is_empty() { "replica" } else { &host }, std::process::id(), u32::from_be_bytes(random))
+}
+
+/// Milliseconds since the epoch (this machine's clock: leases last seconds, and the replicas'
+/// clocks are assumed to agree to well within that).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }

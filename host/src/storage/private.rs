@@ -82,3 +82,16 @@ mod tests {
         assert_eq!(mode(&file), 0o600);
     }
 }
+
+/// Gives the write-ahead log of a SQLite file the file's owner-only mode.
+pub fn private_wal(path: &Path) -> anyhow::Result<()> {
+    if path.as_os_str().is_empty() || path == Path::new(":memory:") {
+        return Ok(());
+    }
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        private_file(Path::new(&name))?;
+    }
+    Ok(())
+}

@@ -15,19 +15,6 @@ pub fn open_database(path: &Path, component: &str, schema: &str) -> anyhow::Resu
     Ok(db)
 }
 
-/// Gives the write-ahead log of a SQLite file the file's owner-only mode.
-pub(super) fn private_wal(path: &Path) -> anyhow::Result<()> {
-    if path.as_os_str().is_empty() || path == Path::new(":memory:") {
-        return Ok(());
-    }
-    for suffix in ["-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        super::private::private_file(Path::new(&name))?;
-    }
-    Ok(())
-}
-
 /// Whether `table` has `column` (for adding a column to a table an older host made).
 pub fn has_column(db: &Db, table: &str, column: &str) -> anyhow::Result<bool> {
     Ok(db.has_column(table, column)?)
