@@ -26,7 +26,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Where a delivery stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,9 +176,7 @@ impl std::fmt::Display for InboxFull {
 
 impl std::error::Error for InboxFull {}
 
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
-}
+pub use crate::storage::db::now_ms;
 
 impl Inbox {
     pub fn open(path: &Path) -> anyhow::Result<Inbox> {

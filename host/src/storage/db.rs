@@ -17,6 +17,11 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// Milliseconds since the epoch, as the stores keep times.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}
+
 /// Where the data lives: a SQLite file (one machine) or a PostgreSQL database (any number of
 /// `serve` replicas).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -497,7 +502,7 @@ impl Db {
                     Step::Sql(sql) => db.execute_batch(sql)?,
                     Step::Code(run) => run(db)?,
                 }
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
+                let now = now_ms();
                 db.execute(
                     "INSERT INTO schema_versions (component, version, applied_ms) VALUES (?1, ?2, ?3)
                      ON CONFLICT (component) DO UPDATE SET version = excluded.version, applied_ms = excluded.applied_ms",
@@ -640,10 +645,7 @@ impl Db {
 
     /// A transaction: committed by [`Transaction::commit`], rolled back when dropped without.
     pub fn transaction(&mut self) -> Result<Transaction<'_>> {
-        self.execute_batch(match self.backend() {
-            Backend::Sqlite => "BEGIN IMMEDIATE",
-            Backend::Postgres => "BEGIN",
-        })?;
+        self.execute_batch("BEGIN IMMEDIATE")?;
         Ok(Transaction { db: self, done: false })
     }
 
@@ -779,16 +781,11 @@ impl Pg {
         run: impl FnOnce(&mut postgres::Client, &postgres::Statement, &[&(dyn postgres::types::ToSql + Sync)]) -> Result<T>,
     ) -> Result<T> {
         self.client()?;
-        if to_postgres(sql).is_none() {
-            // A SQLite `PRAGMA`: nothing to do here, and no rows.
-            let client = self.client.as_mut().expect("connected");
-            let nothing = client.prepare("SELECT 1 WHERE false")?;
-            return run(client, &nothing, &[]);
-        }
         let statement = match self.statements.get(sql) {
             Some(statement) => statement.clone(),
             None => {
-                let translated = to_postgres(sql).unwrap_or_default();
+                // A SQLite `PRAGMA` has nothing to do here: a statement with no rows.
+                let translated = to_postgres(sql).unwrap_or_else(|| "SELECT 1 WHERE false".into());
                 let statement = self.client.as_mut().expect("connected").prepare(&translated)?;
                 self.statements.insert(sql.to_string(), statement.clone());
                 statement

@@ -7,7 +7,7 @@
 //! own or has run out), atomic on both backends: PostgreSQL locks the row for the
 //! `ON CONFLICT … DO UPDATE`, SQLite has one writer at a time.
 
-use super::db::{params, Db, Location, OptionalExtension as _};
+use super::db::{now_ms, params, Db, Location, OptionalExtension as _};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -89,10 +89,4 @@ pub fn replica_name() -> String {
     let _ = getrandom::getrandom(&mut random);
     let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
     format!("{}-{}-{:08x}", if host.is_empty() { "replica" } else { &host }, std::process::id(), u32::from_be_bytes(random))
-}
-
-/// Milliseconds since the epoch (this machine's clock: leases last seconds, and the replicas'
-/// clocks are assumed to agree to well within that).
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
