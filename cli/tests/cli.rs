@@ -293,31 +293,72 @@ fn config_schema_is_printed() {
 }
 
 #[test]
-fn catalog_json_lists_the_specs_32_operations() {
+fn catalog_lists_every_operation_of_the_four_specs_and_what_the_grants_make_available() {
     let listed: Vec<Value> = serde_json::from_slice(&run(&["catalog", "--json"]).stdout).unwrap();
-    let spec: Value =
-        serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/ghl/contacts.openapi.json")).unwrap())
-            .unwrap();
+    let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/");
     let mut from_spec = Vec::new();
-    for (path, methods) in spec["paths"].as_object().unwrap() {
-        for (method, op) in methods.as_object().unwrap() {
-            let scope = op["security"][0]["bearer"][0].as_str().unwrap_or("contacts.write");
-            from_spec.push(format!("{} {} {path} {scope}", op["operationId"].as_str().unwrap(), method.to_uppercase()));
+    for (api, file) in [
+        ("highlevel-contacts", "ghl/contacts.openapi.json"),
+        ("highlevel-conversations", "ghl/conversations.openapi.json"),
+        ("highlevel-users", "ghl/users.openapi.json"),
+        ("dialpad", "dialpad/dialpad_api_spec.json"),
+    ] {
+        let spec: Value = serde_json::from_str(&std::fs::read_to_string(format!("{shared}{file}")).unwrap()).unwrap();
+        for (path, methods) in spec["paths"].as_object().unwrap() {
+            for (method, op) in methods.as_object().unwrap() {
+                from_spec.push(format!("{api} {} {} {path}", op["operationId"].as_str().unwrap(), method.to_uppercase()));
+            }
         }
     }
-    assert!(listed.iter().any(|o| o["id"] == "click-to-call" && o["scope"] == "dialpad" && o["path"] == "/api/v2/call"));
+    assert!(listed.iter().any(|o| o["id"] == "click-to-call" && o["api"] == "dialpad" && o["scope"] == "dialpad" && o["path"] == "/api/v2/call"));
     let mut ours: Vec<String> = listed
         .iter()
         .filter(|o| o["id"] != "click-to-call")
-        .map(|o| format!("{} {} {} {}", o["id"].as_str().unwrap(), o["method"].as_str().unwrap(), o["path"].as_str().unwrap(), o["scope"].as_str().unwrap()))
+        .map(|o| format!("{} {} {} {}", o["api"].as_str().unwrap(), o["id"].as_str().unwrap(), o["method"].as_str().unwrap(), o["path"].as_str().unwrap()))
         .collect();
     from_spec.sort();
     ours.sort();
     assert_eq!(ours, from_spec);
-    assert_eq!(ours.len(), 32);
-    assert!(listed.iter().all(|o| o["input_schema"]["type"] == "object"));
+    assert_eq!(ours.len(), 32 + 29 + 7 + 193);
+    assert!(listed.iter().all(|o| o["input_schema"]["type"] == "object" && o["missing_scopes"] == serde_json::json!([])));
     let table = String::from_utf8(run(&["catalog"]).stdout).unwrap();
-    assert!(table.trim_end().ends_with("32 operations, 1 workflow action"), "{table}");
+    let totals: Vec<&str> = table.lines().rev().take(6).collect();
+    assert_eq!(
+        totals,
+        [
+            "262 actions, 262 available",
+            "workflow actions           1 (1 available)",
+            "dialpad                  193 operations (193 available)",
+            "highlevel-users            7 operations (7 available)",
+            "highlevel-conversations   29 operations (29 available)",
+            "highlevel-contacts        32 operations (32 available)",
+        ],
+        "{table}"
+    );
+    // With only contacts.readonly granted, the writes are listed as needing contacts.write.
+    let table = String::from_utf8(run(&["catalog", "--api", "highlevel-contacts", "--scopes", "contacts.readonly"]).stdout).unwrap();
+    let create = table.lines().find(|l| l.contains(" create-contact ")).unwrap();
+    assert!(create.contains("needs contacts.write"), "{table}");
+    assert!(table.trim_end().ends_with("highlevel-contacts   32 operations (10 available)\n32 actions, 10 available"), "{table}");
+    // An unknown scope is refused, not taken for a grant of nothing.
+    let out = host().args(["catalog", "--scopes", "contacts.everything"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("/scopes/0: unknown scope"), "{out:?}");
+}
+
+#[test]
+fn catalog_lists_the_triggers_with_their_schemas() {
+    let listed: Vec<Value> = serde_json::from_slice(&run(&["catalog", "--triggers", "--json"]).stdout).unwrap();
+    let draft = "https://json-schema.org/draft/2020-12/schema";
+    assert!(listed.iter().all(|t| t["payload_schema"]["$schema"] == draft && t["event_schema"]["$schema"] == draft), "{listed:#?}");
+    let ids: Vec<&str> = listed.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    for id in ["dialpad.call.hangup", "dialpad.sms.inbound", "dialpad.contact.created", "highlevel.ContactUpdate", "platform.task.created"] {
+        assert!(ids.contains(&id), "{id} is not in {ids:?}");
+    }
+    let table = String::from_utf8(run(&["catalog", "--triggers"]).stdout).unwrap();
+    let sources: Vec<&str> =
+        ["dialpad", "highlevel", "platform"].into_iter().filter(|s| table.lines().any(|l| l.starts_with(s) && l.ends_with(" triggers"))).collect();
+    assert_eq!(sources.len(), 3, "{table}");
+    assert!(table.trim_end().ends_with(&format!("{} triggers", listed.len())), "{table}");
 }
 
 #[test]

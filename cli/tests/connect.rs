@@ -286,6 +286,22 @@ fn an_agency_install_and_a_private_token_location_connect_sync_apart_refresh_and
     let (ok, out) = dialpad_ghl(&[&["check"][..], &cli_store].concat(), &key_file);
     assert!(ok, "{out}");
     assert!(out.contains("loc-localpha01") && out.contains("gamma") && !out.contains("locbeta"), "{out}");
+    // Which actions each tenant's scopes make available: the install granted the app's default
+    // scopes (Contacts only), the private token lists none (all are assumed). Not a failure.
+    let (ok, out) = dialpad_ghl(&[&["check", "--json"][..], &cli_store].concat(), &key_file);
+    assert!(ok, "{out}");
+    let reports: Value = serde_json::from_str(&out).unwrap();
+    let actions = |tenant: &str| {
+        let report = reports.as_array().unwrap().iter().find(|r| r["tenant"] == tenant).unwrap();
+        report["items"].as_array().unwrap().iter().find(|i| i["name"] == "Actions available").unwrap().clone()
+    };
+    assert_eq!(actions("loc-localpha01")["ok"], true);
+    assert_eq!(
+        actions("loc-localpha01")["detail"],
+        "226 of 262; 36 unavailable: 11 need conversations/message.write, 7 need conversations/message.readonly, 6 need conversations.write, \
+         4 need conversations.readonly, 4 need users.readonly, 3 need users.write, 1 needs conversations/livechat.write"
+    );
+    assert_eq!(actions("gamma")["detail"], "all 262 (the HighLevel credential's scopes are not listed: all are assumed)");
     let (ok, out) = dialpad_ghl(&[&["tenants"][..], &cli_store].concat(), &key_file);
     assert!(ok && out.lines().count() == 2, "{out}");
     // Backfill uses the tenant's own Dialpad connection and lands in its location only.

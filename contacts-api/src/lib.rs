@@ -1,7 +1,8 @@
 //! The operation tables, one per API, all of one shape and made by one generator (`build.rs`):
-//! HighLevel's Contacts API (v2, `Version: 2021-07-28`, all 32 operations: [`OPERATIONS`]),
-//! and the operations of HighLevel's Conversations ([`CONVERSATIONS`]) and Users ([`USERS`])
-//! APIs and of Dialpad's API ([`DIALPAD`]) that the sync uses.
+//! every operation of HighLevel's Contacts API (v2, `Version: 2021-07-28`, 32: [`OPERATIONS`]),
+//! Conversations API (29: [`CONVERSATIONS`]) and Users API (7: [`USERS`]), and of Dialpad's
+//! API (193: [`DIALPAD`]). Parameter and body schemas are [`shape`]s, a compact text form
+//! from which JSON Schemas are derived when asked for.
 //!
 //! Everything that needs to know an operation's method, path, scope or success status reads it
 //! from these tables: the plugin's client builds requests from them, the mocks route requests
@@ -51,49 +52,10 @@ impl Api {
     }
 }
 
-/// The grant an operation needs: a HighLevel OAuth scope, or (for Dialpad's API) the Dialpad
-/// credential the host holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Scope {
-    ContactsReadonly,
-    ContactsWrite,
-    ConversationsReadonly,
-    ConversationsWrite,
-    ConversationsMessageReadonly,
-    ConversationsMessageWrite,
-    UsersReadonly,
-    /// Dialpad's API key or OAuth token: not a HighLevel grant, never required of one.
-    Dialpad,
-}
-
 impl Scope {
-    /// Every HighLevel scope, for parsing and listing.
-    pub const HIGHLEVEL: &[Scope] = &[
-        Scope::ContactsReadonly,
-        Scope::ContactsWrite,
-        Scope::ConversationsReadonly,
-        Scope::ConversationsWrite,
-        Scope::ConversationsMessageReadonly,
-        Scope::ConversationsMessageWrite,
-        Scope::UsersReadonly,
-    ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Scope::ContactsReadonly => "contacts.readonly",
-            Scope::ContactsWrite => "contacts.write",
-            Scope::ConversationsReadonly => "conversations.readonly",
-            Scope::ConversationsWrite => "conversations.write",
-            Scope::ConversationsMessageReadonly => "conversations/message.readonly",
-            Scope::ConversationsMessageWrite => "conversations/message.write",
-            Scope::UsersReadonly => "users.readonly",
-            Scope::Dialpad => "dialpad",
-        }
-    }
-
-    /// A HighLevel scope by name (`dialpad` is not one).
+    /// A scope by name: HighLevel's (`contacts.write`) or Dialpad's (`calls:list`).
     pub fn parse(s: &str) -> Option<Scope> {
-        Scope::HIGHLEVEL.iter().copied().find(|scope| scope.as_str() == s)
+        Scope::ALL.iter().copied().find(|scope| scope.as_str() == s)
     }
 }
 
@@ -143,82 +105,142 @@ pub struct Operation {
     pub method: Method,
     /// Path template with `{param}` segments, exactly as in the spec.
     pub path: &'static str,
-    /// The scope the spec's `security` block names. The two bulk operations declare none in
-    /// the spec; they write, so the plugin asks for `contacts.write` (see `scope_declared_in_spec`).
+    /// The scope the spec's `security` block names. Operations whose entry names none get
+    /// their family's (see `scope_declared_in_spec`); Dialpad's, [`Scope::Dialpad`] (its
+    /// credential alone) unless they name one of Dialpad's scopes.
     pub scope: Scope,
-    /// False for the two bulk operations whose spec entry has no `security` block.
+    /// False where the spec's entry has no `security` block.
     pub scope_declared_in_spec: bool,
     /// The success status the spec declares.
     pub success_status: u16,
     pub summary: &'static str,
     pub deprecated: bool,
-    /// Query parameters (the `Version` header is common to all operations).
-    pub query: &'static [Param],
-    /// The JSON request body, if the spec declares one (DELETE included: tags, followers, workflow).
+    /// Path and query parameters, in the spec's order (HighLevel's `Version` header is common
+    /// to all its operations and not listed).
+    pub params: &'static [Param],
+    /// The request body, if the spec declares one (DELETE included: tags, followers, workflow).
     pub body: Option<&'static Body>,
 }
 
-/// The JSON type a value must have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValueKind {
-    String,
-    Number,
-    Boolean,
-    Array,
-    Object,
-}
+pub use shape::ValueKind;
 
-impl ValueKind {
-    pub const fn json_schema_type(self) -> &'static str {
-        match self {
-            ValueKind::String => "string",
-            ValueKind::Number => "number",
-            ValueKind::Boolean => "boolean",
-            ValueKind::Array => "array",
-            ValueKind::Object => "object",
-        }
-    }
+/// Where a parameter goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    Path,
+    Query,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Param {
     pub name: &'static str,
+    pub at: At,
     pub required: bool,
-    pub kind: ValueKind,
+    /// Its schema, as a [`shape`].
+    pub shape: &'static str,
 }
 
-/// A request body schema: its top-level properties, as the server's whitelist checks them.
+impl Param {
+    pub fn kind(&self) -> Option<ValueKind> {
+        shape::parse(self.shape).kind(&[])
+    }
+}
+
+/// How a request body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    Json,
+    /// `multipart/form-data` (Conversations' file upload).
+    Multipart,
+}
+
+/// A request body schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Body {
-    /// The schema's name in the spec (e.g. `CreateContactDto`).
+    /// The schema's name in the spec (e.g. `CreateContactDto`); empty when declared inline.
     pub schema: &'static str,
     pub required: bool,
-    /// True when the spec lists no properties (search, campaign): anything is passed through.
-    pub open: bool,
-    pub properties: &'static [Property],
+    pub content: Content,
+    /// The body's schema, as a [`shape`] whose references go to its API's pool.
+    pub shape: &'static str,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A top-level property of a request body.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Property {
     pub name: &'static str,
-    pub kind: ValueKind,
-    /// A second accepted type: the one of the spec's example when it differs from the
-    /// declared type (`dateOfBirth` is declared an object, and sent as a string).
-    pub also: Option<ValueKind>,
-    pub nullable: bool,
     pub required: bool,
+    pub shape: shape::Shape,
+}
+
+impl Body {
+    /// The top-level properties; empty when the schema lists none (anything is passed through).
+    pub fn properties(&self, api: Api) -> Vec<Property> {
+        shape::parse(self.shape).fields(api.pool()).into_iter().map(|f| Property { name: f.name, required: f.required, shape: f.shape }).collect()
+    }
+
+    /// True when the spec lists no properties (search, campaign): anything is passed through.
+    pub fn open(&self, api: Api) -> bool {
+        self.properties(api).is_empty()
+    }
 }
 
 impl Property {
-    pub fn accepts(&self, value: &ValueKind) -> bool {
-        self.kind == *value || self.also == Some(*value)
+    /// The JSON type it asks for (`None`: anything, or one of several).
+    pub fn kind(&self, api: Api) -> Option<ValueKind> {
+        self.shape.kind(api.pool())
+    }
+
+    /// True when null is accepted.
+    pub fn nullable(&self) -> bool {
+        matches!(self.shape, shape::Shape::Nullable(_))
+    }
+
+    /// True when a value of this JSON type can fit (`dateOfBirth` is declared an object, and
+    /// sent as a string).
+    pub fn accepts(&self, api: Api, kind: ValueKind) -> bool {
+        fn accepts(shape: &shape::Shape, pool: shape::Pool, kind: ValueKind) -> bool {
+            match shape.resolved(pool) {
+                shape::Shape::OneOf(options) => options.iter().any(|o| accepts(o, pool, kind)),
+                shape::Shape::Any => true,
+                other => other.kind(pool) == Some(kind),
+            }
+        }
+        accepts(&self.shape, api.pool(), kind)
     }
 }
+
+pub mod shape;
 
 include!(concat!(env!("OUT_DIR"), "/operations.rs"));
 
 /// Every table.
-pub const TABLES: &[&[Operation]] = &[OPERATIONS, CONVERSATIONS, USERS, DIALPAD];
+pub static TABLES: &[&[Operation]] = &[OPERATIONS, CONVERSATIONS, USERS, DIALPAD];
+
+impl Api {
+    /// Every API, in the order of [`TABLES`].
+    pub const ALL: [Api; 4] = [Api::Contacts, Api::Conversations, Api::Users, Api::Dialpad];
+
+    /// The API's operations.
+    pub const fn table(self) -> &'static [Operation] {
+        match self {
+            Api::Contacts => OPERATIONS,
+            Api::Conversations => CONVERSATIONS,
+            Api::Users => USERS,
+            Api::Dialpad => DIALPAD,
+        }
+    }
+
+    /// The named schemas its operations' shapes refer to.
+    pub const fn pool(self) -> shape::Pool {
+        match self {
+            Api::Contacts => CONTACTS_SHAPES,
+            Api::Conversations => CONVERSATIONS_SHAPES,
+            Api::Users => USERS_SHAPES,
+            Api::Dialpad => DIALPAD_SHAPES,
+        }
+    }
+}
 
 /// Looks a Contacts operation up by its `operationId` (the actions catalog's operations).
 pub fn operation(id: &str) -> Option<&'static Operation> {
@@ -238,6 +260,16 @@ pub fn op(id: &str) -> &'static Operation {
 impl Operation {
     pub fn has_body(&self) -> bool {
         self.body.is_some()
+    }
+
+    /// The query parameters.
+    pub fn query(&self) -> impl Iterator<Item = &'static Param> {
+        self.params.iter().filter(|p| p.at == At::Query)
+    }
+
+    /// The top-level properties of the body (none without one).
+    pub fn body_properties(&self) -> Vec<Property> {
+        self.body.map(|b| b.properties(self.api)).unwrap_or_default()
     }
 
     /// Names of the `{param}` segments of the path, in order.
@@ -421,85 +453,113 @@ mod tests {
         assert_eq!(COMMON_SCHEMAS_JSON, std::fs::read_to_string(format!("{shared}common/common-schemas.json")).unwrap());
     }
 
-    /// The table and the official spec agree one for one: ids, methods, paths, scopes, success
-    /// statuses and whether a body is declared.
+    /// Each table and its official spec agree one for one: the same operations (count and
+    /// ids), methods, paths, declared scopes, success statuses, bodies and deprecations; the
+    /// embedded copies are the official specs byte for byte; ids are unique across tables.
     #[test]
-    fn table_matches_the_official_spec() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/ghl/contacts.openapi.json");
-        let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("../shared beside the clone")).unwrap();
-        let mut from_spec = Vec::new();
-        for (p, ops) in spec["paths"].as_object().unwrap() {
-            for (m, o) in ops.as_object().unwrap() {
-                let scope = o["security"][0]["bearer"][0].as_str().map(str::to_string);
-                let ok: Vec<u16> = o["responses"].as_object().unwrap().keys().filter(|c| c.starts_with('2')).map(|c| c.parse().unwrap()).collect();
-                from_spec.push((
-                    o["operationId"].as_str().unwrap().to_string(),
-                    m.to_uppercase(),
-                    p.clone(),
-                    scope,
-                    ok[0],
-                    o.get("requestBody").is_some(),
-                    o["deprecated"].as_bool().unwrap_or(false),
-                ));
-            }
-        }
-        from_spec.sort();
-        let mut ours: Vec<_> = OPERATIONS
-            .iter()
-            .map(|o| {
-                (
-                    o.id.to_string(),
-                    o.method.as_str().to_string(),
-                    o.path.to_string(),
-                    o.scope_declared_in_spec.then(|| o.scope.as_str().to_string()),
-                    o.success_status,
-                    o.has_body(),
-                    o.deprecated,
-                )
-            })
-            .collect();
-        ours.sort();
-        assert_eq!(ours, from_spec);
-        assert_eq!(OPERATIONS.len(), 32);
-    }
-
-    /// The other tables: each entry is its spec's operation (method, path, success status,
-    /// whether a body is declared), ids are unique across tables, and the embedded copies are
-    /// the official specs byte for byte.
-    #[test]
-    fn the_other_tables_match_their_specs() {
+    fn every_table_matches_its_official_spec() {
         let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/");
         let local = concat!(env!("CARGO_MANIFEST_DIR"), "/spec/");
-        for (table, official, copy) in [
-            (CONVERSATIONS, "ghl/conversations.openapi.json", "apps/conversations.json"),
-            (USERS, "ghl/users.openapi.json", "apps/users.json"),
-            (DIALPAD, "dialpad/dialpad_api_spec.json", "dialpad/dialpad_api_spec.json"),
+        for (api, count, official, copy) in [
+            (Api::Contacts, 32, "ghl/contacts.openapi.json", "apps/contacts.json"),
+            (Api::Conversations, 29, "ghl/conversations.openapi.json", "apps/conversations.json"),
+            (Api::Users, 7, "ghl/users.openapi.json", "apps/users.json"),
+            (Api::Dialpad, 193, "dialpad/dialpad_api_spec.json", "dialpad/dialpad_api_spec.json"),
         ] {
-            let text = std::fs::read_to_string(format!("{shared}{official}")).unwrap();
+            let text = std::fs::read_to_string(format!("{shared}{official}")).expect("../shared beside the clone");
             assert_eq!(text, std::fs::read_to_string(format!("{local}{copy}")).unwrap(), "{copy} is not the official spec verbatim");
             let spec: serde_json::Value = serde_json::from_str(&text).unwrap();
-            assert!(!table.is_empty());
-            for op in table {
-                let (path, method) = spec["paths"]
-                    .as_object()
-                    .unwrap()
-                    .iter()
-                    .flat_map(|(p, ops)| ops.as_object().unwrap().iter().map(move |(m, o)| (p, m, o)))
-                    .find(|(_, _, o)| o["operationId"] == op.id)
-                    .map(|(p, m, o)| ((p.clone(), o.clone()), m.to_uppercase()))
-                    .unwrap_or_else(|| panic!("{} is not in {official}", op.id));
-                assert_eq!((op.path, op.method.as_str()), (path.0.as_str(), method.as_str()), "{}", op.id);
-                assert_eq!(op.has_body(), path.1.get("requestBody").is_some(), "{}", op.id);
-                assert!(path.1["responses"].get(op.success_status.to_string()).is_some(), "{}", op.id);
+            let mut from_spec = Vec::new();
+            for (p, ops) in spec["paths"].as_object().unwrap() {
+                for (m, o) in ops.as_object().unwrap() {
+                    let scope = o["security"][0].as_object().and_then(|s| s.values().next()).and_then(|s| s[0].as_str()).map(str::to_string);
+                    let ok: Vec<u16> = o["responses"].as_object().unwrap().keys().filter(|c| c.starts_with('2')).map(|c| c.parse().unwrap()).collect();
+                    let mut params: Vec<String> = o["parameters"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|p| p["in"] == "path" || p["in"] == "query")
+                        .map(|p| p["name"].as_str().unwrap().to_string())
+                        .collect();
+                    // The path's `{param}`s that the entry does not declare.
+                    for name in p.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))) {
+                        if !params.iter().any(|n| n == name) {
+                            params.push(name.to_string());
+                        }
+                    }
+                    from_spec.push((
+                        o["operationId"].as_str().unwrap().to_string(),
+                        m.to_uppercase(),
+                        p.clone(),
+                        scope,
+                        ok[0],
+                        params,
+                        o.get("requestBody").is_some(),
+                        o["deprecated"].as_bool().unwrap_or(false),
+                    ));
+                }
             }
+            from_spec.sort();
+            let mut ours: Vec<_> = api
+                .table()
+                .iter()
+                .map(|o| {
+                    assert_eq!(o.api, api);
+                    (
+                        o.id.to_string(),
+                        o.method.as_str().to_string(),
+                        o.path.to_string(),
+                        o.scope_declared_in_spec.then(|| o.scope.as_str().to_string()),
+                        o.success_status,
+                        o.params.iter().map(|p| p.name.to_string()).collect::<Vec<_>>(),
+                        o.has_body(),
+                        o.deprecated,
+                    )
+                })
+                .collect();
+            ours.sort();
+            assert_eq!(ours, from_spec, "{official}");
+            assert_eq!(ours.len(), count, "{official}");
         }
         let mut ids: Vec<&str> = TABLES.iter().flat_map(|t| t.iter().map(|o| o.id)).collect();
-        let count = ids.len();
+        assert_eq!(ids.len(), 261);
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), count, "an operation id appears in two tables");
+        assert_eq!(ids.len(), 261, "an operation id appears in two tables");
+    }
+
+    /// Every shape of every table reads, and makes a JSON Schema.
+    #[test]
+    fn every_shape_reads() {
+        for api in Api::ALL {
+            for op in api.table() {
+                let mut defs = serde_json::Map::new();
+                for p in op.params {
+                    shape::json_schema(&shape::parse(p.shape), api.pool(), &mut defs);
+                }
+                if let Some(body) = op.body {
+                    let schema = shape::json_schema(&shape::parse(body.shape), api.pool(), &mut defs);
+                    assert!(schema.is_object(), "{}", op.id);
+                }
+                assert!(defs.values().all(serde_json::Value::is_object), "{}", op.id);
+            }
+            for (_, text) in api.pool() {
+                shape::parse(text);
+            }
+        }
+        let create = op("create-contact").body_properties();
+        let dob = create.iter().find(|p| p.name == "dateOfBirth").unwrap();
+        assert!(dob.accepts(Api::Contacts, ValueKind::String) && dob.accepts(Api::Contacts, ValueKind::Object), "{dob:?}");
+        assert!(create.iter().any(|p| p.name == "locationId" && p.required));
+    }
+
+    #[test]
+    fn scopes_and_routes_of_the_other_apis() {
         assert_eq!(op("add-an-inbound-message").api.version_header(), Some("2021-04-15"));
-        assert_eq!(op("screen_pop.initiate").scope, Scope::Dialpad);
+        assert_eq!(op("screen_pop.initiate").scope, Scope::DialpadScreenPop);
+        assert_eq!(op("contacts.get").scope, Scope::Dialpad);
+        assert_eq!(op("cancel-scheduled-email-message").scope, Scope::ConversationsMessageWrite, "as docs/Scopes.md lists it");
+        assert_eq!(op("get-all-custom-subtypes").scope, Scope::ConversationsReadonly);
         assert_eq!(op("add-message-attachments").scope, Scope::ConversationsMessageWrite);
         assert_eq!(match_path_in(DIALPAD, Method::Post, "/api/v2/users/42/screenpop").unwrap().params, vec![("id", "42".to_string())]);
     }

@@ -356,6 +356,20 @@ impl Runtime {
         Ok(plugin.dialpad_ghl_sync_triggers().call_plan(&mut store, &event.to_wit())?)
     }
 
+    /// Reads one event as `plan` does and says which trigger it is, with the normalized event
+    /// the rules and mappings see. Sends and writes nothing.
+    pub fn normalize(&self, event: &Inbound) -> HostResult<Result<wit::NormalizedEvent, wit::SyncError>> {
+        let (mut store, plugin) = self.instantiate()?;
+        Ok(plugin.dialpad_ghl_sync_triggers().call_normalize(&mut store, &event.to_wit())?)
+    }
+
+    /// Every trigger the plugin handles, with the JSON Schemas of its payload and of its
+    /// normalized event.
+    pub fn trigger_catalog(&self) -> HostResult<Vec<wit::TriggerInfo>> {
+        let (mut store, plugin) = self.instantiate()?;
+        Ok(plugin.dialpad_ghl_sync_meta().call_trigger_catalog(&mut store)?)
+    }
+
     /// The plugin's operations catalog.
     pub fn catalog(&self) -> HostResult<Vec<wit::OperationInfo>> {
         let (mut store, plugin) = self.instantiate()?;

@@ -1,17 +1,19 @@
-//! Every Contacts API operation as an action: the catalog (each operation with its scope and
-//! the JSON Schema of its input) and the planning of one invocation. Both read the one
-//! operations table (`contacts_api::OPERATIONS`, generated from the official spec).
+//! Every operation of both sides as an action: the catalog (each operation with its API, grant
+//! and the JSON Schema of its input) and the planning of one invocation. Both read the
+//! operations tables (`contacts_api`, generated from the official specs): HighLevel's Contacts,
+//! Conversations and Users APIs and Dialpad's API, 261 operations.
 //!
 //! An action's input is one JSON object: path and query parameters by name, the request body
-//! under `body`. It is checked against the operation before anything is sent, so a whitelist
-//! violation is a typed `invalid-input` naming the path, not a 422 from the API.
+//! under `body`. It is checked against the operation's shapes before anything is sent, so a
+//! whitelist violation is a typed `invalid-input` naming the path, not a 422 from the API.
 
 use crate::click_to_call;
 use crate::config::Config;
 use crate::error::{Problem, SyncError};
 use crate::inbound::event::EventKind;
 use crate::plan::vocabulary::{Capture, Plan, Ref, Step};
-use contacts_api::{Operation, ValueKind, OPERATIONS};
+use contacts_api::shape::{self, Shape};
+use contacts_api::{Api, At, Content, Operation, Param};
 use serde_json::{json, Map, Value};
 
 /// Input key that acknowledges that `tags` on update/upsert replaces all of a contact's tags.
@@ -25,59 +27,75 @@ pub struct OperationInfo {
     /// The operation it runs (for a workflow action, its last one).
     pub operation: &'static Operation,
     pub input_schema: Value,
+    /// The grants the configuration lacks for it; empty when it is available (or no
+    /// configuration was given to judge by).
+    pub missing_scopes: Vec<&'static str>,
 }
 
-/// Every Contacts operation, then the workflow actions.
-pub fn catalog() -> Vec<OperationInfo> {
-    let mut list: Vec<OperationInfo> = OPERATIONS.iter().map(|op| OperationInfo { id: op.id, operation: op, input_schema: input_schema(op) }).collect();
-    list.push(OperationInfo { id: click_to_call::ACTION_ID, operation: contacts_api::op("call.call"), input_schema: click_to_call::input_schema() });
+/// Every operation of every API, then the workflow actions; judged against `config`'s grants
+/// when there is one.
+pub fn catalog(config: Option<&Config>) -> Vec<OperationInfo> {
+    let missing = |op: &Operation| config.map(|c| c.missing_scopes(&[op.scope])).unwrap_or_default();
+    let mut list: Vec<OperationInfo> = Api::ALL
+        .iter()
+        .flat_map(|api| api.table())
+        .map(|op| OperationInfo { id: op.id, operation: op, input_schema: input_schema(op), missing_scopes: missing(op) })
+        .collect();
+    let call = contacts_api::op("call.call");
+    let mut click_missing = config.map(|c| c.missing_scopes(click_to_call::SCOPES)).unwrap_or_default();
+    click_missing.extend(missing(call));
+    list.push(OperationInfo { id: click_to_call::ACTION_ID, operation: call, input_schema: click_to_call::input_schema(), missing_scopes: click_missing });
     list
 }
 
-/// The JSON Schema of an operation's input.
+/// True when the API's `locationId` (query or body) defaults to the configured location.
+fn location_defaults(op: &Operation) -> bool {
+    op.api.is_highlevel()
+}
+
+/// The JSON Schema of an operation's input, derived from the table's shapes.
 pub fn input_schema(op: &Operation) -> Value {
+    let pool = op.api.pool();
+    let mut defs = Map::new();
     let mut properties = Map::new();
     let mut required: Vec<&str> = Vec::new();
-    for name in op.path_params() {
-        properties.insert(name.into(), json!({"type": "string", "minLength": 1, "description": "path parameter"}));
-        required.push(name);
-    }
-    for p in op.query {
-        let mut schema = json!({"type": p.kind.json_schema_type(), "description": "query parameter"});
-        if p.name == "locationId" {
-            schema["description"] = json!("query parameter; defaults to the configured location");
-        } else if p.required {
+    for p in op.params {
+        let mut schema = match (p.at, shape::parse(p.shape)) {
+            // Ids travel in the path as text: a number is taken too (Dialpad's ids are int64,
+            // beyond what a JavaScript number holds exactly).
+            (At::Path, Shape::Integer) => json!({"type": ["integer", "string"], "pattern": "^[0-9]+$"}),
+            (At::Path, _) => json!({"type": "string", "minLength": 1}),
+            (At::Query, shape) => shape::json_schema(&shape, pool, &mut defs),
+        };
+        let defaulted = p.name == "locationId" && location_defaults(op);
+        schema["description"] = json!(match (p.at, defaulted) {
+            (At::Path, _) => "path parameter",
+            (At::Query, true) => "query parameter; defaults to the configured location",
+            (At::Query, false) => "query parameter",
+        });
+        if p.required && !defaulted {
             required.push(p.name);
         }
         properties.insert(p.name.into(), schema);
     }
     if let Some(body) = op.body {
-        let mut body_schema = json!({"type": "object", "title": body.schema});
-        if !body.open {
-            let mut props = Map::new();
-            let mut body_required = Vec::new();
-            for p in body.properties {
-                let mut types = vec![p.kind.json_schema_type()];
-                if let Some(also) = p.also {
-                    types.push(also.json_schema_type());
-                }
-                if p.nullable {
-                    types.push("null");
-                }
-                let ty = if types.len() == 1 { json!(types[0]) } else { json!(types) };
-                props.insert(p.name.into(), json!({ "type": ty }));
-                if p.required && p.name != "locationId" {
-                    body_required.push(p.name);
-                }
+        let mut schema = shape::json_schema(&shape::parse(body.shape), pool, &mut defs);
+        if !body.schema.is_empty() {
+            schema["title"] = json!(body.schema);
+        }
+        if let Some(list) = schema.get_mut("required").and_then(Value::as_array_mut) {
+            if location_defaults(op) {
+                list.retain(|name| name != "locationId");
             }
-            body_schema["properties"] = Value::Object(props);
-            body_schema["required"] = json!(body_required);
-            body_schema["additionalProperties"] = json!(false);
+        }
+        if body.content == Content::Multipart {
+            schema["description"] = json!("sent as multipart/form-data; a file is an extra field {\"filename\", \"content_type\", \"content\"}");
+            schema.as_object_mut().map(|o| o.remove("additionalProperties"));
         }
         if body.required {
             required.push("body");
         }
-        properties.insert("body".into(), body_schema);
+        properties.insert("body".into(), schema);
     }
     if replaces_tags(op) {
         properties.insert(
@@ -85,7 +103,7 @@ pub fn input_schema(op: &Operation) -> Value {
             json!({"type": "boolean", "description": "must be true to send body.tags: it replaces every tag of the contact (add-tags / remove-tags change some)"}),
         );
     }
-    json!({
+    let mut schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": op.id,
         "description": op.summary,
@@ -93,16 +111,20 @@ pub fn input_schema(op: &Operation) -> Value {
         "additionalProperties": false,
         "required": required,
         "properties": properties,
-    })
+    });
+    if !defs.is_empty() {
+        schema["$defs"] = Value::Object(defs);
+    }
+    schema
 }
 
 fn replaces_tags(op: &Operation) -> bool {
     matches!(op.id, "update-contact" | "upsert-contact" | "create-contact")
 }
 
-/// Plans one invocation: validates the input, checks the scope, and returns a one-step plan.
+/// Plans one invocation: validates the input, checks the grant, and returns a one-step plan.
 pub fn plan_invocation(operation_id: &str, input: &str, config: &Config) -> Result<Plan, SyncError> {
-    let op = contacts_api::operation(operation_id);
+    let op = contacts_api::any_operation(operation_id);
     if op.is_none() && operation_id != click_to_call::ACTION_ID {
         return Err(SyncError::UnknownOperation(operation_id.to_string()));
     }
@@ -132,30 +154,29 @@ fn validate(op: &'static Operation, mut input: Map<String, Value>, config: &Conf
             false
         }
     };
-    for name in op.path_params() {
-        match input.remove(name) {
-            Some(Value::String(s)) if !s.trim().is_empty() => match name {
-                "contactId" => step.contact = Some(Ref::Known(s)),
-                "id" => step.note = Some(Ref::Known(s)),
-                _ => step.other_params.push((name, s)),
-            },
-            Some(_) => problems.push(problem(&format!("/{name}"), "must be a non-empty string")),
-            None => problems.push(problem(&format!("/{name}"), "required path parameter")),
-        }
-    }
-    for p in op.query {
+    for p in op.params {
         let value = match input.remove(p.name) {
-            Some(v) => Some(v),
-            None if p.name == "locationId" => Some(Value::String(config.location_id.clone())),
-            None => None,
+            None if p.name == "locationId" && location_defaults(op) => Some(Value::String(config.location_id.clone())),
+            value => value,
         };
-        match value {
-            Some(v) => match scalar_text(&v, p.kind) {
-                Some(text) => step.query.push((p.name, text)),
-                None => problems.push(problem(&format!("/{}", p.name), format!("must be a {}", p.kind.json_schema_type()))),
-            },
-            None if p.required => problems.push(problem(&format!("/{}", p.name), "required query parameter")),
-            None => {}
+        let Some(value) = value else {
+            if p.required {
+                let at = if p.at == At::Path { "path" } else { "query" };
+                problems.push(problem(&format!("/{}", p.name), format!("required {at} parameter")));
+            }
+            continue;
+        };
+        match texts(op, p, &value) {
+            Err(message) => problems.push(problem(&format!("/{}", p.name), message)),
+            Ok(texts) if p.at == At::Path => {
+                let text = texts.into_iter().next().unwrap_or_default();
+                match p.name {
+                    "contactId" => step.contact = Some(Ref::Known(text)),
+                    "id" => step.note = Some(Ref::Known(text)),
+                    _ => step.other_params.push((p.name, text)),
+                }
+            }
+            Ok(texts) => step.query.extend(texts.into_iter().map(|t| (p.name, t))),
         }
     }
     match (op.body, input.remove("body")) {
@@ -170,27 +191,26 @@ fn validate(op: &'static Operation, mut input: Map<String, Value>, config: &Conf
                     Map::new()
                 }
             };
+            let declared = body.properties(op.api);
             // The search body is an empty schema in the spec, but the API requires its locationId.
-            let takes_location = body.properties.iter().any(|p| p.name == "locationId") || op.id == "search-contacts-advanced";
-            if takes_location && !object.contains_key("locationId") {
+            let takes_location = declared.iter().any(|p| p.name == "locationId") || op.id == "search-contacts-advanced";
+            if location_defaults(op) && takes_location && !object.contains_key("locationId") {
                 object.insert("locationId".into(), Value::String(config.location_id.clone()));
             }
-            if !body.open {
-                for (key, value) in &object {
-                    match body.properties.iter().find(|p| p.name == key) {
-                        None => {
-                            problems.push(problem(&format!("/body/{key}"), format!("property {key} should not exist ({} does not declare it)", body.schema)))
-                        }
-                        Some(p) if value.is_null() && p.nullable => {}
-                        Some(p) if !kind_of(value).is_some_and(|k| p.accepts(&k)) => {
-                            problems.push(problem(&format!("/body/{key}"), format!("must be a {}", p.kind.json_schema_type())))
-                        }
-                        Some(_) => {}
-                    }
-                }
-                for p in body.properties.iter().filter(|p| p.required && !object.contains_key(p.name)) {
-                    problems.push(problem(&format!("/body/{}", p.name), "required"));
-                }
+            // A multipart body may carry files beside its declared fields.
+            let files: Vec<String> = match body.content {
+                Content::Multipart => object.iter().filter(|(_, v)| is_file(v)).map(|(k, _)| k.clone()).collect(),
+                Content::Json => Vec::new(),
+            };
+            let checked = Value::Object(object.iter().filter(|(k, _)| !files.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect());
+            let mut found = Vec::new();
+            shape::check(&shape::parse(body.shape), &checked, op.api.pool(), "/body", &mut found);
+            for m in found {
+                let message = match m.message.strip_suffix(" should not exist") {
+                    Some(what) if !body.schema.is_empty() => format!("{what} should not exist ({} does not declare it)", body.schema),
+                    _ => m.message,
+                };
+                problems.push(problem(&m.path, message));
             }
             if replaces_tags(op) && op.id != "create-contact" && object.contains_key("tags") && !replace_tags {
                 problems.push(problem(
@@ -198,7 +218,7 @@ fn validate(op: &'static Operation, mut input: Map<String, Value>, config: &Conf
                     format!("tags on {} replaces every tag of the contact: use add-tags / remove-tags, or set {REPLACE_TAGS_KEY}: true", op.id),
                 ));
             }
-            if body.required || !object.is_empty() || body.open {
+            if body.required || !object.is_empty() || declared.is_empty() {
                 step.body = Some(Value::Object(object));
             }
         }
@@ -213,27 +233,44 @@ fn validate(op: &'static Operation, mut input: Map<String, Value>, config: &Conf
     }
 }
 
-fn kind_of(v: &Value) -> Option<ValueKind> {
-    match v {
-        Value::String(_) => Some(ValueKind::String),
-        Value::Number(_) => Some(ValueKind::Number),
-        Value::Bool(_) => Some(ValueKind::Boolean),
-        Value::Array(_) => Some(ValueKind::Array),
-        Value::Object(_) => Some(ValueKind::Object),
-        Value::Null => None,
-    }
+/// `{"filename", "content_type"?, "content"}`: a file of a multipart body.
+pub fn is_file(value: &Value) -> bool {
+    value.get("filename").is_some_and(Value::is_string) && value.get("content").is_some_and(Value::is_string)
 }
 
-/// A query value as text; numbers are accepted as strings and the other way round, as a form
-/// would send them.
-fn scalar_text(v: &Value, kind: ValueKind) -> Option<String> {
-    match (v, kind) {
-        (Value::String(s), ValueKind::String) => Some(s.clone()),
-        (Value::String(s), ValueKind::Number) if s.trim().parse::<f64>().is_ok() => Some(s.trim().to_string()),
-        (Value::Number(n), ValueKind::Number | ValueKind::String) => Some(n.to_string()),
-        (Value::Bool(b), ValueKind::Boolean) => Some(b.to_string()),
-        _ => None,
-    }
+/// A parameter's value as the texts it travels as (an array query parameter repeats its key).
+fn texts(op: &Operation, p: &Param, value: &Value) -> Result<Vec<String>, String> {
+    let pool = op.api.pool();
+    let shape = shape::parse(p.shape);
+    let (item, many) = match shape.resolved(pool) {
+        Shape::Array(item) => (*item, true),
+        other => (other, false),
+    };
+    let values: Vec<&Value> = match value {
+        Value::Array(items) if many && p.at == At::Query => items.iter().collect(),
+        v => vec![v],
+    };
+    values.into_iter().map(|v| param_text(&item, pool, v).ok_or_else(|| format!("must be {}", shape.describe(pool)))).collect()
+}
+
+/// One parameter value as text, if it fits: numbers are accepted as strings and the other
+/// way round, as a form would send them, and the text is checked the way the server reads it.
+fn param_text(shape: &Shape, pool: shape::Pool, v: &Value) -> Option<String> {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    let read = match shape.resolved(pool) {
+        Shape::Integer => Value::from(text.trim().parse::<i64>().ok()?),
+        Shape::Number => Value::Number(serde_json::Number::from_f64(text.trim().parse().ok()?)?),
+        Shape::Boolean => Value::Bool(text.parse().ok()?),
+        _ => Value::String(text.clone()),
+    };
+    let mut found = Vec::new();
+    shape::check(shape, &read, pool, "", &mut found);
+    (found.is_empty() && !text.is_empty()).then_some(text)
 }
 
 /// The response as returned to the caller. HighLevel v2 spells `succeded`; the correct
@@ -264,10 +301,10 @@ mod tests {
     }
 
     #[test]
-    fn the_catalog_lists_all_32_operations_with_input_schemas() {
-        let c = catalog();
-        assert_eq!(c.len(), 33);
-        assert_eq!(c[32].id, "click-to-call");
+    fn the_catalog_lists_every_operation_of_both_sides_with_input_schemas() {
+        let c = catalog(None);
+        assert_eq!(c.len(), 32 + 29 + 7 + 193 + 1);
+        assert_eq!(c.last().unwrap().id, "click-to-call");
         let note = c.iter().find(|i| i.operation.id == "create-note").unwrap();
         assert_eq!(note.input_schema["required"], json!(["contactId", "body"]));
         assert_eq!(note.input_schema["properties"]["body"]["required"], json!(["body"]));
@@ -275,6 +312,27 @@ mod tests {
         let dup = c.iter().find(|i| i.operation.id == "get-duplicate-contact").unwrap();
         assert!(dup.input_schema["properties"]["number"].is_object());
         assert_eq!(dup.input_schema["required"], json!([]), "locationId defaults to the configured one");
+        let sms = c.iter().find(|i| i.id == "sms.send").unwrap();
+        assert_eq!(sms.operation.api, Api::Dialpad);
+        assert!(sms.input_schema["properties"]["body"]["properties"]["text"].is_object(), "{}", sms.input_schema);
+        assert!(c.iter().all(|i| i.missing_scopes.is_empty()));
+    }
+
+    #[test]
+    fn operations_whose_grant_is_missing_are_listed_as_unavailable() {
+        let config = Config::from_json(r#"{"location_id":"L","scopes":["contacts.readonly"],"dialpad_scopes":["calls:list"]}"#).unwrap();
+        let c = catalog(Some(&config));
+        let missing = |id: &str| c.iter().find(|i| i.id == id).unwrap().missing_scopes.clone();
+        assert_eq!(missing("get-contact"), Vec::<&str>::new());
+        assert_eq!(missing("create-note"), ["contacts.write"]);
+        assert_eq!(missing("send-a-new-message"), ["conversations/message.write"]);
+        assert_eq!(missing("screen_pop.initiate"), ["screen_pop"]);
+        assert_eq!(missing("call.list"), Vec::<&str>::new());
+        assert_eq!(missing("contacts.get"), Vec::<&str>::new(), "the Dialpad credential alone");
+        assert_eq!(
+            plan_invocation("screen_pop.initiate", r#"{"id":1,"body":{"screen_pop_uri":"https://x"}}"#, &config).unwrap_err(),
+            SyncError::MissingScope(vec!["screen_pop".into()])
+        );
     }
 
     #[test]
@@ -287,6 +345,11 @@ mod tests {
         assert_eq!(plan.steps[0].body, Some(json!({"firstName": "Ana", "locationId": "L"})));
         let plan = plan_invocation("create-association", r#"{"type":"add","body":{"contacts":["a"],"tags":["x"]}}"#, &both()).unwrap();
         assert_eq!(plan.steps[0].display_path(), "/contacts/bulk/tags/update/add");
+        // Dialpad: an int64 id as a number or as text, no location added.
+        let plan = plan_invocation("accesscontrolpolicies.get", r#"{"id":5836811270946816}"#, &both()).unwrap();
+        assert_eq!(plan.steps[0].display_path(), "/api/v2/accesscontrolpolicies/5836811270946816");
+        let plan = plan_invocation("accesscontrolpolicies.get", r#"{"id":"5836811270946816"}"#, &both()).unwrap();
+        assert_eq!(plan.steps[0].display_path(), "/api/v2/accesscontrolpolicies/5836811270946816");
     }
 
     #[test]
@@ -295,10 +358,16 @@ mod tests {
         let SyncError::InvalidInput(problems) = err else { panic!("{err:?}") };
         let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(paths, vec!["/contactId", "/body/text", "/body/body", "/colour"]);
+        assert_eq!(problems[1].message, "property text should not exist (NotesDTO does not declare it)");
         assert!(matches!(plan_invocation("no-such-op", "{}", &both()), Err(SyncError::UnknownOperation(_))));
         assert!(matches!(plan_invocation("get-contact", "[1]", &both()), Err(SyncError::InvalidInput(_))));
         let err = plan_invocation("update-task", r#"{"contactId":"c","taskId":"t","body":{"completed":"yes"}}"#, &both()).unwrap_err();
         assert!(matches!(err, SyncError::InvalidInput(ref p) if p[0].path == "/body/completed"), "{err:?}");
+        // Nested and enumerated values are checked too.
+        let err = plan_invocation("accesscontrolpolicies.get", r#"{"id":"abc"}"#, &both()).unwrap_err();
+        assert!(matches!(err, SyncError::InvalidInput(ref p) if p[0].path == "/id" && p[0].message == "must be an integer"), "{err:?}");
+        let err = plan_invocation("sms.send", r#"{"body":{"text":"hi","infer_country_code":"yes"}}"#, &both()).unwrap_err();
+        assert!(matches!(err, SyncError::InvalidInput(ref p) if p[0].path == "/body/infer_country_code"), "{err:?}");
     }
 
     #[test]

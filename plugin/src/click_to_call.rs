@@ -18,6 +18,9 @@ use serde_json::{json, Map, Value};
 /// The action's id in the catalog and for `actions.invoke`.
 pub const ACTION_ID: &str = "click-to-call";
 
+/// The HighLevel grant it may need beside Dialpad's: reading the contact's phone.
+pub const SCOPES: &[Scope] = &[Scope::ContactsReadonly];
+
 /// The JSON Schema of the action's input.
 pub fn input_schema() -> Value {
     json!({
@@ -90,7 +93,7 @@ pub fn plan(input: &Map<String, Value>, config: &Config) -> Result<Plan, SyncErr
     let contact = contact.unwrap_or_default();
     let mut steps = Vec::new();
     if phone.is_none() {
-        config.require_scopes(&[Scope::ContactsReadonly])?;
+        config.require_scopes(SCOPES)?;
         steps.push(Step { contact: Some(Ref::Known(contact.clone())), capture: Capture::ContactPhone, ..Step::new("get-contact") });
     }
     if let (None, Some(email)) = (&user_number, &email) {

@@ -464,11 +464,53 @@ fn build_request(step: &Step, path: &str, body: Option<&Value>, config: &Config)
     if let Some(token) = credential {
         headers.push(("Authorization", format!("Bearer {token}")));
     }
+    let multipart = step.operation.body.is_some_and(|b| b.content == contacts_api::Content::Multipart);
     let body = body.map(|b| {
-        headers.push(("Content-Type", "application/json".to_string()));
-        b.to_string().into_bytes()
+        if multipart {
+            headers.push(("Content-Type", format!("multipart/form-data; boundary={MULTIPART_BOUNDARY}")));
+            multipart_body(b)
+        } else {
+            headers.push(("Content-Type", "application/json".to_string()));
+            b.to_string().into_bytes()
+        }
     });
     HttpRequest { method: step.operation.method, url: format!("{}{path}", origin(api, config)), headers, body }
+}
+
+/// Separates the parts of a multipart body; no value the plugin sends holds it.
+const MULTIPART_BOUNDARY: &str = "dialpad-ghl-sync-7c1f0e9a";
+
+/// A `multipart/form-data` body from an object of fields (RFC 7578): a string or number is a
+/// text part, an array one part per item, a `{"filename", "content_type", "content"}` a file.
+/// Written here rather than with a crate: it is the one multipart request (Conversations'
+/// upload), and a multipart crate would pull an HTTP stack into the component.
+fn multipart_body(body: &Value) -> Vec<u8> {
+    let mut out = String::new();
+    let mut part = |name: &str, value: &Value| {
+        out.push_str(&format!("--{MULTIPART_BOUNDARY}\r\n"));
+        if crate::actions::is_file(value) {
+            let content_type = value["content_type"].as_str().unwrap_or("application/octet-stream");
+            let filename = value["filename"].as_str().unwrap_or_default().replace('"', "%22");
+            out.push_str(&format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"));
+            out.push_str(value["content"].as_str().unwrap_or_default());
+        } else {
+            out.push_str(&format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"));
+            match value {
+                Value::String(s) => out.push_str(s),
+                other => out.push_str(&other.to_string()),
+            }
+        }
+        out.push_str("\r\n");
+    };
+    for (name, value) in body.as_object().into_iter().flatten() {
+        match value {
+            Value::Array(items) => items.iter().for_each(|item| part(name, item)),
+            Value::Null => {}
+            other => part(name, other),
+        }
+    }
+    out.push_str(&format!("--{MULTIPART_BOUNDARY}--\r\n"));
+    out.into_bytes()
 }
 
 /// The origin an API's requests go to.

@@ -27,6 +27,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod state;
+pub mod triggers;
 pub mod views;
 
 #[cfg(test)]
@@ -38,4 +39,4 @@ mod component;
 /// The plugin's own version, stamped from its crate version.
 pub const PLUGIN_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The version of the WIT package (`wit/sync.wit`) this plugin implements.
-pub const API_VERSION: &str = "0.7.0";
+pub const API_VERSION: &str = "0.8.0";

@@ -19,6 +19,7 @@ pub mod oauth;
 pub mod prism;
 pub mod prism_dialpad;
 pub mod serve;
+pub mod spec_inputs;
 pub mod tenants;
 pub use dialpad_ghl_host::report;
 pub use wit::{Outcome, Report, SyncError};

@@ -1,16 +1,18 @@
 //! Stoplight Prism (`@stoplight/prism-cli`, installed by `tests/prism/install.sh`) serving one of
-//! HighLevel's official specs ([`Spec`]): the Contacts, Conversations and Users specs, third-party
-//! judges of every request the plugin sends there, or the OAuth spec, the judge of the host's
-//! Marketplace client. HighLevel's APIs share one origin (`api_base`), so a plugin talking to
-//! several of them goes through a [`RecordingProxy::start_routed`] that sends each path prefix
-//! to its spec's Prism.
+//! the official specs ([`Spec`]): HighLevel's Contacts, Conversations and Users specs and
+//! Dialpad's, third-party judges of every request the plugin sends there, or HighLevel's OAuth
+//! spec, the judge of the host's Marketplace client. HighLevel's APIs share one origin
+//! (`api_base`), so a plugin talking to several of them goes through a
+//! [`RecordingProxy::start_routed`] that sends each path prefix to its spec's Prism.
 //!
 //! Prism runs as `prism mock <spec> --errors`: a request that breaks the spec is answered with an
 //! error status (422 for the body, 400 for query and header parameters, 401 for the security
 //! scheme) and an `sl-violations` header
 //! listing what is wrong; a conforming request gets a response built from the spec's examples
 //! (static, not stateful). [`violations`] collects those headers from the host's outbound log,
-//! or from a [`RecordingProxy`]'s for a client that keeps no log of headers.
+//! or from a [`RecordingProxy`]'s for a client that keeps no log of headers. Dialpad's spec
+//! declares no error responses, so Prism refuses a request that breaks it without that header
+//! (see [`crate::prism_dialpad::request_violations`]).
 //!
 //! Without Prism installed, the tests that use it are ignored (the crate's `build.rs` says so
 //! to the runner), unless `REQUIRE_PRISM=1` (CI), where they run and [`Prism::start`] fails.
@@ -33,7 +35,7 @@ pub const VIOLATIONS_HEADER: &str = "sl-violations";
 /// HighLevel's OAuth spec, read where CI lays `../shared` beside the clone (no crate embeds it).
 pub const OAUTH_SPEC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/ghl/oauth.openapi.json");
 
-/// Which of HighLevel's specs Prism serves.
+/// Which spec Prism serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Spec {
     /// The Contacts API, `apps/contacts.json` (embedded by `contacts-api`).
@@ -45,21 +47,28 @@ pub enum Spec {
     Conversations,
     /// The Users API, `apps/users.json` (`contacts-api/spec`, verbatim).
     Users,
+    /// Dialpad's API, `dialpad/dialpad_api_spec.json` (`contacts-api/spec`, verbatim): no
+    /// `Version` header; its security (an API key as a Bearer token or `?apikey=`) is met by
+    /// `Authorization: Bearer <anything>`.
+    Dialpad,
 }
 
 /// The Conversations spec, as `contacts-api` keeps it (verbatim from `../shared/reference/ghl`).
 pub const CONVERSATIONS_SPEC_JSON: &str = include_str!("../../contacts-api/spec/apps/conversations.json");
 /// The Users spec, the same way.
 pub const USERS_SPEC_JSON: &str = include_str!("../../contacts-api/spec/apps/users.json");
+/// Dialpad's spec, the same way.
+pub const DIALPAD_SPEC_JSON: &str = include_str!("../../contacts-api/spec/dialpad/dialpad_api_spec.json");
 
 impl Spec {
-    /// Where the spec lies upstream; it `$ref`s its error schemas as `../common/common-schemas.json`.
+    /// Where the spec lies upstream; HighLevel's `$ref` their error schemas as `../common/common-schemas.json`.
     fn file(self) -> &'static str {
         match self {
             Spec::Contacts => "apps/contacts.json",
             Spec::OAuth => "apps/oauth.json",
             Spec::Conversations => "apps/conversations.json",
             Spec::Users => "apps/users.json",
+            Spec::Dialpad => "dialpad/dialpad_api_spec.json",
         }
     }
 
@@ -69,6 +78,7 @@ impl Spec {
             Spec::OAuth => std::fs::read_to_string(OAUTH_SPEC_PATH).unwrap_or_else(|e| panic!("reading {OAUTH_SPEC_PATH}: {e}")),
             Spec::Conversations => CONVERSATIONS_SPEC_JSON.to_string(),
             Spec::Users => USERS_SPEC_JSON.to_string(),
+            Spec::Dialpad => DIALPAD_SPEC_JSON.to_string(),
         }
     }
 
@@ -79,14 +89,16 @@ impl Spec {
             Spec::OAuth => "/oauth/installedLocations?companyId=probe&appId=probe",
             Spec::Conversations => "/conversations/search?locationId=probe",
             Spec::Users => "/users/?locationId=probe",
+            Spec::Dialpad => "/api/v2/webhooks",
         }
     }
 
-    /// The `Version` header the spec's operations require.
-    pub fn version(self) -> &'static str {
+    /// The `Version` header the spec's operations require (Dialpad's require none).
+    pub fn version(self) -> Option<&'static str> {
         match self {
-            Spec::Conversations => contacts_api::CONVERSATIONS_VERSION_HEADER,
-            _ => contacts_api::API_VERSION_HEADER,
+            Spec::Conversations => Some(contacts_api::CONVERSATIONS_VERSION_HEADER),
+            Spec::Contacts | Spec::OAuth | Spec::Users => Some(contacts_api::API_VERSION_HEADER),
+            Spec::Dialpad => None,
         }
     }
 }
@@ -180,7 +192,9 @@ impl Prism {
 
     /// True once Prism answers HTTP (the probe is a conforming request of the spec; any status will do).
     fn probe(&self) -> bool {
-        self.send_raw("GET", self.spec.probe(), &[("Authorization", "Bearer probe"), ("Version", self.spec.version())], None).is_ok_and(|r| r.status > 0)
+        let mut headers = vec![("Authorization", "Bearer probe")];
+        headers.extend(self.spec.version().map(|v| ("Version", v)));
+        self.send_raw("GET", self.spec.probe(), &headers, None).is_ok_and(|r| r.status > 0)
     }
 
     /// The directory the spec was laid out in.
@@ -195,6 +209,11 @@ impl Prism {
 
     /// Sends one HTTP/1.1 request straight to Prism (not through the host), `Connection: close`.
     pub fn send_raw(&self, method: &str, path_and_query: &str, headers: &[(&str, &str)], body: Option<&str>) -> std::io::Result<RawResponse> {
+        self.send_bytes(method, path_and_query, headers, body.map(str::as_bytes))
+    }
+
+    /// [`Prism::send_raw`] with a body of bytes (a multipart body need not be text).
+    pub fn send_bytes(&self, method: &str, path_and_query: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> std::io::Result<RawResponse> {
         let authority = self.base_url.trim_start_matches("http://");
         let mut stream = TcpStream::connect(authority)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -207,8 +226,9 @@ impl Prism {
             request.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         request.push_str("\r\n");
-        request.push_str(body.unwrap_or_default());
-        stream.write_all(request.as_bytes())?;
+        let mut request = request.into_bytes();
+        request.extend_from_slice(body.unwrap_or_default());
+        stream.write_all(&request)?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw)?;
         parse_response(&raw)
@@ -217,7 +237,8 @@ impl Prism {
 }
 
 /// Writes the spec in the upstream layout, `apps/<spec>.json` + `common/common-schemas.json`:
-/// every one of HighLevel's specs `$ref`s its error schemas as `../common/common-schemas.json`.
+/// every one of HighLevel's specs `$ref`s its error schemas as `../common/common-schemas.json`
+/// (Dialpad's, in `dialpad/`, refers to no other file).
 fn lay_out_spec(dir: &Path, spec: Spec) {
     let _ = std::fs::remove_dir_all(dir);
     let text = spec.text();

@@ -1,22 +1,29 @@
-//! Every Contacts API operation as an action, through the real component: the catalog equals
-//! the official spec one for one, every one of the 32 operations runs against the mock, and
-//! bad input or a missing scope is refused before any request.
+//! Every operation of both sides as an action, through the real component: the catalog equals
+//! the four official specs one for one (HighLevel's Contacts, Conversations and Users, and
+//! Dialpad's), every Contacts operation runs against the mock (every operation of all four runs
+//! against Prism: `prism_every_operation.rs`), and bad input or a missing grant is refused
+//! before any request.
 
 use e2e_tests::*;
 use host_test::ghl_mock::MockOptions;
 use serde_json::{json, Value};
 
-/// `(operationId, METHOD, path, scope)` of every operation in the official spec (read from
-/// `../shared`, not from the repository's copy).
+/// `(api, operationId, METHOD, path)` of every operation of the official specs (read from
+/// `../shared`, not from the repository's copies).
 fn spec_operations() -> Vec<(String, String, String, String)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/ghl/contacts.openapi.json");
-    let spec: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/");
     let mut ops = Vec::new();
-    for (p, methods) in spec["paths"].as_object().unwrap() {
-        for (m, op) in methods.as_object().unwrap() {
-            // The two bulk operations declare no security in the spec; they write.
-            let scope = op["security"][0]["bearer"][0].as_str().unwrap_or("contacts.write").to_string();
-            ops.push((op["operationId"].as_str().unwrap().to_string(), m.to_uppercase(), p.clone(), scope));
+    for (api, file) in [
+        ("highlevel-contacts", "ghl/contacts.openapi.json"),
+        ("highlevel-conversations", "ghl/conversations.openapi.json"),
+        ("highlevel-users", "ghl/users.openapi.json"),
+        ("dialpad", "dialpad/dialpad_api_spec.json"),
+    ] {
+        let spec: Value = serde_json::from_str(&std::fs::read_to_string(format!("{shared}{file}")).unwrap()).unwrap();
+        for (p, methods) in spec["paths"].as_object().unwrap() {
+            for (m, op) in methods.as_object().unwrap() {
+                ops.push((api.to_string(), op["operationId"].as_str().unwrap().to_string(), m.to_uppercase(), p.clone()));
+            }
         }
     }
     ops.sort();
@@ -24,24 +31,64 @@ fn spec_operations() -> Vec<(String, String, String, String)> {
 }
 
 #[test]
-fn the_catalog_equals_the_official_spec_one_for_one() {
+fn the_catalog_equals_the_official_specs_one_for_one() {
     let h = Harness::new();
     let catalog = h.runtime.catalog().unwrap();
     let mut ours: Vec<(String, String, String, String)> =
-        catalog.iter().filter(|o| o.id != "click-to-call").map(|o| (o.id.clone(), o.method.clone(), o.path.clone(), o.scope.clone())).collect();
+        catalog.iter().filter(|o| o.id != "click-to-call").map(|o| (o.api.clone(), o.id.clone(), o.method.clone(), o.path.clone())).collect();
     ours.sort();
     assert_eq!(ours, spec_operations());
-    // The 32 operations, then the one workflow action.
-    assert_eq!(catalog.len(), 33);
-    assert_eq!((catalog[32].id.as_str(), catalog[32].scope.as_str()), ("click-to-call", "dialpad"));
+    let count = |api: &str| catalog.iter().filter(|o| o.api == api).count();
+    assert_eq!(
+        [count("highlevel-contacts"), count("highlevel-conversations"), count("highlevel-users"), count("dialpad")],
+        [32, 29, 7, 193 + 1],
+        "the operations of each API, and click-to-call (Dialpad's call)"
+    );
+    let last = catalog.last().unwrap();
+    assert_eq!((last.id.as_str(), last.scope.as_str()), ("click-to-call", "dialpad"));
     for op in &catalog {
         let schema: Value = serde_json::from_str(&op.input_schema).unwrap_or_else(|e| panic!("{}: {e}", op.id));
         assert_eq!(schema["type"], "object", "{}", op.id);
         assert_eq!(schema["additionalProperties"], false, "{}", op.id);
-        for param in op.path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))) {
+        // Every path parameter is required, but HighLevel's `locationId`: it defaults to the
+        // configured location.
+        for param in op.path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).filter(|p| *p != "locationId") {
             assert!(schema["required"].as_array().unwrap().contains(&json!(param)), "{}: {param}", op.id);
         }
+        assert!(op.missing_scopes.is_empty(), "every grant is assumed when none are listed: {}", op.id);
     }
+    // The scopes as the specs declare them, and the grant of Dialpad's operations.
+    let scope = |id: &str| catalog.iter().find(|o| o.id == id).unwrap().scope.clone();
+    assert_eq!(scope("create-note"), "contacts.write");
+    assert_eq!(scope("add-an-inbound-message"), "conversations/message.write");
+    assert_eq!(scope("get-user"), "users.readonly");
+    assert_eq!(scope("call.list"), "calls:list");
+    assert_eq!(scope("sms.send"), "dialpad");
+}
+
+/// Operations the configuration's grants do not cover are listed as unavailable, with the
+/// grant they need, and refused as `missing-scope` before any request.
+#[test]
+fn operations_without_their_grant_are_unavailable() {
+    let h = Harness::with(MockOptions::default(), |s| {
+        s.set("scopes", json!(["contacts.readonly", "contacts.write"]));
+        s.set("dialpad_scopes", json!(["calls:list"]));
+    });
+    let catalog = h.runtime.catalog().unwrap();
+    let unavailable: Vec<(&str, &[String])> =
+        catalog.iter().filter(|o| !o.missing_scopes.is_empty()).map(|o| (o.id.as_str(), o.missing_scopes.as_slice())).collect();
+    let needs = |scope: &str| unavailable.iter().filter(|(_, m)| m.iter().any(|s| s == scope)).count();
+    assert_eq!(
+        unavailable.len(),
+        29 + 7 + 5 + 2 + 1,
+        "all of Conversations and Users, and Dialpad's operations needing change_log, conference:read, screen_pop: {unavailable:?}"
+    );
+    assert_eq!(needs("conversations/message.write"), 11);
+    assert_eq!(needs("screen_pop"), 1);
+    assert!(catalog.iter().filter(|o| o.api == "highlevel-contacts").all(|o| o.missing_scopes.is_empty()));
+    let err = h.runtime.invoke("get-message", r#"{"id":"m1"}"#).unwrap().unwrap_err();
+    assert_eq!(err, SyncError::MissingScope(vec!["conversations/message.readonly".into()]));
+    assert!(h.mock.requests().is_empty(), "nothing was sent");
 }
 
 #[test]

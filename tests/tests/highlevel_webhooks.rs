@@ -355,8 +355,15 @@ fn a_tenants_highlevel_token_and_dialpad_key_each_reach_their_own_api_only() {
     assert!(page.is_ok(), "{page:?}");
     let read = north.runtime.invoke("get-contact", r#"{"contactId":"c1"}"#).unwrap();
     assert!(read.is_ok(), "{read:?}");
-    assert_eq!(dialpad.authorizations(), [Some("Bearer north-dialpad-key".to_string())], "{:?}", dialpad.seen.lock().unwrap());
-    assert_eq!(highlevel.authorizations(), [Some("Bearer north-highlevel-token".to_string())], "{:?}", highlevel.seen.lock().unwrap());
+    // Actions of both APIs: each goes to its own origin with its own credential.
+    let dialpad_action = north.runtime.invoke("users.list", r#"{"email":"ana@example.com"}"#).unwrap();
+    assert!(dialpad_action.is_ok(), "{dialpad_action:?}");
+    let highlevel_action = north.runtime.invoke("search-conversation", r#"{"contactId":"c1"}"#).unwrap();
+    assert!(highlevel_action.is_ok(), "{highlevel_action:?}");
+    let dialpad_key = Some("Bearer north-dialpad-key".to_string());
+    let highlevel_token = Some("Bearer north-highlevel-token".to_string());
+    assert_eq!(dialpad.authorizations(), [dialpad_key.clone(), dialpad_key], "{:?}", dialpad.seen.lock().unwrap());
+    assert_eq!(highlevel.authorizations(), [highlevel_token.clone(), highlevel_token], "{:?}", highlevel.seen.lock().unwrap());
 }
 
 /// The outbound hook's side of a route limit (Dialpad's contact creates use one): a request over

@@ -36,7 +36,8 @@ fn the_setup_page_installs_connects_checks_and_sends_a_test_event_in_a_real_brow
     assert!(seen["connect_result"].as_str().unwrap().starts_with("Dialpad connected: webhook "), "{seen:#}");
     assert!(seen["test_result"].as_str().unwrap().contains(": done"), "{seen:#}");
     let checks: Vec<&str> = seen["check_items"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert_eq!(checks.len(), 5, "{checks:?}");
+    assert_eq!(checks.len(), 6, "{checks:?}");
+    assert!(checks.contains(&"✓ Actions available: all 262 (the HighLevel credential's scopes are not listed: all are assumed)"), "{checks:?}");
     assert!(checks.iter().all(|c| c.starts_with('✓')), "{checks:?}");
     assert!(seen["invalid_config"].as_str().unwrap().contains("location_id"), "{seen:#}");
     assert!(seen["valid_config"].as_str().unwrap().contains("The configuration is valid."), "{seen:#}");

@@ -8,9 +8,9 @@ use dialpad_ghl_host::tenants::check::{check, CheckContext};
 use dialpad_ghl_host::tenants::registry::Tenants;
 use std::time::Duration;
 
-/// Check each tenant: HighLevel token valid, scopes granted, location reachable, Dialpad's
-/// webhook and subscriptions registered, last event seen; and what to do for each failure.
-/// Reads only. Exits with 1 when something needs fixing.
+/// Check each tenant: HighLevel token valid, scopes granted, actions available, location
+/// reachable, Dialpad's webhook and subscriptions registered, last event seen; and what to do
+/// for each failure. Reads only. Exits with 1 when something needs fixing.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]

@@ -14,7 +14,7 @@ use super::reply::{error, Params, Reply};
 pub(super) fn body(op: &Operation, headers: &HeaderMap, raw: &[u8]) -> Result<Map<String, Value>, Reply> {
     let body = fields::object(headers, raw)?;
     if let Some(rules) = op.body {
-        fits(rules, &body)?;
+        fits(op, rules, &body)?;
     }
     Ok(body)
 }
@@ -22,19 +22,22 @@ pub(super) fn body(op: &Operation, headers: &HeaderMap, raw: &[u8]) -> Result<Ma
 /// `body` against `rules`: no field outside the schema, the required ones present (and not
 /// blank), each of its type. Lists are lists of strings (all of these schemas' lists are).
 /// Integers are JSON integers, as the schema types them (a string of digits is refused).
-pub(super) fn fits(rules: &Body, body: &Map<String, Value>) -> Result<(), Reply> {
-    let names: Vec<&str> = rules.properties.iter().map(|p| p.name).collect();
+pub(super) fn fits(op: &Operation, rules: &Body, body: &Map<String, Value>) -> Result<(), Reply> {
+    let properties = rules.properties(op.api);
+    let names: Vec<&str> = properties.iter().map(|p| p.name).collect();
     let schema = rules.schema.rsplit('.').next().unwrap_or(rules.schema);
     known(body, &names, schema)?;
-    for property in rules.properties {
+    for property in &properties {
         let name = property.name;
+        // A property of several types (or any) is the real server's to judge.
+        let Some(kind) = property.kind(op.api) else { continue };
         let value = match body.get(name).filter(|v| !v.is_null()) {
             None if property.required => return Err(error(400, &format!("{name} is required"))),
             Some(Value::String(s)) if property.required && s.trim().is_empty() => return Err(error(400, &format!("{name} is required"))),
             None => continue,
             Some(value) => value,
         };
-        let fits = match property.kind {
+        let fits = match kind {
             ValueKind::String => value.is_string(),
             ValueKind::Number => value.as_i64().is_some(),
             ValueKind::Boolean => value.is_boolean(),
@@ -42,7 +45,7 @@ pub(super) fn fits(rules: &Body, body: &Map<String, Value>) -> Result<(), Reply>
             ValueKind::Object => value.is_object(),
         };
         if !fits {
-            let wanted = match property.kind {
+            let wanted = match kind {
                 ValueKind::String => "a string",
                 ValueKind::Number => "an integer",
                 ValueKind::Boolean => "a boolean",
@@ -57,15 +60,16 @@ pub(super) fn fits(rules: &Body, body: &Map<String, Value>) -> Result<(), Reply>
 
 /// The query parameters the operation types: booleans and integers must parse.
 pub(super) fn query(op: &Operation, params: &Params) -> Result<(), Reply> {
-    for param in op.query {
+    for param in op.query() {
         let Some(value) = params.get(param.name) else { continue };
-        let fits = match param.kind {
+        let Some(kind) = param.kind() else { continue };
+        let fits = match kind {
             ValueKind::Boolean => matches!(value, "true" | "false"),
             ValueKind::Number => value.parse::<i64>().is_ok(),
             _ => true,
         };
         if !fits {
-            return Err(error(400, &format!("{} must be {}, not {value:?}", param.name, param.kind.json_schema_type())));
+            return Err(error(400, &format!("{} must be {}, not {value:?}", param.name, kind.json_schema_type())));
         }
     }
     Ok(())

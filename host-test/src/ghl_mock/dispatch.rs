@@ -86,7 +86,7 @@ impl MockState {
         let mut problems = check_query(op, &query);
         problems.extend(check_path(op, &matched.params));
         if let Some(rules) = op.body {
-            problems.extend(check_body(rules, &body));
+            problems.extend(check_body(op, rules, &body));
         }
         if op.api == Api::Conversations {
             problems.extend(conversations::check(op, &body));

@@ -435,8 +435,9 @@ fn minimal(kind: ValueKind) -> Value {
 /// The smallest body the table accepts for `op`: its required properties, or `{}`.
 fn valid_body(op: &Operation) -> Option<Value> {
     let rules = op.body?;
-    let required = rules.properties.iter().filter(|p| p.required);
-    Some(Value::Object(required.map(|p| (p.name.to_owned(), minimal(p.kind))).collect()))
+    let properties = rules.properties(op.api);
+    let required = properties.iter().filter(|p| p.required);
+    Some(Value::Object(required.map(|p| (p.name.to_owned(), minimal(p.kind(op.api).unwrap_or(ValueKind::Object)))).collect()))
 }
 
 /// `op`'s path with `contact` as `{contactId}`, `add` as the bulk `{type}`, `x` for the rest.
@@ -579,16 +580,16 @@ fn validation_follows_the_operations_table() {
     for op in contacts_api::OPERATIONS {
         let path = path_of(op, &contact);
         let method = op.method.as_str();
-        let required_query: Vec<String> = op.query.iter().filter(|p| p.required).map(|p| format!("{} should not be empty", p.name)).collect();
+        let required_query: Vec<String> = op.query().filter(|p| p.required).map(|p| format!("{} should not be empty", p.name)).collect();
         if !required_query.is_empty() {
             let r = call(&server, method, &path, None);
             assert_eq!((r.status, messages(&r)), (422, required_query), "{}", op.id);
             checked += 1;
         }
-        let Some(rules) = op.body.filter(|rules| !rules.open) else {
+        let Some(rules) = op.body.filter(|rules| !rules.open(op.api)) else {
             continue;
         };
-        let required: Vec<String> = rules.properties.iter().filter(|p| p.required).map(|p| format!("{} should not be empty", p.name)).collect();
+        let required: Vec<String> = rules.properties(op.api).iter().filter(|p| p.required).map(|p| format!("{} should not be empty", p.name)).collect();
         if !required.is_empty() {
             let r = call(&server, method, &path, Some(json!({})));
             assert_eq!((r.status, messages(&r)), (422, required), "{}", op.id);
@@ -597,12 +598,13 @@ fn validation_follows_the_operations_table() {
         body["__unlisted"] = json!(1);
         let r = call(&server, method, &path, Some(body));
         assert_eq!((r.status, messages(&r)), (422, vec!["property __unlisted should not exist".to_owned()]), "{}", op.id);
-        for property in rules.properties {
-            let wrong = [json!(12345), json!("s"), json!(true), json!([]), json!({})].into_iter().find(|v| !property.accepts(&kind_of(v).unwrap())).unwrap();
+        for property in rules.properties(op.api) {
+            let wrong =
+                [json!(12345), json!("s"), json!(true), json!([]), json!({})].into_iter().find(|v| !property.accepts(op.api, kind_of(v).unwrap())).unwrap();
             let mut body = valid_body(op).unwrap();
             body[property.name] = wrong;
             let r = call(&server, method, &path, Some(body));
-            assert_eq!((r.status, messages(&r)), (422, vec![violation(property.kind, property.name)]), "{} {}", op.id, property.name);
+            assert_eq!((r.status, messages(&r)), (422, vec![violation(property.kind(op.api).unwrap(), property.name)]), "{} {}", op.id, property.name);
             checked += 1;
         }
     }

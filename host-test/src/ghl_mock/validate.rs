@@ -61,18 +61,19 @@ pub(super) fn violation(kind: ValueKind, property: &str) -> String {
 /// Required query parameters must be non-blank; numeric and boolean ones must parse.
 pub(super) fn check_query(op: &Operation, query: &[(String, String)]) -> Vec<String> {
     let mut problems = Vec::new();
-    for param in op.query {
+    for param in op.query() {
         match query_value(query, param.name).map(str::trim) {
             None | Some("") if param.required => problems.push(format!("{} should not be empty", param.name)),
             None | Some("") => {}
             Some(value) => {
-                let fits = match param.kind {
+                let Some(kind) = param.kind() else { continue };
+                let fits = match kind {
                     ValueKind::Number => value.parse::<f64>().is_ok_and(f64::is_finite),
                     ValueKind::Boolean => matches!(value, "true" | "false"),
                     _ => true,
                 };
                 if !fits {
-                    problems.push(violation(param.kind, param.name));
+                    problems.push(violation(kind, param.name));
                 }
             }
         }
@@ -94,23 +95,24 @@ pub(super) fn check_path(op: &Operation, params: &[(&'static str, String)]) -> V
 /// Every problem with `body`, one message each, in HighLevel's wording: properties the schema
 /// does not list (the server's whitelist), required ones missing or empty, wrong JSON types.
 /// An open schema (the spec lists no properties) passes anything.
-pub(super) fn check_body(rules: &Body, body: &Map<String, Value>) -> Vec<String> {
-    if rules.open {
+pub(super) fn check_body(op: &Operation, rules: &Body, body: &Map<String, Value>) -> Vec<String> {
+    let properties = rules.properties(op.api);
+    if properties.is_empty() {
         return Vec::new();
     }
     let mut problems: Vec<String> =
-        body.keys().filter(|key| !rules.properties.iter().any(|p| p.name == key.as_str())).map(|key| format!("property {key} should not exist")).collect();
-    for property in rules.properties {
+        body.keys().filter(|key| !properties.iter().any(|p| p.name == key.as_str())).map(|key| format!("property {key} should not exist")).collect();
+    for property in &properties {
         let empty = format!("{} should not be empty", property.name);
         match body.get(property.name) {
             None if property.required => problems.push(empty),
-            Some(Value::Null) if property.required && !property.nullable => problems.push(empty),
+            Some(Value::Null) if property.required && !property.nullable() => problems.push(empty),
             Some(Value::String(s)) if property.required && s.is_empty() => problems.push(empty),
             // Optional properties accept null (class-validator's @IsOptional): it clears them.
             None | Some(Value::Null) => {}
             Some(value) => {
-                if !kind_of(value).is_some_and(|kind| property.accepts(&kind)) {
-                    problems.push(violation(property.kind, property.name));
+                if !kind_of(value).is_some_and(|kind| property.accepts(op.api, kind)) {
+                    problems.push(violation(property.kind(op.api).unwrap_or(ValueKind::Object), property.name));
                 }
             }
         }

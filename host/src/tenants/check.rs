@@ -1,13 +1,17 @@
 //! `check`: for each tenant, whether it can work, and what to do where it cannot — token valid,
-//! scopes granted, location reachable, Dialpad's webhook and subscriptions registered, last
-//! event seen. The CLI prints it; the setup page shows it.
+//! scopes granted, which actions those scopes make available, location reachable, Dialpad's
+//! webhook and subscriptions registered, last event seen. The CLI prints it; the setup page
+//! shows it.
 
 use super::lifecycle::{dialpad_connection, hook_url};
 use super::registry::LiveTenant;
 use super::store::TenantStore;
+use crate::capability::keyvalue::KeyValueStore;
 use crate::connect::dialpad::Wanted;
 use crate::connect::http;
+use crate::settings::Settings;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// One line of a tenant's check.
@@ -107,6 +111,7 @@ pub async fn check(live: &LiveTenant, context: &CheckContext<'_>) -> CheckReport
     } else {
         item("Scopes granted", false, format!("missing {}", missing.join(", ")), "Add the scopes to the Marketplace app, then install it again.")
     });
+    items.push(actions_item(live).await);
     items.push(dialpad_item(live, context).await);
     items.push(match &context.last_event {
         Some((at_ms, status)) => item("Last event seen", true, format!("{} ({status})", iso_time(*at_ms)), ""),
@@ -119,6 +124,54 @@ pub async fn check(live: &LiveTenant, context: &CheckContext<'_>) -> CheckReport
         ),
     });
     CheckReport { tenant: tenant.id.clone(), location_id: tenant.location_id.clone(), items }
+}
+
+/// How many of the catalog's actions the tenant's grants make available, and what the others
+/// need. The plugin judges it (`actions.catalog`), with the tenant's configuration and, when the
+/// install listed its scopes, those as `scopes`: the tenant's runtime is not given them, so that
+/// HighLevel, not the plugin, answers for a scope it lacks. Informational: the sync's own scopes
+/// are "Scopes granted"'s to fail on.
+async fn actions_item(live: &LiveTenant) -> CheckItem {
+    const NAME: &str = "Actions available";
+    let fix = "The plugin could not list its actions: check the tenant's configuration (`validate-config`) and the plugin.";
+    let mut settings = Settings { plugin_config: live.settings.plugin_config.clone(), ..Settings::default() };
+    if !live.tenant.scopes.is_empty() {
+        // The install's grant may name scopes no action needs (`oauth.write`, `locations.readonly`).
+        let granted: Vec<&str> = contacts_api::Scope::HIGHLEVEL.iter().map(|s| s.as_str()).filter(|s| live.tenant.scopes.iter().any(|g| g == s)).collect();
+        settings.set("scopes", granted);
+    }
+    // Nothing to send with, and a store of its own: listing the catalog sends and keeps nothing.
+    let runtime = match settings.runtime_options(true) {
+        Ok(options) => live.runtime.with_options(options, KeyValueStore::new()),
+        Err(e) => return item(NAME, false, format!("{e:#}"), fix),
+    };
+    let catalog = match tokio::task::spawn_blocking(move || runtime.catalog()).await {
+        Ok(Ok(catalog)) => catalog,
+        Ok(Err(e)) => return item(NAME, false, format!("{e:#}"), fix),
+        Err(e) => return item(NAME, false, e.to_string(), fix),
+    };
+    let assumed = !settings.plugin_config.contains_key("scopes");
+    item(NAME, true, availability(catalog.iter().map(|a| a.missing_scopes.as_slice()), assumed), "")
+}
+
+/// `226 of 262; 36 unavailable: 11 need conversations/message.write, …`, from each action's
+/// missing grants; `assumed` when no HighLevel scopes are listed (every one is then assumed).
+fn availability<'a>(missing: impl Iterator<Item = &'a [String]>, assumed: bool) -> String {
+    let (mut total, mut needs) = (0, BTreeMap::<String, usize>::new());
+    for lacks in missing {
+        total += 1;
+        if !lacks.is_empty() {
+            *needs.entry(lacks.join(" and ")).or_default() += 1;
+        }
+    }
+    let unavailable: usize = needs.values().sum();
+    if unavailable == 0 {
+        return format!("all {total}{}", if assumed { " (the HighLevel credential's scopes are not listed: all are assumed)" } else { "" });
+    }
+    let mut groups: Vec<(String, usize)> = needs.into_iter().collect();
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let groups: Vec<String> = groups.into_iter().map(|(scopes, n)| format!("{n} need{} {scopes}", if n == 1 { "s" } else { "" })).collect();
+    format!("{} of {total}; {unavailable} unavailable: {}", total - unavailable, groups.join(", "))
 }
 
 async fn dialpad_item(live: &LiveTenant, context: &CheckContext<'_>) -> CheckItem {
@@ -146,4 +199,22 @@ async fn dialpad_item(live: &LiveTenant, context: &CheckContext<'_>) -> CheckIte
 /// `2026-11-28T04:12:00Z`.
 pub fn iso_time(ms: i64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lacking(scopes: &[&str]) -> Vec<String> {
+        scopes.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn availability_counts_the_actions_and_groups_the_others_by_what_they_need() {
+        let catalog = [lacking(&[]), lacking(&["users.readonly"]), lacking(&["conversations/message.write"]), lacking(&["conversations/message.write"])];
+        assert_eq!(availability(catalog.iter().map(Vec::as_slice), false), "1 of 4; 3 unavailable: 2 need conversations/message.write, 1 needs users.readonly");
+        let all = [lacking(&[]), lacking(&[])];
+        assert_eq!(availability(all.iter().map(Vec::as_slice), false), "all 2");
+        assert_eq!(availability(all.iter().map(Vec::as_slice), true), "all 2 (the HighLevel credential's scopes are not listed: all are assumed)");
+    }
 }

@@ -44,6 +44,21 @@ impl meta::Guest for Component {
     fn platform_event_schema() -> String {
         crate::inbound::platform::JSON_SCHEMA.to_string()
     }
+
+    fn trigger_catalog() -> Vec<wit::TriggerInfo> {
+        crate::triggers::catalog()
+            .into_iter()
+            .map(|t| wit::TriggerInfo {
+                id: t.id.to_string(),
+                source: t.source.to_string(),
+                inbound: t.inbound.to_string(),
+                kind: kind(t.kind),
+                summary: t.summary.to_string(),
+                payload_schema: t.payload_schema.to_string(),
+                event_schema: t.event_schema.to_string(),
+            })
+            .collect()
+    }
 }
 
 impl triggers::Guest for Component {
@@ -61,6 +76,12 @@ impl triggers::Guest for Component {
         let config = load_config()?;
         let mut store = Bucket::open()?;
         pipeline::plan(&inbound(event), &config, &mut store).map(plan).map_err(error)
+    }
+
+    /// Reads the event as `plan` does; opens no key-value bucket and sends nothing.
+    fn normalize(event: wit::InboundEvent) -> Result<wit::NormalizedEvent, wit::SyncError> {
+        let normalized = crate::triggers::normalize(&inbound(event), &load_config()?).map_err(error)?;
+        Ok(wit::NormalizedEvent { trigger: normalized.trigger.to_string(), event: normalized.event.to_string() })
     }
 }
 
@@ -148,16 +169,20 @@ impl views::Guest for Component {
 
 impl actions::Guest for Component {
     fn catalog() -> Vec<wit::OperationInfo> {
-        crate::actions::catalog()
+        // Without a configuration there are no grants to judge by: everything is listed as available.
+        let config = load_config().ok();
+        crate::actions::catalog(config.as_ref())
             .into_iter()
             .map(|info| wit::OperationInfo {
                 id: info.id.to_string(),
+                api: info.operation.api.as_str().to_string(),
                 method: info.operation.method.as_str().to_string(),
                 path: info.operation.path.to_string(),
                 scope: info.operation.scope.as_str().to_string(),
                 summary: info.operation.summary.to_string(),
                 deprecated: info.operation.deprecated,
                 input_schema: info.input_schema.to_string(),
+                missing_scopes: info.missing_scopes.into_iter().map(str::to_string).collect(),
             })
             .collect()
     }

@@ -112,6 +112,7 @@ const KNOWN_KEYS: &[&str] = &[
     "platform_secret",
     "jwt_leeway_seconds",
     "scopes",
+    "dialpad_scopes",
     "default_region",
     "contact_source",
     "max_attempts",
@@ -272,9 +273,14 @@ impl Config {
         }
     }
 
+    /// The scopes of `needed` that the configuration does not grant.
+    pub fn missing_scopes(&self, needed: &[Scope]) -> Vec<&'static str> {
+        needed.iter().filter(|s| !self.scopes.contains(s)).map(|s| s.as_str()).collect()
+    }
+
     /// Fails with the scopes `needed` that the configuration does not grant.
     pub fn require_scopes(&self, needed: &[Scope]) -> Result<(), SyncError> {
-        let missing: Vec<String> = needed.iter().filter(|s| !self.scopes.contains(s)).map(|s| s.as_str().to_string()).collect();
+        let missing: Vec<String> = self.missing_scopes(needed).into_iter().map(str::to_string).collect();
         if missing.is_empty() {
             Ok(())
         } else {
@@ -286,13 +292,8 @@ impl Config {
 /// The standard HighLevel contact fields a mapping may write: the string properties of
 /// `create-contact`'s body in the operations table (the plugin sets `locationId` itself).
 fn mappable_fields() -> impl Iterator<Item = &'static str> {
-    contacts_api::op("create-contact")
-        .body
-        .map(|b| b.properties)
-        .unwrap_or_default()
-        .iter()
-        .filter(|p| p.kind == contacts_api::ValueKind::String && p.name != "locationId")
-        .map(|p| p.name)
+    let op = contacts_api::op("create-contact");
+    op.body_properties().into_iter().filter(|p| p.kind(op.api) == Some(contacts_api::ValueKind::String) && p.name != "locationId").map(|p| p.name)
 }
 
 fn read_mapping(r: &mut Reader, value: Option<&Value>) -> Vec<FieldMap> {
@@ -363,31 +364,32 @@ fn read_mapping(r: &mut Reader, value: Option<&Value>) -> Vec<FieldMap> {
     mapping
 }
 
+/// The grants: HighLevel's scopes from `scopes`, Dialpad's from `dialpad_scopes`, and
+/// Dialpad's credential itself (whether the host holds one is the host's to say).
 fn parse_scopes(obj: &Map<String, Value>, r: &mut Reader) -> BTreeSet<Scope> {
-    match obj.get("scopes") {
-        // Not stated (a private token made with the scopes it needs): every scope is assumed,
-        // and HighLevel's 401/403 says otherwise.
-        None | Some(Value::Null) => Scope::HIGHLEVEL.iter().copied().collect(),
-        Some(Value::Array(items)) => {
-            let mut scopes = BTreeSet::new();
-            for (i, item) in items.iter().enumerate() {
-                match item.as_str().and_then(Scope::parse) {
-                    Some(s) => {
-                        scopes.insert(s);
+    let mut scopes = BTreeSet::from([Scope::Dialpad]);
+    for (key, known) in [("scopes", Scope::HIGHLEVEL), ("dialpad_scopes", Scope::DIALPAD)] {
+        match obj.get(key) {
+            // Not stated (a private token, an API key): every scope is assumed, and the API's
+            // 401/403 says otherwise.
+            None | Some(Value::Null) => scopes.extend(known.iter().copied()),
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_str().and_then(|s| known.iter().copied().find(|k| k.as_str() == s)) {
+                        Some(s) => {
+                            scopes.insert(s);
+                        }
+                        None => r.problem(
+                            &format!("/{key}/{i}"),
+                            format!("unknown scope (known: {})", known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+                        ),
                     }
-                    None => r.problem(
-                        &format!("/scopes/{i}"),
-                        format!("unknown scope (known: {})", Scope::HIGHLEVEL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
-                    ),
                 }
             }
-            scopes
-        }
-        Some(_) => {
-            r.problem("/scopes", "must be a list of scopes");
-            BTreeSet::new()
+            Some(_) => r.problem(&format!("/{key}"), "must be a list of scopes"),
         }
     }
+    scopes
 }
 
 /// The configuration's JSON Schema (draft 2020-12), kept as a file beside the code so it is
@@ -403,7 +405,7 @@ mod tests {
         let c = Config::from_json(r#"{"location_id":"loc1"}"#).unwrap();
         assert_eq!(c.api_base, "https://services.leadconnectorhq.com");
         assert_eq!(c.default_region.code, "US");
-        assert_eq!(c.scopes.len(), contacts_api::Scope::HIGHLEVEL.len());
+        assert_eq!(c.scopes.len(), contacts_api::Scope::ALL.len());
         assert_eq!(c.max_attempts, 3);
         assert!(!c.durable_state);
         assert_eq!((c.platform_secret.as_deref(), c.jwt_leeway_seconds), (None, 300));
@@ -446,6 +448,9 @@ mod tests {
         let strings = |v: &Value| -> Vec<String> { v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect() };
         let regions: Vec<String> = phone::REGIONS.iter().map(|r| r.code.to_string()).collect();
         assert_eq!(strings(&schema["properties"]["default_region"]["enum"]), regions);
+        let names = |scopes: &[Scope]| scopes.iter().map(|s| s.as_str().to_string()).collect::<Vec<_>>();
+        assert_eq!(strings(&schema["properties"]["scopes"]["items"]["enum"]), names(Scope::HIGHLEVEL));
+        assert_eq!(strings(&schema["properties"]["dialpad_scopes"]["items"]["enum"]), names(Scope::DIALPAD));
         assert_eq!(strings(&schema["properties"]["time_zone"]["anyOf"][0]["enum"]), zone::ZONE_NAMES.iter().map(|z| z.to_string()).collect::<Vec<_>>());
         assert_eq!(strings(&schema["$defs"]["field_map"]["properties"]["to"]["enum"]), mappable_fields().map(str::to_string).collect::<Vec<_>>());
         assert_eq!(strings(&schema["$defs"]["contact_field"]["enum"]), CONTACT_FIELDS.iter().map(|z| z.to_string()).collect::<Vec<_>>());

@@ -51,7 +51,7 @@ pub fn mapped_fields(contact: &ContactEvent, config: &Config) -> Map<String, Val
 
 /// Only what `update-contact` accepts (it has no `companyName`, for one).
 fn update_body(fields: &Map<String, Value>) -> Value {
-    let accepted = contacts_api::op("update-contact").body.map(|b| b.properties).unwrap_or_default();
+    let accepted = contacts_api::op("update-contact").body_properties();
     Value::Object(fields.iter().filter(|(k, _)| accepted.iter().any(|p| p.name == k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 

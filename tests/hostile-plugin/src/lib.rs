@@ -78,6 +78,10 @@ impl triggers::Guest for Hostile {
     fn plan(_event: InboundEvent) -> Result<EventPlan, SyncError> {
         Err(SyncError::MalformedEvent("the hostile plugin does not plan".into()))
     }
+
+    fn normalize(_event: InboundEvent) -> Result<dialpad_ghl::sync::types::NormalizedEvent, SyncError> {
+        Err(SyncError::MalformedEvent("the hostile plugin does not normalize".into()))
+    }
 }
 
 impl views::Guest for Hostile {
@@ -101,7 +105,7 @@ impl meta::Guest for Hostile {
         "0.0.0-hostile".into()
     }
     fn api_version() -> String {
-        "0.7.0".into()
+        "0.8.0".into()
     }
     fn config_schema() -> String {
         "{}".into()
@@ -111,6 +115,9 @@ impl meta::Guest for Hostile {
     }
     fn platform_event_schema() -> String {
         "{}".into()
+    }
+    fn trigger_catalog() -> Vec<dialpad_ghl::sync::types::TriggerInfo> {
+        Vec::new()
     }
 }
 
