@@ -186,7 +186,7 @@ impl Body {
 }
 
 impl Property {
-    /// The JSON type it asks for (`None`: anything, or one of several).
+    /// The JSON type it asks for (of several, the declared one; `None`: anything).
     pub fn kind(&self, api: Api) -> Option<ValueKind> {
         self.shape.kind(api.pool())
     }

@@ -198,8 +198,9 @@ impl Shape {
         }
     }
 
-    /// The JSON type it asks for, for a parameter or a top-level property (`None`: anything, or
-    /// one of several).
+    /// The JSON type it asks for, for a parameter or a top-level property: of several, the
+    /// first (the one the spec declares, where the generator added its example's type beside
+    /// it); `None` for anything.
     pub fn kind(&self, pool: Pool) -> Option<ValueKind> {
         match self.resolved(pool) {
             Shape::String | Shape::DateTime | Shape::Enum(_) => Some(ValueKind::String),
@@ -207,7 +208,8 @@ impl Shape {
             Shape::Boolean => Some(ValueKind::Boolean),
             Shape::Array(_) => Some(ValueKind::Array),
             Shape::Object(_) => Some(ValueKind::Object),
-            Shape::Any | Shape::OneOf(_) | Shape::Ref(_) | Shape::Nullable(_) => None,
+            Shape::OneOf(options) => options.first().and_then(|o| o.kind(pool)),
+            Shape::Any | Shape::Ref(_) | Shape::Nullable(_) => None,
         }
     }
 

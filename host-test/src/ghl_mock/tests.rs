@@ -1639,7 +1639,7 @@ fn refresh_tokens_are_single_use_and_rotate() {
         r.body,
         json!({
             "access_token": access, "token_type": "Bearer", "expires_in": 3600, "refresh_token": next,
-            "scope": "contacts.readonly contacts.write conversations.readonly conversations.write conversations/message.readonly conversations/message.write users.readonly",
+            "scope": "contacts.readonly contacts.write conversations.readonly conversations.write conversations/livechat.write conversations/message.readonly conversations/message.write users.readonly users.write",
             "userType": "Location", "locationId": LOC,
         })
     );
