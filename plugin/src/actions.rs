@@ -191,7 +191,8 @@ fn validate(op: &'static Operation, mut input: Map<String, Value>, config: &Conf
                     Map::new()
                 }
             };
-            let declared = body.properties(op.api);
+            let body_shape = shape::parse(body.shape);
+            let declared = body_shape.fields(op.api.pool());
             // The search body is an empty schema in the spec, but the API requires its locationId.
             let takes_location = declared.iter().any(|p| p.name == "locationId") || op.id == "search-contacts-advanced";
             if location_defaults(op) && takes_location && !object.contains_key("locationId") {
@@ -204,7 +205,7 @@ fn validate(op: &'static Operation, mut input: Map<String, Value>, config: &Conf
             };
             let checked = Value::Object(object.iter().filter(|(k, _)| !files.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect());
             let mut found = Vec::new();
-            shape::check(&shape::parse(body.shape), &checked, op.api.pool(), "/body", &mut found);
+            shape::check(&body_shape, &checked, op.api.pool(), "/body", &mut found);
             for m in found {
                 let message = match m.message.strip_suffix(" should not exist") {
                     Some(what) if !body.schema.is_empty() => format!("{what} should not exist ({} does not declare it)", body.schema),

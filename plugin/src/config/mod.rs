@@ -297,11 +297,13 @@ fn mappable_fields() -> impl Iterator<Item = &'static str> {
 }
 
 fn read_mapping(r: &mut Reader, value: Option<&Value>) -> Vec<FieldMap> {
+    // Read from the table's shape once per configuration, not once per mapping entry.
+    let fields: Vec<&'static str> = mappable_fields().collect();
     let Some(value) = value.filter(|v| !v.is_null()) else {
         return DEFAULT_MAPPING
             .iter()
             .map(|(to, from)| FieldMap {
-                target: Target::Field(mappable_fields().find(|f| f == to).expect("default mapping names create-contact fields")),
+                target: Target::Field(fields.iter().copied().find(|f| f == to).expect("default mapping names create-contact fields")),
                 value: Template::parse(&format!("{{{{{from}}}}}"), CONTACT_FIELDS).expect("default mapping names Dialpad fields"),
             })
             .collect();
@@ -312,12 +314,11 @@ fn read_mapping(r: &mut Reader, value: Option<&Value>) -> Vec<FieldMap> {
         let target = match (entry.get("to"), entry.get("custom_field")) {
             (Some(to), None) => {
                 let name = r.string(Some(to), &format!("{path}/to"));
-                let field = name.as_deref().and_then(|n| mappable_fields().find(|f| *f == n));
+                let field = name.as_deref().and_then(|n| fields.iter().copied().find(|f| *f == n));
                 if field.is_none() {
-                    let known: Vec<&str> = mappable_fields().collect();
                     r.problem(
                         &format!("{path}/to"),
-                        format!("not a HighLevel contact field (known: {}); use custom_field for custom fields", known.join(", ")),
+                        format!("not a HighLevel contact field (known: {}); use custom_field for custom fields", fields.join(", ")),
                     );
                 }
                 field.map(Target::Field)
