@@ -7,6 +7,7 @@ fn main() {
     let plugin = plugin_build::build(&["dialpad-ghl-plugin"]);
     let plugin = plugin_build::stamp_plugin(plugin.path("dialpad-ghl-plugin"));
     let hostile = plugin_build::build(&["hostile-plugin"]);
-    println!("cargo:rustc-env=PLUGIN_WASM={}", plugin.display());
+    println!("cargo:rustc-env=PLUGIN_WASM={}", plugin.optimized.display());
+    println!("cargo:rustc-env=PLUGIN_UNOPTIMIZED_WASM={}", plugin.unoptimized.display());
     println!("cargo:rustc-env=HOSTILE_PLUGIN_WASM={}", hostile.path("hostile-plugin").display());
 }

@@ -447,6 +447,11 @@ fn bench_measures_every_goal_and_writes_the_document() {
         "Contact view, 4 reads",
         "Component size",
         "Host cold start",
+        "Per event with 1 / 10 / 50 tenants",
+        "Host memory per tenant",
+        "Per event against the transcript's size",
+        "New call from a known contact",
+        "Time to HighLevel",
     ] {
         let line = row(measure);
         assert_eq!(line.matches(" | ").count(), 3, "{line}");
@@ -457,6 +462,7 @@ fn bench_measures_every_goal_and_writes_the_document() {
     assert!(row("hangup, unknown caller").contains("| 3 (get-duplicate-contact, create-contact, create-note) | 2 |"), "{printed}");
     assert!(row("AI recap of the same call").contains("| 3 (update-note, create-task, create-task) | 3 |"), "{printed}");
     assert!(row("hangup redelivered").contains("| 0 (none) | 0 |"), "{printed}");
+    assert!(row("Time to HighLevel").contains("; 0 429s;"), "the limiter let a request through to a 429:\n{printed}");
     let document = std::fs::read_to_string(&out).unwrap();
     assert!(document.starts_with("# Benchmarks\n\nOne run of `cargo run --release -- bench --quick --burst-window 200ms"), "{document}");
     assert!(document.contains("cores") && document.contains(&row("Component size")));

@@ -5,112 +5,20 @@
 //! loopback; nothing is simulated but the API. Speeds are medians (p50) and 99th percentiles
 //! over many repetitions; the counts (requests, 429s) are exact.
 
-use crate::ghl_mock::{MockOptions, MockServer, RateLimit};
+use crate::measure::{at_most, limited_serve, micros, millis, mock, percentiles, settings_for, webhook, LOCATION, TOKEN};
+pub use crate::measure::{BenchOptions, Results, Row, Workflow};
 use crate::stock_host::{StockComponent, StockHost};
 use crate::support::{loopback_request, scratch_dir};
 use anyhow::{bail, Context as _};
 use dialpad_ghl_host::bindings::exports::dialpad_ghl::sync::views::Subject;
 use dialpad_ghl_host::capability::keyvalue::KeyValueStore;
-use dialpad_ghl_host::capability::outbound::RateLimiter;
-use dialpad_ghl_host::capability::secret::Secret;
 use dialpad_ghl_host::engine::{Allocation, CacheUse, CompiledPlugin, Runtime};
-use dialpad_ghl_host::inbound::{Inbound, Source};
-use dialpad_ghl_host::serve::{ServeOptions, Server};
+use dialpad_ghl_host::inbound::Inbound;
 use dialpad_ghl_host::settings::Settings;
-use dialpad_ghl_host::storage::dead_letters::DeadLetters;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const TOKEN: &str = "bench-token";
-const LOCATION: &str = "loc-bench";
-
-/// How long the benchmark runs: `quick` takes a few seconds (for a test of the command).
-#[derive(Clone, Copy, Debug)]
-pub struct BenchOptions {
-    pub quick: bool,
-    /// The rate-limit window of the burst, standing for HighLevel's 10 s.
-    pub burst_window: Duration,
-}
-
-/// Requests one fixture made, against the fewest the spec allows for what it must do.
-#[derive(Clone, Debug)]
-pub struct Workflow {
-    pub name: String,
-    /// Operation ids, in order.
-    pub made: Vec<String>,
-    pub minimum: usize,
-    pub why: String,
-}
-
-/// One line of the summary table.
-#[derive(Clone, Debug)]
-pub struct Row {
-    pub measure: String,
-    pub figure: String,
-    pub goal: String,
-    /// `met`, or how far from it.
-    pub verdict: String,
-}
-
-/// Everything one run measured.
-#[derive(Clone, Debug, Default)]
-pub struct Results {
-    pub rows: Vec<Row>,
-    pub workflows: Vec<Workflow>,
-    pub notes: Vec<String>,
-}
-
-impl Results {
-    fn row(&mut self, measure: &str, figure: String, goal: &str, verdict: String) {
-        self.rows.push(Row { measure: measure.into(), figure, goal: goal.into(), verdict });
-    }
-}
-
-/// p50 and p99 of a sample.
-fn percentiles(mut sample: Vec<Duration>) -> (Duration, Duration) {
-    sample.sort();
-    let at = |q: f64| sample[((sample.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.99))
-}
-
-fn micros(d: Duration) -> String {
-    format!("{:.1} µs", d.as_secs_f64() * 1e6)
-}
-
-fn millis(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
-
-/// `met`, or the factor by which `value` misses an upper bound.
-fn at_most(value: f64, goal: f64) -> String {
-    if value <= goal {
-        "met".into()
-    } else {
-        format!("missed: {:.2}× the goal", value / goal)
-    }
-}
-
-fn settings_for(mock: &MockServer) -> Settings {
-    let mut settings = Settings::default();
-    settings.set("api_base", mock.base_url());
-    settings.set("location_id", LOCATION);
-    settings.token = Some(Secret::new(TOKEN));
-    // The mock has no limit here; the burst measures the limiter on its own.
-    settings.rate_limiter = None;
-    settings
-}
-
-fn mock() -> anyhow::Result<MockServer> {
-    MockServer::start(MockOptions { token: Some(TOKEN.into()), ..MockOptions::default() })
-}
-
-/// A Dialpad webhook body as the host carries it.
-fn webhook(body: Vec<u8>) -> Inbound {
-    Inbound::new(Source::DialpadWebhook, body)
-}
 
 /// A hangup from caller `n` (a fresh number), call `call`.
 fn hangup(template: &Value, n: usize, call: usize) -> Vec<u8> {
@@ -173,8 +81,8 @@ pub fn run(wasm: &[u8], options: BenchOptions) -> anyhow::Result<Results> {
     results.row(
         "Host + plugin per event, no API request (redelivery: verify, classify, plan) p50 / p99",
         format!("{} / {}", micros(overhead.0), micros(overhead.1)),
-        "≤ 100 µs p50",
-        at_most(overhead.0.as_secs_f64(), 100e-6),
+        "≤ 50 µs p50",
+        at_most(overhead.0.as_secs_f64(), 50e-6),
     );
     // Where the time goes: the same redelivery, stopped earlier and earlier, the stages taking
     // turns.
@@ -234,8 +142,8 @@ pub fn run(wasm: &[u8], options: BenchOptions) -> anyhow::Result<Results> {
     results.row(
         "Events per second, this host vs. the stock `wasmtime serve` path (same component, events, API work)",
         format!("{ours_rate:.0} vs. {stock_rate:.0} /s = {:.2}×", ours_rate / stock_rate),
-        "≥ 1.0×",
-        if ours_rate >= stock_rate { "met".into() } else { format!("missed: {:.2}×", ours_rate / stock_rate) },
+        "≥ 1.25×",
+        if ours_rate >= 1.25 * stock_rate { "met".into() } else { format!("missed: {:.2}×", ours_rate / stock_rate) },
     );
 
     // 3. The unified view with 50 ms of API latency.
@@ -328,7 +236,7 @@ pub fn run(wasm: &[u8], options: BenchOptions) -> anyhow::Result<Results> {
 
     // 6. Size and cold start.
     results.row(
-        "Component size (wasm-release: opt-level z, LTO, strip)",
+        "Component size, as released (wasm-release: opt-level z, LTO, strip; then binaryen -Oz on its core module)",
         format!("{} bytes", wasm.len()),
         "≤ 400 KB (409,600 bytes)",
         at_most(wasm.len() as f64, 409_600.0),
@@ -381,6 +289,9 @@ pub fn run(wasm: &[u8], options: BenchOptions) -> anyhow::Result<Results> {
             timed.found
         ));
     }
+
+    // 10. Scale: tenants, event size, a contact's notes, time to HighLevel.
+    crate::bench_scale::run(&plugin, options, &mut results)?;
     Ok(results)
 }
 
@@ -469,33 +380,7 @@ struct Burst {
 fn burst(plugin: &CompiledPlugin, options: BenchOptions) -> anyhow::Result<Burst> {
     const LIMIT: u32 = 100;
     let events = if options.quick { 100 } else { 1_000 };
-    let api = MockServer::start(MockOptions {
-        token: Some(TOKEN.into()),
-        rate_limit: Some(RateLimit { max_requests: LIMIT, window: options.burst_window }),
-        ..MockOptions::default()
-    })?;
-    let mut settings = settings_for(&api);
-    settings.rate_limiter = Some(Arc::new(RateLimiter::new(LIMIT, options.burst_window)));
-    let db = scratch_dir("bench-burst").join("state.db");
-    let runtime = Runtime::new(plugin, settings.runtime_options(true)?, KeyValueStore::open(&db)?)?;
-    let server = Server::start(
-        runtime,
-        &db,
-        DeadLetters::open(&db)?,
-        ServeOptions {
-            listen: "127.0.0.1:0".parse()?,
-            admin_listen: "127.0.0.1:0".parse()?,
-            workers: 4,
-            max_attempts: 5,
-            retry_base: Duration::from_millis(100),
-            reconcile: None,
-            access: Default::default(),
-            limits: Default::default(),
-            card: Default::default(),
-            alerts: Default::default(),
-            lease_ttl: Duration::from_secs(30),
-        },
-    )?;
+    let (api, server) = limited_serve(plugin, "bench-burst", LIMIT, options.burst_window, Duration::ZERO, 4)?;
     // A quarter new callers (3 requests), the rest their later calls (1 request each).
     let template: Value = serde_json::from_str(HANGUP)?;
     let bodies: Vec<Vec<u8>> = (0..events).map(|i| hangup(&template, 20_000 + i % (events / 4), i / (events / 4))).collect();
@@ -530,35 +415,48 @@ const WHEN_MISSED: &[(&str, &str)] = &[
         "A fresh store and instance per event is the isolation the design asks for. In the \
          pipeline an instance costs more than here, since its slot first resets the pages the \
          previous event touched (see the breakdown above). The component \
-         holds several core instances (the plugin, the WASI adapter, the bindings' shims), each \
-         with its memory or table slot to reset. This 2-core VM's figures vary by ±50% from one \
+         holds three core instances (the plugin and two small shims of the bindings: the plugin \
+         imports WASI directly, with no adapter), each with its memory or table slot to reset. This 2-core VM's figures vary by ±50% from one \
          run to the next. Would close it: fewer core instances (composing the adapter away), or \
          keeping more warm slots (`max_unused_warm_slots`). Keeping 1 or 4 MiB of each slot \
          resident was measured as slower, not faster.",
     ),
     (
         "Host + plugin per event",
-        "The breakdown above says where the time goes. The fresh instance costs 20–60 µs. The \
-         configuration JSON and the event's JSON, parsed into `serde_json::Value` on every event, \
-         cost about 90 µs; opt-level 3 measured the same as `z`, so the cost is not the code \
-         generation. The key-value reads (about 8 host calls, each through a bucket handle) and \
-         the plan cost about 40 µs. Would close it: parse the event into typed structs \
-         (`serde` derive, at a cost in size), read the records with one `get-many` of \
-         `wasi:keyvalue/batch` instead of one call each, and cache the parsed configuration in \
-         the host-side store rather than parsing it on every event.",
+        "The breakdown above says where the time goes. Done for this goal: the configuration's \
+         absent keys cost nothing and its default mapping is no longer checked against the \
+         operations table on every event (10 µs to 3.3 µs natively); a Dialpad body is read into \
+         a tree that borrows from it instead of `serde_json::Value` (2.5× faster natively); what \
+         is known is read with two `wasi:keyvalue/batch` `get-many` calls instead of four gets; \
+         the plugin runs on an async store, one runtime entry per call. On the same loaded \
+         machine, one after the other, `route` went from 125 to 88 µs p50 and `handle` from 150 \
+         to 128 µs. What is left, by `perf` with wasmtime's perf map: about a quarter is the \
+         kernel faulting in, then releasing, the pages each fresh instance touches (its stack, \
+         heap and the data it reads; the pooling allocator resets a slot with `madvise`), a \
+         quarter is instantiating the component (three core instances, their tables and \
+         function references), and under a third the plugin's own code (scanning the JSON, \
+         rendering the call's note to compare it with the recorded one). Parsing the \
+         configuration once per tenant and version would need state that outlives an instance: \
+         the fresh instance per event that the design asks for is what most of the remaining \
+         time pays. Would close it: a pre-initialized memory image per tenant and configuration \
+         version (wizer-style), or an instance kept per lane and reset between events; both \
+         change the isolation model, so they were not done here.",
     ),
     (
         "Events per second",
-        "The two paths run the same component on the same engine settings. This host calls it \
-         through wasmtime's synchronous bindings, where every `wasi:io` wait enters the tokio \
-         runtime with a `block_on` of its own; the stock path is async from end to end. This \
-         host also applies its outbound policy to every request: the allowlist, the credential, \
-         and the request and response read whole for the redacted log, where the stock path \
-         streams them through wasmtime's default hooks. On this VM, the two paths measured one \
-         after the other gave 1.04–1.14×; measured event by event in turns, as now, they give \
-         0.93–0.95×. Would close it: run the plugin through the async bindings \
-         (`call_handle` on an async store), and read the response body for the log only while \
-         the monitor is open.",
+        "Both paths run the same component on the same engine settings, event by event in turns. \
+         Done for this goal: the async bindings (`call_handle` on an async store, one `block_on` \
+         per call where the synchronous bindings entered the runtime at every `wasi:io` wait), \
+         and the plugin's requests on kept-alive pooled connections (hyper-util's client; \
+         `default_send_request`, which the stock path uses, connects anew for every request). \
+         In development runs the ratio stayed at 0.89–0.98×. Why it stops there: a new caller's \
+         event is three requests to the mock, and timing them in the host's client gave about \
+         1 ms of the 2 ms an event takes, the same on both paths (the mock's duplicate search \
+         reads every contact, and there are 1,000 new ones), so the ratio can move only on the \
+         rest; this host also does more per request than the stock path (the allowlist, the \
+         credential, the circuit breaker's watch, the redacted log of both bodies). Against \
+         HighLevel over TLS, a kept connection saves a TCP and TLS handshake per request, which \
+         the loopback mock does not show.",
     ),
     (
         "API requests per workflow",
@@ -579,18 +477,31 @@ const WHEN_MISSED: &[(&str, &str)] = &[
          out as soon as it opens.",
     ),
     (
+        "Per event with 1 / ",
+        "Each tenant is a runtime of its own over the one compiled, linked component (its \
+         options, its key-value namespace, its signed events checked with its own secret), \
+         looked up as `serve` looks it up; the three hosts are measured in turns, so the \
+         machine's drift falls on all alike. Nothing per tenant is kept warm: the instance is \
+         fresh per event either way, so what grows with the tenants is what an event touches \
+         outside the instance: the registry entry, the tenant's key-value rows among more rows \
+         in its SQLite file, and the processor caches that 1,000 tenants' settings, secrets and \
+         records no longer share. Memory per tenant, the other half of this goal, is met with a \
+         wide margin (the row below). Would close it: a profile of the 1,000-tenant host's \
+         redelivery against the 1-tenant one, which this session did not get to.",
+    ),
+    (
         "Component size",
-        "`regex-lite` (62 KB: a user-typed pattern needs linear-time matching), `serde_json`, \
-         the views, rules, time zones and platform events (about 100 KB), the incoming-handler \
-         export (18 KB), and the complete catalog of issue 19: 117,589 bytes over the 773,004 \
-         before it, of which the trigger catalog and `normalize` 22,492 (measured by building \
-         without them) and the operations catalog the rest (its tables' text is the row below; \
-         the rest is their fixed-size fields and the code that reads shapes, checks inputs and \
-         derives JSON Schemas). The tables are `static`s: as `const`s every use copied them, \
-         78 KB more. `wasm-opt -Oz` (binaryen, through `jco opt`) takes \
-         16% off and the result replays the same events, but binaryen is not a Rust crate and is \
-         not in the build. Would close it: `wasm-opt` in `dist`, a smaller JSON parser than \
-         `serde_json`, and no `core::fmt` in the hot paths.",
+        "The released component is now binaryen's `-Oz` of the toolchain's build (the `wasm-opt` \
+         crate, in the plugin's build): 15% smaller, and the same events give the same reports \
+         and API state (`tests/tests/optimized_artifact.rs`). What is left, from an unstripped \
+         build: the plugin's own code 244 KB (plan 68, inbound 44, config 29), `core` 112 KB \
+         (float formatting 23), `alloc` 85 KB (per-type `Vec` and iterator code, B-trees), the \
+         export glue 38 KB, `serde_json` 34 KB, `regex_lite` 31 KB; data 202 KB, of which the \
+         catalog's shapes 48.5 KB and the configuration's pretty-printed JSON Schema about 25 KB. \
+         The base the design measured (waki, `serde_json`, one export) is 217 KB, which leaves \
+         180 KB for everything the plugin does. Would close it: a rewrite for size, not a \
+         setting (one generic collection path instead of many, no float formatting, fewer \
+         exported functions' glue, the schema minified); see docs/size.md.",
     ),
 ];
 

@@ -6,7 +6,8 @@
 //! - [`dialpad_mock`]: Dialpad's call listing (backfill), webhooks, event subscriptions and
 //!   OAuth with PKCE (connecting);
 //! - [`stock_host`]: the plugin served as `wasmtime serve` serves it, in-process;
-//! - [`bench`]: the benchmarks;
+//! - [`bench`]: the benchmarks ([`bench_scale`]: their rows of tenants, event size, notes and
+//!   time to HighLevel);
 //! - [`demo`]: the bundled events and configuration of the demo;
 //! - [`jwt`]: HS256 JWTs, as Dialpad and the automation platform sign their events;
 //! - [`app_webhook`]: HighLevel's app webhooks (INSTALL, UNINSTALL), signed with a test key;
@@ -17,12 +18,14 @@
 
 pub mod app_webhook;
 pub mod bench;
+mod bench_scale;
 pub mod console_bench;
 pub mod contact_webhook;
 pub mod demo;
 pub mod dialpad_mock;
 pub mod ghl_mock;
 pub mod jwt;
+mod measure;
 pub mod outbox;
 pub mod postgres;
 pub mod stock_host;

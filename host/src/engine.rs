@@ -240,8 +240,8 @@ pub type HostResult<T> = anyhow::Result<T>;
 impl Runtime {
     pub fn new(plugin: &CompiledPlugin, options: RuntimeOptions, kv: KeyValueStore) -> anyhow::Result<Runtime> {
         let mut linker: Linker<HostState> = Linker::new(plugin.engine());
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         config_capability::add_to_linker(&mut linker, |s: &mut HostState| WasiConfig::from(&s.config))?;
         keyvalue::add_to_linker(&mut linker, |s: &mut HostState| KeyValueHost { store: &s.kv, table: &mut s.table })?;
         let pre = PluginCorePre::new(linker.instantiate_pre(plugin.component())?)
@@ -310,6 +310,10 @@ impl Runtime {
     /// A fresh instance in a fresh store, nothing called yet: what every call starts with
     /// (public for the benchmark of instantiation alone).
     pub fn instantiate(&self) -> anyhow::Result<(Store<HostState>, PluginCore)> {
+        run(self.instantiate_async())
+    }
+
+    async fn instantiate_async(&self) -> anyhow::Result<(Store<HostState>, PluginCore)> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let state = HostState {
             // No preopened directories, no environment, no sockets, no inherited stdio: the
@@ -327,21 +331,25 @@ impl Runtime {
         let ticks = (self.options.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
-        let plugin = self.pre.instantiate(&mut store)?;
+        let plugin = self.pre.instantiate_async(&mut store).await?;
         Ok((store, plugin))
     }
 
     /// Checks an event (bytes, signature, shape) and says how to schedule it. Sends nothing.
     /// The outer `Err` is a host failure or a trap; the inner result is the plugin's answer.
     pub fn route(&self, event: &Inbound) -> HostResult<Result<wit::Routing, wit::SyncError>> {
-        let (mut store, plugin) = self.instantiate()?;
-        Ok(plugin.dialpad_ghl_sync_triggers().call_route(&mut store, &event.to_wit())?)
+        run(async {
+            let (mut store, plugin) = self.instantiate_async().await?;
+            Ok(plugin.dialpad_ghl_sync_triggers().call_route(&mut store, &event.to_wit()).await?)
+        })
     }
 
     /// Handles one event: the plan the plugin ran, and its report or typed error.
     pub fn handle(&self, event: &Inbound) -> HostResult<wit::Handled> {
-        let (mut store, plugin) = self.instantiate()?;
-        Ok(plugin.dialpad_ghl_sync_triggers().call_handle(&mut store, &event.to_wit())?)
+        run(async {
+            let (mut store, plugin) = self.instantiate_async().await?;
+            Ok(plugin.dialpad_ghl_sync_triggers().call_handle(&mut store, &event.to_wit()).await?)
+        })
     }
 
     /// [`Runtime::handle`], with a trap (a runaway or crashed plugin) reported as the retryable
@@ -352,52 +360,68 @@ impl Runtime {
 
     /// Plans one event as a dry run.
     pub fn plan(&self, event: &Inbound) -> HostResult<Result<wit::EventPlan, wit::SyncError>> {
-        let (mut store, plugin) = self.instantiate()?;
-        Ok(plugin.dialpad_ghl_sync_triggers().call_plan(&mut store, &event.to_wit())?)
+        run(async {
+            let (mut store, plugin) = self.instantiate_async().await?;
+            Ok(plugin.dialpad_ghl_sync_triggers().call_plan(&mut store, &event.to_wit()).await?)
+        })
     }
 
     /// Reads one event as `plan` does and says which trigger it is, with the normalized event
     /// the rules and mappings see. Sends and writes nothing.
     pub fn normalize(&self, event: &Inbound) -> HostResult<Result<wit::NormalizedEvent, wit::SyncError>> {
-        let (mut store, plugin) = self.instantiate()?;
-        Ok(plugin.dialpad_ghl_sync_triggers().call_normalize(&mut store, &event.to_wit())?)
+        run(async {
+            let (mut store, plugin) = self.instantiate_async().await?;
+            Ok(plugin.dialpad_ghl_sync_triggers().call_normalize(&mut store, &event.to_wit()).await?)
+        })
     }
 
     /// Every trigger the plugin handles, with the JSON Schemas of its payload and of its
     /// normalized event.
     pub fn trigger_catalog(&self) -> HostResult<Vec<wit::TriggerInfo>> {
-        let (mut store, plugin) = self.instantiate()?;
-        Ok(plugin.dialpad_ghl_sync_meta().call_trigger_catalog(&mut store)?)
+        run(async {
+            let (mut store, plugin) = self.instantiate_async().await?;
+            Ok(plugin.dialpad_ghl_sync_meta().call_trigger_catalog(&mut store).await?)
+        })
     }
 
     /// The plugin's operations catalog.
     pub fn catalog(&self) -> HostResult<Vec<wit::OperationInfo>> {
-        let (mut store, plugin) = self.instantiate()?;
-        Ok(plugin.dialpad_ghl_sync_actions().call_catalog(&mut store)?)
+        run(async {
+            let (mut store, plugin) = self.instantiate_async().await?;
+            Ok(plugin.dialpad_ghl_sync_actions().call_catalog(&mut store).await?)
+        })
     }
 
     /// Runs one Contacts API operation through the plugin; returns the API's JSON response.
     pub fn invoke(&self, operation_id: &str, input: &str) -> HostResult<Result<String, wit::SyncError>> {
-        let (mut store, plugin) = self.instantiate()?;
-        Ok(plugin.dialpad_ghl_sync_actions().call_invoke(&mut store, operation_id, input)?)
+        run(async {
+            let (mut store, plugin) = self.instantiate_async().await?;
+            Ok(plugin.dialpad_ghl_sync_actions().call_invoke(&mut store, operation_id, input).await?)
+        })
     }
 
     /// The unified view of a contact (contact, tasks, notes, appointments).
     pub fn view(&self, subject: &views::Subject) -> HostResult<Result<views::ContactView, wit::SyncError>> {
-        let (mut store, plugin) = self.instantiate()?;
-        Ok(plugin.dialpad_ghl_sync_views().call_get(&mut store, subject)?)
+        run(async {
+            let (mut store, plugin) = self.instantiate_async().await?;
+            Ok(plugin.dialpad_ghl_sync_views().call_get(&mut store, subject).await?)
+        })
     }
 
     /// One page of Dialpad's call history, each call synced (`backfill.sync-page`).
     pub fn backfill_page(&self, window: backfill::Window, cursor: Option<&str>) -> HostResult<Result<backfill::Page, wit::SyncError>> {
-        let (mut store, plugin) = self.instantiate()?;
-        Ok(plugin.dialpad_ghl_sync_backfill().call_sync_page(&mut store, window, cursor)?)
+        run(async {
+            let (mut store, plugin) = self.instantiate_async().await?;
+            Ok(plugin.dialpad_ghl_sync_backfill().call_sync_page(&mut store, window, cursor).await?)
+        })
     }
 
     /// The same page as a dry run (`backfill.plan-page`).
     pub fn backfill_plan_page(&self, window: backfill::Window, cursor: Option<&str>) -> HostResult<Result<backfill::PlannedPage, wit::SyncError>> {
-        let (mut store, plugin) = self.instantiate()?;
-        Ok(plugin.dialpad_ghl_sync_backfill().call_plan_page(&mut store, window, cursor)?)
+        run(async {
+            let (mut store, plugin) = self.instantiate_async().await?;
+            Ok(plugin.dialpad_ghl_sync_backfill().call_plan_page(&mut store, window, cursor).await?)
+        })
     }
 
     /// Every problem of the configuration this runtime gives the plugin (none when valid).
@@ -408,20 +432,32 @@ impl Runtime {
 
     /// Every problem of a configuration document, as the plugin sees it.
     pub fn validate_config(&self, config: &str) -> HostResult<Vec<wit::Problem>> {
-        let (mut store, plugin) = self.instantiate()?;
-        Ok(plugin.dialpad_ghl_sync_meta().call_validate_config(&mut store, config)?)
+        run(async {
+            let (mut store, plugin) = self.instantiate_async().await?;
+            Ok(plugin.dialpad_ghl_sync_meta().call_validate_config(&mut store, config).await?)
+        })
     }
 
     pub fn meta(&self) -> HostResult<PluginMeta> {
-        let (mut store, plugin) = self.instantiate()?;
-        let meta = plugin.dialpad_ghl_sync_meta();
-        Ok(PluginMeta {
-            plugin_version: meta.call_plugin_version(&mut store)?,
-            api_version: meta.call_api_version(&mut store)?,
-            config_schema: meta.call_config_schema(&mut store)?,
-            platform_event_schema: meta.call_platform_event_schema(&mut store)?,
+        run(async {
+            let (mut store, plugin) = self.instantiate_async().await?;
+            let meta = plugin.dialpad_ghl_sync_meta();
+            Ok(PluginMeta {
+                plugin_version: meta.call_plugin_version(&mut store).await?,
+                api_version: meta.call_api_version(&mut store).await?,
+                config_schema: meta.call_config_schema(&mut store).await?,
+                platform_event_schema: meta.call_platform_event_schema(&mut store).await?,
+            })
         })
     }
+}
+
+/// Runs one call into the plugin to its end on the calling thread: the plugin's async store is
+/// driven by one `block_on` for the whole call (on the current runtime when the caller is on
+/// one, as `serve`'s blocking tasks are, else on wasmtime-wasi's own), where the synchronous
+/// bindings entered the runtime once per `wasi:io` wait.
+fn run<T>(call: impl std::future::Future<Output = T>) -> T {
+    wasmtime_wasi::runtime::in_tokio(call)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -39,4 +39,4 @@ mod component;
 /// The plugin's own version, stamped from its crate version.
 pub const PLUGIN_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The version of the WIT package (`wit/sync.wit`) this plugin implements.
-pub const API_VERSION: &str = "0.8.0";
+pub const API_VERSION: &str = "0.9.0";

@@ -355,55 +355,57 @@ fn run_highlevel(plan: &Plan, config: &Config, store: &mut dyn Store, transport:
 /// Reads what the store knows about a Dialpad event's caller and call.
 fn known_state(event: &Event, config: &Config, store: &mut dyn Store, now_ms: i64) -> Result<KnownState, SyncError> {
     let mut known = KnownState::default();
+    let location = &config.location_id;
+    // Two reads of several keys each (`get-many`), not one call per key: the call's aliases
+    // first, since the other keys are named by the activity they find.
     if let Event::Call(call) = event {
-        for id in call.all_call_ids() {
-            if let Some(activity_id) = read_text(store, &call_alias_key(&config.location_id, id))? {
-                known.call_activity_id = Some(activity_id);
-                break;
-            }
-        }
+        let aliases: Vec<String> = call.all_call_ids().map(|id| call_alias_key(location, id)).collect();
+        known.call_activity_id = store.get_many(&aliases).map_err(SyncError::Storage)?.into_iter().flatten().find_map(text);
     }
-    if let Event::Contact(contact) = event {
-        known.event_seen = read_text(store, &contact_event_key(config, &contact.content_hash))?.is_some();
-    }
+    let mut keys = Keys::default();
+    let event_seen = match event {
+        Event::Contact(contact) => Some(keys.add(contact_event_key(config, &contact.content_hash))),
+        _ => None,
+    };
+    let (mut call_entry, mut call_ended, mut screen_pops, mut owner) = (None, None, None, None);
     if let Event::Call(call) = event {
-        let location = &config.location_id;
         let activity_id = known.call_activity_id.clone().unwrap_or_else(|| call.default_activity_id().to_string());
         if config.conversations.is_some() {
-            known.call_entry = store.get(&call_entry_key(location, &activity_id)).map_err(SyncError::Storage)?.and_then(|b| CallEntryRecord::decode(&b));
+            call_entry = Some(keys.add(call_entry_key(location, &activity_id)));
         }
         if config.screen_pop.is_some() {
-            known.call_ended = read_text(store, &call_ended_key(location, &activity_id))?.is_some();
-            if let Some(user) = &call.agent.user_id {
-                known.screen_pops = read_text(store, &screen_pop_key(location, user))?.map(|v| v.split(',').map(str::to_string).collect()).unwrap_or_default();
-            }
+            call_ended = Some(keys.add(call_ended_key(location, &activity_id)));
+            screen_pops = call.agent.user_id.as_ref().map(|user| keys.add(screen_pop_key(location, user)));
         }
         if let (Some(_), Some(email)) = (&config.owners, &call.agent.email) {
-            known.owner_id = read_text(store, &owner_key(location, email))?;
+            owner = Some(keys.add(owner_key(location, email)));
         }
-    }
-    known.now_ms = now_ms;
-    // A call started by click-to-call names its contact: no phone search.
-    if let Event::Call(call) = event {
-        if let Some(id) = call.custom_contact_id() {
-            known.contact_id = Some(id.to_string());
-        }
+        // A call started by click-to-call names its contact: no phone search.
+        known.contact_id = call.custom_contact_id().map(str::to_string);
     }
     let (phone_key, record_key) = state_keys(event, config, known.call_activity_id.as_deref());
-    if let Some(key) = phone_key {
-        if known.contact_id.is_none() {
-            known.contact_id = read_text(store, &key)?;
-        }
+    let phone = phone_key.filter(|_| known.contact_id.is_none()).map(|key| keys.add(key));
+    let record = record_key.map(|key| (keys.add(pending_key(&key)), keys.add(key)));
+    let mut values = store.get_many(&keys.0).map_err(SyncError::Storage)?;
+    let mut take = |at: Option<usize>| at.and_then(|i| values[i].take());
+    known.event_seen = take(event_seen).and_then(text).is_some();
+    known.call_entry = take(call_entry).and_then(|b| CallEntryRecord::decode(&b));
+    known.call_ended = take(call_ended).and_then(text).is_some();
+    known.screen_pops = take(screen_pops).and_then(text).map(|v| v.split(',').map(str::to_string).collect()).unwrap_or_default();
+    known.owner_id = take(owner).and_then(text);
+    if let Some(found) = take(phone).and_then(text) {
+        known.contact_id = Some(found);
     }
-    if let Some(key) = record_key {
-        known.uncertain = read_text(store, &pending_key(&key))?.is_some();
-        if let Some(bytes) = store.get(&key).map_err(SyncError::Storage)? {
+    if let Some((pending, record)) = record {
+        known.uncertain = take(Some(pending)).and_then(text).is_some();
+        if let Some(bytes) = take(Some(record)) {
             match event {
                 Event::Contact(_) => known.contact_record = ContactRecord::decode(&bytes),
                 _ => known.record = NoteRecord::decode(&bytes),
             }
         }
     }
+    known.now_ms = now_ms;
     if let (Event::Contact(_), Some(_)) = (event, &config.two_way_contacts) {
         let linked = known.contact_record.as_ref().map(|r| r.contact_id.clone()).or(known.contact_id.clone());
         if let Some(id) = linked {
@@ -411,6 +413,22 @@ fn known_state(event: &Event, config: &Config, store: &mut dyn Store, now_ms: i6
         }
     }
     Ok(known)
+}
+
+/// The keys of one `get-many`, each added where it is needed and read back by its place.
+#[derive(Default)]
+struct Keys(Vec<String>);
+
+impl Keys {
+    fn add(&mut self, key: String) -> usize {
+        self.0.push(key);
+        self.0.len() - 1
+    }
+}
+
+/// A stored value as text, as [`read_text`] reads it: an empty one is a cleared link.
+fn text(bytes: Vec<u8>) -> Option<String> {
+    String::from_utf8(bytes).ok().filter(|s| !s.is_empty())
 }
 
 /// `known_note`: the note recorded before, for a run that only did a rule's steps.
@@ -614,6 +632,42 @@ mod tests {
         let signed = body("call_inbound_hangup_completed.jwt");
         assert!(matches!(route_body(&signed, &cfg), Err(SyncError::InvalidSignature(_))));
         assert!(matches!(route_body(b"{", &cfg), Err(SyncError::MalformedEvent(_))));
+    }
+
+    /// A store that counts its calls: what crosses into the host for one event.
+    #[derive(Default)]
+    struct Counted(MemStore, Vec<String>);
+    impl Store for Counted {
+        fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, String> {
+            self.1.push(format!("get {key}"));
+            self.0.get(key)
+        }
+        fn set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
+            self.1.push(format!("set {key}"));
+            self.0.set(key, value)
+        }
+        fn get_many(&mut self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, String> {
+            self.1.push(format!("get-many {}", keys.join(" ")));
+            keys.iter().map(|key| self.0.get(key)).collect()
+        }
+    }
+
+    #[test]
+    fn a_call_reads_what_is_known_in_two_calls_to_the_store() {
+        let cfg = config();
+        let mut store = Counted::default();
+        let mut api =
+            Scripted::default().answer(200, json!({"contact": null})).answer(201, json!({"contact": {"id": "c1"}})).answer(201, json!({"note": {"id": "n1"}}));
+        let hangup = body("call_inbound_hangup_completed.json");
+        handle_body(&hangup, &cfg, &mut store, &mut api).unwrap();
+        store.1.clear();
+        let redelivered = handle_body(&hangup, &cfg, &mut store, &mut Scripted::default()).unwrap();
+        assert_eq!(redelivered.outcome, Outcome::Unchanged);
+        let reads: Vec<&String> = store.1.iter().filter(|call| call.starts_with("get")).collect();
+        assert_eq!(
+            reads,
+            ["get-many call-leg:L:6011482093420544", "get-many contact-by-phone:L:+13125550187 pending:call:L:6011482093420544 call:L:6011482093420544"]
+        );
     }
 
     /// A store whose record writes fail, as if the host died after the writes and before the

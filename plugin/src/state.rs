@@ -32,6 +32,11 @@ use serde_json::Value;
 pub trait Store {
     fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, String>;
     fn set(&mut self, key: &str, value: &[u8]) -> Result<(), String>;
+    /// Several values, in the order of `keys` (`wasi:keyvalue/batch` `get-many` in the
+    /// component: one call into the host for all of them).
+    fn get_many(&mut self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, String> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
 }
 
 /// A non-empty text value (an empty one is a cleared link).

@@ -250,7 +250,7 @@ fn the_plugin_reports_its_versions_and_config_schema() {
     let meta = h.runtime.meta().unwrap();
     assert_eq!(meta.plugin_version, "0.1.0");
     assert_eq!(meta.api_version, dialpad_ghl_host::version::HOST_API_VERSION);
-    assert_eq!(meta.api_version, "0.8.0");
+    assert_eq!(meta.api_version, "0.9.0");
     let schema: Value = serde_json::from_str(&meta.config_schema).unwrap();
     assert_eq!(schema["required"], serde_json::json!(["location_id"]));
     assert_eq!(schema["additionalProperties"], false);

@@ -16,6 +16,9 @@ pub struct Args {
     plugin: PluginArg,
 }
 
+/// The size of the embedded plugin before binaryen optimized it (see `build.rs`).
+const EMBEDDED_PLUGIN_UNOPTIMIZED_SIZE: &str = env!("EMBEDDED_PLUGIN_UNOPTIMIZED_SIZE");
+
 /// The WIT package the plugin implements, as shipped beside it.
 const SYNC_WIT: &str = include_str!("../../../wit/sync.wit");
 
@@ -38,6 +41,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let wit = format!("dialpad-ghl-sync-{}.wit", versions.api);
     std::fs::write(out.join(&wit), SYNC_WIT)?;
     println!("{}: {} bytes, sha256 {digest}", out.join(&name).display(), bytes.len());
+    if args.plugin.plugin.is_none() {
+        // The embedded plugin went through binaryen when this binary was built.
+        let before: u64 = EMBEDDED_PLUGIN_UNOPTIMIZED_SIZE.parse()?;
+        let saved = 100.0 * (1.0 - bytes.len() as f64 / before as f64);
+        println!("  optimized by binaryen (-Oz) from {before} bytes: {saved:.1}% smaller");
+    }
     println!(
         "{}: the WIT it implements (dialpad-ghl:sync@{}; its WASI dependencies are the standard packages it names)",
         out.join(&wit).display(),

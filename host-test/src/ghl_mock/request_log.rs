@@ -1,12 +1,16 @@
 //! The request log's entries.
 
 use axum::http::{header, HeaderMap};
+use std::time::Instant;
 
 /// One request as the mock saw it. The token itself is never stored, only whether one was sent.
 ///
 /// Every request is logged, including the ones that got an injected fault, were rate limited, or
 /// went to `/oauth/token` or the Marketplace's routes; only the `/__mock/*` debug routes are not.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+///
+/// Two records are equal when they record the same request: [`RecordedRequest::at`] is not
+/// compared.
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct RecordedRequest {
     pub method: String,
     /// Path and query exactly as received (not decoded), so tests can check the encoding.
@@ -29,6 +33,18 @@ pub struct RecordedRequest {
     /// when `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// When the mock logged it: as it answered, after its latency and after the request took
+    /// effect (a write is in the mock's data from then on). Not serialized, not compared.
+    #[serde(skip)]
+    pub at: Instant,
+}
+
+impl PartialEq for RecordedRequest {
+    fn eq(&self, other: &RecordedRequest) -> bool {
+        let RecordedRequest { method, path_and_query, operation_id, status, authorization_present, fault, body, at: _ } = self;
+        (method, path_and_query, operation_id, status, authorization_present, fault, body)
+            == (&other.method, &other.path_and_query, &other.operation_id, &other.status, &other.authorization_present, &other.fault, &other.body)
+    }
 }
 
 impl RecordedRequest {
@@ -41,6 +57,7 @@ impl RecordedRequest {
             authorization_present: headers.contains_key(header::AUTHORIZATION),
             fault: None,
             body: None,
+            at: Instant::now(),
         }
     }
 }

@@ -110,6 +110,16 @@ impl MockServer {
         self.state.seed_appointment(contact_id, event)
     }
 
+    /// Seeds a note of `contact_id` directly (no request logged); see [`MockState::seed_note`].
+    pub fn seed_note(&self, contact_id: &str, body: &str) -> Option<String> {
+        self.state.seed_note(contact_id, body)
+    }
+
+    /// Keeps the first `kept` notes only; see [`MockState::truncate_notes`].
+    pub fn truncate_notes(&self, kept: usize) {
+        self.state.truncate_notes(kept)
+    }
+
     /// Adds a user that `GET /users/` lists for every location; see [`MockState::add_user`].
     pub fn add_user(&self, id: &str, first_name: &str, last_name: &str, email: &str) {
         self.state.add_user(id, first_name, last_name, email)

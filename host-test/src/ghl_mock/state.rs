@@ -340,6 +340,21 @@ impl MockState {
         id
     }
 
+    /// Stores a note of `contact_id` with `body`, as if `create-note` had made it earlier;
+    /// returns its id (`None` when the contact does not exist). Nothing is logged.
+    pub fn seed_note(&self, contact_id: &str, body: &str) -> Option<String> {
+        let mut fields = Map::new();
+        fields.insert("body".into(), Value::String(body.to_owned()));
+        let reply = self.lock().create_note(contact_id, fields, 201, &now_iso8601());
+        reply.body["note"]["id"].as_str().map(str::to_owned)
+    }
+
+    /// Forgets every note but the first `kept`, in creation order: how a benchmark keeps a
+    /// contact's notes at one count while it writes more.
+    pub fn truncate_notes(&self, kept: usize) {
+        self.lock().notes.truncate(kept);
+    }
+
     /// A panic in one handler must not wedge every later request, so poisoning is ignored: the
     /// data is plain values and stays consistent enough for a mock.
     pub(super) fn lock(&self) -> MutexGuard<'_, Data> {

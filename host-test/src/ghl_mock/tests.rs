@@ -385,6 +385,7 @@ fn request_log_records_everything_but_debug_routes() {
         authorization_present: auth,
         fault: None,
         body: None,
+        at: std::time::Instant::now(),
     };
     let expected = vec![
         rec("GET", "/contacts/contact0000000000001", Some("get-contact"), 401, false),

@@ -237,6 +237,16 @@ impl Store for Bucket {
     fn set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
         self.0.set(key, value).map_err(kv_error)
     }
+
+    fn get_many(&mut self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, String> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The answer names each key found; a host may leave out the ones it has not.
+        let found = wasi::keyvalue::batch::get_many(&self.0, keys).map_err(kv_error)?;
+        let mut found: Vec<(String, Vec<u8>)> = found.into_iter().flatten().collect();
+        Ok(keys.iter().map(|key| found.iter().position(|(k, _)| k == key).map(|at| found.swap_remove(at).1)).collect())
+    }
 }
 
 /// `wasi:http` through the host.

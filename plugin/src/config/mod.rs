@@ -160,7 +160,9 @@ impl Config {
         let Some(obj) = r.object(&value, "", KNOWN_KEYS) else {
             return Err(SyncError::BadConfig(r.problems));
         };
-        let text = |r: &mut Reader, key: &str| r.string(obj.get(key), &format!("/{key}"));
+        // The path is written only for a key that is there: most are absent, and this runs on
+        // every event (a fresh instance each).
+        let text = |r: &mut Reader, key: &str| obj.get(key).and_then(|value| r.string(Some(value), &format!("/{key}")));
         let api_base = text(&mut r, "api_base").unwrap_or_else(|| contacts_api::DEFAULT_API_BASE.to_string());
         let location_id = text(&mut r, "location_id");
         let token = text(&mut r, "token");
@@ -297,17 +299,13 @@ fn mappable_fields() -> impl Iterator<Item = &'static str> {
 }
 
 fn read_mapping(r: &mut Reader, value: Option<&Value>) -> Vec<FieldMap> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        // Built as it is, not checked against the tables on every event: a unit test holds
+        // both sides of every entry to the tables.
+        return DEFAULT_MAPPING.iter().map(|(to, from)| FieldMap { target: Target::Field(to), value: Template::placeholder(from) }).collect();
+    };
     // Read from the table's shape once per configuration, not once per mapping entry.
     let fields: Vec<&'static str> = mappable_fields().collect();
-    let Some(value) = value.filter(|v| !v.is_null()) else {
-        return DEFAULT_MAPPING
-            .iter()
-            .map(|(to, from)| FieldMap {
-                target: Target::Field(fields.iter().copied().find(|f| f == to).expect("default mapping names create-contact fields")),
-                value: Template::parse(&format!("{{{{{from}}}}}"), CONTACT_FIELDS).expect("default mapping names Dialpad fields"),
-            })
-            .collect();
-    };
     let mut mapping = Vec::new();
     for (path, item) in r.list(Some(value), "/field_mapping") {
         let Some(entry) = r.object(item, &path, &["to", "custom_field", "from", "template"]) else { continue };
@@ -400,6 +398,15 @@ pub const JSON_SCHEMA: &str = include_str!("../../config.schema.json");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_mapping_is_what_a_written_mapping_of_the_same_entries_reads() {
+        let written: Vec<Value> = DEFAULT_MAPPING.iter().map(|(to, from)| serde_json::json!({"to": to, "from": from})).collect();
+        let written = Config::from_json(&serde_json::json!({"location_id": "loc1", "field_mapping": written}).to_string()).unwrap();
+        let default = Config::from_json(r#"{"location_id":"loc1"}"#).unwrap();
+        assert_eq!(default.field_mapping, written.field_mapping);
+        assert_eq!(default.field_mapping.len(), 6);
+    }
 
     #[test]
     fn minimal_config_gets_defaults() {

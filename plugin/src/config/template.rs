@@ -43,6 +43,11 @@ impl Template {
         Ok(Template { parts })
     }
 
+    /// The template that is exactly the placeholder `name` (a plain field copy), unchecked.
+    pub fn placeholder(name: &str) -> Template {
+        Template { parts: vec![Part::Value(name.to_string())] }
+    }
+
     /// Fills the placeholders; a value the event does not carry renders as empty.
     pub fn render(&self, value: &dyn Fn(&str) -> Option<String>) -> String {
         let mut out = String::new();

@@ -6,9 +6,9 @@
 //! typed error naming the field, never a guess.
 
 use super::event::EventKind;
+use super::json::{self, Json, Members};
 use super::phone::{self, Region, E164};
 use crate::error::SyncError;
-use serde_json::{Map, Value};
 
 /// One classified, normalized Dialpad event.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,8 +169,8 @@ pub const CUSTOM_DATA_PREFIX: &str = "highlevel-contact:";
 
 /// Parses and classifies one event (already verified JSON bytes).
 pub fn parse(json: &[u8], default_region: &Region) -> Result<Event, SyncError> {
-    let value: Value = serde_json::from_slice(json).map_err(|e| SyncError::malformed(format!("body is not valid JSON: {e}")))?;
-    let Value::Object(obj) = value else {
+    let value = json::parse(json).map_err(|e| SyncError::malformed(format!("body is not valid JSON: {e}")))?;
+    let Json::Object(obj) = value else {
         return Err(SyncError::malformed("event must be a JSON object"));
     };
     let f = Fields(&obj);
@@ -456,21 +456,21 @@ fn parse_contact(f: &Fields, region: &Region, json: &[u8]) -> Result<ContactEven
 
 /// Typed, lenient access to an event object's fields. Each accessor names the field in its
 /// error, so a malformed body is reported as "`call_id` must be …", not as a serde position.
-struct Fields<'a>(&'a Map<String, Value>);
+struct Fields<'a>(&'a Members<'a>);
 
 impl<'a> Fields<'a> {
-    fn get(&self, key: &str) -> Option<&'a Value> {
+    fn get(&self, key: &str) -> Option<&'a Json<'a>> {
         self.0.get(key).filter(|v| !v.is_null())
     }
 
-    fn wrong(key: &str, want: &str, got: &Value) -> SyncError {
+    fn wrong(key: &str, want: &str, got: &Json) -> SyncError {
         let got = match got {
-            Value::Null => "null",
-            Value::Bool(_) => "a boolean",
-            Value::Number(_) => "a number",
-            Value::String(_) => "a string",
-            Value::Array(_) => "an array",
-            Value::Object(_) => "an object",
+            Json::Null => "null",
+            Json::Bool(_) => "a boolean",
+            Json::Number(_) => "a number",
+            Json::String(_) => "a string",
+            Json::Array(_) => "an array",
+            Json::Object(_) => "an object",
         };
         SyncError::malformed(format!("`{key}` must be {want}, got {got}"))
     }
@@ -479,8 +479,8 @@ impl<'a> Fields<'a> {
     fn id(&self, key: &str) -> Result<Option<String>, SyncError> {
         match self.get(key) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
-            Some(Value::Number(n)) => Ok(Some(match n.as_u64() {
+            Some(Json::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
+            Some(Json::Number(n)) => Ok(Some(match n.as_u64() {
                 Some(u) => u.to_string(),
                 None => n.to_string(),
             })),
@@ -492,8 +492,8 @@ impl<'a> Fields<'a> {
     fn text(&self, key: &str) -> Result<Option<String>, SyncError> {
         match self.get(key) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Json::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
+            Some(Json::Number(n)) => Ok(Some(n.to_string())),
             Some(other) => Err(Self::wrong(key, "a string", other)),
         }
     }
@@ -502,9 +502,9 @@ impl<'a> Fields<'a> {
     fn millis(&self, key: &str) -> Result<Option<i64>, SyncError> {
         match self.get(key) {
             None => Ok(None),
-            Some(Value::Number(n)) => Ok(n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))),
-            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(Value::String(s)) => s
+            Some(Json::Number(n)) => Ok(n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))),
+            Some(Json::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Json::String(s)) => s
                 .trim()
                 .parse::<f64>()
                 .ok()
@@ -519,9 +519,9 @@ impl<'a> Fields<'a> {
     fn flag(&self, key: &str) -> Result<Option<bool>, SyncError> {
         match self.get(key) {
             None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") || s.is_empty() => Ok(Some(false)),
+            Some(Json::Bool(b)) => Ok(Some(*b)),
+            Some(Json::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(Json::String(s)) if s.eq_ignore_ascii_case("false") || s.is_empty() => Ok(Some(false)),
             Some(other) => Err(Self::wrong(key, "a boolean", other)),
         }
     }
@@ -530,8 +530,8 @@ impl<'a> Fields<'a> {
     fn object(&self, key: &str) -> Result<Option<Fields<'a>>, SyncError> {
         match self.get(key) {
             None => Ok(None),
-            Some(Value::Object(m)) if m.is_empty() => Ok(None),
-            Some(Value::Object(m)) => Ok(Some(Fields(m))),
+            Some(Json::Object(m)) if m.is_empty() => Ok(None),
+            Some(Json::Object(m)) => Ok(Some(Fields(m))),
             Some(other) => Err(Self::wrong(key, "an object", other)),
         }
     }
@@ -539,11 +539,11 @@ impl<'a> Fields<'a> {
     fn objects(&self, key: &str) -> Result<Vec<Fields<'a>>, SyncError> {
         match self.get(key) {
             None => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
+            Some(Json::Array(items)) => items
                 .iter()
                 .filter(|v| !v.is_null())
                 .map(|v| match v {
-                    Value::Object(m) => Ok(Fields(m)),
+                    Json::Object(m) => Ok(Fields(m)),
                     other => Err(Self::wrong(key, "a list of objects", other)),
                 })
                 .collect(),
@@ -554,19 +554,19 @@ impl<'a> Fields<'a> {
     /// A list of strings; a single string counts as a list of one, and objects with a
     /// `content` field (Dialpad's REST recap shape) give their content.
     fn strings_or_items(&self, key: &str) -> Result<Vec<String>, SyncError> {
-        let one = |v: &Value| -> Result<Option<String>, SyncError> {
+        let one = |v: &Json| -> Result<Option<String>, SyncError> {
             match v {
-                Value::Null => Ok(None),
-                Value::String(s) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
+                Json::Null => Ok(None),
+                Json::String(s) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
                 // Numbers as their text, as every other field takes them (a phone list of numbers).
-                Value::Number(n) => Ok(Some(n.to_string())),
-                Value::Object(m) => Fields(m).text("content"),
+                Json::Number(n) => Ok(Some(n.to_string())),
+                Json::Object(m) => Fields(m).text("content"),
                 other => Err(Self::wrong(key, "a list of strings", other)),
             }
         };
         match self.get(key) {
             None => Ok(Vec::new()),
-            Some(Value::Array(items)) => Ok(items.iter().map(one).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect()),
+            Some(Json::Array(items)) => Ok(items.iter().map(one).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect()),
             Some(v) => Ok(one(v)?.into_iter().collect()),
         }
     }

@@ -4,6 +4,7 @@
 pub mod dialpad;
 pub mod event;
 pub mod highlevel;
+pub mod json;
 pub mod phone;
 pub mod platform;
 pub mod read;

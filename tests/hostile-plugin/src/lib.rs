@@ -105,7 +105,7 @@ impl meta::Guest for Hostile {
         "0.0.0-hostile".into()
     }
     fn api_version() -> String {
-        "0.8.0".into()
+        "0.9.0".into()
     }
     fn config_schema() -> String {
         "{}".into()

@@ -5,6 +5,7 @@
 //! `artifacts` crate (the plugin and the hostile test guest); both build into the same folder,
 //! so the second build finds everything fresh.
 
+pub mod optimize;
 pub mod stamp;
 
 use std::env;
@@ -78,9 +79,21 @@ pub fn build(packages: &[&str]) -> Built {
     Built { components }
 }
 
+/// The stamped plugin, as [`stamp_plugin`] wrote it.
+#[cfg(feature = "optimize")]
+pub struct Stamped {
+    /// `dialpad-ghl-plugin.wasm`: optimized by binaryen (see [`optimize`]), what the CLI
+    /// embeds and `dist` ships.
+    pub optimized: PathBuf,
+    /// `dialpad-ghl-plugin.unoptimized.wasm`: the same, as the Rust toolchain built it.
+    pub unoptimized: PathBuf,
+}
+
 /// The plugin as shipped: `built` with the `dialpad-ghl:version` section appended (its crate
-/// version and the WIT package version), written beside it. Returns the stamped file.
-pub fn stamp_plugin(built: &Path) -> PathBuf {
+/// version and the WIT package version), then its core module optimized for size by binaryen;
+/// both written beside it (the optimized one first).
+#[cfg(feature = "optimize")]
+pub fn stamp_plugin(built: &Path) -> Stamped {
     let workspace = workspace();
     let wit = std::fs::read_to_string(workspace.join("wit/sync.wit")).expect("reading wit/sync.wit");
     let api = wit_version(&wit);
@@ -88,13 +101,21 @@ pub fn stamp_plugin(built: &Path) -> PathBuf {
     let plugin = workspace_version(&manifest);
     let mut bytes = std::fs::read(built).expect("reading the built component");
     stamp::append(&mut bytes, &plugin, &api);
-    let stamped = built.parent().unwrap().parent().unwrap().parent().unwrap().join("dialpad-ghl-plugin.wasm");
-    // Written whole, then renamed: the CLI's and the tests' builds may stamp at the same time,
-    // and a reader must never see half a file.
-    let partial = stamped.with_extension(format!("wasm.{}.partial", std::process::id()));
-    std::fs::write(&partial, bytes).expect("writing the stamped component");
-    std::fs::rename(&partial, &stamped).expect("renaming the stamped component");
+    let dir = built.parent().unwrap().parent().unwrap().parent().unwrap();
+    let stamped = Stamped { optimized: dir.join("dialpad-ghl-plugin.wasm"), unoptimized: dir.join("dialpad-ghl-plugin.unoptimized.wasm") };
+    let optimized = optimize::optimize(&bytes).unwrap_or_else(|e| panic!("optimizing {}: {e}", built.display()));
+    write_whole(&stamped.optimized, &optimized);
+    write_whole(&stamped.unoptimized, &bytes);
     stamped
+}
+
+/// Writes `bytes` whole, then renames: the CLI's and the tests' builds may stamp at the same
+/// time, and a reader must never see half a file.
+#[cfg(feature = "optimize")]
+fn write_whole(path: &Path, bytes: &[u8]) {
+    let partial = path.with_extension(format!("wasm.{}.partial", std::process::id()));
+    std::fs::write(&partial, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", partial.display()));
+    std::fs::rename(&partial, path).unwrap_or_else(|e| panic!("renaming to {}: {e}", path.display()));
 }
 
 /// The package version in a WIT file (`package dialpad-ghl:sync@0.6.0;` → `0.6.0`).
@@ -107,6 +128,7 @@ pub fn wit_version(wit: &str) -> String {
 }
 
 /// `[workspace.package] version` of the workspace manifest: the plugin's crate version.
+#[cfg(feature = "optimize")]
 fn workspace_version(manifest: &str) -> String {
     let section = manifest.split("[workspace.package]").nth(1).expect("[workspace.package] in Cargo.toml");
     section

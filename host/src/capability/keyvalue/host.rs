@@ -3,6 +3,7 @@
 
 use super::bucket::BucketHandle;
 use super::store::KeyValueStore;
+use crate::bindings::wasi::keyvalue::batch;
 use crate::bindings::wasi::keyvalue::store::{self, Error, KeyResponse};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
@@ -18,9 +19,11 @@ impl HasData for HasKeyValue {
     type Data<'a> = KeyValueHost<'a>;
 }
 
-/// Links `wasi:keyvalue/store`; `view` picks the store and the table out of the host state.
+/// Links `wasi:keyvalue/store` and `wasi:keyvalue/batch`; `view` picks the store and the table
+/// out of the host state.
 pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, view: fn(&mut T) -> KeyValueHost<'_>) -> wasmtime::Result<()> {
-    store::add_to_linker::<T, HasKeyValue>(linker, view)
+    store::add_to_linker::<T, HasKeyValue>(linker, view)?;
+    batch::add_to_linker::<T, HasKeyValue>(linker, view)
 }
 
 /// Keys listed per `list-keys` page.
@@ -71,5 +74,38 @@ impl store::HostBucket for KeyValueHost<'_> {
     fn drop(&mut self, bucket: Resource<BucketHandle>) -> wasmtime::Result<()> {
         self.table.delete(bucket)?;
         Ok(())
+    }
+}
+
+/// One call for several keys: an event's records are read together (`get-many`). Writes and
+/// deletes are one key at a time, in order, as `set` and `delete` do them.
+impl batch::Host for KeyValueHost<'_> {
+    fn get_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> wasmtime::Result<Result<Vec<Option<(String, Vec<u8>)>>, Error>> {
+        self.table.get(&bucket)?;
+        Ok(self
+            .store
+            .try_get_many(&keys)
+            .map(|values| keys.into_iter().zip(values).map(|(key, value)| value.map(|value| (key, value))).collect())
+            .map_err(Error::Other))
+    }
+
+    fn set_many(&mut self, bucket: Resource<BucketHandle>, key_values: Vec<(String, Vec<u8>)>) -> wasmtime::Result<Result<(), Error>> {
+        self.table.get(&bucket)?;
+        for (key, value) in key_values {
+            if let Err(e) = self.store.try_set(&key, &value) {
+                return Ok(Err(Error::Other(e)));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    fn delete_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> wasmtime::Result<Result<(), Error>> {
+        self.table.get(&bucket)?;
+        for key in keys {
+            if let Err(e) = self.store.try_delete(&key) {
+                return Ok(Err(Error::Other(e)));
+            }
+        }
+        Ok(Ok(()))
     }
 }

@@ -66,6 +66,28 @@ impl KeyValueStore {
         }
     }
 
+    /// Several values at once, in the order of `keys`: one lock and, on a database, one
+    /// statement (a replica on PostgreSQL pays one round trip, not one per key).
+    pub fn try_get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, String> {
+        let stored: Vec<String> = keys.iter().map(|key| self.stored(key)).collect();
+        match &*self.backend.lock().unwrap() {
+            Backend::Memory(m) => Ok(stored.iter().map(|key| m.get(key).cloned()).collect()),
+            Backend::Sqlite(db) => {
+                if stored.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let marks: Vec<String> = (1..=stored.len()).map(|i| format!("?{i}")).collect();
+                let sql = format!("SELECT key, value FROM kv WHERE key IN ({})", marks.join(", "));
+                let rows = db.rows(&sql, crate::storage::db::params_from_iter(stored.iter().map(String::as_str))).map_err(|e| e.to_string())?;
+                let mut found = BTreeMap::new();
+                for row in &rows {
+                    found.insert(row.get::<_, String>(0).map_err(|e| e.to_string())?, row.get::<_, Vec<u8>>(1).map_err(|e| e.to_string())?);
+                }
+                Ok(stored.iter().map(|key| found.get(key).cloned()).collect())
+            }
+        }
+    }
+
     pub fn try_set(&self, key: &str, value: &[u8]) -> Result<(), String> {
         match &mut *self.backend.lock().unwrap() {
             Backend::Memory(m) => {

@@ -104,7 +104,7 @@ impl WasiHttpHooks for OutboundHooks {
                 if let Some(ticket) = &mut ticket {
                     ticket.sending(started);
                 }
-                let mut request = http::Request::new(Full::new(body.clone()).map_err(|never| match never {}).boxed_unsync());
+                let mut request = http::Request::new(Full::new(body.clone()));
                 *request.method_mut() = parts.method.clone();
                 *request.uri_mut() = parts.uri.clone();
                 *request.version_mut() = parts.version;
@@ -114,7 +114,7 @@ impl WasiHttpHooks for OutboundHooks {
                     request.headers_mut().insert(AUTHORIZATION, value);
                 }
                 let request_headers = redacted(request.headers(), credential.as_ref());
-                let send = tokio::time::timeout(policy.timeout, wasmtime_wasi_http::default_send_request(request, Some(options)));
+                let send = tokio::time::timeout(policy.timeout, super::client::send(request, options.connect_timeout.unwrap_or(policy.connect_timeout)));
                 let result = match (&breaker, &mut ticket) {
                     (Some(breaker), Some(ticket)) => watched(breaker, ticket, send).await,
                     _ => Some(send.await),
@@ -170,39 +170,12 @@ impl WasiHttpHooks for OutboundHooks {
                         log.push(exchange);
                         Err(e)
                     }
-                    Ok(Ok((response, io))) => {
+                    Ok(Ok(response)) => {
                         let status = response.status().as_u16();
                         exchange.status = Some(status);
                         exchange.response_headers = redacted(response.headers(), None);
-                        // Read whole (small JSON) so the log can show it; the connection's
-                        // own future is driven meanwhile, as the body needs it.
-                        let (response_parts, response_body) = response.into_parts();
-                        let mut io = Box::pin(io);
-                        let mut io_result = None;
-                        let collected = tokio::time::timeout(policy.timeout, async {
-                            let collect = response_body.collect();
-                            tokio::pin!(collect);
-                            loop {
-                                tokio::select! {
-                                    read = &mut collect => break read,
-                                    done = &mut io, if io_result.is_none() => io_result = Some(done),
-                                }
-                            }
-                        })
-                        .await;
-                        let bytes = match collected {
-                            Ok(Ok(c)) => c.to_bytes(),
-                            Ok(Err(e)) => {
-                                exchange.outcome = format!("error reading the response: {e}");
-                                log.push(exchange);
-                                return Err(e);
-                            }
-                            Err(_) => {
-                                exchange.outcome = format!("timeout after {} ms reading the response", policy.timeout.as_millis());
-                                log.push(exchange);
-                                return Err(HttpError::HttpResponseTimeout);
-                            }
-                        };
+                        // Read whole by the client (small JSON), so that the log can show it.
+                        let (response_parts, bytes) = response.into_parts();
                         exchange.response_body = shown_body(&bytes, credential.as_ref());
                         exchange.elapsed_ms = started.elapsed().as_millis() as u64;
                         exchange.outcome = "ok".into();
@@ -215,10 +188,8 @@ impl WasiHttpHooks for OutboundHooks {
                             continue;
                         }
                         let response = http::Response::from_parts(response_parts, Full::new(bytes).map_err(|never| match never {}).boxed_unsync());
-                        let rest: Box<dyn Future<Output = Result<(), HttpError>> + Send> = match io_result {
-                            Some(done) => Box::new(async move { done }),
-                            None => Box::new(io),
-                        };
+                        // The connection is the pool's, driven on its own runtime: nothing left to drive here.
+                        let rest: Box<dyn Future<Output = Result<(), HttpError>> + Send> = Box::new(async { Ok(()) });
                         Ok((response, rest))
                     }
                 };

@@ -17,6 +17,7 @@
 //!   cool-down instead of holding each for its timeout (`breaker`).
 
 mod breaker;
+mod client;
 mod hooks;
 mod limiter;
 mod log;
