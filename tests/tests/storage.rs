@@ -76,6 +76,12 @@ fn key_value_records_are_set_read_listed_deleted_and_survive_a_reopen(store: Sto
     globex.set("contact:+13125550187", b"globex's");
     globex.set("call:9", b"globex's call");
     assert_eq!(acme.get("contact:+13125550187").as_deref(), Some(&b"acme's"[..]));
+    // Several at once (`get-many`): in the order asked, the missing ones `None`, each tenant
+    // its own records only.
+    let asked = ["call:9", "never-set", "contact:+13125550187", "call:9"].map(String::from);
+    assert_eq!(globex.try_get_many(&asked).unwrap(), [Some(b"globex's call".to_vec()), None, Some(b"globex's".to_vec()), Some(b"globex's call".to_vec())]);
+    assert_eq!(acme.try_get_many(&asked).unwrap(), [None, None, Some(b"acme's".to_vec()), None]);
+    assert_eq!(kv.try_get_many(&[]).unwrap(), Vec::<Option<Vec<u8>>>::new());
     assert_eq!(globex.keys(), ["call:9", "contact:+13125550187"]);
     assert_eq!(kv.keys(), ["call:1", "contact:+13125550187"], "the host's view lists no tenant's key");
     assert_eq!(globex.clear().unwrap(), 2, "an uninstalled tenant's records go");

@@ -96,3 +96,59 @@ fn request_error(error: hyper_util::client::legacy::Error) -> HttpError {
     }
     HttpError::InternalError(Some(error.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read as _, Write as _};
+
+    fn get(url: &str) -> Result<http::Response<Bytes>, HttpError> {
+        let request = http::Request::get(url).body(Full::new(Bytes::new())).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(send(request, Duration::from_secs(5)))
+    }
+
+    #[test]
+    fn connections_are_reused_and_failures_are_the_error_codes_wasmtime_gives() {
+        // A server that answers every request on a connection, and counts the connections.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut stream = stream.unwrap();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = stream.read(&mut buf) {
+                        if n == 0 || stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        for _ in 0..3 {
+            assert_eq!(get(&url).unwrap().body().as_ref(), b"ok");
+        }
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1, "three requests, one connection");
+
+        // Nobody listening.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let refused = format!("http://{}/", closed.local_addr().unwrap());
+        drop(closed);
+        assert!(matches!(get(&refused), Err(HttpError::ConnectionRefused)));
+
+        // A server that reads the request and hangs up without an answer.
+        let rude = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let hangs_up = format!("http://{}/", rude.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in rude.incoming() {
+                let mut stream = stream.unwrap();
+                let _ = stream.read(&mut [0u8; 4096]);
+            }
+        });
+        assert!(matches!(get(&hangs_up), Err(HttpError::ConnectionTerminated)), "{:?}", get(&hangs_up).err());
+    }
+}

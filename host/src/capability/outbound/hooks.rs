@@ -58,13 +58,9 @@ impl WasiHttpHooks for OutboundHooks {
             // Held whole (requests are small JSON), so that a 401 can be answered with one retry.
             let (parts, body) = request.into_parts();
             let body = body.collect().await?.to_bytes();
-            let options = RequestOptions {
-                connect_timeout: Some(
-                    options.and_then(|o| o.connect_timeout).unwrap_or(policy.connect_timeout).min(policy.connect_timeout).min(policy.timeout),
-                ),
-                first_byte_timeout: Some(policy.timeout),
-                between_bytes_timeout: Some(policy.timeout),
-            };
+            // The plugin may ask for a shorter connect timeout, never a longer one. The whole
+            // exchange (connect, answer, body) is held to `policy.timeout` below.
+            let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(policy.connect_timeout).min(policy.connect_timeout).min(policy.timeout);
             let breaker = policy.breaker_for(origin).cloned();
             let mut retried = false;
             loop {
@@ -114,7 +110,7 @@ impl WasiHttpHooks for OutboundHooks {
                     request.headers_mut().insert(AUTHORIZATION, value);
                 }
                 let request_headers = redacted(request.headers(), credential.as_ref());
-                let send = tokio::time::timeout(policy.timeout, super::client::send(request, options.connect_timeout.unwrap_or(policy.connect_timeout)));
+                let send = tokio::time::timeout(policy.timeout, super::client::send(request, connect_timeout));
                 let result = match (&breaker, &mut ticket) {
                     (Some(breaker), Some(ticket)) => watched(breaker, ticket, send).await,
                     _ => Some(send.await),
@@ -162,7 +158,7 @@ impl WasiHttpHooks for OutboundHooks {
                         );
                         exchange.outcome = match &e {
                             HttpError::ConnectionTimeout => {
-                                format!("connect timeout after {} ms", options.connect_timeout.unwrap_or(policy.timeout).as_millis())
+                                format!("connect timeout after {} ms", connect_timeout.as_millis())
                             }
                             _ if timed_out => format!("timeout after {} ms", policy.timeout.as_millis()),
                             _ => format!("error: {e}"),
