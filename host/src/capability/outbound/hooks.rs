@@ -1,8 +1,8 @@
 //! The `WasiHttpHooks::send_request` hook of one store: every request the plugin makes passes
 //! the allowlist, gets its origin's credential (a static token, or an OAuth token the host
 //! refreshes), waits for its route's limit (a bounded wait) and its origin's rate limiter, has a
-//! host-side deadline (wasmtime's default waits up to 600 s), passes its origin's circuit
-//! breaker, and is logged redacted.
+//! host-side deadline for the whole exchange, passes its origin's circuit breaker, is sent on a
+//! kept connection (`client.rs`), and is logged redacted.
 
 use super::breaker::{CircuitBreaker, Rejected, Ticket};
 use super::log::{redacted, shown_body, HttpExchange, HttpLog};
