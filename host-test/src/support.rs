@@ -1,9 +1,13 @@
 //! Small helpers the tests and tools share.
 
 /// A fresh, empty directory for one test or tool run: under the system's temporary directory,
-/// named after `name` and this process, emptied first.
+/// named after `name`, this process and a count of the calls in it, emptied first. The count
+/// keeps two tests that run at once in one process (a test on both stores) from sharing, and
+/// emptying, one directory.
 pub fn scratch_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("{name}-{}-{call}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     dir
