@@ -335,21 +335,23 @@ impl Runtime {
         Ok((store, plugin))
     }
 
+    /// One call into a fresh instance in a fresh store, driven to its end by one `block_on`.
+    fn call<T>(&self, call: impl std::ops::AsyncFnOnce(&mut Store<HostState>, PluginCore) -> wasmtime::Result<T>) -> HostResult<T> {
+        run(async {
+            let (mut store, plugin) = self.instantiate_async().await?;
+            Ok(call(&mut store, plugin).await?)
+        })
+    }
+
     /// Checks an event (bytes, signature, shape) and says how to schedule it. Sends nothing.
     /// The outer `Err` is a host failure or a trap; the inner result is the plugin's answer.
     pub fn route(&self, event: &Inbound) -> HostResult<Result<wit::Routing, wit::SyncError>> {
-        run(async {
-            let (mut store, plugin) = self.instantiate_async().await?;
-            Ok(plugin.dialpad_ghl_sync_triggers().call_route(&mut store, &event.to_wit()).await?)
-        })
+        self.call(async |store, plugin| plugin.dialpad_ghl_sync_triggers().call_route(store, &event.to_wit()).await)
     }
 
     /// Handles one event: the plan the plugin ran, and its report or typed error.
     pub fn handle(&self, event: &Inbound) -> HostResult<wit::Handled> {
-        run(async {
-            let (mut store, plugin) = self.instantiate_async().await?;
-            Ok(plugin.dialpad_ghl_sync_triggers().call_handle(&mut store, &event.to_wit()).await?)
-        })
+        self.call(async |store, plugin| plugin.dialpad_ghl_sync_triggers().call_handle(store, &event.to_wit()).await)
     }
 
     /// [`Runtime::handle`], with a trap (a runaway or crashed plugin) reported as the retryable
@@ -360,68 +362,44 @@ impl Runtime {
 
     /// Plans one event as a dry run.
     pub fn plan(&self, event: &Inbound) -> HostResult<Result<wit::EventPlan, wit::SyncError>> {
-        run(async {
-            let (mut store, plugin) = self.instantiate_async().await?;
-            Ok(plugin.dialpad_ghl_sync_triggers().call_plan(&mut store, &event.to_wit()).await?)
-        })
+        self.call(async |store, plugin| plugin.dialpad_ghl_sync_triggers().call_plan(store, &event.to_wit()).await)
     }
 
     /// Reads one event as `plan` does and says which trigger it is, with the normalized event
     /// the rules and mappings see. Sends and writes nothing.
     pub fn normalize(&self, event: &Inbound) -> HostResult<Result<wit::NormalizedEvent, wit::SyncError>> {
-        run(async {
-            let (mut store, plugin) = self.instantiate_async().await?;
-            Ok(plugin.dialpad_ghl_sync_triggers().call_normalize(&mut store, &event.to_wit()).await?)
-        })
+        self.call(async |store, plugin| plugin.dialpad_ghl_sync_triggers().call_normalize(store, &event.to_wit()).await)
     }
 
     /// Every trigger the plugin handles, with the JSON Schemas of its payload and of its
     /// normalized event.
     pub fn trigger_catalog(&self) -> HostResult<Vec<wit::TriggerInfo>> {
-        run(async {
-            let (mut store, plugin) = self.instantiate_async().await?;
-            Ok(plugin.dialpad_ghl_sync_meta().call_trigger_catalog(&mut store).await?)
-        })
+        self.call(async |store, plugin| plugin.dialpad_ghl_sync_meta().call_trigger_catalog(store).await)
     }
 
     /// The plugin's operations catalog.
     pub fn catalog(&self) -> HostResult<Vec<wit::OperationInfo>> {
-        run(async {
-            let (mut store, plugin) = self.instantiate_async().await?;
-            Ok(plugin.dialpad_ghl_sync_actions().call_catalog(&mut store).await?)
-        })
+        self.call(async |store, plugin| plugin.dialpad_ghl_sync_actions().call_catalog(store).await)
     }
 
     /// Runs one Contacts API operation through the plugin; returns the API's JSON response.
     pub fn invoke(&self, operation_id: &str, input: &str) -> HostResult<Result<String, wit::SyncError>> {
-        run(async {
-            let (mut store, plugin) = self.instantiate_async().await?;
-            Ok(plugin.dialpad_ghl_sync_actions().call_invoke(&mut store, operation_id, input).await?)
-        })
+        self.call(async |store, plugin| plugin.dialpad_ghl_sync_actions().call_invoke(store, operation_id, input).await)
     }
 
     /// The unified view of a contact (contact, tasks, notes, appointments).
     pub fn view(&self, subject: &views::Subject) -> HostResult<Result<views::ContactView, wit::SyncError>> {
-        run(async {
-            let (mut store, plugin) = self.instantiate_async().await?;
-            Ok(plugin.dialpad_ghl_sync_views().call_get(&mut store, subject).await?)
-        })
+        self.call(async |store, plugin| plugin.dialpad_ghl_sync_views().call_get(store, subject).await)
     }
 
     /// One page of Dialpad's call history, each call synced (`backfill.sync-page`).
     pub fn backfill_page(&self, window: backfill::Window, cursor: Option<&str>) -> HostResult<Result<backfill::Page, wit::SyncError>> {
-        run(async {
-            let (mut store, plugin) = self.instantiate_async().await?;
-            Ok(plugin.dialpad_ghl_sync_backfill().call_sync_page(&mut store, window, cursor).await?)
-        })
+        self.call(async |store, plugin| plugin.dialpad_ghl_sync_backfill().call_sync_page(store, window, cursor).await)
     }
 
     /// The same page as a dry run (`backfill.plan-page`).
     pub fn backfill_plan_page(&self, window: backfill::Window, cursor: Option<&str>) -> HostResult<Result<backfill::PlannedPage, wit::SyncError>> {
-        run(async {
-            let (mut store, plugin) = self.instantiate_async().await?;
-            Ok(plugin.dialpad_ghl_sync_backfill().call_plan_page(&mut store, window, cursor).await?)
-        })
+        self.call(async |store, plugin| plugin.dialpad_ghl_sync_backfill().call_plan_page(store, window, cursor).await)
     }
 
     /// Every problem of the configuration this runtime gives the plugin (none when valid).
@@ -432,21 +410,17 @@ impl Runtime {
 
     /// Every problem of a configuration document, as the plugin sees it.
     pub fn validate_config(&self, config: &str) -> HostResult<Vec<wit::Problem>> {
-        run(async {
-            let (mut store, plugin) = self.instantiate_async().await?;
-            Ok(plugin.dialpad_ghl_sync_meta().call_validate_config(&mut store, config).await?)
-        })
+        self.call(async |store, plugin| plugin.dialpad_ghl_sync_meta().call_validate_config(store, config).await)
     }
 
     pub fn meta(&self) -> HostResult<PluginMeta> {
-        run(async {
-            let (mut store, plugin) = self.instantiate_async().await?;
+        self.call(async |store, plugin| {
             let meta = plugin.dialpad_ghl_sync_meta();
             Ok(PluginMeta {
-                plugin_version: meta.call_plugin_version(&mut store).await?,
-                api_version: meta.call_api_version(&mut store).await?,
-                config_schema: meta.call_config_schema(&mut store).await?,
-                platform_event_schema: meta.call_platform_event_schema(&mut store).await?,
+                plugin_version: meta.call_plugin_version(&mut *store).await?,
+                api_version: meta.call_api_version(&mut *store).await?,
+                config_schema: meta.call_config_schema(&mut *store).await?,
+                platform_event_schema: meta.call_platform_event_schema(&mut *store).await?,
             })
         })
     }

@@ -27,7 +27,7 @@ use crate::plan::vocabulary::{KnownState, Plan, CALL_ENTRY_ID, CALL_SYNC_SCOPES,
 use crate::report::{Handled, Outcome, PlanView, Report, Route};
 use crate::state::{
     call_alias_key, call_ended_key, call_entry_key, contact_event_key, dialpad_contact_key, highlevel_contact_key, highlevel_state_key, owner_key, pending_key,
-    phone_key, platform_event_key, platform_link_key, read_text, screen_pop_key, state_keys, view_key, CallEntryRecord, ContactRecord, NoteRecord,
+    phone_key, platform_event_key, platform_link_key, read_text, screen_pop_key, state_keys, text, view_key, CallEntryRecord, ContactRecord, NoteRecord,
     PlatformLink, Store, CLEARED, DONE, MARK,
 };
 
@@ -426,11 +426,6 @@ impl Keys {
     }
 }
 
-/// A stored value as text, as [`read_text`] reads it: an empty one is a cleared link.
-fn text(bytes: Vec<u8>) -> Option<String> {
-    String::from_utf8(bytes).ok().filter(|s| !s.is_empty())
-}
-
 /// `known_note`: the note recorded before, for a run that only did a rule's steps.
 fn record(plan: &Plan, run: &Execution, known_note: Option<&str>, store: &mut dyn Store) -> Result<(), SyncError> {
     let storage = SyncError::Storage;
@@ -596,6 +591,12 @@ mod tests {
         InboundEvent::PlatformEvent(sign(&claims, PLATFORM_SECRET, "HS256").into_bytes())
     }
 
+    /// HighLevel's answers to a first call from an unknown number: no duplicate, contact `c1`,
+    /// note `n1`.
+    fn new_caller_answers() -> Scripted {
+        Scripted::default().answer(200, json!({"contact": null})).answer(201, json!({"contact": {"id": "c1"}})).answer(201, json!({"note": {"id": "n1"}}))
+    }
+
     fn body(name: &str) -> Vec<u8> {
         std::fs::read(format!("{FIXTURES}{name}")).unwrap()
     }
@@ -656,8 +657,7 @@ mod tests {
     fn a_call_reads_what_is_known_in_two_calls_to_the_store() {
         let cfg = config();
         let mut store = Counted::default();
-        let mut api =
-            Scripted::default().answer(200, json!({"contact": null})).answer(201, json!({"contact": {"id": "c1"}})).answer(201, json!({"note": {"id": "n1"}}));
+        let mut api = new_caller_answers();
         let hangup = body("call_inbound_hangup_completed.json");
         handle_body(&hangup, &cfg, &mut store, &mut api).unwrap();
         store.1.clear();
@@ -690,8 +690,7 @@ mod tests {
     fn the_pending_mark_outlives_writes_whose_records_were_lost() {
         let cfg = config();
         let mut store = RecordsLost(MemStore::default());
-        let mut api =
-            Scripted::default().answer(200, json!({"contact": null})).answer(201, json!({"contact": {"id": "c1"}})).answer(201, json!({"note": {"id": "n1"}}));
+        let mut api = new_caller_answers();
         let result = handle_body(&body("call_inbound_hangup_completed.json"), &cfg, &mut store, &mut api);
         assert!(matches!(result, Err(SyncError::Storage(_))), "{result:?}");
         assert_eq!(api.sent.len(), 3);
@@ -703,8 +702,7 @@ mod tests {
     fn hangup_then_recap_then_redelivery() {
         let cfg = config();
         let mut store = MemStore::default();
-        let mut api =
-            Scripted::default().answer(200, json!({"contact": null})).answer(201, json!({"contact": {"id": "c1"}})).answer(201, json!({"note": {"id": "n1"}}));
+        let mut api = new_caller_answers();
         let r = handle_body(&body("call_inbound_hangup_completed.json"), &cfg, &mut store, &mut api).unwrap();
         assert_eq!(r.outcome, Outcome::Synced);
         assert_eq!((r.contact_id.as_deref(), r.note_id.as_deref()), (Some("c1"), Some("n1")));
@@ -836,8 +834,7 @@ mod tests {
         let event = InboundEvent::DialpadWebhook(body("call_inbound_hangup_completed.json"));
         let dry = plan(&event, &cfg, &mut MemStore::default()).unwrap();
         let mut store = MemStore::default();
-        let mut api =
-            Scripted::default().answer(200, json!({"contact": null})).answer(201, json!({"contact": {"id": "c1"}})).answer(201, json!({"note": {"id": "n1"}}));
+        let mut api = new_caller_answers();
         let handled = handle(&event, &cfg, &mut store, &mut api);
         assert_eq!(handled.plan.as_ref(), Some(&dry));
         let ran: Vec<&str> = handled.plan.as_ref().unwrap().operations.iter().map(|o| o.operation_id.as_str()).collect();

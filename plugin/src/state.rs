@@ -41,7 +41,12 @@ pub trait Store {
 
 /// A non-empty text value (an empty one is a cleared link).
 pub fn read_text(store: &mut dyn Store, key: &str) -> Result<Option<String>, SyncError> {
-    Ok(store.get(key).map_err(SyncError::Storage)?.and_then(|b| String::from_utf8(b).ok()).filter(|s| !s.is_empty()))
+    Ok(store.get(key).map_err(SyncError::Storage)?.and_then(text))
+}
+
+/// A stored value as text, as [`read_text`] reads it: an empty one is a cleared link.
+pub fn text(bytes: Vec<u8>) -> Option<String> {
+    String::from_utf8(bytes).ok().filter(|s| !s.is_empty())
 }
 
 /// The value of a cleared link or mark.
