@@ -61,12 +61,14 @@ fn client(connect_timeout: Duration) -> Pooled {
 /// `wasmtime-wasi-http`'s, as its own client reports them.
 pub(super) async fn send(request: http::Request<Full<Bytes>>, connect_timeout: Duration) -> Result<http::Response<Bytes>, HttpError> {
     let client = client(connect_timeout);
-    let sent = outbound().spawn(async move {
+    // Aborted when the caller stops waiting (the hook's deadline): a hung exchange must not
+    // keep its task and connection after nobody wants its answer.
+    let sent = tokio_util::task::AbortOnDropHandle::new(outbound().spawn(async move {
         let response = client.request(request).await.map_err(request_error)?;
         let (parts, body) = response.into_parts();
         let body = http_body_util::BodyExt::collect(body).await.map_err(HttpError::from)?.to_bytes();
         Ok(http::Response::from_parts(parts, body))
-    });
+    }));
     sent.await.map_err(|e| HttpError::InternalError(Some(format!("the outbound request's task failed: {e}"))))?
 }
 
@@ -150,5 +152,28 @@ mod tests {
             }
         });
         assert!(matches!(get(&hangs_up), Err(HttpError::ConnectionTerminated)), "{:?}", get(&hangs_up).err());
+    }
+
+    #[test]
+    fn a_request_its_caller_stops_waiting_for_is_aborted_and_its_connection_closed() {
+        // A server that reads the request, never answers, and says when the client hangs up.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", silent.local_addr().unwrap());
+        let (closed, hung_up) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut stream, _) = silent.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+            }
+            let _ = closed.send(());
+        });
+        let request = http::Request::get(&url).body(Full::new(Bytes::new())).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let waited = runtime.block_on(async { tokio::time::timeout(Duration::from_millis(200), send(request, Duration::from_secs(5))).await });
+        assert!(waited.is_err(), "the server never answers");
+        assert!(hung_up.recv_timeout(Duration::from_secs(10)).is_ok(), "the abandoned request still holds its connection");
     }
 }
